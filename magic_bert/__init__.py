@@ -1,0 +1,41 @@
+"""magic_bert: compress BERT with weight-sharing NAS (NAS-BERT search space, SPOS / MAGIC-T / MAGIC-A / MAGIC-AT).
+
+Importing the package registers the models with transformers' Auto classes.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
+
+from .bert_interop import to_bert
+from .configuration_magic_bert import PRESETS, MagicBertConfig
+from .modeling_magic_bert import (
+    MagicBertForMaskedLM,
+    MagicBertForSequenceClassification,
+    MagicBertModel,
+    MagicBertPreTrainedModel,
+    MagicBertSupernetForMaskedLM,
+    MagicBertSupernetModel,
+)
+from .op_specs import OpSpec, parse_op
+from .search_space import SearchSpace
+
+AutoConfig.register("magic_bert", MagicBertConfig, exist_ok=True)
+AutoModel.register(MagicBertConfig, MagicBertModel, exist_ok=True)
+AutoModelForMaskedLM.register(MagicBertConfig, MagicBertForMaskedLM, exist_ok=True)
+AutoModelForSequenceClassification.register(MagicBertConfig, MagicBertForSequenceClassification, exist_ok=True)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "MagicBertConfig",
+    "MagicBertForMaskedLM",
+    "MagicBertForSequenceClassification",
+    "MagicBertModel",
+    "MagicBertPreTrainedModel",
+    "MagicBertSupernetForMaskedLM",
+    "MagicBertSupernetModel",
+    "OpSpec",
+    "SearchSpace",
+    "parse_op",
+    "to_bert",
+]

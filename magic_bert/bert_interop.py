@@ -1,0 +1,182 @@
+"""Import transformers BERT models into MagicBert (and the supernet), and turn BERT-shaped MagicBert models back.
+
+BERT layer ``j`` is MagicBert layers ``2j`` (``mha:<heads>``) and ``2j+1`` (``ffn:<intermediate_size>``); embeddings,
+pooler and heads are the same modules under the same names, so only ``encoder.layer.*`` keys are renamed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, PreTrainedModel
+
+from .configuration_magic_bert import MagicBertConfig
+from .modeling_magic_bert import (
+    MagicBertForMaskedLM,
+    MagicBertForSequenceClassification,
+    MagicBertModel,
+    MagicBertSupernetForMaskedLM,
+)
+
+# BERT module inside layer j -> (offset of the MagicBert layer, module name inside that op).
+_BERT_TO_MAGIC = {
+    "attention.self.query": (0, "query"),
+    "attention.self.key": (0, "key"),
+    "attention.self.value": (0, "value"),
+    "attention.output.dense": (0, "output"),
+    "attention.output.LayerNorm": (0, "LayerNorm"),
+    "intermediate.dense": (1, "intermediate"),
+    "output.dense": (1, "output"),
+    "output.LayerNorm": (1, "LayerNorm"),
+}
+_MAGIC_TO_BERT = {target: source for source, target in _BERT_TO_MAGIC.items()}
+_BERT_LAYER_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?encoder\.layer\.)(?P<index>\d+)\.(?P<module>.+)\.(?P<param>\w+)$")
+
+# Which BERT class corresponds to which MagicBert class (fixed models; the supernet imports a masked-LM BERT).
+_BERT_CLASS = {
+    MagicBertModel: BertModel,
+    MagicBertForMaskedLM: BertForMaskedLM,
+    MagicBertSupernetForMaskedLM: BertForMaskedLM,
+    MagicBertForSequenceClassification: BertForSequenceClassification,
+}
+_SHARED_FIELDS = (
+    "vocab_size", "hidden_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
+    "max_position_embeddings", "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id",
+    "classifier_dropout", "tie_word_embeddings",
+)
+_LABEL_FIELDS = ("id2label", "label2id", "problem_type")
+
+
+def bert_arch(bert_config: BertConfig) -> list[str]:
+    """The MagicBert arch of a BERT config: ``[mha:heads, ffn:intermediate] * num_hidden_layers``."""
+    return [f"mha:{bert_config.num_attention_heads}", f"ffn:{bert_config.intermediate_size}"] * (
+        bert_config.num_hidden_layers
+    )
+
+
+def magic_config_from_bert(bert_config: BertConfig, arch: bool = True) -> MagicBertConfig:
+    """A MagicBert config with BERT's dimensions; candidate ops are BERT's two ops; ``arch`` its layers or ``None``."""
+    ops = bert_arch(bert_config)
+    return MagicBertConfig(
+        **{field: getattr(bert_config, field) for field in _SHARED_FIELDS},
+        **{field: getattr(bert_config, field) for field in _LABEL_FIELDS},
+        num_hidden_layers=len(ops),
+        candidate_ops=ops[:2],
+        arch=ops if arch else None,
+    )
+
+
+def bert_to_magic_state_dict(state_dict: dict) -> dict:
+    renamed = {}
+    for name, tensor in state_dict.items():
+        match = _BERT_LAYER_KEY.match(name)
+        if match is not None and match["module"] in _BERT_TO_MAGIC:
+            offset, module = _BERT_TO_MAGIC[match["module"]]
+            name = f"{match['prefix']}{2 * int(match['index']) + offset}.{module}.{match['param']}"
+        renamed[name] = tensor
+    return renamed
+
+
+def magic_to_bert_state_dict(state_dict: dict) -> dict:
+    renamed = {}
+    for name, tensor in state_dict.items():
+        match = _BERT_LAYER_KEY.match(name)
+        if match is not None:
+            index = int(match["index"])
+            module = _MAGIC_TO_BERT[(index % 2, match["module"])]
+            name = f"{match['prefix']}{index // 2}.{module}.{match['param']}"
+        renamed[name] = tensor
+    return renamed
+
+
+def _load_bert(bert, bert_class: type[PreTrainedModel]) -> PreTrainedModel:
+    if isinstance(bert, (str, bytes)) or hasattr(bert, "__fspath__"):
+        return bert_class.from_pretrained(bert)
+    if not isinstance(bert, (BertModel, BertForMaskedLM, BertForSequenceClassification)):
+        raise ValueError(
+            f"Expected a transformers BertModel, BertForMaskedLM or BertForSequenceClassification (or a path / Hub "
+            f"id), got {type(bert).__name__}."
+        )
+    if type(bert) is not bert_class:
+        raise ValueError(f"Importing into this class needs a {bert_class.__name__}, got a {type(bert).__name__}.")
+    return bert
+
+
+def _check_matches_bert(config: MagicBertConfig, bert_config: BertConfig) -> None:
+    mismatched = [
+        f"{field}: {getattr(config, field)!r} vs BERT's {getattr(bert_config, field)!r}"
+        for field in ("vocab_size", "hidden_size", "max_position_embeddings", "type_vocab_size", "hidden_act",
+                      "layer_norm_eps", "pad_token_id")
+        if getattr(config, field) != getattr(bert_config, field)
+    ]
+    layers = 2 * bert_config.num_hidden_layers
+    if config.num_hidden_layers != layers:
+        mismatched.append(f"num_hidden_layers: {config.num_hidden_layers} vs {layers} (2 per BERT layer)")
+    missing_ops = [op for op in bert_arch(bert_config)[:2] if op not in config.candidate_ops]
+    if missing_ops:
+        mismatched.append(f"candidate_ops lack BERT's ops {missing_ops}")
+    if mismatched:
+        raise ValueError("The MagicBert config does not fit this BERT model: " + "; ".join(mismatched) + ".")
+
+
+def magic_from_bert(cls, bert, config: MagicBertConfig | None = None):
+    """Import ``bert`` into MagicBert class ``cls``: identical outputs for the BERT-shaped arch.
+
+    For the supernet, ``config`` may give a larger search space (more candidate ops) with BERT's dimensions and
+    ``2 * num_hidden_layers`` layers: BERT's weights go into the ``mha``/``ffn`` ops of its own arch, the other ops
+    keep their fresh initialisation. Fixed models take BERT's config (``config`` must be ``None``).
+    """
+    if cls not in _BERT_CLASS:
+        raise ValueError(f"from_bert is not available for {cls.__name__}.")
+    bert = _load_bert(bert, _BERT_CLASS[cls])
+    state_dict = bert_to_magic_state_dict(bert.state_dict())
+    attn_implementation = bert.config._attn_implementation
+    if cls is MagicBertSupernetForMaskedLM:
+        config = magic_config_from_bert(bert.config, arch=False) if config is None else config.with_arch(None)
+        _check_matches_bert(config, bert.config)
+        config._attn_implementation = attn_implementation
+        supernet = cls(config)
+        supernet.load_child_state_dict(bert_arch(bert.config), state_dict)
+        return supernet.to(bert.device)
+    if config is not None:
+        raise ValueError("Fixed models take their config from BERT: call from_bert(bert) without config.")
+    config = magic_config_from_bert(bert.config)
+    config._attn_implementation = attn_implementation
+    model = cls(config, add_pooling_layer=bert.pooler is not None) if cls is MagicBertModel else cls(config)
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(bert.device).train(bert.training)
+
+
+def to_bert(model: PreTrainedModel) -> PreTrainedModel:
+    """The plain transformers ``Bert*`` model of a BERT-shaped MagicBert model (same weights, same outputs)."""
+    if isinstance(model, MagicBertSupernetForMaskedLM):
+        raise ValueError("to_bert needs a fixed architecture; call supernet.export(arch) first.")
+    magic_class = type(model)
+    if magic_class not in _BERT_CLASS:
+        raise ValueError(f"to_bert takes a MagicBertModel / ForMaskedLM / ForSequenceClassification, got {magic_class}.")
+    config = model.config
+    if not config.is_bert_shaped:
+        raise ValueError(
+            f"to_bert needs a BERT-shaped arch ['mha:<heads>', 'ffn:<inner>'] * n (same ops in every pair); "
+            f"got {config.arch}."
+        )
+    heads, inner = config.arch_specs[0].size, config.arch_specs[1].size
+    bert_config = BertConfig(
+        **{field: getattr(config, field) for field in _SHARED_FIELDS},
+        **{field: getattr(config, field) for field in _LABEL_FIELDS},
+        num_hidden_layers=config.num_hidden_layers // 2,
+        num_attention_heads=heads,
+        intermediate_size=inner,
+    )
+    bert_config._attn_implementation = config._attn_implementation
+    bert_class = _BERT_CLASS[magic_class]
+    if bert_class is BertModel:
+        bert = BertModel(bert_config, add_pooling_layer=model.pooler is not None)
+    else:
+        bert = bert_class(bert_config)
+    bert.load_state_dict(magic_to_bert_state_dict(model.state_dict()), strict=True)
+    param = next(model.parameters())
+    return bert.to(device=param.device, dtype=param.dtype).train(model.training)
+
+
+__all__ = ["bert_arch", "magic_config_from_bert", "magic_from_bert", "to_bert"]

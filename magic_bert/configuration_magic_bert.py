@@ -1,0 +1,153 @@
+"""MagicBertConfig: a BERT config plus the search space (candidate ops per layer) and, for a fixed model, its arch."""
+
+from __future__ import annotations
+
+import copy
+
+from transformers import PreTrainedConfig
+
+from .op_specs import OpSpec, parse_arch, parse_op
+
+# The searchable spaces of DESIGN.md section 2. `tiny` is for tests and the embedded default run.
+PRESETS: dict[str, dict] = {
+    "tiny": {
+        "vocab_size": 1000,
+        "hidden_size": 64,
+        "num_hidden_layers": 4,
+        "max_position_embeddings": 128,
+        "candidate_ops": ["identity", "mha:1", "mha:2", "ffn:128", "ffn:256", "conv:3", "conv:5", "conv:7"],
+    },
+    "60m": {
+        "vocab_size": 30522,
+        "hidden_size": 512,
+        "num_hidden_layers": 24,
+        "max_position_embeddings": 512,
+        "candidate_ops": [
+            "identity", "mha:4", "mha:8", "ffn:1024", "ffn:2048", "ffn:3072", "conv:3", "conv:5", "conv:7",
+        ],
+    },
+    "110m": {
+        "vocab_size": 30522,
+        "hidden_size": 768,
+        "num_hidden_layers": 24,
+        "max_position_embeddings": 512,
+        "candidate_ops": [
+            "identity", "mha:6", "mha:12", "ffn:1536", "ffn:3072", "ffn:4096", "conv:3", "conv:5", "conv:7",
+        ],
+    },
+}
+
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_magic_bert.MagicBertConfig",
+    "AutoModel": "modeling_magic_bert.MagicBertModel",
+    "AutoModelForMaskedLM": "modeling_magic_bert.MagicBertForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_magic_bert.MagicBertForSequenceClassification",
+}
+
+
+def default_candidate_ops(hidden_size: int) -> list[str]:
+    """The NAS-BERT op list scaled to ``hidden_size`` (used when ``candidate_ops`` is not given)."""
+    heads = sorted({max(1, hidden_size // 128), max(1, hidden_size // 64)})
+    return ["identity", *(f"mha:{h}" for h in heads), f"ffn:{2 * hidden_size}", f"ffn:{4 * hidden_size}",
+            "conv:3", "conv:5", "conv:7"]
+
+
+class MagicBertConfig(PreTrainedConfig):
+    r"""
+    Configuration of a MagicBert model: a BERT whose encoder is a chain of ``num_hidden_layers`` searchable layers,
+    each running one operator from ``candidate_ops``. With ``arch=None`` it describes a supernet (every candidate op
+    in every layer); with ``arch`` (one op name per layer) a fixed child model.
+
+    Op names: ``identity``, ``mha:<heads>``, ``ffn:<inner_size>``, ``conv:<odd kernel>``. Each op is its module,
+    dropout, a residual connection and a post-LayerNorm (``identity`` passes its input through), so
+    ``["mha:12", "ffn:3072"] * 12`` at hidden size 768 is BERT-base weight for weight.
+
+    Examples:
+
+    ```python
+    >>> from magic_bert import MagicBertConfig, MagicBertModel
+    >>> config = MagicBertConfig.from_preset("tiny", arch=["mha:2", "ffn:256", "conv:3", "identity"])
+    >>> config.search_space.num_params(config.arch) == MagicBertModel(config).num_parameters()
+    True
+    ```
+    """
+
+    model_type = "magic_bert"
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 24
+    candidate_ops: list[str] | None = None
+    arch: list[str] | None = None
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int | None = 0
+    classifier_dropout: float | None = None
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if self.candidate_ops is None:
+            self.candidate_ops = default_candidate_ops(self.hidden_size)
+        ops = [parse_op(op) if not isinstance(op, OpSpec) else op for op in self.candidate_ops]
+        if not ops:
+            raise ValueError("candidate_ops is empty; give at least one op name.")
+        for spec in ops:
+            spec.check_hidden_size(self.hidden_size)
+        if len(set(ops)) != len(ops):
+            raise ValueError(f"candidate_ops has duplicates: {list(self.candidate_ops)}.")
+        self.candidate_ops = [spec.name for spec in ops]  # canonical names, JSON-friendly
+        if self.arch is not None:
+            self.arch = [spec.name for spec in parse_arch(self.arch, self.candidate_ops, self.num_hidden_layers)]
+        # Hub users load our checkpoints with trust_remote_code: point every Auto class at the saved code.
+        self.auto_map = dict(AUTO_MAP)
+
+    @property
+    def op_specs(self) -> list[OpSpec]:
+        return [parse_op(op) for op in self.candidate_ops]
+
+    @property
+    def arch_specs(self) -> list[OpSpec] | None:
+        return None if self.arch is None else [parse_op(op) for op in self.arch]
+
+    @property
+    def search_space(self):
+        from .search_space import SearchSpace
+
+        return SearchSpace(self)
+
+    @property
+    def is_bert_shaped(self) -> bool:
+        """True when the arch is ``[mha:h, ffn:i] * n``: a plain BERT encoder."""
+        specs = self.arch_specs
+        if not specs or len(specs) % 2:
+            return False
+        return all(s == specs[0] for s in specs[0::2]) and all(s == specs[1] for s in specs[1::2]) and (
+            specs[0].kind == "mha" and specs[1].kind == "ffn"
+        )
+
+    def with_arch(self, arch) -> MagicBertConfig:
+        """A copy of this config describing the fixed child ``arch`` (``None`` gives the supernet config)."""
+        config = copy.deepcopy(self)
+        config.auto_map = dict(AUTO_MAP)
+        config.arch = None if arch is None else [
+            spec.name for spec in parse_arch(arch, self.candidate_ops, self.num_hidden_layers)
+        ]
+        return config
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> MagicBertConfig:
+        """Build the config of a named search space (``tiny``, ``60m``, ``110m``), with any field overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; allowed presets: {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+__all__ = ["MagicBertConfig", "PRESETS", "default_candidate_ops"]
+MagicBertConfig.register_for_auto_class()

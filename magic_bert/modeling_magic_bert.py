@@ -1,0 +1,455 @@
+"""MagicBert models: searchable ops, fixed-architecture models and the weight-sharing supernet.
+
+Only same-folder (relative) imports here: ``save_pretrained`` copies this file and its relative imports next to the
+weights so that ``AutoModel*.from_pretrained(dir, trust_remote_code=True)`` works where ``magic_bert`` is not installed.
+Embeddings, pooler and masked-LM head are transformers' own BERT modules, so BERT checkpoints map key for key.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.bert.modeling_bert import (
+    BertEmbeddings,
+    BertLMPredictionHead,
+    BertOnlyMLMHead,
+    BertPooler,
+    eager_attention_forward,
+)
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_magic_bert import MagicBertConfig
+from .op_specs import OpSpec, parse_arch
+
+
+class MagicBertOp(GradientCheckpointingLayer):
+    """A searchable layer. ``forward(hidden_states, attention_mask, padding_mask) -> (hidden_states, attn_weights)``.
+
+    ``attention_mask`` is the mask prepared for the attention backend; ``padding_mask`` is the 2-D 0/1 mask of real
+    tokens (or ``None`` when there is no padding), used by convolutions.
+    """
+
+
+class MagicBertIdentity(MagicBertOp):
+    """Skip the layer: the input passes through unchanged (no parameters, no LayerNorm)."""
+
+    def forward(self, hidden_states, attention_mask=None, padding_mask=None):
+        return hidden_states, None
+
+
+class MagicBertSelfAttention(MagicBertOp):
+    """Multi-head self-attention + output projection + dropout + residual + LayerNorm (BERT's attention block)."""
+
+    def __init__(self, config: MagicBertConfig, num_heads: int):
+        super().__init__()
+        self.config = config  # the attention interface reads config._attn_implementation
+        self.num_heads = num_heads
+        self.head_dim = config.hidden_size // num_heads
+        self.scaling = self.head_dim**-0.5
+        self.is_causal = False
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.output = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.attention_dropout = config.attention_probs_dropout_prob
+
+    def forward(self, hidden_states, attention_mask=None, padding_mask=None):
+        input_shape = hidden_states.shape[:-1]
+        hidden_shape = (*input_shape, -1, self.head_dim)
+        query = self.query(hidden_states).view(hidden_shape).transpose(1, 2)
+        key = self.key(hidden_states).view(hidden_shape).transpose(1, 2)
+        value = self.value(hidden_states).view(hidden_shape).transpose(1, 2)
+
+        implementation = self.config._attn_implementation or "eager"
+        attention = eager_attention_forward if implementation == "eager" else ALL_ATTENTION_FUNCTIONS[implementation]
+        attn_output, attn_weights = attention(
+            self, query, key, value, attention_mask,
+            dropout=self.attention_dropout if self.training else 0.0, scaling=self.scaling,
+        )
+        attn_output = attn_output.reshape(*input_shape, -1).contiguous()
+        return self.LayerNorm(self.dropout(self.output(attn_output)) + hidden_states), attn_weights
+
+
+class MagicBertFeedForward(MagicBertOp):
+    """Position-wise feed-forward: dense → activation → dense → dropout → LayerNorm(x + residual) (BERT's FFN)."""
+
+    def __init__(self, config: MagicBertConfig, inner_size: int):
+        super().__init__()
+        self.intermediate = nn.Linear(config.hidden_size, inner_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.output = nn.Linear(inner_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, attention_mask=None, padding_mask=None):
+        output = self.output(self.activation(self.intermediate(hidden_states)))
+        return self.LayerNorm(self.dropout(output) + hidden_states), None
+
+
+class MagicBertSeparableConv(MagicBertOp):
+    """Depthwise conv over the sequence → pointwise projection → activation → dropout → LayerNorm(x + residual).
+
+    Padded positions are zeroed before convolving, so they look exactly like the conv's own zero padding: adding
+    right padding never changes the outputs at real tokens.
+    """
+
+    def __init__(self, config: MagicBertConfig, kernel_size: int):
+        super().__init__()
+        hidden = config.hidden_size
+        self.depthwise = nn.Conv1d(hidden, hidden, kernel_size, padding=kernel_size // 2, groups=hidden)
+        self.pointwise = nn.Linear(hidden, hidden)
+        self.activation = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states, attention_mask=None, padding_mask=None):
+        inputs = hidden_states if padding_mask is None else hidden_states * padding_mask.unsqueeze(-1)
+        mixed = self.depthwise(inputs.transpose(1, 2)).transpose(1, 2)
+        output = self.activation(self.pointwise(mixed))
+        return self.LayerNorm(self.dropout(output) + hidden_states), None
+
+
+def build_op(spec: OpSpec, config: MagicBertConfig) -> MagicBertOp:
+    if spec.kind == "identity":
+        return MagicBertIdentity()
+    if spec.kind == "mha":
+        return MagicBertSelfAttention(config, spec.size)
+    if spec.kind == "ffn":
+        return MagicBertFeedForward(config, spec.size)
+    return MagicBertSeparableConv(config, spec.size)
+
+
+class MagicBertChoiceLayer(nn.Module):
+    """A supernet layer: every candidate op, keyed by ``OpSpec.key`` (e.g. ``mha_12``)."""
+
+    def __init__(self, config: MagicBertConfig):
+        super().__init__()
+        self.ops = nn.ModuleDict({spec.key: build_op(spec, config) for spec in config.op_specs})
+
+
+class MagicBertEncoder(nn.Module):
+    """The chain of searchable layers: fixed ops, or (``supernet=True``) choice layers run along a given arch."""
+
+    def __init__(self, config: MagicBertConfig, supernet: bool = False):
+        super().__init__()
+        self.config = config
+        self.supernet = supernet
+        if supernet:
+            self.layer = nn.ModuleList(MagicBertChoiceLayer(config) for _ in range(config.num_hidden_layers))
+        else:
+            self.layer = nn.ModuleList(build_op(spec, config) for spec in config.arch_specs)
+
+    def path(self, arch=None) -> list[MagicBertOp]:
+        """The op modules that run: the fixed layers, or the supernet's ops selected by ``arch``."""
+        if not self.supernet:
+            if arch is not None:
+                raise ValueError("`arch` is only accepted by supernets; this fixed model runs config.arch.")
+            return list(self.layer)
+        if arch is None:
+            raise ValueError(
+                "A supernet forward needs `arch=[...]` (one op per layer), e.g. model.search_space.sample(); "
+                f"candidate ops: {self.config.candidate_ops}."
+            )
+        specs = parse_arch(arch, self.config.candidate_ops, self.config.num_hidden_layers)
+        return [layer.ops[spec.key] for layer, spec in zip(self.layer, specs)]
+
+    def forward(self, hidden_states, attention_mask=None, padding_mask=None, arch=None,
+                output_hidden_states: bool = False, output_attentions: bool = False):
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for op in self.path(arch):
+            hidden_states, attn_weights = op(hidden_states, attention_mask, padding_mask)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (attn_weights,)
+        return hidden_states, all_hidden_states, all_attentions
+
+
+class MagicBertPreTrainedModel(PreTrainedModel):
+    config: MagicBertConfig
+    config_class = MagicBertConfig
+    base_model_prefix = "bert"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    _no_split_modules = ["BertEmbeddings", "MagicBertOp"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, BertLMPredictionHead):
+            init.zeros_(module.bias)
+        elif isinstance(module, BertEmbeddings):
+            init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+            init.zeros_(module.token_type_ids)
+
+    @property
+    def search_space(self):
+        return self.config.search_space
+
+    @classmethod
+    def from_bert(cls, bert, config: MagicBertConfig | None = None):
+        """Import a transformers BERT model (instance, Hub id or path); see :mod:`magic_bert.bert_interop`."""
+        from .bert_interop import magic_from_bert
+
+        return magic_from_bert(cls, bert, config)
+
+
+class MagicBertModel(MagicBertPreTrainedModel):
+    """The bare encoder of a fixed architecture (``config.arch``): embeddings, searchable layers, optional pooler."""
+
+    _is_supernet = False
+
+    def __init__(self, config: MagicBertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        if self._is_supernet and config.arch is not None:
+            raise ValueError(f"A supernet config must have arch=None, got arch={config.arch}; use config.with_arch(None).")
+        if not self._is_supernet and config.arch is None:
+            raise ValueError(
+                f"{type(self).__name__} needs config.arch (one op per layer from {config.candidate_ops}); "
+                "config.arch is None, which describes a supernet: use MagicBertSupernetForMaskedLM, "
+                "or config.with_arch([...])."
+            )
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = MagicBertEncoder(config, supernet=self._is_supernet)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        arch: list[str] | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        r"""
+        arch (`list[str]`, *optional*):
+            Supernets only: the child to run, one op name per layer. Fixed models always run `config.arch`.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Specify exactly one of input_ids or inputs_embeds.")
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else (
+            self.config.output_hidden_states)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        embedding_output = self.embeddings(
+            input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
+        )
+        padding_mask = None if attention_mask is None else attention_mask.to(embedding_output.dtype)
+        mask = create_bidirectional_mask(config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask)
+        sequence_output, hidden_states, attentions = self.encoder(
+            embedding_output, mask, padding_mask, arch=arch,
+            output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+        )
+        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+        return BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output, pooler_output=pooled_output, hidden_states=hidden_states,
+            attentions=attentions,
+        )
+
+
+class MagicBertSupernetModel(MagicBertModel):
+    """The weight-sharing encoder: every candidate op in every layer; ``forward(..., arch=[...])`` runs one child."""
+
+    _is_supernet = True
+
+
+class _MagicBertMaskedLMBase(MagicBertPreTrainedModel):
+    """Encoder + BERT's masked-LM head with embeddings tied to the decoder (shared by fixed models and supernet)."""
+
+    _base_model_class: type[MagicBertModel]
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config: MagicBertConfig):
+        super().__init__(config)
+        self.bert = self._base_model_class(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        arch: list[str] | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Token ids to predict; `-100` marks positions without a loss.
+        arch (`list[str]`, *optional*):
+            Supernets only: the child to run, one op name per layer.
+        """
+        outputs = self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds, arch=arch, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, return_dict=True,
+        )
+        logits = self.cls(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size)
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class MagicBertForMaskedLM(_MagicBertMaskedLMBase):
+    """A fixed architecture with the masked-LM head (tied embeddings)."""
+
+    _base_model_class = MagicBertModel
+
+
+# Supernet parameter names are child names with `ops.<op key>.` after the layer index.
+_SUPERNET_OP_KEY = re.compile(r"^(?P<layer>(?:.*\.)?encoder\.layer\.(?P<index>\d+)\.)ops\.(?P<op>[^.]+)\.(?P<rest>.+)$")
+_CHILD_LAYER_KEY = re.compile(r"^(?P<layer>(?:.*\.)?encoder\.layer\.(?P<index>\d+)\.)(?P<rest>.+)$")
+
+
+class MagicBertSupernetForMaskedLM(_MagicBertMaskedLMBase):
+    """The supernet with the masked-LM head. ``forward(..., arch=[...])`` runs (and trains) one child; only the
+    child's ops receive gradients. ``export(arch)`` gives that child as a standalone :class:`MagicBertForMaskedLM`.
+    """
+
+    _base_model_class = MagicBertSupernetModel
+
+    def child_state_dict(self, arch) -> dict[str, torch.Tensor]:
+        """The weights of child ``arch`` under the parameter names of a :class:`MagicBertForMaskedLM`."""
+        keys = [spec.key for spec in parse_arch(arch, self.config.candidate_ops, self.config.num_hidden_layers)]
+        child = {}
+        for name, tensor in self.state_dict().items():
+            match = _SUPERNET_OP_KEY.match(name)
+            if match is None:
+                child[name] = tensor
+            elif keys[int(match["index"])] == match["op"]:
+                child[match["layer"] + match["rest"]] = tensor
+        return child
+
+    def load_child_state_dict(self, arch, state_dict: dict[str, torch.Tensor]) -> None:
+        """Write a child's weights (names of a :class:`MagicBertForMaskedLM`) into the ops ``arch`` selects."""
+        keys = [spec.key for spec in parse_arch(arch, self.config.candidate_ops, self.config.num_hidden_layers)]
+        renamed = {}
+        for name, tensor in state_dict.items():
+            match = _CHILD_LAYER_KEY.match(name)
+            if match is not None:
+                name = f"{match['layer']}ops.{keys[int(match['index'])]}.{match['rest']}"
+            renamed[name] = tensor
+        missing, unexpected = self.load_state_dict(renamed, strict=False)
+        if unexpected:
+            raise ValueError(f"Child weights do not fit this supernet: unexpected keys {unexpected[:5]}.")
+        expected = set(self.child_state_dict(arch))
+        absent = [k for k in expected if k not in state_dict]
+        if absent:
+            raise ValueError(f"Child weights are missing keys for arch {list(arch)}: {sorted(absent)[:5]}.")
+
+    def child_parameters(self, arch) -> list[tuple[str, nn.Parameter]]:
+        """(name, parameter) of every supernet parameter child ``arch`` uses (embeddings and head included)."""
+        keys = [spec.key for spec in parse_arch(arch, self.config.candidate_ops, self.config.num_hidden_layers)]
+        return [
+            (name, param) for name, param in self.named_parameters()
+            if (match := _SUPERNET_OP_KEY.match(name)) is None or keys[int(match["index"])] == match["op"]
+        ]
+
+    def export(self, arch) -> MagicBertForMaskedLM:
+        """Child ``arch`` as a standalone :class:`MagicBertForMaskedLM` with the inherited (copied) weights."""
+        child = MagicBertForMaskedLM(self.config.with_arch(arch))
+        child.load_state_dict(self.child_state_dict(arch), strict=True)
+        param = next(self.parameters())
+        return child.to(device=param.device, dtype=param.dtype).train(self.training)
+
+
+class MagicBertForSequenceClassification(MagicBertPreTrainedModel):
+    """A fixed architecture with BERT's pooled classification / regression head."""
+
+    def __init__(self, config: MagicBertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = MagicBertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        r"""
+        labels (`torch.Tensor` of shape `(batch_size,)`, *optional*):
+            Class indices (classification) or float targets (regression when `config.num_labels == 1`).
+        """
+        outputs = self.bert(
+            input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
+        return SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+# `save_pretrained` copies this code next to the weights and completes the config's `auto_map`.
+MagicBertModel.register_for_auto_class("AutoModel")
+MagicBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
+MagicBertSupernetForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
+MagicBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
+__all__ = [
+    "MagicBertForMaskedLM",
+    "MagicBertForSequenceClassification",
+    "MagicBertModel",
+    "MagicBertOp",
+    "MagicBertPreTrainedModel",
+    "MagicBertSupernetForMaskedLM",
+    "MagicBertSupernetModel",
+]

@@ -1,0 +1,171 @@
+"""SearchSpace: validate, count, sample and mutate architectures without building models."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from .op_specs import OpSpec, parse_arch
+
+# How many uniform draws to try before switching to budget-guided sampling (see `SearchSpace.sample`).
+_REJECTION_TRIES = 256
+_GUIDED_TRIES = 256
+
+
+def as_rng(rng: random.Random | int | None) -> random.Random:
+    """A ``random.Random`` from a generator, a seed, or ``None`` (a fresh, OS-seeded generator)."""
+    if isinstance(rng, random.Random):
+        return rng
+    return random.Random(rng)
+
+
+class SearchSpace:
+    """The architectures of a :class:`MagicBertConfig`: one op from ``candidate_ops`` in each of its layers.
+
+    Parameter counts are exact (they equal ``MagicBertModel(config.with_arch(arch)).num_parameters()``, pooler
+    included); FLOPs count the encoder's matmuls for one sequence of ``seq_len`` tokens (2 FLOPs per multiply-add).
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.ops: list[OpSpec] = config.op_specs
+        self.num_layers: int = config.num_hidden_layers
+        self.hidden_size: int = config.hidden_size
+        self._op_params = {op: op.num_params(self.hidden_size) for op in self.ops}
+
+    def __repr__(self) -> str:
+        return (f"SearchSpace(layers={self.num_layers}, hidden={self.hidden_size}, "
+                f"ops={[op.name for op in self.ops]}, size={self.size})")
+
+    @property
+    def size(self) -> int:
+        """Number of architectures: ``len(candidate_ops) ** num_hidden_layers``."""
+        return len(self.ops) ** self.num_layers
+
+    @property
+    def base_params(self) -> int:
+        """Parameters outside the searchable layers: embeddings (with their LayerNorm) and the pooler."""
+        c, h = self.config, self.hidden_size
+        embeddings = (c.vocab_size + c.max_position_embeddings + c.type_vocab_size) * h + 2 * h
+        pooler = h * h + h
+        return embeddings + pooler
+
+    @property
+    def min_params(self) -> int:
+        return self.base_params + self.num_layers * min(self._op_params.values())
+
+    @property
+    def max_params(self) -> int:
+        return self.base_params + self.num_layers * max(self._op_params.values())
+
+    def validate(self, arch) -> list[str]:
+        """Canonical op names of ``arch``; a ``ValueError`` names the bad layer/op and what is allowed."""
+        return [spec.name for spec in self._specs(arch)]
+
+    def _specs(self, arch) -> list[OpSpec]:
+        return parse_arch(arch, [op.name for op in self.ops], self.num_layers)
+
+    def num_params(self, arch) -> int:
+        return self.base_params + sum(self._op_params[spec] for spec in self._specs(arch))
+
+    def flops(self, arch, seq_len: int = 128) -> int:
+        return sum(spec.flops(self.hidden_size, seq_len) for spec in self._specs(arch))
+
+    @staticmethod
+    def distance(a: Sequence, b: Sequence) -> int:
+        """Number of layers in which two archs differ."""
+        if len(a) != len(b):
+            raise ValueError(f"Archs of different lengths cannot be compared: {len(a)} vs {len(b)} layers.")
+        return sum(str(x) != str(y) for x, y in zip(a, b))
+
+    def _check_budget(self, min_params: float | None, max_params: float | None) -> tuple[float, float]:
+        low = -math.inf if min_params is None else float(min_params)
+        high = math.inf if max_params is None else float(max_params)
+        if low > high:
+            raise ValueError(f"min_params={min_params:g} is larger than max_params={max_params:g}.")
+        if high < self.min_params or low > self.max_params:
+            raise ValueError(
+                f"Infeasible parameter budget [{_fmt(min_params)}, {_fmt(max_params)}]: architectures of this "
+                f"search space have between {self.min_params:,} (smallest) and {self.max_params:,} (largest) parameters."
+            )
+        return low, high
+
+    def in_budget(self, arch, min_params: float | None = None, max_params: float | None = None) -> bool:
+        n = self.num_params(arch)
+        return (min_params is None or n >= min_params) and (max_params is None or n <= max_params)
+
+    def sample(self, rng: random.Random | int | None = None, max_params: float | None = None,
+               min_params: float | None = None) -> list[str]:
+        """A random arch, uniform over the archs inside the budget when rejection sampling finds one quickly.
+
+        Tight budgets fall back to budget-guided sampling (layers visited in random order, each op drawn among
+        those that can still end inside the budget), which always terminates but is not exactly uniform.
+        """
+        rng = as_rng(rng)
+        low, high = self._check_budget(min_params, max_params)
+        for _ in range(_REJECTION_TRIES):
+            arch = [rng.choice(self.ops) for _ in range(self.num_layers)]
+            if low <= self._count(arch) <= high:
+                return [op.name for op in arch]
+        for _ in range(_GUIDED_TRIES):
+            arch = self._guided_sample(rng, low, high)
+            if arch is not None:
+                return [op.name for op in arch]
+        raise ValueError(
+            f"No architecture found with parameters in [{_fmt(min_params)}, {_fmt(max_params)}] after "
+            f"{_REJECTION_TRIES + _GUIDED_TRIES} attempts; this space spans {self.min_params:,} to "
+            f"{self.max_params:,} parameters. Widen the budget."
+        )
+
+    def _count(self, specs: Sequence[OpSpec]) -> int:
+        return self.base_params + sum(self._op_params[spec] for spec in specs)
+
+    def _guided_sample(self, rng: random.Random, low: float, high: float) -> list[OpSpec] | None:
+        smallest, largest = min(self._op_params.values()), max(self._op_params.values())
+        arch: list[OpSpec | None] = [None] * self.num_layers
+        total = self.base_params
+        order = list(range(self.num_layers))
+        rng.shuffle(order)
+        for position, layer in enumerate(order):
+            remaining = self.num_layers - position - 1
+            feasible = [
+                op for op in self.ops
+                if total + self._op_params[op] + remaining * smallest <= high
+                and total + self._op_params[op] + remaining * largest >= low
+            ]
+            if not feasible:
+                return None
+            arch[layer] = rng.choice(feasible)
+            total += self._op_params[arch[layer]]
+        return arch if low <= total <= high else None
+
+    def mutate(self, arch, rng: random.Random | int | None = None, max_params: float | None = None,
+               min_params: float | None = None) -> list[str]:
+        """``arch`` with exactly one layer's op replaced by another candidate, inside the budget when one is given."""
+        rng = as_rng(rng)
+        specs = self._specs(arch)
+        self._check_budget(min_params, max_params)
+        total = self._count(specs)
+        low = -math.inf if min_params is None else min_params
+        high = math.inf if max_params is None else max_params
+        moves = [
+            (layer, op) for layer, current in enumerate(specs) for op in self.ops
+            if op != current and low <= total - self._op_params[current] + self._op_params[op] <= high
+        ]
+        if not moves:
+            raise ValueError(
+                f"No single-layer mutation of {self.validate(specs)} stays inside the budget "
+                f"[{_fmt(min_params)}, {_fmt(max_params)}] (or the space has a single candidate op)."
+            )
+        layer, op = rng.choice(moves)
+        names = [spec.name for spec in specs]
+        names[layer] = op.name
+        return names
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+__all__ = ["SearchSpace", "as_rng"]
