@@ -153,7 +153,9 @@ def to_bert(model: PreTrainedModel) -> PreTrainedModel:
         raise ValueError("to_bert needs a fixed architecture; call supernet.export(arch) first.")
     magic_class = type(model)
     if magic_class not in _BERT_CLASS:
-        raise ValueError(f"to_bert takes a MagicBertModel / ForMaskedLM / ForSequenceClassification, got {magic_class}.")
+        raise ValueError(
+            f"to_bert takes a MagicBertModel / ForMaskedLM / ForSequenceClassification, got {magic_class}."
+        )
     config = model.config
     if not config.is_bert_shaped:
         raise ValueError(

@@ -38,12 +38,20 @@ PRESETS: dict[str, dict] = {
 }
 
 
-AUTO_MAP = {
-    "AutoConfig": "configuration_magic_bert.MagicBertConfig",
-    "AutoModel": "modeling_magic_bert.MagicBertModel",
-    "AutoModelForMaskedLM": "modeling_magic_bert.MagicBertForMaskedLM",
-    "AutoModelForSequenceClassification": "modeling_magic_bert.MagicBertForSequenceClassification",
-}
+def default_auto_map(supernet: bool) -> dict[str, str]:
+    """Where each Auto class finds our code next to a checkpoint (for ``trust_remote_code`` loading)."""
+    if supernet:
+        return {
+            "AutoConfig": "configuration_magic_bert.MagicBertConfig",
+            "AutoModel": "modeling_magic_bert.MagicBertSupernetModel",
+            "AutoModelForMaskedLM": "modeling_magic_bert.MagicBertSupernetForMaskedLM",
+        }
+    return {
+        "AutoConfig": "configuration_magic_bert.MagicBertConfig",
+        "AutoModel": "modeling_magic_bert.MagicBertModel",
+        "AutoModelForMaskedLM": "modeling_magic_bert.MagicBertForMaskedLM",
+        "AutoModelForSequenceClassification": "modeling_magic_bert.MagicBertForSequenceClassification",
+    }
 
 
 def default_candidate_ops(hidden_size: int) -> list[str]:
@@ -106,7 +114,7 @@ class MagicBertConfig(PreTrainedConfig):
         if self.arch is not None:
             self.arch = [spec.name for spec in parse_arch(self.arch, self.candidate_ops, self.num_hidden_layers)]
         # Hub users load our checkpoints with trust_remote_code: point every Auto class at the saved code.
-        self.auto_map = dict(AUTO_MAP)
+        self.auto_map = {**default_auto_map(self.arch is None), **(getattr(self, "auto_map", None) or {})}
 
     @property
     def op_specs(self) -> list[OpSpec]:
@@ -135,10 +143,10 @@ class MagicBertConfig(PreTrainedConfig):
     def with_arch(self, arch) -> MagicBertConfig:
         """A copy of this config describing the fixed child ``arch`` (``None`` gives the supernet config)."""
         config = copy.deepcopy(self)
-        config.auto_map = dict(AUTO_MAP)
         config.arch = None if arch is None else [
             spec.name for spec in parse_arch(arch, self.candidate_ops, self.num_hidden_layers)
         ]
+        config.auto_map = default_auto_map(config.arch is None)
         return config
 
     @classmethod
@@ -149,5 +157,5 @@ class MagicBertConfig(PreTrainedConfig):
         return cls(**{**PRESETS[name], **overrides})
 
 
-__all__ = ["MagicBertConfig", "PRESETS", "default_candidate_ops"]
+__all__ = ["MagicBertConfig", "PRESETS", "default_auto_map", "default_candidate_ops"]
 MagicBertConfig.register_for_auto_class()

@@ -162,7 +162,7 @@ class MagicBertEncoder(nn.Module):
                 f"candidate ops: {self.config.candidate_ops}."
             )
         specs = parse_arch(arch, self.config.candidate_ops, self.config.num_hidden_layers)
-        return [layer.ops[spec.key] for layer, spec in zip(self.layer, specs)]
+        return [layer.ops[spec.key] for layer, spec in zip(self.layer, specs, strict=True)]
 
     def forward(self, hidden_states, attention_mask=None, padding_mask=None, arch=None,
                 output_hidden_states: bool = False, output_attentions: bool = False):
@@ -214,7 +214,9 @@ class MagicBertModel(MagicBertPreTrainedModel):
     def __init__(self, config: MagicBertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
         if self._is_supernet and config.arch is not None:
-            raise ValueError(f"A supernet config must have arch=None, got arch={config.arch}; use config.with_arch(None).")
+            raise ValueError(
+                f"A supernet config must have arch=None, got arch={config.arch}; use config.with_arch(None)."
+            )
         if not self._is_supernet and config.arch is None:
             raise ValueError(
                 f"{type(self).__name__} needs config.arch (one op per layer from {config.candidate_ops}); "
@@ -258,7 +260,9 @@ class MagicBertModel(MagicBertPreTrainedModel):
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )
         padding_mask = None if attention_mask is None else attention_mask.to(embedding_output.dtype)
-        mask = create_bidirectional_mask(config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask)
+        mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
+        )
         sequence_output, hidden_states, attentions = self.encoder(
             embedding_output, mask, padding_mask, arch=arch,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,

@@ -8,7 +8,7 @@ same-folder imports: it is copied next to exported checkpoints for ``trust_remot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 OP_KINDS = ("identity", "mha", "ffn", "conv")
 OP_NAME_FORMS = "'identity', 'mha:<heads>', 'ffn:<inner_size>', 'conv:<odd kernel>'"
@@ -66,7 +66,7 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0][:8]
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse_op(name: str) -> OpSpec:
     """Parse an op name such as ``"mha:12"`` into an :class:`OpSpec`; a ``ValueError`` names what is allowed."""
     if not isinstance(name, str):
@@ -80,7 +80,9 @@ def parse_op(name: str) -> OpSpec:
     try:
         size = int(size_text)
     except ValueError:
-        raise ValueError(f"Op {name!r} has a non-integer size {size_text!r}. Allowed op names: {OP_NAME_FORMS}.") from None
+        raise ValueError(
+            f"Op {name!r} has a non-integer size {size_text!r}. Allowed op names: {OP_NAME_FORMS}."
+        ) from None
     if size <= 0:
         raise ValueError(f"Op {name!r} needs a positive size. Allowed op names: {OP_NAME_FORMS}.")
     if kind == "conv" and size % 2 == 0:

@@ -77,7 +77,7 @@ class SearchSpace:
         """Number of layers in which two archs differ."""
         if len(a) != len(b):
             raise ValueError(f"Archs of different lengths cannot be compared: {len(a)} vs {len(b)} layers.")
-        return sum(str(x) != str(y) for x, y in zip(a, b))
+        return sum(str(x) != str(y) for x, y in zip(a, b, strict=True))
 
     def _check_budget(self, min_params: float | None, max_params: float | None) -> tuple[float, float]:
         low = -math.inf if min_params is None else float(min_params)
@@ -87,7 +87,8 @@ class SearchSpace:
         if high < self.min_params or low > self.max_params:
             raise ValueError(
                 f"Infeasible parameter budget [{_fmt(min_params)}, {_fmt(max_params)}]: architectures of this "
-                f"search space have between {self.min_params:,} (smallest) and {self.max_params:,} (largest) parameters."
+                f"search space have between {self.min_params:,} (smallest) and {self.max_params:,} (largest) "
+                "parameters."
             )
         return low, high
 

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny configs and inputs made here, never downloaded."""
+
+import os
+
+# Tests never touch the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from magic_bert import MagicBertConfig  # noqa: E402
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture
+def tiny_config() -> MagicBertConfig:
+    """The `tiny` preset with dropout off, so outputs are deterministic in train mode too."""
+    return MagicBertConfig.from_preset("tiny", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def make_batch(vocab_size: int = 1000, batch: int = 3, seq: int = 12, seed: int = 0, pad_from: int = 7):
+    """Random ids with the last sequence right-padded from position `pad_from` (pad id 0)."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, vocab_size, (batch, seq), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[-1, pad_from:] = 0
+    input_ids[-1, pad_from:] = 0
+    return input_ids, attention_mask
+
+
+@pytest.fixture
+def batch():
+    return make_batch()
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Max abs difference, over real tokens only when `mask` (batch, seq) is given."""
+    if mask is not None:
+        keep = mask.bool()
+        a, b = a[keep], b[keep]
+    return (a - b).abs().max().item()
