@@ -123,3 +123,10 @@ def test_validate_errors(tiny_config):
         space.validate(["bogus"] * 4)
     with pytest.raises(ValueError, match="num_hidden_layers=4"):
         space.validate(["identity"] * 5)
+
+
+def test_bert_base_arch_in_the_110m_space_counts_exactly_like_bert_base():
+    from transformers import BertConfig, BertModel
+
+    space = MagicBertConfig.from_preset("110m").search_space
+    assert space.num_params(["mha:12", "ffn:3072"] * 12) == BertModel(BertConfig()).num_parameters() == 109_482_240

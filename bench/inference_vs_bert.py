@@ -1,0 +1,63 @@
+"""Forward time of MagicBertModel with a BERT-shaped arch divided by transformers' BertModel, same dims and weights,
+SDPA both, measured interleaved in one run. Goal: <= 1.00.
+
+    python bench/inference_vs_bert.py [--hidden 256 --bert_layers 4 --batch 8 --seq 128 --rounds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertModel
+
+from magic_bert import MagicBertModel
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import interleaved_medians, print_table  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--bert_layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    bert_config = BertConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.bert_layers,
+                             num_attention_heads=args.heads, intermediate_size=4 * args.hidden,
+                             max_position_embeddings=max(args.seq, 128), attn_implementation="sdpa")
+    bert = BertModel(bert_config).eval()
+    magic = MagicBertModel.from_bert(bert).eval()
+    assert bert.config._attn_implementation == magic.config._attn_implementation == "sdpa"
+    input_ids = torch.randint(5, args.vocab, (args.batch, args.seq))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, args.seq // 2:] = 0  # some padding, so both build a real mask
+
+    rows = []
+    with torch.inference_mode():
+        diff = (bert(input_ids, attention_mask=attention_mask).last_hidden_state
+                - magic(input_ids, attention_mask=attention_mask).last_hidden_state)[attention_mask.bool()]
+        for label, mask in (("padded", attention_mask), ("no mask", None)):
+            times = interleaved_medians(
+                {"magic": lambda m=mask: magic(input_ids, attention_mask=m),
+                 "bert": lambda m=mask: bert(input_ids, attention_mask=m)},
+                rounds=args.rounds,
+            )
+            rows.append((label, f"{times['magic'] * 1e3:.2f}", f"{times['bert'] * 1e3:.2f}",
+                         f"{times['magic'] / times['bert']:.3f}"))
+    print(f"hidden={args.hidden} bert_layers={args.bert_layers} batch={args.batch} seq={args.seq} "
+          f"threads={torch.get_num_threads()} max |diff| at real tokens={diff.abs().max().item():.2e}")
+    print_table(rows, ("inputs", "magic ms", "bert ms", "ratio magic/bert"))
+    print("goal: ratio <= 1.00")
+
+
+if __name__ == "__main__":
+    main()
