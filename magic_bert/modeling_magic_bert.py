@@ -184,7 +184,7 @@ class MagicBertPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_attention_backend = True
-    _no_split_modules = ["BertEmbeddings", "MagicBertOp"]
+    _no_split_modules = ["BertEmbeddings", "MagicBertSelfAttention", "MagicBertFeedForward", "MagicBertSeparableConv"]
 
     def _init_weights(self, module):
         super()._init_weights(module)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from magic_bert import (
+    MagicBertConfig,
     MagicBertForMaskedLM,
     MagicBertForSequenceClassification,
     MagicBertModel,
@@ -191,3 +192,28 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_config, batch):
     for name, param in model.named_parameters():
         if name in plain:
             assert torch.allclose(param.grad, plain[name], atol=1e-6), name
+
+
+def _preset_ops_at_tiny_width(preset: str) -> MagicBertConfig:
+    """A preset's real op list at hidden 96 (divisible by every preset's head counts), FFNs scaled down 16x."""
+    ops = [op if not op.startswith("ffn") else f"ffn:{int(op.split(':')[1]) // 16}"
+           for op in MagicBertConfig.from_preset(preset).candidate_ops]
+    return MagicBertConfig(hidden_size=96, num_hidden_layers=4, vocab_size=500, max_position_embeddings=64,
+                           candidate_ops=ops, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "60m", "110m"])
+def test_random_archs_of_every_preset_export_exactly_and_ignore_padding(preset):
+    config = MagicBertConfig.from_preset("tiny") if preset == "tiny" else _preset_ops_at_tiny_width(preset)
+    torch.manual_seed(0)
+    supernet = MagicBertSupernetForMaskedLM(config).eval()
+    input_ids, attention_mask = make_batch(vocab_size=config.vocab_size, pad_from=12)
+    padded_ids, padded_mask = _with_padding(input_ids, attention_mask, extra=4)
+    for arch in _random_archs(config, 4, seed=1):
+        child = supernet.export(arch)
+        with torch.no_grad():
+            path = supernet(padded_ids, attention_mask=padded_mask, arch=arch).logits
+            exported = child(padded_ids, attention_mask=padded_mask).logits
+            unpadded = child(input_ids, attention_mask=attention_mask).logits
+        assert max_diff(path, exported, padded_mask) <= TOLERANCE
+        assert max_diff(exported[:, :12], unpadded) <= TOLERANCE

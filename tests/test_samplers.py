@@ -1,0 +1,95 @@
+import pytest
+import torch
+
+from magic_bert import MagicBertSupernetForMaskedLM
+from magic_bert.samplers import Anchor, ArchSampler, TopologySampler, alignment_loss, build_sampler
+
+from .conftest import make_batch
+
+
+def test_spos_is_a_pure_function_of_seed_and_step(tiny_config):
+    space = tiny_config.search_space
+    a, b = ArchSampler(space, seed=3), ArchSampler(space, seed=3)
+    first = [a.next_arch(step) for step in range(20)]
+    assert first == [b.next_arch(step) for step in range(20)]
+    assert first != [ArchSampler(space, seed=4).next_arch(step) for step in range(20)]
+    assert len({tuple(x) for x in first}) > 15
+
+
+def test_budget_is_respected_and_infeasible_budget_fails_at_construction(tiny_config):
+    space = tiny_config.search_space
+    high = space.min_params + 30_000
+    for name in ("spos", "magic-t"):
+        sampler, _ = build_sampler(name, space, seed=0, max_params=high)
+        assert all(space.num_params(sampler.next_arch(step)) <= high for step in range(30))
+    with pytest.raises(ValueError, match="smallest"):
+        ArchSampler(space, max_params=10)
+
+
+def test_magic_t_changes_exactly_one_layer_per_step_and_resumes(tiny_config):
+    space = tiny_config.search_space
+    sampler = TopologySampler(space, seed=1)
+    archs = [sampler.next_arch(step) for step in range(30)]
+    assert all(space.distance(x, y) == 1 for x, y in zip(archs, archs[1:], strict=False))
+    resumed = TopologySampler(space, seed=99)
+    straight = TopologySampler(space, seed=1)
+    for step in range(10):
+        straight.next_arch(step)
+    resumed.load_state_dict(straight.state_dict())
+    assert [resumed.next_arch(step) for step in range(10, 30)] == archs[10:]
+
+
+def test_sampler_state_names_must_match(tiny_config):
+    spos, magic_t = ArchSampler(tiny_config.search_space), TopologySampler(tiny_config.search_space)
+    with pytest.raises(ValueError, match="Checkpoint sampler is 'spos', this run uses 'magic-t'"):
+        magic_t.load_state_dict(spos.state_dict())
+
+
+def test_build_sampler_flags_and_errors(tiny_config):
+    space = tiny_config.search_space
+    kinds = {name: build_sampler(name, space) for name in ("spos", "magic-t", "magic-a", "magic-at")}
+    assert [(type(s).__name__, anchored) for s, anchored in kinds.values()] == [
+        ("ArchSampler", False), ("TopologySampler", False), ("ArchSampler", True), ("TopologySampler", True)]
+    with pytest.raises(ValueError, match=r"Unknown sampler 'darts'; allowed: \['spos', 'magic-t'"):
+        build_sampler("darts", space)
+
+
+def test_anchor_swaps_only_on_a_strictly_higher_score():
+    anchor = Anchor(arch=["identity"] * 4)
+    assert anchor.consider(5, ["mha:2"] * 4, child_score=0.30, anchor_score=0.30) is None
+    assert anchor.consider(6, ["mha:2"] * 4, child_score=0.29, anchor_score=0.30) is None
+    assert anchor.arch == ["identity"] * 4
+    event = anchor.consider(7, ["mha:2"] * 4, child_score=0.31, anchor_score=0.30)
+    assert event == {"step": 7, "old_arch": ["identity"] * 4, "new_arch": ["mha:2"] * 4, "old_score": 0.30,
+                     "new_score": 0.31}
+    assert anchor.arch == ["mha:2"] * 4 and anchor.score == 0.31 and anchor.history == [event]
+    restored = Anchor(arch=["identity"] * 4)
+    restored.load_state_dict(anchor.state_dict())
+    assert restored == anchor
+
+
+def test_alignment_loss_is_zero_for_the_anchor_itself_and_pulls_only_the_child(tiny_config):
+    torch.manual_seed(0)
+    supernet = MagicBertSupernetForMaskedLM(tiny_config)
+    input_ids, attention_mask = make_batch()
+    labels = torch.full_like(input_ids, -100)
+    labels[:, 2] = input_ids[:, 2]
+    anchor_arch, child_arch = ["mha:2", "ffn:256", "conv:3", "ffn:128"], ["conv:5", "ffn:256", "mha:1", "identity"]
+
+    def run(arch):
+        return supernet(input_ids, attention_mask=attention_mask, arch=arch, output_hidden_states=True)
+
+    anchor = run(anchor_arch)
+    same = alignment_loss(anchor.hidden_states, anchor.hidden_states, anchor.logits, anchor.logits, labels)
+    assert same.abs().item() < 1e-6
+    with torch.no_grad():
+        anchor = run(anchor_arch)
+    child = run(child_arch)
+    loss = alignment_loss(child.hidden_states, anchor.hidden_states, child.logits, anchor.logits, labels,
+                          hidden_weight=1.0, logits_weight=0.0)
+    kl_only = alignment_loss(child.hidden_states, anchor.hidden_states, child.logits, anchor.logits, labels,
+                             hidden_weight=0.0, logits_weight=1.0, temperature=2.0)
+    assert loss.item() > 0 and kl_only.item() > 0
+    (loss + kl_only).backward()
+    grads = {name for name, p in supernet.named_parameters() if p.grad is not None}
+    assert any(".ops.conv_5." in n for n in grads) and not any(".ops.mha_2." in n for n in grads)
