@@ -135,14 +135,15 @@ def magic_from_bert(cls, bert, config: MagicBertConfig | None = None):
         config = magic_config_from_bert(bert.config, arch=False) if config is None else config.with_arch(None)
         _check_matches_bert(config, bert.config)
         config._attn_implementation = attn_implementation
-        supernet = cls(config)
+        supernet = cls(config).to(dtype=bert.dtype)
         supernet.load_child_state_dict(bert_arch(bert.config), state_dict)
-        return supernet.to(bert.device)
+        return supernet.to(bert.device).train(bert.training)
     if config is not None:
         raise ValueError("Fixed models take their config from BERT: call from_bert(bert) without config.")
     config = magic_config_from_bert(bert.config)
     config._attn_implementation = attn_implementation
     model = cls(config, add_pooling_layer=bert.pooler is not None) if cls is MagicBertModel else cls(config)
+    model = model.to(dtype=bert.dtype)
     model.load_state_dict(state_dict, strict=True)
     return model.to(bert.device).train(bert.training)
 

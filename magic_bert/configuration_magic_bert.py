@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
 
 from .op_specs import OpSpec, parse_arch, parse_op
 
@@ -55,8 +56,11 @@ def default_auto_map(supernet: bool) -> dict[str, str]:
 
 
 def default_candidate_ops(hidden_size: int) -> list[str]:
-    """The NAS-BERT op list scaled to ``hidden_size`` (used when ``candidate_ops`` is not given)."""
-    heads = sorted({max(1, hidden_size // 128), max(1, hidden_size // 64)})
+    """The NAS-BERT op list scaled to ``hidden_size`` (used when neither ``candidate_ops`` nor ``arch`` is given).
+
+    Head counts are ``hidden/128`` and ``hidden/64`` where they divide ``hidden_size`` (else one head).
+    """
+    heads = sorted({h for h in (hidden_size // 128, hidden_size // 64) if h >= 1 and hidden_size % h == 0} or {1})
     return ["identity", *(f"mha:{h}" for h in heads), f"ffn:{2 * hidden_size}", f"ffn:{4 * hidden_size}",
             "conv:3", "conv:5", "conv:7"]
 
@@ -101,9 +105,17 @@ class MagicBertConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        if not isinstance(self.num_hidden_layers, int) or self.num_hidden_layers < 1:
+            raise ValueError(f"num_hidden_layers must be a positive integer, got {self.num_hidden_layers!r}.")
+        if isinstance(self.hidden_act, str) and self.hidden_act not in ACT2FN:
+            raise ValueError(f"Unknown hidden_act {self.hidden_act!r}; allowed: {sorted(ACT2FN)}.")
         if self.candidate_ops is None:
-            self.candidate_ops = default_candidate_ops(self.hidden_size)
-        ops = [parse_op(op) if not isinstance(op, OpSpec) else op for op in self.candidate_ops]
+            # A checkpoint that only names its arch: its own ops are the candidates.
+            self.candidate_ops = (default_candidate_ops(self.hidden_size) if self.arch is None
+                                  else list(dict.fromkeys(parse_op(op).name for op in self.arch)))
+        if isinstance(self.candidate_ops, str) or not isinstance(self.candidate_ops, (list, tuple)):
+            raise ValueError(f"candidate_ops must be a list of op names, got {self.candidate_ops!r}.")
+        ops = [parse_op(op) for op in self.candidate_ops]
         if not ops:
             raise ValueError("candidate_ops is empty; give at least one op name.")
         for spec in ops:
@@ -114,7 +126,7 @@ class MagicBertConfig(PreTrainedConfig):
         if self.arch is not None:
             self.arch = [spec.name for spec in parse_arch(self.arch, self.candidate_ops, self.num_hidden_layers)]
         # Hub users load our checkpoints with trust_remote_code: point every Auto class at the saved code.
-        self.auto_map = {**default_auto_map(self.arch is None), **(getattr(self, "auto_map", None) or {})}
+        self.auto_map = default_auto_map(self.arch is None)
 
     @property
     def op_specs(self) -> list[OpSpec]:

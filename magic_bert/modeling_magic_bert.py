@@ -259,7 +259,9 @@ class MagicBertModel(MagicBertPreTrainedModel):
         embedding_output = self.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )
-        padding_mask = None if attention_mask is None else attention_mask.to(embedding_output.dtype)
+        # Convolutions need the 2-D mask of real tokens; a prepared 4-D mask gives them none (no padding assumed).
+        padding_mask = None if attention_mask is None or attention_mask.dim() != 2 else (
+            attention_mask.to(embedding_output.dtype))
         mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
@@ -330,7 +332,9 @@ class _MagicBertMaskedLMBase(MagicBertPreTrainedModel):
         logits = self.cls(outputs.last_hidden_state)
         loss = None
         if labels is not None:
-            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size)
+            # `num_items_in_batch` (Trainer, accumulation-aware loops) normalises over all accumulated tokens.
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size,
+                                      num_items_in_batch=kwargs.get("num_items_in_batch"))
         return MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
@@ -375,13 +379,19 @@ class MagicBertSupernetForMaskedLM(_MagicBertMaskedLMBase):
             if match is not None:
                 name = f"{match['layer']}ops.{keys[int(match['index'])]}.{match['rest']}"
             renamed[name] = tensor
-        missing, unexpected = self.load_state_dict(renamed, strict=False)
+        # Check everything before writing anything, so a bad state dict leaves the supernet untouched.
+        own = self.state_dict()
+        unexpected = [k for k in renamed if k not in own]
         if unexpected:
             raise ValueError(f"Child weights do not fit this supernet: unexpected keys {unexpected[:5]}.")
-        expected = set(self.child_state_dict(arch))
-        absent = [k for k in expected if k not in state_dict]
+        absent = sorted(k for k in self.child_state_dict(arch) if k not in state_dict)
         if absent:
-            raise ValueError(f"Child weights are missing keys for arch {list(arch)}: {sorted(absent)[:5]}.")
+            raise ValueError(f"Child weights are missing keys for arch {list(arch)}: {absent[:5]}.")
+        wrong = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in renamed.items()
+                 if v.shape != own[k].shape]
+        if wrong:
+            raise ValueError(f"Child weights have the wrong shapes for this supernet: {wrong[:5]}.")
+        self.load_state_dict(renamed, strict=False)
 
     def child_parameters(self, arch) -> list[tuple[str, nn.Parameter]]:
         """(name, parameter) of every supernet parameter child ``arch`` uses (embeddings and head included)."""

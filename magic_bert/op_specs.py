@@ -66,11 +66,17 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0][:8]
 
 
-@cache
 def parse_op(name: str) -> OpSpec:
     """Parse an op name such as ``"mha:12"`` into an :class:`OpSpec`; a ``ValueError`` names what is allowed."""
+    if isinstance(name, OpSpec):
+        return name
     if not isinstance(name, str):
         raise ValueError(f"Op name must be a string, got {name!r} ({type(name).__name__}). Allowed: {OP_NAME_FORMS}.")
+    return _parse_op_name(name)
+
+
+@cache
+def _parse_op_name(name: str) -> OpSpec:
     text = name.strip().lower()
     if text == "identity":
         return OpSpec("identity")
@@ -103,7 +109,7 @@ def parse_arch(arch, candidate_ops, num_layers: int) -> list[OpSpec]:
     allowed = {parse_op(op) for op in candidate_ops}
     specs = []
     for index, op in enumerate(arch):
-        spec = op if isinstance(op, OpSpec) else parse_op(op)
+        spec = parse_op(op)
         if spec not in allowed:
             raise ValueError(
                 f"Layer {index}: op {spec.name!r} is not in candidate_ops; allowed: {list(candidate_ops)}."

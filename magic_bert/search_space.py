@@ -6,7 +6,7 @@ import math
 import random
 from collections.abc import Sequence
 
-from .op_specs import OpSpec, parse_arch
+from .op_specs import OpSpec, parse_arch, parse_op
 
 # How many uniform draws to try before switching to budget-guided sampling (see `SearchSpace.sample`).
 _REJECTION_TRIES = 256
@@ -70,20 +70,27 @@ class SearchSpace:
         return self.base_params + sum(self._op_params[spec] for spec in self._specs(arch))
 
     def flops(self, arch, seq_len: int = 128) -> int:
+        if not isinstance(seq_len, int) or seq_len < 1:
+            raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}.")
         return sum(spec.flops(self.hidden_size, seq_len) for spec in self._specs(arch))
 
     @staticmethod
     def distance(a: Sequence, b: Sequence) -> int:
-        """Number of layers in which two archs differ."""
+        """Number of layers in which two archs differ (names or OpSpecs, compared after parsing)."""
         if len(a) != len(b):
             raise ValueError(f"Archs of different lengths cannot be compared: {len(a)} vs {len(b)} layers.")
-        return sum(str(x) != str(y) for x, y in zip(a, b, strict=True))
+        return sum(parse_op(x) != parse_op(y) for x, y in zip(a, b, strict=True))
 
     def _check_budget(self, min_params: float | None, max_params: float | None) -> tuple[float, float]:
-        low = -math.inf if min_params is None else float(min_params)
-        high = math.inf if max_params is None else float(max_params)
+        try:
+            low = -math.inf if min_params is None else float(min_params)
+            high = math.inf if max_params is None else float(max_params)
+        except (TypeError, ValueError):
+            low = high = math.nan
+        if math.isnan(low) or math.isnan(high):
+            raise ValueError(f"Budgets must be numbers, got min_params={min_params!r}, max_params={max_params!r}.")
         if low > high:
-            raise ValueError(f"min_params={min_params:g} is larger than max_params={max_params:g}.")
+            raise ValueError(f"min_params={low:,.0f} is larger than max_params={high:,.0f}.")
         if high < self.min_params or low > self.max_params:
             raise ValueError(
                 f"Infeasible parameter budget [{_fmt(min_params)}, {_fmt(max_params)}]: architectures of this "
@@ -116,7 +123,8 @@ class SearchSpace:
         raise ValueError(
             f"No architecture found with parameters in [{_fmt(min_params)}, {_fmt(max_params)}] after "
             f"{_REJECTION_TRIES + _GUIDED_TRIES} attempts; this space spans {self.min_params:,} to "
-            f"{self.max_params:,} parameters. Widen the budget."
+            f"{self.max_params:,} parameters in discrete steps, so a very narrow budget may hold few or no "
+            "architectures. Widen the budget."
         )
 
     def _count(self, specs: Sequence[OpSpec]) -> int:
@@ -146,10 +154,8 @@ class SearchSpace:
         """``arch`` with exactly one layer's op replaced by another candidate, inside the budget when one is given."""
         rng = as_rng(rng)
         specs = self._specs(arch)
-        self._check_budget(min_params, max_params)
+        low, high = self._check_budget(min_params, max_params)
         total = self._count(specs)
-        low = -math.inf if min_params is None else min_params
-        high = math.inf if max_params is None else max_params
         moves = [
             (layer, op) for layer, current in enumerate(specs) for op in self.ops
             if op != current and low <= total - self._op_params[current] + self._op_params[op] <= high

@@ -118,3 +118,14 @@ def test_to_bert_refuses_other_archs(tiny_config):
         to_bert(model)
     with pytest.raises(ValueError, match="call supernet.export"):
         to_bert(MagicBertSupernetForMaskedLM(tiny_config))
+
+
+def test_from_bert_keeps_dtype_and_mode(bert_mlm, batch):
+    bert = bert_mlm.to(torch.bfloat16).eval()
+    input_ids, attention_mask = batch
+    magic = MagicBertForMaskedLM.from_bert(bert)
+    supernet = MagicBertSupernetForMaskedLM.from_bert(bert)
+    assert magic.dtype == supernet.dtype == torch.bfloat16 and not magic.training and not supernet.training
+    with torch.no_grad():
+        expected = bert(input_ids, attention_mask=attention_mask).logits
+        assert max_diff(expected, magic(input_ids, attention_mask=attention_mask).logits, attention_mask) == 0

@@ -66,3 +66,34 @@ def test_bert_shaped(tiny_config):
     assert tiny_config.with_arch(["mha:2", "ffn:256"] * 2).is_bert_shaped
     assert not tiny_config.with_arch(["mha:2", "ffn:256", "mha:1", "ffn:256"]).is_bert_shaped
     assert not tiny_config.with_arch(["ffn:256", "mha:2"] * 2).is_bert_shaped
+
+
+def test_arch_without_candidate_ops_uses_the_arch_ops():
+    config = MagicBertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=4,
+                             arch=["mha:2", "ffn:256", "conv:3", "mha:2"])
+    assert config.candidate_ops == ["mha:2", "ffn:256", "conv:3"]
+
+
+def test_default_ops_only_use_head_counts_that_divide_hidden_size():
+    assert MagicBertConfig(hidden_size=200).candidate_ops[:3] == ["identity", "mha:1", "ffn:400"]
+
+
+def test_auto_map_follows_the_arch_not_a_stale_map(tiny_config):
+    supernet_dict = tiny_config.to_dict()
+    assert supernet_dict["auto_map"]["AutoModel"] == "modeling_magic_bert.MagicBertSupernetModel"
+    child = MagicBertConfig.from_dict({**supernet_dict, "arch": ["identity"] * 4})
+    assert child.auto_map["AutoModel"] == "modeling_magic_bert.MagicBertModel"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"arch": [["mha:2"], "ffn:256", "conv:3", "identity"]}, "Op name must be a string, got \\['mha:2'\\]"),
+        ({"hidden_act": "foo"}, "Unknown hidden_act 'foo'; allowed: \\["),
+        ({"num_hidden_layers": 0}, "num_hidden_layers must be a positive integer, got 0"),
+        ({"candidate_ops": "mha:2"}, "candidate_ops must be a list of op names, got 'mha:2'"),
+    ],
+)
+def test_more_bad_configs(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        MagicBertConfig.from_preset("tiny", **overrides)

@@ -217,3 +217,38 @@ def test_random_archs_of_every_preset_export_exactly_and_ignore_padding(preset):
             unpadded = child(input_ids, attention_mask=attention_mask).logits
         assert max_diff(path, exported, padded_mask) <= TOLERANCE
         assert max_diff(exported[:, :12], unpadded) <= TOLERANCE
+
+
+def test_masked_lm_loss_normalises_by_num_items_in_batch(tiny_config, batch):
+    torch.manual_seed(0)
+    model = MagicBertForMaskedLM(tiny_config.with_arch(["mha:2", "ffn:256", "conv:3", "identity"])).eval()
+    input_ids, attention_mask = batch
+    labels = input_ids.masked_fill(attention_mask == 0, -100)
+    with torch.no_grad():
+        out = model(input_ids, attention_mask=attention_mask, labels=labels)
+        total = torch.nn.functional.cross_entropy(out.logits.view(-1, 1000), labels.view(-1), reduction="sum")
+        scaled = model(input_ids, attention_mask=attention_mask, labels=labels, num_items_in_batch=100).loss
+    assert torch.allclose(scaled, total / 100) and torch.allclose(out.loss, total / (labels != -100).sum())
+
+
+def test_prepared_4d_mask_with_a_conv_arch(tiny_config, batch):
+    torch.manual_seed(0)
+    model = MagicBertModel(tiny_config.with_arch(["conv:3", "mha:2", "ffn:128", "identity"])).eval()
+    input_ids, _ = batch
+    full = torch.ones(3, 1, 12, 12, dtype=torch.bool)
+    with torch.no_grad():
+        assert max_diff(model(input_ids, attention_mask=full).last_hidden_state,
+                        model(input_ids).last_hidden_state) <= TOLERANCE
+
+
+def test_bad_child_weights_leave_the_supernet_untouched(tiny_config):
+    supernet = MagicBertSupernetForMaskedLM(tiny_config)
+    before = {k: v.clone() for k, v in supernet.state_dict().items()}
+    arch = ["mha:1", "ffn:128", "conv:5", "mha:2"]
+    partial = {k: torch.zeros_like(v) for k, v in supernet.child_state_dict(arch).items() if "layer.3" not in k}
+    with pytest.raises(ValueError, match="missing keys"):
+        supernet.load_child_state_dict(arch, partial)
+    wrong = {k: torch.zeros(1) for k in supernet.child_state_dict(arch)}
+    with pytest.raises(ValueError, match="wrong shapes"):
+        supernet.load_child_state_dict(arch, wrong)
+    assert all(torch.equal(v, before[k]) for k, v in supernet.state_dict().items())

@@ -130,3 +130,16 @@ def test_bert_base_arch_in_the_110m_space_counts_exactly_like_bert_base():
 
     space = MagicBertConfig.from_preset("110m").search_space
     assert space.num_params(["mha:12", "ffn:3072"] * 12) == BertModel(BertConfig()).num_parameters() == 109_482_240
+
+
+def test_distance_compares_parsed_ops_and_bad_numbers_are_named(tiny_config):
+    from magic_bert.op_specs import OpSpec
+
+    space = tiny_config.search_space
+    assert space.distance(["MHA:2", OpSpec("ffn", 128)], ["mha:2", "ffn:128"]) == 0
+    with pytest.raises(ValueError, match="Budgets must be numbers, got min_params='x'"):
+        space.sample(min_params="x")
+    with pytest.raises(ValueError, match="min_params=2 is larger than max_params=1"):
+        space.sample(min_params="2", max_params="1")
+    with pytest.raises(ValueError, match="seq_len must be a positive integer, got -5"):
+        space.flops(["identity"] * 4, seq_len=-5)
