@@ -171,8 +171,9 @@ class SearchSpace:
         return names
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
+def _fmt(value: float | str | None) -> str:
+    """A budget bound for messages (numbers given as strings too; ``-`` for no bound)."""
+    return "-" if value is None or math.isinf(float(value)) else f"{float(value):,.0f}"
 
 
 __all__ = ["SearchSpace", "as_rng"]
