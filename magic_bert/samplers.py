@@ -112,18 +112,14 @@ def alignment_loss(child_hidden_states, anchor_hidden_states, child_logits: torc
     ``logits_weight * T² * KL(softmax(anchor/T) || softmax(child/T))`` on the masked positions (``labels != -100``).
     The anchor's tensors are detached: only the child is pulled.
     """
-    hidden = torch.stack([
-        F.mse_loss(child, anchor.detach()) for child, anchor in zip(child_hidden_states[1:], anchor_hidden_states[1:],
-                                                                    strict=True)
-    ]).mean()
-    masked = labels != -100
-    if masked.any():
-        t = temperature
-        kl = F.kl_div(F.log_softmax(child_logits[masked].float() / t, -1),
-                      F.log_softmax(anchor_logits[masked].detach().float() / t, -1),
-                      log_target=True, reduction="batchmean") * t * t
-    else:
-        kl = child_logits.sum() * 0.0
+    layer_pairs = zip(child_hidden_states[1:], anchor_hidden_states[1:], strict=True)
+    hidden = torch.stack([F.mse_loss(child, anchor.detach()) for child, anchor in layer_pairs]).mean()
+    # Sum over masked positions divided by their count (at least 1): no host sync, zero when nothing is masked.
+    masked = (labels != -100).unsqueeze(-1)
+    t = temperature
+    per_token = F.kl_div(F.log_softmax(child_logits.float() / t, -1),
+                         F.log_softmax(anchor_logits.detach().float() / t, -1), log_target=True, reduction="none")
+    kl = (per_token * masked).sum() / masked.sum().clamp(min=1) * t * t
     return hidden_weight * hidden + logits_weight * kl
 
 
