@@ -93,3 +93,18 @@ def test_alignment_loss_is_zero_for_the_anchor_itself_and_pulls_only_the_child(t
     (loss + kl_only).backward()
     grads = {name for name, p in supernet.named_parameters() if p.grad is not None}
     assert any(".ops.conv_5." in n for n in grads) and not any(".ops.mha_2." in n for n in grads)
+
+
+def test_alignment_kl_averages_over_masked_positions_only():
+    torch.manual_seed(0)
+    child, anchor = torch.randn(2, 5, 11), torch.randn(2, 5, 11)
+    labels = torch.full((2, 5), -100)
+    labels[0, 1], labels[1, 3] = 4, 7
+    hidden = [torch.zeros(2, 5, 3)] * 2
+    got = alignment_loss(hidden, hidden, child, anchor, labels, hidden_weight=0.0, temperature=2.0)
+    keep = labels != -100
+    expected = torch.nn.functional.kl_div(torch.log_softmax(child[keep] / 2, -1), torch.softmax(anchor[keep] / 2, -1),
+                                          reduction="batchmean") * 4
+    assert torch.allclose(got, expected)
+    nothing = alignment_loss(hidden, hidden, child, anchor, torch.full((2, 5), -100), hidden_weight=0.0)
+    assert nothing.item() == 0.0
