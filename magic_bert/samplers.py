@@ -69,10 +69,11 @@ class Anchor:
     """The anchor child of MAGIC-A: a top-performing arch and its held-out score; replaced by a better child."""
 
     arch: list[str]
-    score: float | None = None
+    score: float | tuple | None = None  # any comparable score, e.g. (accuracy, -loss)
     history: list[dict] = field(default_factory=list)
 
-    def consider(self, step: int, arch: list[str], child_score: float, anchor_score: float) -> dict | None:
+    def consider(self, step: int, arch: list[str], child_score: float | tuple,
+                 anchor_score: float | tuple) -> dict | None:
         """Swap in ``arch`` if its score beats the anchor's (both measured now, on the same held-out data).
 
         Returns the swap record (step, old, new, scores) or ``None``. Callers pass scores already reduced
@@ -94,13 +95,34 @@ class Anchor:
         self.arch, self.score, self.history = state["arch"], state["score"], list(state["history"])
 
 
+def default_anchor_arch(space: SearchSpace, max_params: float | None = None,
+                        min_params: float | None = None) -> list[str]:
+    """The initial anchor when none is given: the largest BERT-like child ``[mha, ffn] * L/2`` inside the budget.
+
+    DESIGN.md suggests "the largest-parameter child"; in these spaces that is all-FFN (no token mixing at all), a
+    poor anchor, so we prefer the strongest BERT-shaped child. Without mha/ffn ops, an odd layer count or any
+    BERT-like child in budget, a seeded draw from the budget.
+    """
+    half, odd = divmod(space.num_layers, 2)
+    mha = [op.name for op in space.ops if op.kind == "mha"]
+    ffn = [op.name for op in space.ops if op.kind == "ffn"]
+    # Largest sizes first, so that ties in parameters (more heads cost none) go to the larger op.
+    candidates = [[a, f] * half for a in reversed(mha) for f in reversed(ffn)] if not odd else []
+    fits = [arch for arch in candidates if space.in_budget(arch, min_params=min_params, max_params=max_params)]
+    if fits:
+        return max(fits, key=space.num_params)
+    return space.sample(_step_rng(0, -2), max_params=max_params, min_params=min_params)
+
+
 def build_sampler(name: str, space: SearchSpace, seed: int = 0, max_params: float | None = None,
                   min_params: float | None = None) -> tuple[ArchSampler, bool]:
     """The arch sampler for ``--sampler name`` and whether it trains with an anchor (MAGIC-A / MAGIC-AT)."""
     if name not in SAMPLERS:
         raise ValueError(f"Unknown sampler {name!r}; allowed: {list(SAMPLERS)}.")
     cls = TopologySampler if name in ("magic-t", "magic-at") else ArchSampler
-    return cls(space, seed=seed, max_params=max_params, min_params=min_params), name in ("magic-a", "magic-at")
+    sampler = cls(space, seed=seed, max_params=max_params, min_params=min_params)
+    sampler.name = name  # the full choice (magic-at samples like magic-t): checkpoints resume only with the same one
+    return sampler, name in ("magic-a", "magic-at")
 
 
 def alignment_loss(child_hidden_states, anchor_hidden_states, child_logits: torch.Tensor,
@@ -114,13 +136,30 @@ def alignment_loss(child_hidden_states, anchor_hidden_states, child_logits: torc
     """
     layer_pairs = zip(child_hidden_states[1:], anchor_hidden_states[1:], strict=True)
     hidden = torch.stack([F.mse_loss(child, anchor.detach()) for child, anchor in layer_pairs]).mean()
+    return hidden_weight * hidden + logits_weight * masked_kl(child_logits, anchor_logits, labels, temperature)
+
+
+def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels: torch.Tensor,
+              temperature: float = 1.0) -> torch.Tensor:
+    """``T² * KL(softmax(target/T) || softmax(student/T))`` averaged over masked positions (``labels != -100``).
+
+    The target is detached. Used for the anchor's predictions (MAGIC-A) and a teacher's (distillation).
+    """
     # Sum over masked positions divided by their count (at least 1): no host sync, zero when nothing is masked.
     masked = (labels != -100).unsqueeze(-1)
     t = temperature
-    per_token = F.kl_div(F.log_softmax(child_logits.float() / t, -1),
-                         F.log_softmax(anchor_logits.detach().float() / t, -1), log_target=True, reduction="none")
-    kl = (per_token * masked).sum() / masked.sum().clamp(min=1) * t * t
-    return hidden_weight * hidden + logits_weight * kl
+    per_token = F.kl_div(F.log_softmax(student_logits.float() / t, -1),
+                         F.log_softmax(target_logits.detach().float() / t, -1), log_target=True, reduction="none")
+    return (per_token * masked).sum() / masked.sum().clamp(min=1) * t * t
 
 
-__all__ = ["SAMPLERS", "Anchor", "ArchSampler", "TopologySampler", "alignment_loss", "build_sampler"]
+__all__ = [
+    "SAMPLERS",
+    "Anchor",
+    "ArchSampler",
+    "TopologySampler",
+    "alignment_loss",
+    "build_sampler",
+    "default_anchor_arch",
+    "masked_kl",
+]

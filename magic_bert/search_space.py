@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 from .op_specs import OpSpec, parse_arch, parse_op
 
@@ -171,9 +173,39 @@ class SearchSpace:
         return names
 
 
+def load_arch(value) -> list[str]:
+    """An arch from a command-line value: a JSON file (a list, or an object with an ``arch`` key such as
+    ``arch.json`` from search), a JSON list, or op names separated by spaces or commas. Checked later against a space.
+    """
+    if isinstance(value, (list, tuple)):
+        return [str(op) for op in value]
+    text = str(value).strip()
+    path = Path(text)
+    if text.endswith(".json") or (len(text) < 4096 and path.is_file()):
+        if not path.is_file():
+            raise ValueError(f"Arch file {text!r} does not exist.")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Arch file {text!r} is not valid JSON: {error}.") from None
+        data = data.get("arch") if isinstance(data, dict) else data
+        if not isinstance(data, list) or not all(isinstance(op, str) for op in data):
+            raise ValueError(f"Arch file {text!r} must hold a list of op names or an object with an 'arch' list.")
+        return data
+    if text.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Arch {text!r} is not a valid JSON list: {error}.") from None
+        if not isinstance(data, list):
+            raise ValueError(f"Arch {text!r} must be a list of op names.")
+        return [str(op) for op in data]
+    return [part for part in text.replace(",", " ").split() if part]
+
+
 def _fmt(value: float | str | None) -> str:
     """A budget bound for messages (numbers given as strings too; ``-`` for no bound)."""
     return "-" if value is None or math.isinf(float(value)) else f"{float(value):,.0f}"
 
 
-__all__ = ["SearchSpace", "as_rng"]
+__all__ = ["SearchSpace", "as_rng", "load_arch"]

@@ -1,0 +1,195 @@
+"""Masked-LM data: raw text (Hub, local files or the embedded synthetic corpus), a WordPiece tokenizer trained on it
+when none is given, tokenisation into fixed-length blocks, and a held-out set masked once so every evaluation of every
+child sees the same masked positions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import chain
+from pathlib import Path
+
+import datasets
+import torch
+from transformers import BertTokenizer, DataCollatorForLanguageModeling, PreTrainedTokenizerBase
+
+from .synthetic_corpus import generate_corpus
+
+DATA_FILE_TYPES = {".txt": "text", ".text": "text", ".csv": "csv", ".json": "json", ".jsonl": "json",
+                   ".parquet": "parquet"}
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def check_data_file(path: str | None, flag: str) -> None:
+    """One clear error for a data file that is missing, empty or of an unsupported type (before any work is done)."""
+    if path is None:
+        return
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"{flag} {path!r} does not exist or is not a file.")
+    if file.suffix not in DATA_FILE_TYPES:
+        raise ValueError(f"{flag} {path!r} has extension {file.suffix!r}; allowed: {sorted(DATA_FILE_TYPES)}.")
+    if file.stat().st_size == 0:
+        raise ValueError(f"{flag} {path!r} is empty.")
+
+
+def synthetic_datasets(num_documents: int = 2000, seed: int = 0,
+                       validation_fraction: float = 0.05) -> datasets.DatasetDict:
+    """The embedded default: the package's grammar corpus (train and validation drawn with different seeds)."""
+    num_validation = max(1, int(num_documents * validation_fraction))
+    return datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": generate_corpus(num_documents, seed=seed)}),
+        "validation": datasets.Dataset.from_dict({"text": generate_corpus(num_validation, seed=seed + 1)}),
+    })
+
+
+def load_text_datasets(dataset_name: str | None = None, dataset_config_name: str | None = None,
+                       train_file: str | None = None, validation_file: str | None = None,
+                       validation_split_percentage: int = 5, synthetic_documents: int = 2000,
+                       seed: int = 0) -> datasets.DatasetDict:
+    """``train`` and ``validation`` splits of raw text, as ``run_mlm_no_trainer.py`` builds them.
+
+    Without a validation split, the first ``validation_split_percentage`` % of the training data is held out.
+    With neither a dataset nor files, the embedded synthetic corpus.
+    """
+    if dataset_name is not None:
+        raw = datasets.load_dataset(dataset_name, dataset_config_name)
+    elif train_file is not None:
+        data_files = {"train": train_file} | ({"validation": validation_file} if validation_file else {})
+        raw = datasets.load_dataset(DATA_FILE_TYPES[Path(train_file).suffix], data_files=data_files)
+    else:
+        return synthetic_datasets(synthetic_documents, seed=seed)
+    if "validation" not in raw:
+        if not 0 < validation_split_percentage < 100:
+            raise ValueError(f"--validation_split_percentage must be in (0, 100), got {validation_split_percentage}.")
+        train = raw["train"]
+        cut = max(1, len(train) * validation_split_percentage // 100)
+        raw = datasets.DatasetDict({"train": train.select(range(cut, len(train))),
+                                    "validation": train.select(range(cut))})
+    return datasets.DatasetDict({"train": raw["train"], "validation": raw["validation"]})
+
+
+def text_column(dataset: datasets.Dataset, name: str | None) -> str:
+    """``name`` if given (checked), else ``text`` if present, else the first column (as run_mlm does)."""
+    columns = dataset.column_names
+    if name is not None:
+        if name not in columns:
+            raise ValueError(f"--text_column_name {name!r} is not a column of the data; columns: {columns}.")
+        return name
+    return "text" if "text" in columns else columns[0]
+
+
+def train_wordpiece_tokenizer(texts, vocab_size: int) -> BertTokenizer:
+    """A lower-casing BERT WordPiece tokenizer of at most ``vocab_size`` tokens, trained on ``texts``.
+
+    Special tokens come first ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4). The vocabulary can be smaller than
+    ``vocab_size`` when the text has fewer distinct pieces.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"--vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}.")
+    # The same normaliser and pre-tokeniser as transformers' BertTokenizer, so the trained vocab fits it.
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    backend.train_from_iterator(texts, trainer=trainer)
+    vocab = backend.get_vocab()
+    return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])))
+
+
+def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
+                       text_column_name: str | None = None, num_proc: int | None = None,
+                       load_from_cache_file: bool = True) -> datasets.DatasetDict:
+    """Tokenise every split and concatenate into blocks of exactly ``max_seq_length`` tokens (run_mlm's default).
+
+    The remainder shorter than one block is dropped; a split too small for one block is an error.
+    """
+    column = text_column(raw["train"], text_column_name)
+
+    def tokenize(examples):
+        return tokenizer(examples[column], return_special_tokens_mask=True)
+
+    def group(examples):
+        concatenated = {key: list(chain.from_iterable(examples[key])) for key in examples}
+        total = len(concatenated["input_ids"]) // max_seq_length * max_seq_length
+        return {key: [values[i:i + max_seq_length] for i in range(0, total, max_seq_length)]
+                for key, values in concatenated.items()}
+
+    tokenized = raw.map(tokenize, batched=True, num_proc=num_proc, remove_columns=raw["train"].column_names,
+                        load_from_cache_file=load_from_cache_file, desc="Tokenising")
+    grouped = tokenized.map(group, batched=True, num_proc=num_proc, load_from_cache_file=load_from_cache_file,
+                            desc=f"Grouping into blocks of {max_seq_length}")
+    for split, dataset in grouped.items():
+        if len(dataset) == 0:
+            raise ValueError(f"The {split} split has fewer than --max_seq_length={max_seq_length} tokens: "
+                             "pass more text or a smaller --max_seq_length.")
+    return grouped
+
+
+def mlm_collator(tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15,
+                 seed: int | None = None) -> DataCollatorForLanguageModeling:
+    if not 0 < mlm_probability < 1:
+        raise ValueError(f"--mlm_probability must be in (0, 1), got {mlm_probability}.")
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed,
+                                           return_tensors="pt")
+
+
+class BatchMasker:
+    """BERT masking (transformers' 80/10/10 rule) of collated CPU batches, from a generator of its own.
+
+    Masking happens in the training loop rather than in the data loader, which collates one batch ahead: the
+    generator's state then matches the optimizer step exactly and is saved in checkpoints (resume == straight run).
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15, seed: int = 0):
+        self.collator = mlm_collator(tokenizer, mlm_probability)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.collator.generator = self.generator
+
+    def __call__(self, batch: dict) -> dict:
+        batch = dict(batch)
+        special_tokens_mask = batch.pop("special_tokens_mask", None)
+        batch["input_ids"], batch["labels"] = self.collator.torch_mask_tokens(
+            batch["input_ids"].clone(), special_tokens_mask=special_tokens_mask)
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+def mask_once(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15,
+              seed: int = 0) -> datasets.Dataset:
+    """The held-out set with its masking fixed (``input_ids`` masked, ``labels`` = originals at masked positions).
+
+    Scores of different children, anchors and checkpoints are then comparable: same tokens, same masks, independent
+    of batch size and number of processes.
+    """
+    masker = BatchMasker(tokenizer, mlm_probability, seed=seed)
+
+    def mask(examples):
+        batch = masker({key: torch.tensor(values) for key, values in examples.items()})
+        return {key: value.tolist() for key, value in batch.items()}
+
+    # The masking function holds a generator that datasets cannot hash: name the result from its inputs instead.
+    fingerprint = hashlib.md5(f"{dataset._fingerprint}-{mlm_probability}-{seed}".encode()).hexdigest()
+    masked = dataset.map(mask, batched=True, batch_size=256, new_fingerprint=fingerprint,
+                         remove_columns=["special_tokens_mask"], desc="Masking the held-out set once")
+    return masked
+
+
+__all__ = [
+    "BatchMasker",
+    "check_data_file",
+    "load_text_datasets",
+    "mask_once",
+    "mlm_collator",
+    "synthetic_datasets",
+    "text_column",
+    "tokenize_and_group",
+    "train_wordpiece_tokenizer",
+]

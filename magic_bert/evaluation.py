@@ -1,0 +1,71 @@
+"""Held-out masked-LM scoring, shared by pre-training (final results, anchor decisions), search and analysis.
+
+One function scores one model or one child of a supernet on a pre-masked held-out set (``data.mask_once``): summed
+cross-entropy, correct predictions and masked-token counts per example, gathered across processes with
+``gather_for_metrics`` (so duplicated padding samples of an uneven split are dropped). Every process gets the same
+numbers, so decisions taken on them (anchor swaps, search) are identical on every rank.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class MLMScore:
+    loss: float  # mean cross-entropy over masked tokens
+    accuracy: float  # fraction of masked tokens predicted exactly
+    num_tokens: int  # masked tokens scored
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss) if self.loss < 700 else math.inf
+
+    def as_dict(self, prefix: str = "eval_") -> dict:
+        return {f"{prefix}{key}": value for key, value in {**asdict(self), "perplexity": self.perplexity}.items()}
+
+
+def _example_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(batch, 3): summed loss, correct predictions and masked tokens of each example."""
+    masked = labels != -100
+    safe_labels = labels.masked_fill(~masked, 0)
+    token_loss = F.cross_entropy(logits.float().transpose(1, 2), safe_labels, reduction="none")
+    correct = (logits.argmax(-1) == labels) & masked
+    return torch.stack([(token_loss * masked).sum(1), correct.sum(1).float(), masked.sum(1).float()], dim=1)
+
+
+@torch.no_grad()
+def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: int | None = None) -> MLMScore:
+    """Score ``model`` (a child of a supernet when ``arch`` is given) on the batches of ``dataloader``.
+
+    ``dataloader`` yields pre-masked batches (``input_ids``, ``attention_mask``, ``labels``); with an ``accelerator``
+    it is the prepared, rank-split loader and the sums are gathered across ranks. ``max_batches`` caps the batches
+    per process (the same prefix every call). The model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    extra = {} if arch is None else {"arch": arch}
+    sums = torch.zeros(3, dtype=torch.float64)
+    try:
+        for index, batch in enumerate(dataloader):
+            if max_batches is not None and index >= max_batches:
+                break
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           token_type_ids=batch.get("token_type_ids"), **extra).logits
+            per_example = _example_sums(logits, batch["labels"])
+            if accelerator is not None:
+                per_example = accelerator.gather_for_metrics(per_example)
+            sums += per_example.double().sum(0).cpu()
+    finally:
+        model.train(was_training)
+    loss_sum, correct, count = sums.tolist()
+    if count == 0:
+        raise ValueError("The held-out set has no masked tokens to score; pass more validation text.")
+    return MLMScore(loss=loss_sum / count, accuracy=correct / count, num_tokens=int(count))
+
+
+__all__ = ["MLMScore", "evaluate_mlm"]
