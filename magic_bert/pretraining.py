@@ -300,7 +300,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:  # noqa: C901 (reads st
                 step_arch = arch if sampler is None else sampler.next_arch(state.completed_steps)
                 arch_of_step = state.completed_steps
             with accelerator.accumulate(model):
-                losses = _losses(model, unwrapped, batch, step_arch, sampler, anchor, teacher, args, accelerator)
+                losses = step_losses(model, unwrapped, batch, step_arch, sampler, anchor, teacher, args, accelerator)
                 accelerator.backward(losses["loss"])
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -369,7 +369,8 @@ def pretrain(args: PretrainArguments) -> PretrainResult:  # noqa: C901 (reads st
     return PretrainResult(unwrapped, results, archs, [] if anchor is None else list(anchor.history))
 
 
-def _losses(model, unwrapped, batch, arch, sampler, anchor, teacher, args, accelerator) -> dict[str, torch.Tensor]:
+def step_losses(model, unwrapped, batch, arch, sampler, anchor, teacher, args,
+                accelerator) -> dict[str, torch.Tensor]:
     """MLM loss of the step's child, plus alignment to the anchor (MAGIC-A/AT) and distillation (teacher)."""
     align = anchor is not None and arch != anchor.arch  # aligning a child with itself is a no-op
     extra = {} if sampler is None else {"arch": arch}
@@ -443,4 +444,4 @@ def _results_table(results: dict) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-__all__ = ["PretrainResult", "check_arguments", "pretrain"]
+__all__ = ["PretrainResult", "check_arguments", "pretrain", "step_losses"]
