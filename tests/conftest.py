@@ -42,3 +42,24 @@ def max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None)
         keep = mask.bool()
         a, b = a[keep], b[keep]
     return (a - b).abs().max().item()
+
+
+def make_word_tokenizer():
+    """A deterministic BERT tokenizer for the synthetic corpus: specials, its words, punctuation.
+
+    (The `tokenizers` WordPiece trainer breaks ties in hash order, so trained vocabularies differ between runs; tests
+    that compare two runs need one fixed tokenizer.)
+    """
+    from transformers import BertTokenizer
+
+    from magic_bert.synthetic_corpus import vocabulary
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *sorted(vocabulary())]
+    return BertTokenizer(vocab={token: index for index, token in enumerate(tokens)})
+
+
+@pytest.fixture(scope="session")
+def word_tokenizer_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("word_tokenizer")
+    make_word_tokenizer().save_pretrained(folder)
+    return str(folder)

@@ -1,0 +1,274 @@
+"""The pre-training recipe: samplers' rules in the loop, fixed-arch mode, KD, resume == straight, outputs, bad input."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
+
+import magic_bert.pretraining as pretraining
+from magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
+from magic_bert.checkpointing import list_checkpoints
+from magic_bert.pretraining_args import parse_pretrain_args
+from magic_bert.search_space import SearchSpace
+
+from .conftest import TOLERANCE, make_batch, max_diff
+
+REPO = Path(__file__).resolve().parent.parent
+FIXED_ARCH = ["mha:2", "ffn:256", "conv:3", "identity"]
+
+
+@pytest.fixture
+def small(word_tokenizer_dir):
+    """Tiny, fast settings shared by the runs (own tokenizer, a small synthetic corpus, few held-out blocks)."""
+    return ["--tokenizer_name", word_tokenizer_dir, "--synthetic_documents", "200", "--per_device_train_batch_size",
+            "4", "--anchor_eval_samples", "16", "--max_eval_samples", "16", "--max_seq_length", "64"]
+
+
+def run(*argv):
+    return pretraining.pretrain(parse_pretrain_args([str(a) for a in argv]))
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_fixed_arch_mode_saves_an_auto_loadable_model(tmp_path, small):
+    out = tmp_path / "child"
+    result = run(*small, "--arch", " ".join(FIXED_ARCH), "--max_train_steps", 4, "--output_dir", out)
+    assert isinstance(result.model, MagicBertForMaskedLM) and result.model.config.arch == FIXED_ARCH
+    log = read_jsonl(out / "train_log.jsonl")
+    assert [r["step"] for r in log] == [1, 2, 3, 4] and all(r["arch"] == FIXED_ARCH for r in log)
+    assert log[-1]["lr"] < log[0]["lr"]  # linear decay
+    reloaded = AutoModelForMaskedLM.from_pretrained(out).eval()
+    assert type(reloaded) is MagicBertForMaskedLM
+    input_ids, mask = make_batch(len(AutoTokenizer.from_pretrained(out)))
+    expected = result.model.eval()(input_ids, attention_mask=mask).logits
+    assert max_diff(reloaded(input_ids, attention_mask=mask).logits, expected, mask) < TOLERANCE
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["eval_arch"] == FIXED_ARCH and results["train_steps"] == 4 and results["sampler"] is None
+    assert results["eval_perplexity"] == pytest.approx(torch.tensor(results["eval_loss"]).exp().item())
+    assert results["train_tokens"] == 4 * 4 * 64 and results["train_tokens_per_second"] > 0
+    assert not list(out.glob(".tmp*"))
+
+
+def test_spos_follows_the_sampler_inside_the_budget(tmp_path, small):
+    space = MagicBertSupernetForMaskedLM.config_class.from_preset("tiny").search_space
+    budget = (space.min_params + space.max_params) // 2
+    result = run(*small, "--max_train_steps", 6, "--max_params", budget, "--output_dir", tmp_path / "spos")
+    # Vocabulary size changes the base parameters, not the per-layer budget check, so count in the run's space.
+    run_space = SearchSpace(result.model.config)
+    assert all(run_space.num_params(arch) <= budget for arch in result.archs)
+    assert len({tuple(a) for a in result.archs}) > 1
+    assert [r["arch"] for r in read_jsonl(tmp_path / "spos" / "train_log.jsonl")] == result.archs
+    reloaded = MagicBertSupernetForMaskedLM.from_pretrained(tmp_path / "spos").eval()
+    input_ids, mask = make_batch(result.model.config.vocab_size)
+    arch = result.archs[-1]
+    expected = result.model.eval()(input_ids, attention_mask=mask, arch=arch).logits
+    assert max_diff(reloaded(input_ids, attention_mask=mask, arch=arch).logits, expected, mask) < TOLERANCE
+
+
+def test_magic_t_changes_exactly_one_layer_per_step(tmp_path, small):
+    result = run(*small, "--sampler", "magic-t", "--max_train_steps", 8, "--output_dir", tmp_path / "t")
+    assert len(result.archs) == 8
+    for previous, current in zip(result.archs, result.archs[1:], strict=False):
+        assert SearchSpace.distance(previous, current) == 1
+
+
+def test_magic_a_swaps_only_on_a_better_score_and_aligns(tmp_path, small):
+    out = tmp_path / "a"
+    result = run(*small, "--sampler", "magic-a", "--max_train_steps", 12, "--anchor_eval_steps", 2,
+                 "--learning_rate", 2e-3, "--output_dir", out)
+    log = read_jsonl(out / "train_log.jsonl")
+    checks = [r for r in log if "anchor_swapped" in r]
+    assert [r["step"] for r in checks] == [2, 4, 6, 8, 10, 12]
+    anchor = pretraining.default_anchor_arch(SearchSpace(result.model.config))
+    swaps = iter(result.anchor_history)
+    for record in log:
+        # Alignment is zero exactly when the child is the anchor, and positive otherwise.
+        assert (record["align_loss"] == 0) == (record["arch"] == anchor)
+        assert record["loss"] == pytest.approx(record["mlm_loss"] + record["align_loss"], abs=1e-5)
+        if "anchor_swapped" in record:
+            better = (record["child_accuracy"], -record["child_eval_loss"]) > (
+                record["anchor_accuracy"], -record["anchor_eval_loss"])
+            assert record["anchor_swapped"] == (better and record["arch"] != anchor)
+            if record["anchor_swapped"]:
+                event = next(swaps)
+                assert (event["step"], event["old_arch"], event["new_arch"]) == (record["step"], anchor, record["arch"])
+                anchor = record["arch"]
+    assert next(swaps, None) is None
+    assert result.anchor_history, "this seed is expected to swap at least once (so the rule is exercised)"
+    assert read_jsonl(out / "anchor_history.jsonl") == json.loads(json.dumps(result.anchor_history))
+    assert json.loads((out / "all_results.json").read_text())["eval_arch"] == anchor
+
+
+def test_kd_with_a_tiny_teacher(tmp_path, small, word_tokenizer_dir):
+    tokenizer = AutoTokenizer.from_pretrained(word_tokenizer_dir)
+    teacher_dir = tmp_path / "teacher"
+    teacher = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128))
+    teacher.save_pretrained(teacher_dir)
+    tokenizer.save_pretrained(teacher_dir)
+    out = tmp_path / "kd"
+    run(*small, "--teacher_name_or_path", teacher_dir, "--kd_weight", 0.25, "--max_train_steps", 3,
+        "--output_dir", out)
+    for record in read_jsonl(out / "train_log.jsonl"):
+        assert record["kd_loss"] > 0
+        assert record["loss"] == pytest.approx(0.75 * record["mlm_loss"] + 0.25 * record["kd_loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_resume_equals_an_uninterrupted_run(tmp_path, small, monkeypatch):
+    """2N steps straight == N steps, crash right after the checkpoint, resume, N more (MAGIC-AT, accumulation 2)."""
+    args = [*small, "--sampler", "magic-at", "--max_train_steps", 12, "--anchor_eval_steps", 3,
+            "--gradient_accumulation_steps", 2, "--learning_rate", 2e-3, "--checkpointing_steps", 6]
+    straight = run(*args, "--output_dir", tmp_path / "straight")
+
+    real_save = pretraining.save_checkpoint
+
+    def save_then_crash(*a, **k):
+        real_save(*a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pretraining, "save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(*args, "--output_dir", tmp_path / "resumed")
+    monkeypatch.setattr(pretraining, "save_checkpoint", real_save)
+    assert [p.name for p in list_checkpoints(tmp_path / "resumed")] == ["step_6"]
+    resumed = run(*args, "--output_dir", tmp_path / "resumed", "--resume_from_checkpoint", "latest")
+
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    assert resumed.archs == straight.archs[6:]
+    assert resumed.anchor_history == straight.anchor_history
+    log_a, log_b = (read_jsonl(tmp_path / d / "train_log.jsonl") for d in ("straight", "resumed"))
+    assert [r["step"] for r in log_b] == list(range(1, 13))
+    assert [r["arch"] for r in log_a] == [r["arch"] for r in log_b]
+    assert [r["loss"] for r in log_a] == pytest.approx([r["loss"] for r in log_b], abs=1e-6)
+    assert resumed.results["eval_loss"] == pytest.approx(straight.results["eval_loss"], abs=1e-6)
+
+
+def test_an_interrupted_save_is_never_latest(tmp_path):
+    (tmp_path / "step_4").mkdir()
+    (tmp_path / "step_4" / "custom_checkpoint_0.pkl").write_bytes(b"x")
+    (tmp_path / ".tmp-step_8").mkdir()  # a save that died half-way
+    (tmp_path / ".tmp-step_8" / "custom_checkpoint_0.pkl").write_bytes(b"x")
+    (tmp_path / "step_9").mkdir()  # a folder without the state file
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_4"]
+    assert pretraining.resolve_resume_path("latest", str(tmp_path)).name == "step_4"
+
+
+def test_config_file_with_command_line_override(tmp_path):
+    config = tmp_path / "pretrain.yaml"
+    config.write_text("sampler: magic-t\nmax_train_steps: 7\nlearning_rate: 0.001\n")
+    args = parse_pretrain_args(["--config", str(config), "--max_train_steps", "9", "--output_dir", "x"])
+    assert (args.sampler, args.max_train_steps, args.learning_rate) == ("magic-t", 9, 0.001)
+    config.write_text("sampler: magic-t\nmax_steps: 7\n")
+    with pytest.raises(SystemExit):
+        parse_pretrain_args(["--config", str(config)])
+
+
+def test_unknown_sampler_is_rejected_by_the_command_line(capsys):
+    with pytest.raises(SystemExit):
+        parse_pretrain_args(["--sampler", "magic-x", "--output_dir", "x"])
+    err = capsys.readouterr().err
+    assert "magic-x" in err and "magic-at" in err
+
+
+def _bad_teacher(tmp_path, tokenizer_dir):
+    teacher = BertForMaskedLM(BertConfig(vocab_size=len(AutoTokenizer.from_pretrained(tokenizer_dir)) + 7,
+                                         hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=64))
+    teacher.save_pretrained(tmp_path / "teacher")
+    return ["--teacher_name_or_path", tmp_path / "teacher"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("arch", "not in candidate_ops"),
+    ("arch_layers", "num_hidden_layers=4"),
+    ("budget", "Infeasible parameter budget"),
+    ("teacher", "predicts over"),
+    ("empty_file", "is empty"),
+    ("missing_file", "does not exist"),
+    ("resume_nothing", "is not a checkpoint folder"),
+    ("resume_latest_none", "no complete checkpoint"),
+    ("arch_and_sampler", "supernets only"),
+    ("anchor_arch", "not in candidate_ops"),
+])
+def test_bad_input_fails_before_writing_anything(tmp_path, small, word_tokenizer_dir, case, message):
+    out = tmp_path / "out"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    extra = {
+        "arch": ["--arch", "mha:3 ffn:256 mha:2 ffn:256"],
+        "arch_layers": ["--arch", "mha:2 ffn:256"],
+        "budget": ["--max_params", 10],
+        "teacher": _bad_teacher(tmp_path, word_tokenizer_dir) if case == "teacher" else [],
+        "empty_file": ["--train_file", empty],
+        "missing_file": ["--train_file", tmp_path / "nope.txt"],
+        "resume_nothing": ["--resume_from_checkpoint", tmp_path / "nowhere"],
+        "resume_latest_none": ["--resume_from_checkpoint", "latest"],
+        "arch_and_sampler": ["--arch", " ".join(FIXED_ARCH), "--sampler", "magic-a"],
+        "anchor_arch": ["--sampler", "magic-a", "--anchor_arch", "mha:9 mha:9 mha:9 mha:9"],
+    }[case]
+    with pytest.raises(ValueError, match=message):
+        run(*small, *extra, "--max_train_steps", 2, "--output_dir", out)
+    assert not out.exists()
+
+
+def test_non_empty_output_dir_needs_overwrite(tmp_path, small):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        run(*small, "--max_train_steps", 2, "--output_dir", out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_local_csv_files_with_a_text_column(tmp_path, word_tokenizer_dir):
+    from magic_bert.synthetic_corpus import generate_corpus
+
+    import pandas as pd
+
+    for split, seed in (("train", 0), ("validation", 1)):
+        pd.DataFrame({"id": range(60), "sentence": generate_corpus(60, seed=seed)}).to_csv(tmp_path / f"{split}.csv")
+    out = tmp_path / "out"
+    result = run("--train_file", tmp_path / "train.csv", "--validation_file", tmp_path / "validation.csv",
+                 "--text_column_name", "sentence", "--tokenizer_name", word_tokenizer_dir, "--max_seq_length", 64,
+                 "--per_device_train_batch_size", 4, "--max_train_steps", 2, "--output_dir", out)
+    assert result.results["train_steps"] == 2 and result.results["eval_num_tokens"] > 0
+
+
+@pytest.mark.slow
+def test_embedded_default_end_to_end(tmp_path):
+    """The README's command at tiny size: no data arguments, its own tokenizer; the model learns something."""
+    import subprocess
+
+    out = tmp_path / "tiny"
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "pretrain.py"), "--output_dir", str(out), "--max_train_steps", "60",
+         "--synthetic_documents", "400"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    results = json.loads((out / "all_results.json").read_text())
+    log = read_jsonl(out / "train_log.jsonl")
+    assert len(log) == 60 and results["train_steps"] == 60
+    # Chance over a vocabulary of hundreds is ~6.4 nats; the run must get well below it.
+    assert log[0]["mlm_loss"] > 6.0 and results["eval_loss"] < 5.8
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.convert_ids_to_tokens([0, 1, 2, 3, 4]) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    supernet = MagicBertSupernetForMaskedLM.from_pretrained(out)
+    assert supernet.config.vocab_size == len(tokenizer)
+    assert "held-out MLM loss" in completed.stdout
+
+
+def test_bad_input_from_the_command_line_is_one_line(tmp_path):
+    import subprocess
+
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "recipes" / "pretrain.py"), "--output_dir", str(tmp_path / "o"),
+         "--train_file", str(tmp_path / "missing.txt")], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr and "missing.txt" in completed.stderr
+    assert not (tmp_path / "o").exists()
