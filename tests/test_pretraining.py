@@ -228,9 +228,9 @@ def test_non_empty_output_dir_needs_overwrite(tmp_path, small):
 
 
 def test_local_csv_files_with_a_text_column(tmp_path, word_tokenizer_dir):
-    from magic_bert.synthetic_corpus import generate_corpus
-
     import pandas as pd
+
+    from magic_bert.synthetic_corpus import generate_corpus
 
     for split, seed in (("train", 0), ("validation", 1)):
         pd.DataFrame({"id": range(60), "sentence": generate_corpus(60, seed=seed)}).to_csv(tmp_path / f"{split}.csv")
