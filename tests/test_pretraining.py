@@ -272,3 +272,36 @@ def test_bad_input_from_the_command_line_is_one_line(tmp_path):
     assert completed.returncode != 0
     assert "Traceback" not in completed.stderr and "missing.txt" in completed.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_dataset_name_path_and_tracking(tmp_path, word_tokenizer_dir):
+    """The --dataset_name code path (a Hub id for users; a local folder here) and --with_tracking (TensorBoard)."""
+    pytest.importorskip("tensorboard")
+    from magic_bert.synthetic_corpus import generate_corpus
+
+    data = tmp_path / "my_dataset"
+    data.mkdir()
+    (data / "train.txt").write_text("\n".join(generate_corpus(80)))
+    out = tmp_path / "out"
+    result = run("--dataset_name", data, "--tokenizer_name", word_tokenizer_dir, "--max_seq_length", 64,
+                 "--per_device_train_batch_size", 4, "--max_train_steps", 4, "--logging_steps", 2,
+                 "--with_tracking", "--report_to", "tensorboard", "--output_dir", out)
+    assert result.results["train_steps"] == 4
+    assert list(out.rglob("events.out.tfevents.*")), "TensorBoard wrote no event file"
+
+
+def test_init_from_bert_puts_bert_in_its_own_arch(tmp_path, word_tokenizer_dir):
+    tokenizer = AutoTokenizer.from_pretrained(word_tokenizer_dir)
+    bert = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=64, num_hidden_layers=2,
+                                      num_attention_heads=2, intermediate_size=256, max_position_embeddings=128,
+                                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
+    bert.save_pretrained(tmp_path / "bert")
+    args = parse_pretrain_args(["--init_from_bert", str(tmp_path / "bert"), "--output_dir", str(tmp_path / "o")])
+    config = pretraining.build_config(args, tokenizer)
+    supernet = pretraining.build_model(args, config, None).eval()
+    input_ids, mask = make_batch(len(tokenizer))
+    expected = bert(input_ids, attention_mask=mask).logits
+    got = supernet(input_ids, attention_mask=mask, arch=["mha:2", "ffn:256"] * 2).logits
+    assert max_diff(got, expected, mask) < TOLERANCE
+    child = pretraining.build_model(args, config, ["mha:2", "ffn:256"] * 2).eval()
+    assert max_diff(child(input_ids, attention_mask=mask).logits, expected, mask) < TOLERANCE
