@@ -55,8 +55,11 @@ def load_text_datasets(dataset_name: str | None = None, dataset_config_name: str
     if dataset_name is not None:
         raw = datasets.load_dataset(dataset_name, dataset_config_name)
     elif train_file is not None:
-        data_files = {"train": train_file} | ({"validation": validation_file} if validation_file else {})
-        raw = datasets.load_dataset(DATA_FILE_TYPES[Path(train_file).suffix], data_files=data_files)
+        # Each file with its own reader: a .txt training file may come with a .jsonl validation file.
+        files = {"train": train_file} | ({"validation": validation_file} if validation_file else {})
+        raw = datasets.DatasetDict({
+            split: datasets.load_dataset(DATA_FILE_TYPES[Path(path).suffix], data_files={split: path})[split]
+            for split, path in files.items()})
     else:
         return synthetic_datasets(synthetic_documents, seed=seed)
     if "validation" not in raw:
@@ -96,6 +99,9 @@ def train_wordpiece_tokenizer(texts, vocab_size: int) -> BertTokenizer:
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     backend.train_from_iterator(texts, trainer=trainer)
     vocab = backend.get_vocab()
+    if len(vocab) > vocab_size:  # the trainer keeps every character (and its ## form) whatever the size
+        raise ValueError(f"--vocab_size {vocab_size} is too small for this text: its characters alone need "
+                         f"{len(vocab)} tokens.")
     return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])))
 
 

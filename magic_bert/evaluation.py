@@ -44,7 +44,9 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
 
     ``dataloader`` yields pre-masked batches (``input_ids``, ``attention_mask``, ``labels``); with an ``accelerator``
     it is the prepared, rank-split loader and the sums are gathered across ranks. ``max_batches`` caps the batches
-    per process (the same prefix every call). The model's train/eval mode is restored afterwards.
+    per process (the same prefix every call); with an accelerate-prepared loader prefer a loader over a subset of
+    the data, since leaving one early keeps it registered as the active loader. The model's train/eval mode is
+    restored afterwards.
     """
     was_training = model.training
     model.eval()
