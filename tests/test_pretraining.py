@@ -305,3 +305,13 @@ def test_init_from_bert_puts_bert_in_its_own_arch(tmp_path, word_tokenizer_dir):
     assert max_diff(got, expected, mask) < TOLERANCE
     child = pretraining.build_model(args, config, ["mha:2", "ffn:256"] * 2).eval()
     assert max_diff(child(input_ids, attention_mask=mask).logits, expected, mask) < TOLERANCE
+
+
+def test_resume_with_another_sampler_is_refused_before_writing(tmp_path, small):
+    out = tmp_path / "out"
+    run(*small, "--max_train_steps", 2, "--checkpointing_steps", 2, "--output_dir", out)
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    with pytest.raises(ValueError, match="Checkpoint sampler is 'spos'"):
+        run(*small, "--sampler", "magic-t", "--max_train_steps", 4, "--output_dir", out,
+            "--resume_from_checkpoint", "latest")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

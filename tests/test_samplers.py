@@ -108,3 +108,32 @@ def test_alignment_kl_averages_over_masked_positions_only():
     assert torch.allclose(got, expected)
     nothing = alignment_loss(hidden, hidden, child, anchor, torch.full((2, 5), -100), hidden_weight=0.0)
     assert nothing.item() == 0.0
+
+
+def test_default_anchor_is_the_largest_bert_like_child_in_budget(tiny_config):
+    from magic_bert.samplers import default_anchor_arch
+
+    space = tiny_config.search_space
+    assert default_anchor_arch(space) == ["mha:2", "ffn:256"] * 2  # ties in params go to more heads
+    smaller = space.num_params(["mha:2", "ffn:128"] * 2)
+    assert default_anchor_arch(space, max_params=smaller) == ["mha:2", "ffn:128"] * 2
+    # No BERT-like child fits under the smallest one: a seeded draw from the budget instead.
+    tight = space.num_params(["mha:1", "ffn:128"] * 2) - 1
+    fallback = default_anchor_arch(space, max_params=tight)
+    assert space.num_params(fallback) <= tight and fallback == default_anchor_arch(space, max_params=tight)
+
+
+def test_sampler_names_are_the_full_choice(tiny_config):
+    space = tiny_config.search_space
+    sampler, uses_anchor = build_sampler("magic-at", space)
+    assert sampler.name == "magic-at" and uses_anchor and isinstance(sampler, TopologySampler)
+    other, _ = build_sampler("magic-t", space)
+    with pytest.raises(ValueError, match="'magic-at'"):
+        other.load_state_dict(sampler.state_dict())
+
+
+def test_anchor_compares_tuples_lexicographically():
+    anchor = Anchor(["a"])
+    assert anchor.consider(1, ["b"], (0.5, -2.0), (0.5, -2.1)) is not None  # same accuracy, lower loss
+    assert anchor.arch == ["b"]
+    assert anchor.consider(2, ["c"], (0.5, -2.0), (0.5, -2.0)) is None  # a tie keeps the anchor

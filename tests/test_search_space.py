@@ -143,3 +143,23 @@ def test_distance_compares_parsed_ops_and_bad_numbers_are_named(tiny_config):
         space.sample(min_params="2", max_params="1")
     with pytest.raises(ValueError, match="seq_len must be a positive integer, got -5"):
         space.flops(["identity"] * 4, seq_len=-5)
+
+
+def test_load_arch_accepts_files_json_and_names(tmp_path):
+    import json
+
+    from magic_bert.search_space import load_arch
+
+    arch = ["mha:2", "ffn:256", "conv:3", "identity"]
+    (tmp_path / "arch.json").write_text(json.dumps({"arch": arch, "params": 1}))
+    (tmp_path / "list.json").write_text(json.dumps(arch))
+    assert load_arch(str(tmp_path / "arch.json")) == arch == load_arch(str(tmp_path / "list.json"))
+    assert load_arch(json.dumps(arch)) == arch == load_arch("mha:2, ffn:256 conv:3 identity") == load_arch(arch)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        load_arch(str(tmp_path / "bad.json"))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_arch(str(tmp_path / "missing.json"))
+    (tmp_path / "obj.json").write_text(json.dumps({"layers": arch}))
+    with pytest.raises(ValueError, match="'arch' list"):
+        load_arch(str(tmp_path / "obj.json"))
