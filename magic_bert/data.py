@@ -72,6 +72,30 @@ def load_text_datasets(dataset_name: str | None = None, dataset_config_name: str
     return datasets.DatasetDict({"train": raw["train"], "validation": raw["validation"]})
 
 
+def load_held_out_text(dataset_name: str | None = None, dataset_config_name: str | None = None,
+                       validation_file: str | None = None, split: str = "validation",
+                       synthetic_documents: int = 2000, seed: int = 0) -> datasets.Dataset:
+    """Held-out text only (for search and analysis): a local file, a Hub dataset's ``split``, or the embedded
+    synthetic corpus's validation documents (the same ones pre-training with that seed held out).
+    """
+    if validation_file is not None:
+        check_data_file(validation_file, "--validation_file")
+        suffix = Path(validation_file).suffix
+        return datasets.load_dataset(DATA_FILE_TYPES[suffix], data_files={"validation": validation_file})["validation"]
+    if dataset_name is not None:
+        return datasets.load_dataset(dataset_name, dataset_config_name, split=split)
+    return synthetic_datasets(synthetic_documents, seed=seed)["validation"]
+
+
+def held_out_blocks(text: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
+                    mlm_probability: float = 0.15, seed: int = 0,
+                    text_column_name: str | None = None) -> datasets.Dataset:
+    """Held-out text → blocks of ``max_seq_length`` tokens, masked once (what every scorer of children uses)."""
+    blocks = tokenize_and_group(datasets.DatasetDict({"validation": text}), tokenizer, max_seq_length,
+                                text_column_name)
+    return mask_once(blocks["validation"], tokenizer, mlm_probability, seed=seed)
+
+
 def text_column(dataset: datasets.Dataset, name: str | None) -> str:
     """``name`` if given (checked), else ``text`` if present, else the first column (as run_mlm does)."""
     columns = dataset.column_names
@@ -112,7 +136,8 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
 
     The remainder shorter than one block is dropped; a split too small for one block is an error.
     """
-    column = text_column(raw["train"], text_column_name)
+    first = next(iter(raw.values()))
+    column = text_column(first, text_column_name)
 
     def tokenize(examples):
         return tokenizer(examples[column], return_special_tokens_mask=True)
@@ -123,7 +148,7 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
         return {key: [values[i:i + max_seq_length] for i in range(0, total, max_seq_length)]
                 for key, values in concatenated.items()}
 
-    tokenized = raw.map(tokenize, batched=True, num_proc=num_proc, remove_columns=raw["train"].column_names,
+    tokenized = raw.map(tokenize, batched=True, num_proc=num_proc, remove_columns=first.column_names,
                         load_from_cache_file=load_from_cache_file, desc="Tokenising")
     grouped = tokenized.map(group, batched=True, num_proc=num_proc, load_from_cache_file=load_from_cache_file,
                             desc=f"Grouping into blocks of {max_seq_length}")
@@ -191,6 +216,8 @@ def mask_once(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, mlm
 __all__ = [
     "BatchMasker",
     "check_data_file",
+    "held_out_blocks",
+    "load_held_out_text",
     "load_text_datasets",
     "mask_once",
     "mlm_collator",

@@ -1,0 +1,214 @@
+"""Export a supernet child as a standard HF checkpoint with a model card (``recipes/export.py`` is a thin CLI).
+
+The checkpoint is written to a temporary folder next to ``output_dir`` and renamed into place when complete:
+``config.json`` (with the arch), ``model.safetensors``, the tokenizer, the modeling code with a complete ``auto_map``
+(``trust_remote_code`` loading), and ``README.md`` rendered from ``model_cards/magic_bert.md``. ``format="bert"``
+writes a plain transformers ``BertForMaskedLM`` / ``BertForSequenceClassification`` instead (BERT-shaped archs only).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+from .bert_interop import to_bert
+from .modeling_magic_bert import (
+    MagicBertForMaskedLM,
+    MagicBertForSequenceClassification,
+    MagicBertSupernetForMaskedLM,
+)
+from .search_space import load_arch
+
+HEADS = ("masked_lm", "sequence_classification")
+INITS = ("inherit", "scratch")
+FORMATS = ("magic_bert", "bert")
+TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "magic_bert.md"
+# GLUE's paper order and the one number per task the tables report.
+GLUE_TASKS = {"mnli": "accuracy", "qqp": "f1", "qnli": "accuracy", "cola": "matthews_correlation",
+              "sst2": "accuracy", "stsb": "spearmanr", "rte": "accuracy", "mrpc": "f1"}
+
+
+def load_glue_results(path: str | Path) -> dict[str, dict[str, float]]:
+    """``{task: {metric: value}}`` from a JSON file: that mapping itself, or flat ``eval_<task>_<metric>`` keys.
+
+    Values may be fractions (0.88) or percentages (88.0); they are kept as given.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"--glue_results {str(path)!r} does not exist.")
+    data = json.loads(file.read_text())
+    results: dict[str, dict[str, float]] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key in GLUE_TASKS:
+            results[key] = {m: float(v) for m, v in value.items() if isinstance(v, int | float)}
+        elif isinstance(value, int | float) and key.startswith("eval_"):
+            task, _, metric = key[len("eval_"):].partition("_")
+            if task in GLUE_TASKS and metric:
+                results.setdefault(task, {})[metric] = float(value)
+    if not results:
+        raise ValueError(f"--glue_results {str(path)!r} holds no GLUE results: expected {{task: {{metric: value}}}} "
+                         f"with tasks among {sorted(GLUE_TASKS)}.")
+    return results
+
+
+def _build_model(supernet: MagicBertSupernetForMaskedLM, arch: list[str], head: str, init: str, num_labels: int,
+                 seed: int):
+    config = supernet.config.with_arch(arch)
+    if head == "masked_lm":
+        if init == "inherit":
+            return supernet.export(arch)
+        torch.manual_seed(seed)
+        return MagicBertForMaskedLM(config)
+    config.num_labels = num_labels
+    torch.manual_seed(seed)
+    model = MagicBertForSequenceClassification(config)
+    if init == "inherit":
+        # The encoder and embeddings come from the supernet; the pooler and classifier start fresh.
+        encoder = {k: v for k, v in supernet.export(arch).state_dict().items() if k.startswith("bert.")}
+        missing, unexpected = model.load_state_dict(encoder, strict=False)
+        assert not unexpected and all(k.startswith(("bert.pooler", "classifier")) for k in missing), missing
+    return model
+
+
+def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: Path, search_info: dict | None,
+          glue: dict | None, model_name: str):
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    training = _read_json(supernet_dir / "all_results.json")
+    sampler = (training or {}).get("sampler")
+    sampler_text = f"supernet trained with {sampler.upper()}" if sampler else "supernet training"
+    training_text = ("no training record found next to the supernet" if training is None else
+                     f"{training.get('sampler') or 'fixed arch'}, {training.get('train_steps')} steps, "
+                     f"{training.get('train_tokens'):,} tokens; held-out MLM loss {training.get('eval_loss'):.4f} "
+                     f"(accuracy {training.get('eval_accuracy'):.4f}) for arch {training.get('eval_arch')}")
+    search_text = ("the arch was given directly" if not search_info else
+                   f"{search_info.get('strategy')} search over {search_info.get('num_evaluated')} children scored "
+                   f"by held-out MLM {search_info.get('metric')} with inherited weights (this arch: loss "
+                   f"{search_info.get('eval_loss', float('nan')):.4f}, accuracy "
+                   f"{search_info.get('eval_accuracy', float('nan')):.4f}); constraints "
+                   f"{search_info.get('constraints')}")
+    eval_results = []
+    glue_table = ""
+    if glue:
+        for task, metrics in glue.items():
+            for metric, value in metrics.items():
+                eval_results.append(EvalResult(task_type="text-classification", dataset_type="nyu-mll/glue",
+                                               dataset_name=f"GLUE {task.upper()}", dataset_config=task,
+                                               dataset_split="validation", metric_type=metric, metric_value=value))
+        glue_table = _glue_table(glue)
+    seq_len = 128
+    usage = ("import magic_bert  # or: trust_remote_code=True without it\n"
+             "from transformers import AutoModelForMaskedLM, AutoTokenizer\n"
+             f"model = AutoModelForMaskedLM.from_pretrained(\"{model_name}\")" if fmt == "magic_bert" and
+             head == "masked_lm" else
+             "import magic_bert  # or: trust_remote_code=True without it\n"
+             "from transformers import AutoModelForSequenceClassification\n"
+             f"model = AutoModelForSequenceClassification.from_pretrained(\"{model_name}\")" if fmt == "magic_bert"
+             else f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained(\"{model_name}\")  "
+                  "# a plain BERT")
+    card_data = ModelCardData(library_name="transformers", license="apache-2.0", language="en",
+                              tags=["magic_bert", "neural-architecture-search", "bert", "fill-mask" if head ==
+                                    "masked_lm" else "text-classification"],
+                              pipeline_tag="fill-mask" if head == "masked_lm" else "text-classification",
+                              model_name=model_name, eval_results=eval_results or None)
+    return ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE), model_name=model_name, sampler_text=sampler_text, arch=arch,
+        num_layers=len(arch), candidate_ops=space.config.candidate_ops, hidden_size=space.hidden_size,
+        params=f"{space.num_params(arch):,}", flops=f"{space.flops(arch, seq_len):,}", seq_len=seq_len,
+        head=head, head_text="plus the masked-LM head" if head == "masked_lm" else "plus the classifier",
+        init_text="inherited from the supernet" if init == "inherit" else "freshly initialised (train from scratch)",
+        format_text="magic_bert (remote code included)" if fmt == "magic_bert" else "plain transformers BERT",
+        training_text=training_text, search_text=search_text, glue_table=glue_table, usage=usage,
+        data_text="the supernet's pre-training text (see its train_log.jsonl and all_results.json)",
+        loading_text="Loading needs `import magic_bert` or `trust_remote_code=True`." if fmt == "magic_bert" else
+        "A stock transformers BERT checkpoint: no custom code.",
+    )
+
+
+def _glue_table(glue: dict[str, dict[str, float]]) -> str:
+    tasks = [t for t in GLUE_TASKS if t in glue]
+    scores = [glue[t].get(GLUE_TASKS[t], next(iter(glue[t].values()))) for t in tasks]
+    header = "| " + " | ".join(t.upper() for t in tasks) + (" | AVG |" if len(tasks) > 1 else " |")
+    rule = "|" + "---|" * (len(tasks) + (len(tasks) > 1))
+    values = "| " + " | ".join(f"{s:.4g}" for s in scores) + (
+        f" | {sum(scores) / len(scores):.4g} |" if len(tasks) > 1 else " |")
+    return "\n".join([header, rule, values])
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, head: str = "masked_lm",
+                      init: str = "inherit", format: str = "magic_bert", num_labels: int = 2,
+                      glue_results: str | Path | None = None, overwrite_output_dir: bool = False,
+                      model_name: str | None = None, seed: int = 42) -> Path:
+    """Write child ``arch`` of the supernet in ``supernet_dir`` as a checkpoint in ``output_dir``; returns it.
+
+    ``arch`` is a list of op names, an ``arch.json`` path (from search) or a string of op names. Every input is
+    checked before anything is written.
+    """
+    for name, value, allowed in (("head", head, HEADS), ("init", init, INITS), ("format", format, FORMATS)):
+        if value not in allowed:
+            raise ValueError(f"--{name} {value!r} is not allowed; choose one of {list(allowed)}.")
+    supernet_dir, output = Path(supernet_dir), Path(output_dir)
+    if not (supernet_dir / "config.json").is_file():
+        raise ValueError(f"--supernet {str(supernet_dir)!r} is not a saved supernet (no config.json there).")
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite_output_dir:
+        raise ValueError(f"--output_dir {output} exists and is not empty; pass --overwrite_output_dir to replace it.")
+    search_info = _read_json(Path(arch)) if isinstance(arch, str | Path) and str(arch).endswith(".json") else None
+    arch = load_arch(arch)
+    glue = load_glue_results(glue_results) if glue_results is not None else None
+    supernet = MagicBertSupernetForMaskedLM.from_pretrained(supernet_dir)
+    if supernet.config.arch is not None:
+        raise ValueError(f"--supernet {str(supernet_dir)!r} holds a fixed arch, not a supernet.")
+    space = supernet.config.search_space
+    try:
+        arch = space.validate(arch)
+    except ValueError as error:
+        raise ValueError(f"The arch does not belong to this supernet's search space: {error}") from None
+    if format == "bert" and not supernet.config.with_arch(arch).is_bert_shaped:
+        raise ValueError(f"--format bert needs a BERT-shaped arch [mha:<h>, ffn:<i>] * n; got {arch}. "
+                         "Use --format magic_bert.")
+    tokenizer = AutoTokenizer.from_pretrained(supernet_dir) if (supernet_dir / "tokenizer_config.json").is_file() \
+        else None
+
+    model = _build_model(supernet, arch, head, init, num_labels, seed).eval()
+    if format == "bert":
+        model = to_bert(model)
+    model_name = model_name or output.name
+    card = _card(model, arch, space, head=head, init=init, fmt=format, supernet_dir=supernet_dir,
+                 search_info=search_info, glue=glue, model_name=model_name)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{output.name}-", dir=output.parent))
+    try:
+        model.save_pretrained(staging)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        card.save(staging / "README.md")
+        if output.exists():
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output
+
+
+def push_to_hub(output_dir: str | Path, hub_model_id: str, hub_token: str | None = None, private: bool = False):
+    """Upload an exported folder to the Hub (a model repo named ``hub_model_id``)."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=hub_token)
+    api.create_repo(hub_model_id, private=private, exist_ok=True)
+    return api.upload_folder(folder_path=str(output_dir), repo_id=hub_model_id,
+                             commit_message="Upload magic_bert export")
+
+
+__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "INITS", "export_checkpoint", "load_glue_results", "push_to_hub"]

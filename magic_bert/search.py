@@ -1,0 +1,342 @@
+"""Architecture search on a trained supernet: random or evolutionary, under parameter / FLOPs / latency budgets.
+
+Candidates are scored with the supernet's inherited weights on the held-out masked-LM set by
+:func:`magic_bert.evaluation.evaluate_mlm` (the helper pre-training uses for anchors). Every arch is scored once
+(cached). All randomness comes from one seeded ``random.Random`` and scores are gathered across processes, so under
+``accelerate launch`` every rank proposes and keeps the same archs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .search_space import SearchSpace
+
+STRATEGIES = ("evolution", "random")
+METRICS = ("loss", "accuracy")
+
+
+# ------------------------------------------------------------------------------------------------------- latency
+@dataclass
+class LatencyTable:
+    """Seconds per forward of each candidate op (one layer) and of the rest of the model, on one device.
+
+    An arch's latency is ``base + sum of its layers' op latencies`` (NAS-BERT's lookup-table estimate).
+    """
+
+    ops: dict[str, float]
+    base: float = 0.0
+    device: str = "cpu"
+    batch_size: int = 1
+    seq_len: int = 128
+
+    def latency(self, arch) -> float:
+        missing = sorted({op for op in arch if op not in self.ops})
+        if missing:
+            raise ValueError(f"The latency table has no entry for ops {missing}; it covers {sorted(self.ops)}. "
+                             "Measure it again for this search space (--measure_latency).")
+        return self.base + sum(self.ops[op] for op in arch)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        file = Path(path)
+        if not file.is_file():
+            raise ValueError(f"--latency_table {str(path)!r} does not exist.")
+        try:
+            return cls(**json.loads(file.read_text()))
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ValueError(f"--latency_table {str(path)!r} is not a latency table written by --measure_latency: "
+                             f"{error}.") from None
+
+
+@torch.no_grad()
+def measure_latency(supernet, seq_len: int = 128, batch_size: int = 1, repeats: int = 20,
+                    device: str | torch.device = "cpu") -> LatencyTable:
+    """Median forward time of each candidate op of layer 0, and of embeddings + head, on ``device``."""
+    supernet = supernet.to(device).eval()
+    config = supernet.config
+    hidden = torch.randn(batch_size, seq_len, config.hidden_size, device=device)
+    ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
+    identity = ["identity"] * config.num_hidden_layers if "identity" in config.candidate_ops else None
+
+    def median_seconds(fn: Callable[[], object]) -> float:
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeats):
+            if torch.cuda.is_available() and torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn()
+            if torch.cuda.is_available() and torch.device(device).type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2]
+
+    layer = supernet.bert.encoder.layer[0]
+    ops = {}  # unpadded sequences: no mask, as in deployment with one sequence per batch
+    for spec in config.op_specs:
+        ops[spec.name] = median_seconds(lambda m=layer.ops[spec.key]: m(hidden))
+    base = median_seconds(lambda: supernet(ids, arch=identity)) if identity else 0.0
+    if identity:  # the all-identity forward still pays for identity layers; keep only embeddings + head
+        base = max(0.0, base - config.num_hidden_layers * ops["identity"])
+    return LatencyTable(ops=ops, base=base, device=str(device), batch_size=batch_size, seq_len=seq_len)
+
+
+# ---------------------------------------------------------------------------------------------------- constraints
+@dataclass
+class Constraints:
+    max_params: float | None = None
+    min_params: float | None = None
+    max_flops: float | None = None
+    seq_len: int = 128
+    max_latency: float | None = None
+    latency_table: LatencyTable | None = None
+
+    def check(self, space: SearchSpace) -> None:
+        """An infeasible budget fails now, naming the smallest and largest achievable sizes."""
+        space.sample(random.Random(0), max_params=self.max_params, min_params=self.min_params)
+        if self.max_flops is not None:
+            smallest = min(space.flops([op.name] * space.num_layers, self.seq_len) for op in space.ops)
+            if self.max_flops < smallest:
+                largest = max(space.flops([op.name] * space.num_layers, self.seq_len) for op in space.ops)
+                raise ValueError(f"Infeasible FLOPs budget {self.max_flops:,.0f} at seq_len {self.seq_len}: archs "
+                                 f"of this space need between {smallest:,} (smallest) and {largest:,} (largest).")
+        if self.max_latency is not None and self.latency_table is None:
+            raise ValueError("A latency budget needs a latency table (--latency_table or --measure_latency).")
+
+    def measure(self, space: SearchSpace, arch) -> dict:
+        out = {"params": space.num_params(arch), "flops": space.flops(arch, self.seq_len)}
+        if self.latency_table is not None:
+            out["latency"] = self.latency_table.latency(arch)
+        return out
+
+    def allows(self, space: SearchSpace, arch) -> bool:
+        m = self.measure(space, arch)
+        return ((self.max_params is None or m["params"] <= self.max_params)
+                and (self.min_params is None or m["params"] >= self.min_params)
+                and (self.max_flops is None or m["flops"] <= self.max_flops)
+                and (self.max_latency is None or m["latency"] <= self.max_latency))
+
+    def sample(self, space: SearchSpace, rng: random.Random, tries: int = 1000) -> list[str]:
+        for _ in range(tries):
+            arch = space.sample(rng, max_params=self.max_params, min_params=self.min_params)
+            if self.allows(space, arch):
+                return arch
+        raise ValueError(f"No architecture met every constraint in {tries} draws ({self._describe()}); "
+                         "loosen the FLOPs or latency budget.")
+
+    def _describe(self) -> str:
+        parts = {k: v for k, v in asdict(self).items() if v is not None and k != "latency_table"}
+        return ", ".join(f"{k}={v:,.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in parts.items())
+
+
+# -------------------------------------------------------------------------------------------------- scoring/cache
+@dataclass
+class Candidate:
+    arch: list[str]
+    loss: float
+    accuracy: float
+    params: int
+    flops: int
+    latency: float | None = None
+    generation: int = 0
+    order: int = 0  # evaluation order (0 = first scored)
+
+    def score(self, metric: str) -> float:
+        """Higher is better."""
+        return -self.loss if metric == "loss" else self.accuracy
+
+
+class CandidateScorer:
+    """Scores archs with ``score_fn(arch) -> MLMScore`` once each; ``history`` keeps every evaluation in order."""
+
+    def __init__(self, space: SearchSpace, constraints: Constraints, score_fn):
+        self.space, self.constraints, self.score_fn = space, constraints, score_fn
+        self.cache: dict[tuple[str, ...], Candidate] = {}
+        self.history: list[Candidate] = []
+
+    def __contains__(self, arch) -> bool:
+        return tuple(arch) in self.cache
+
+    def __call__(self, arch, generation: int = 0) -> Candidate:
+        key = tuple(arch)
+        if key not in self.cache:
+            result = self.score_fn(list(arch))
+            candidate = Candidate(list(arch), result.loss, result.accuracy, generation=generation,
+                                  order=len(self.history), **self.constraints.measure(self.space, arch))
+            self.cache[key] = candidate
+            self.history.append(candidate)
+        return self.cache[key]
+
+
+@dataclass
+class SearchResult:
+    best: Candidate
+    candidates: list[Candidate] = field(default_factory=list)  # every evaluated arch, in evaluation order
+    metric: str = "loss"
+
+    def top(self, k: int = 10) -> list[Candidate]:
+        return sorted(self.candidates, key=lambda c: c.score(self.metric), reverse=True)[:k]
+
+
+# ------------------------------------------------------------------------------------------------------ strategies
+def _new_feasible(propose: Callable[[], list[str]], scorer: CandidateScorer, tries: int = 200) -> list[str] | None:
+    """A proposal that meets the constraints and has not been scored yet (None when the neighbourhood is used up)."""
+    for _ in range(tries):
+        arch = propose()
+        if arch not in scorer and scorer.constraints.allows(scorer.space, arch):
+            return arch
+    return None
+
+
+def random_search(scorer: CandidateScorer, num_evaluations: int, rng: random.Random, metric: str = "loss",
+                  progress: Callable[[int], None] | None = None) -> SearchResult:
+    """``num_evaluations`` distinct archs drawn uniformly (inside the parameter budget) that meet every constraint."""
+    for _ in range(num_evaluations):
+        arch = _new_feasible(lambda: scorer.constraints.sample(scorer.space, rng), scorer)
+        if arch is None:
+            break
+        scorer(arch)
+        if progress is not None:
+            progress(1)
+    return _result(scorer, metric)
+
+
+def mutate(arch, space: SearchSpace, rng: random.Random, mutation_prob: float) -> list[str]:
+    """Each layer re-drawn with probability ``mutation_prob``; at least one layer changes."""
+    names = [op.name for op in space.ops]
+    child = [rng.choice([n for n in names if n != op]) if rng.random() < mutation_prob else op for op in arch]
+    if child == list(arch):
+        layer = rng.randrange(len(arch))
+        child[layer] = rng.choice([n for n in names if n != arch[layer]])
+    return child
+
+
+def crossover(a, b, rng: random.Random) -> list[str]:
+    """Uniform crossover: each layer's op from either parent."""
+    return [x if rng.random() < 0.5 else y for x, y in zip(a, b, strict=True)]
+
+
+def evolution_search(scorer: CandidateScorer, rng: random.Random, population_size: int = 20, generations: int = 10,
+                     parents: int | None = None, mutation_prob: float = 0.1, crossover_prob: float = 0.5,
+                     metric: str = "loss", progress: Callable[[int, int], None] | None = None) -> SearchResult:
+    """Evolutionary search as in SPOS / NAS-BERT: keep the best ``parents`` archs; each new generation is
+    ``population_size`` unseen feasible children made by crossover of two parents (with ``crossover_prob``) or by
+    mutating one. Evaluations = ``population_size * generations`` (fewer if the space runs out of unseen archs).
+    """
+    if population_size < 2 or generations < 1:
+        raise ValueError(f"--population_size must be >= 2 and --generations >= 1, got {population_size}, "
+                         f"{generations}.")
+    if not 0 < mutation_prob <= 1 or not 0 <= crossover_prob <= 1:
+        raise ValueError(f"--mutation_prob must be in (0, 1] and crossover probability in [0, 1], got "
+                         f"{mutation_prob}, {crossover_prob}.")
+    parents = parents or max(2, population_size // 2)
+    space = scorer.space
+    population = []
+    for _ in range(population_size):
+        arch = _new_feasible(lambda: scorer.constraints.sample(space, rng), scorer)
+        if arch is None:
+            break
+        population.append(scorer(arch, generation=0))
+    if progress is not None:
+        progress(0, len(population))
+    for generation in range(1, generations):
+        elite = sorted(scorer.history, key=lambda c: c.score(metric), reverse=True)[:parents]
+
+        def propose(elite=elite) -> list[str]:
+            if len(elite) > 1 and rng.random() < crossover_prob:
+                a, b = rng.sample(elite, 2)
+                return crossover(a.arch, b.arch, rng)
+            return mutate(rng.choice(elite).arch, space, rng, mutation_prob)
+
+        made = 0
+        for _ in range(population_size):
+            arch = _new_feasible(propose, scorer)
+            if arch is None:
+                break
+            scorer(arch, generation=generation)
+            made += 1
+        if progress is not None:
+            progress(generation, made)
+    return _result(scorer, metric)
+
+
+def _result(scorer: CandidateScorer, metric: str) -> SearchResult:
+    if not scorer.history:
+        raise ValueError("No architecture could be evaluated under these constraints.")
+    best = max(scorer.history, key=lambda c: c.score(metric))
+    return SearchResult(best=best, candidates=list(scorer.history), metric=metric)
+
+
+# ----------------------------------------------------------------------------------------------------- reporting
+def pareto_front(candidates: list[Candidate], metric: str = "loss") -> list[Candidate]:
+    """Candidates no other candidate beats on both fewer-or-equal params and a better-or-equal score."""
+    ordered = sorted(candidates, key=lambda c: (c.params, -c.score(metric)))
+    front, best = [], -math.inf
+    for candidate in ordered:
+        if candidate.score(metric) > best:
+            front.append(candidate)
+            best = candidate.score(metric)
+    return front
+
+
+def plot_pareto(candidates: list[Candidate], path: str | Path, metric: str = "loss") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    value = (lambda c: c.loss) if metric == "loss" else (lambda c: c.accuracy)
+    front = pareto_front(candidates, metric)
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.scatter([c.params / 1e6 for c in candidates], [value(c) for c in candidates], s=14, alpha=0.5,
+               label="evaluated")
+    ax.plot([c.params / 1e6 for c in front], [value(c) for c in front], "o-", color="C3", ms=5, label="Pareto front")
+    ax.set_xlabel("parameters (M)")
+    ax.set_ylabel(f"held-out MLM {metric}")
+    ax.set_title("Supernet children: size vs inherited-weight score")
+    ax.legend()
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def format_table(candidates: list[Candidate]) -> str:
+    rows = [("#", "loss", "accuracy", "params", "FLOPs", "arch")]
+    rows += [(str(i + 1), f"{c.loss:.4f}", f"{c.accuracy:.4f}", f"{c.params:,}", f"{c.flops:,}", " ".join(c.arch))
+             for i, c in enumerate(candidates)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+__all__ = [
+    "METRICS",
+    "STRATEGIES",
+    "Candidate",
+    "CandidateScorer",
+    "Constraints",
+    "LatencyTable",
+    "SearchResult",
+    "crossover",
+    "evolution_search",
+    "format_table",
+    "measure_latency",
+    "mutate",
+    "pareto_front",
+    "plot_pareto",
+    "random_search",
+]
