@@ -63,3 +63,17 @@ def word_tokenizer_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("word_tokenizer")
     make_word_tokenizer().save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def trained_supernet_dir(tmp_path_factory, word_tokenizer_dir):
+    """A tiny supernet pre-trained for a few dozen steps by the recipe (shared by search, export and analysis tests)."""
+    from magic_bert.pretraining import pretrain
+    from magic_bert.pretraining_args import parse_pretrain_args
+
+    out = tmp_path_factory.mktemp("trained") / "supernet"
+    pretrain(parse_pretrain_args([
+        "--output_dir", str(out), "--tokenizer_name", word_tokenizer_dir, "--synthetic_documents", "300",
+        "--max_seq_length", "64", "--per_device_train_batch_size", "8", "--max_train_steps", "40",
+        "--learning_rate", "2e-3", "--sampler", "magic-t"]))
+    return out
