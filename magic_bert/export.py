@@ -161,8 +161,10 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
         raise ValueError(f"--supernet {str(supernet_dir)!r} is not a saved supernet (no config.json there).")
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite_output_dir:
         raise ValueError(f"--output_dir {output} exists and is not empty; pass --overwrite_output_dir to replace it.")
-    search_info = _read_json(Path(arch)) if isinstance(arch, str | Path) and str(arch).endswith(".json") else None
-    arch = load_arch(arch)
+    arch_file = Path(arch) if isinstance(arch, str | Path) and str(arch).endswith(".json") else None
+    arch = load_arch(arch if arch_file is None else str(arch_file))  # clear errors for a malformed file
+    search_info = _read_json(arch_file) if arch_file is not None else None
+    search_info = search_info if isinstance(search_info, dict) else None
     glue = load_glue_results(glue_results) if glue_results is not None else None
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(supernet_dir)
     if supernet.config.arch is not None:
