@@ -56,3 +56,26 @@ def test_two_processes_train_identically(tmp_path, word_tokenizer_dir):
         assert a["weights"] == b["weights"], sampler
     # The anchor path was exercised across ranks: MAGIC-A/AT made at least one decision to swap in this setting.
     assert any(rank0[s]["anchor_history"] for s in ("magic-a", "magic-at"))
+
+
+@pytest.mark.slow
+def test_search_under_two_processes_equals_one(tmp_path, trained_supernet_dir):
+    """Evaluation batches are split across ranks and gathered: the same candidates and scores as one process
+    scoring the same 32 held-out blocks (4 batches of 8 on one process, 2 per process on two)."""
+    args = ["--supernet", str(trained_supernet_dir), "--population_size", "4", "--generations", "2",
+            "--per_device_eval_batch_size", "8", "--max_seq_length", "64"]
+    script = str(REPO / "recipes" / "search.py")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    runs = {"one": [sys.executable, script, "--num_eval_batches", "4"],
+            "two": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+                    script, "--num_eval_batches", "2"]}
+    for name, command in runs.items():
+        done = subprocess.run([*command, *args, "--output_dir", str(tmp_path / name)], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-4000:]
+    one, two = ([json.loads(line) for line in (tmp_path / n / "candidates.jsonl").read_text().splitlines()]
+                for n in runs)
+    assert len(one) == len(two) == 8
+    assert [c["arch"] for c in one] == [c["arch"] for c in two]
+    assert [c["loss"] for c in one] == pytest.approx([c["loss"] for c in two], abs=1e-5)
+    assert [c["accuracy"] for c in one] == pytest.approx([c["accuracy"] for c in two], abs=1e-9)
