@@ -1,9 +1,9 @@
 """Training state and checkpoints that are never half-written.
 
-``accelerator.save_state`` writes model, optimizer, scheduler, RNG states and every registered object (here the
-``TrainingState``: step, epoch position, sampler, anchor, masking generator) into ``.tmp-step_N``; the folder is
-renamed to ``step_N`` only when every rank has finished. A folder named ``step_N`` is therefore complete, and
-``latest`` is the highest such N.
+``accelerator.save_state`` writes model, optimizer, scheduler, per-rank RNG states and every registered object
+(here the ``TrainingState``: step, epoch position, sampler, anchor) into ``.tmp-step_N``; the folder is renamed to
+``step_N`` only when every rank has finished. A folder named ``step_N`` is therefore complete, and ``latest`` is the
+highest such N. (Multi-node runs need ``--output_dir`` on a filesystem all nodes share: the main process renames.)
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ class TrainingState:
 
     sampler: object = None  # ArchSampler (supernet) or None (fixed arch)
     anchor: object = None  # Anchor (MAGIC-A / MAGIC-AT) or None
-    masker: object = None  # data.BatchMasker: the masking generator
     completed_steps: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0  # micro-batches of the current epoch already consumed
-    train_tokens: int = 0  # non-padding tokens seen by this process
+    train_tokens: int = 0  # non-padding tokens seen by all processes up to the last checkpoint
     train_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -38,7 +37,6 @@ class TrainingState:
             "train_tokens": self.train_tokens, "train_seconds": self.train_seconds,
             "sampler": None if self.sampler is None else self.sampler.state_dict(),
             "anchor": None if self.anchor is None else self.anchor.state_dict(),
-            "masker": None if self.masker is None else self.masker.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -53,8 +51,6 @@ class TrainingState:
             raise ValueError("The checkpoint's sampler and this run's --sampler differ in using an anchor.")
         if self.anchor is not None:
             self.anchor.load_state_dict(state["anchor"])
-        if self.masker is not None:
-            self.masker.load_state_dict(state["masker"])
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -94,10 +90,11 @@ def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str | No
 
 
 def save_checkpoint(accelerator, output_dir: str | Path, name: str, completed_steps: int, save_extra=None,
-                    total_limit: int | None = None) -> Path:
+                    total_limit: int | None = None, settings: dict | None = None) -> Path:
     """``accelerator.save_state`` into a temporary folder, renamed to ``name`` once complete (all ranks call this).
 
-    ``save_extra(folder)`` (main process) adds files such as the tokenizer and config.
+    ``save_extra(folder)`` (main process) adds files such as the tokenizer; ``settings`` (what a resume must not
+    change) go into ``checkpoint.json`` with the step.
     """
     final = Path(output_dir) / name
     staging = Path(output_dir) / f".tmp-{name}"
@@ -109,7 +106,8 @@ def save_checkpoint(accelerator, output_dir: str | Path, name: str, completed_st
     if accelerator.is_main_process:
         if save_extra is not None:
             save_extra(staging)
-        (staging / "checkpoint.json").write_text(json.dumps({"completed_steps": completed_steps}))
+        (staging / "checkpoint.json").write_text(json.dumps({"completed_steps": completed_steps,
+                                                             "settings": settings or {}}))
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)

@@ -136,11 +136,7 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
 
     The remainder shorter than one block is dropped; a split too small for one block is an error.
     """
-    first = next(iter(raw.values()))
-    column = text_column(first, text_column_name)
-
-    def tokenize(examples):
-        return tokenizer(examples[column], return_special_tokens_mask=True)
+    columns = {split: text_column(dataset, text_column_name) for split, dataset in raw.items()}
 
     def group(examples):
         concatenated = {key: list(chain.from_iterable(examples[key])) for key in examples}
@@ -148,10 +144,16 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
         return {key: [values[i:i + max_seq_length] for i in range(0, total, max_seq_length)]
                 for key, values in concatenated.items()}
 
-    tokenized = raw.map(tokenize, batched=True, num_proc=num_proc, remove_columns=first.column_names,
-                        load_from_cache_file=load_from_cache_file, desc="Tokenising")
-    grouped = tokenized.map(group, batched=True, num_proc=num_proc, load_from_cache_file=load_from_cache_file,
-                            desc=f"Grouping into blocks of {max_seq_length}")
+    # Each split with its own text column and extra columns (a .txt train file may come with a .jsonl validation).
+    grouped = datasets.DatasetDict()
+    for split, dataset in raw.items():
+        column = columns[split]
+        tokenized = dataset.map(lambda examples, c=column: tokenizer(examples[c], return_special_tokens_mask=True),
+                                batched=True, num_proc=num_proc, remove_columns=dataset.column_names,
+                                load_from_cache_file=load_from_cache_file, desc=f"Tokenising {split}")
+        grouped[split] = tokenized.map(group, batched=True, num_proc=num_proc,
+                                       load_from_cache_file=load_from_cache_file,
+                                       desc=f"Grouping {split} into blocks of {max_seq_length}")
     for split, dataset in grouped.items():
         if len(dataset) == 0:
             raise ValueError(f"The {split} split has fewer than --max_seq_length={max_seq_length} tokens: "
@@ -170,8 +172,8 @@ def mlm_collator(tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.
 class BatchMasker:
     """BERT masking (transformers' 80/10/10 rule) of collated CPU batches, from a generator of its own.
 
-    Masking happens in the training loop rather than in the data loader, which collates one batch ahead: the
-    generator's state then matches the optimizer step exactly and is saved in checkpoints (resume == straight run).
+    Masking happens in the training loop rather than in the data loader (which collates one batch ahead), reseeded
+    per micro-batch from its position (``reseed``): a resumed run masks exactly as an uninterrupted one.
     """
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15, seed: int = 0):
@@ -185,6 +187,12 @@ class BatchMasker:
         batch["input_ids"], batch["labels"] = self.collator.torch_mask_tokens(
             batch["input_ids"].clone(), special_tokens_mask=special_tokens_mask)
         return batch
+
+    def reseed(self, *keys) -> None:
+        """Seed the generator from ``keys`` (e.g. seed, rank, epoch, batch index): masks then depend on the batch's
+        position alone, so a resumed run needs no saved masking state."""
+        digest = hashlib.sha256("-".join(map(str, keys)).encode()).digest()
+        self.generator.manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -114,19 +114,35 @@ def _config_file_values(path: str) -> dict:
     return values
 
 
+def _as_flags(values: dict) -> list[str]:
+    """Config-file values as command-line flags, so argparse converts and checks them like typed-in ones."""
+    flags = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        flags += [f"--{name}", text]
+    return flags
+
+
 def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     """Parse the command line (and ``--config FILE``; the command line wins)."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv)
+    known, rest = pre.parse_known_args(argv)
     parser = HfArgumentParser(PretrainArguments, description="Pre-train a MagicBert supernet or a fixed arch.")
     parser.add_argument("--config", help="YAML/JSON file of these options (command-line flags win).")
+    file_flags = []
     if known.config:
         try:
-            parser.set_defaults(**_config_file_values(known.config))
+            file_flags = _as_flags(_config_file_values(known.config))
         except ValueError as error:
             parser.error(str(error))
-    args, _ = parser.parse_args_into_dataclasses(args=argv)
+    # File values first: argparse keeps the last occurrence, so flags typed on the command line win.
+    args, _ = parser.parse_args_into_dataclasses(args=file_flags + rest)
     return args
 
 

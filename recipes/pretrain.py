@@ -12,7 +12,7 @@ and step_N/ checkpoints (--checkpointing_steps; continue with --resume_from_chec
 
 import sys
 
-from magic_bert.pretraining import pretrain
+from magic_bert.pretraining import InputError, pretrain
 from magic_bert.pretraining_args import parse_pretrain_args
 
 
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_pretrain_args(argv)
     try:
         pretrain(args)
-    except ValueError as error:  # bad input: one clear message, no traceback
+    except InputError as error:  # bad input: one clear message, no traceback, nothing written
         sys.exit(f"error: {error}")
 
 

@@ -79,3 +79,58 @@ def test_search_under_two_processes_equals_one(tmp_path, trained_supernet_dir):
     assert [c["arch"] for c in one] == [c["arch"] for c in two]
     assert [c["loss"] for c in one] == pytest.approx([c["loss"] for c in two], abs=1e-5)
     assert [c["accuracy"] for c in one] == pytest.approx([c["accuracy"] for c in two], abs=1e-9)
+
+
+RESUME_WORKER = textwrap.dedent("""
+    import hashlib, json, os, sys
+    import magic_bert.pretraining as pretraining
+    from magic_bert.pretraining_args import parse_pretrain_args
+
+    out, tokenizer = sys.argv[1], sys.argv[2]
+    common = ["--sampler", "magic-at", "--tokenizer_name", tokenizer, "--max_train_steps", "8",
+              "--anchor_eval_steps", "2", "--per_device_train_batch_size", "4", "--synthetic_documents", "200",
+              "--max_seq_length", "64", "--anchor_eval_samples", "16", "--max_eval_samples", "16",
+              "--learning_rate", "2e-3", "--checkpointing_steps", "4", "--gradient_accumulation_steps", "2"]
+
+    def digest(result):
+        state = result.model.state_dict()
+        return hashlib.sha256(b"".join(state[k].contiguous().numpy().tobytes() for k in sorted(state))).hexdigest()
+
+    straight = pretraining.pretrain(parse_pretrain_args(common + ["--output_dir", f"{out}/straight"]))
+    real_save = pretraining.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    pretraining.save_checkpoint = save_then_stop
+    try:
+        pretraining.pretrain(parse_pretrain_args(common + ["--output_dir", f"{out}/resumed"]))
+    except KeyboardInterrupt:
+        pass
+    pretraining.save_checkpoint = real_save
+    resumed = pretraining.pretrain(parse_pretrain_args(common + ["--output_dir", f"{out}/resumed",
+                                                                "--resume_from_checkpoint", "latest"]))
+    with open(f"{out}/resume_rank{os.environ['RANK']}.json", "w") as f:
+        json.dump({"straight": digest(straight), "resumed": digest(resumed), "archs": [straight.archs, resumed.archs],
+                   "loss": [straight.results["eval_loss"], resumed.results["eval_loss"]],
+                   "tokens": [straight.results["train_tokens"], resumed.results["train_tokens"]]}, f)
+""")
+
+
+@pytest.mark.slow
+def test_two_process_resume_equals_an_uninterrupted_run(tmp_path, word_tokenizer_dir):
+    worker = tmp_path / "resume_worker.py"
+    worker.write_text(RESUME_WORKER)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29535",
+         str(worker), str(tmp_path / "runs"), word_tokenizer_dir],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    ranks = [json.loads((tmp_path / "runs" / f"resume_rank{r}.json").read_text()) for r in (0, 1)]
+    for report in ranks:
+        assert report["straight"] == report["resumed"]  # bit-identical weights
+        assert report["archs"][0][4:] == report["archs"][1]
+        assert report["loss"][0] == report["loss"][1] and report["tokens"][0] == report["tokens"][1]
+    assert ranks[0]["resumed"] == ranks[1]["resumed"]

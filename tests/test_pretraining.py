@@ -9,8 +9,9 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
 import magic_bert.pretraining as pretraining
+import magic_bert.pretraining_inputs as pretraining_inputs
 from magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
-from magic_bert.checkpointing import list_checkpoints
+from magic_bert.checkpointing import list_checkpoints, resolve_resume_path
 from magic_bert.pretraining_args import parse_pretrain_args
 from magic_bert.search_space import SearchSpace
 
@@ -157,7 +158,7 @@ def test_an_interrupted_save_is_never_latest(tmp_path):
     (tmp_path / ".tmp-step_8" / "custom_checkpoint_0.pkl").write_bytes(b"x")
     (tmp_path / "step_9").mkdir()  # a folder without the state file
     assert [p.name for p in list_checkpoints(tmp_path)] == ["step_4"]
-    assert pretraining.resolve_resume_path("latest", str(tmp_path)).name == "step_4"
+    assert resolve_resume_path("latest", str(tmp_path)).name == "step_4"
 
 
 def test_config_file_with_command_line_override(tmp_path):
@@ -189,7 +190,13 @@ def _bad_teacher(tmp_path, tokenizer_dir):
     ("arch", "not in candidate_ops"),
     ("arch_layers", "num_hidden_layers=4"),
     ("budget", "Infeasible parameter budget"),
-    ("teacher", "predicts over"),
+    ("teacher", "has a vocabulary of"),
+    ("init_from_bert", "--init_from_bert .* has a vocabulary of"),
+    ("missing_tokenizer", "--tokenizer_name"),
+    ("anchor_with_spos", "--anchor_arch needs --sampler magic-a"),
+    ("no_eval_samples", "--max_eval_samples must be at least 1"),
+    ("checkpoint_limit", "--checkpoints_total_limit must be at least 1"),
+    ("seq_len", "--max_seq_length 512 exceeds"),
     ("empty_file", "is empty"),
     ("missing_file", "does not exist"),
     ("resume_nothing", "is not a checkpoint folder"),
@@ -212,8 +219,15 @@ def test_bad_input_fails_before_writing_anything(tmp_path, small, word_tokenizer
         "resume_latest_none": ["--resume_from_checkpoint", "latest"],
         "arch_and_sampler": ["--arch", " ".join(FIXED_ARCH), "--sampler", "magic-a"],
         "anchor_arch": ["--sampler", "magic-a", "--anchor_arch", "mha:9 mha:9 mha:9 mha:9"],
+        "init_from_bert": ["--init_from_bert", _bad_teacher(tmp_path, word_tokenizer_dir)[1]]
+        if case == "init_from_bert" else [],
+        "missing_tokenizer": ["--tokenizer_name", tmp_path / "no_tokenizer"],
+        "anchor_with_spos": ["--anchor_arch", " ".join(FIXED_ARCH)],
+        "no_eval_samples": ["--max_eval_samples", 0],
+        "checkpoint_limit": ["--checkpoints_total_limit", 0],
+        "seq_len": ["--max_seq_length", 512],
     }[case]
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(pretraining.InputError, match=message):
         run(*small, *extra, "--max_train_steps", 2, "--output_dir", out)
     assert not out.exists()
 
@@ -297,21 +311,44 @@ def test_init_from_bert_puts_bert_in_its_own_arch(tmp_path, word_tokenizer_dir):
                                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
     bert.save_pretrained(tmp_path / "bert")
     args = parse_pretrain_args(["--init_from_bert", str(tmp_path / "bert"), "--output_dir", str(tmp_path / "o")])
-    config = pretraining.build_config(args, tokenizer)
-    supernet = pretraining.build_model(args, config, None).eval()
+    config = pretraining_inputs.build_config(args, tokenizer)
+    supernet = pretraining_inputs.build_model(args, config, None).eval()
     input_ids, mask = make_batch(len(tokenizer))
     expected = bert(input_ids, attention_mask=mask).logits
     got = supernet(input_ids, attention_mask=mask, arch=["mha:2", "ffn:256"] * 2).logits
     assert max_diff(got, expected, mask) < TOLERANCE
-    child = pretraining.build_model(args, config, ["mha:2", "ffn:256"] * 2).eval()
+    child = pretraining_inputs.build_model(args, config, ["mha:2", "ffn:256"] * 2).eval()
     assert max_diff(child(input_ids, attention_mask=mask).logits, expected, mask) < TOLERANCE
 
 
-def test_resume_with_another_sampler_is_refused_before_writing(tmp_path, small):
+@pytest.mark.parametrize("change, message", [
+    (["--sampler", "magic-t"], "sampler: checkpoint 'spos', now 'magic-t'"),
+    (["--per_device_train_batch_size", 8], "per_device_train_batch_size: checkpoint 4, now 8"),
+    (["--arch", " ".join(FIXED_ARCH)], "arch: checkpoint None"),
+])
+def test_resume_with_other_settings_is_refused_before_writing(tmp_path, small, change, message):
     out = tmp_path / "out"
     run(*small, "--max_train_steps", 2, "--checkpointing_steps", 2, "--output_dir", out)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    with pytest.raises(ValueError, match="Checkpoint sampler is 'spos'"):
-        run(*small, "--sampler", "magic-t", "--max_train_steps", 4, "--output_dir", out,
-            "--resume_from_checkpoint", "latest")
+    with pytest.raises(pretraining.InputError, match=message):
+        run(*small, *change, "--max_train_steps", 4, "--output_dir", out, "--resume_from_checkpoint", "latest")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_config_file_values_are_typed_and_checked(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("checkpointing_steps: 2\nper_device_train_batch_size: 4\nwith_tracking: true\n")
+    args = parse_pretrain_args(["--config", str(config), "--output_dir", "x"])
+    assert (args.checkpointing_steps, args.per_device_train_batch_size, args.with_tracking) == ("2", 4, True)
+    config.write_text("per_device_train_batch_size: 4.5\n")
+    with pytest.raises(SystemExit):
+        parse_pretrain_args(["--config", str(config)])
+    config.write_text("sampler: magic-x\n")
+    with pytest.raises(SystemExit):
+        parse_pretrain_args(["--config", str(config)])
+
+
+def test_epoch_checkpoint_at_the_end_of_training(tmp_path, small):
+    out = tmp_path / "out"
+    run(*small, "--num_train_epochs", 1, "--checkpointing_steps", "epoch", "--output_dir", out)
+    assert [p.name for p in list_checkpoints(out)] == ["epoch_1"]

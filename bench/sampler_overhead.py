@@ -1,0 +1,159 @@
+"""Optimizer-step cost of MAGIC-A and MAGIC-AT divided by SPOS, and their peak memory. Goal: time ratio <= 1.4.
+
+Each variant has its own supernet (same seed, so the same initial weights) and AdamW; all see the same masked batch.
+A step is the recipe's own code: ``sampler.next_arch(step)`` → ``pretraining.step_losses`` (MLM loss, plus for
+MAGIC-A/AT the anchor forward under ``no_grad`` and the alignment loss) → ``accelerator.backward`` → gradient
+clipping → ``AdamW.step``. The three run interleaved in one process (``timing.interleaved_medians``). SPOS and
+MAGIC-A share a seed and sampler class, so they train the same child at every step; MAGIC-AT walks one op at a time
+from the same start, so its children differ (the table shows their mean size). The periodic anchor evaluation
+(every ``--anchor_eval_steps``, 50 by default) is not included: it is a held-out pass, not part of the step.
+
+Memory: each variant then runs ``--mem_steps`` steps alone in a fresh subprocess (``--variant NAME``, internal) and
+reports its peak resident set size (``VmHWM`` of /proc/self/status), and that peak minus the RSS just before the
+first step (the model's weights are already there; the growth is activations, gradients and AdamW state). RSS is
+process-wide, so the fresh process is what makes it per-variant; allocator caching makes it an upper bound on live
+tensors. Not ``ru_maxrss``: Linux carries that across exec, so a child would report the parent's peak.
+
+    python bench/sampler_overhead.py [--hidden 256 --layers 8 --vocab 8000 --batch 8 --seq 128 --rounds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
+from magic_bert.pretraining import step_losses
+from magic_bert.pretraining_args import PretrainArguments
+from magic_bert.samplers import Anchor, build_sampler, default_anchor_arch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import interleaved_medians, print_table  # noqa: E402
+
+VARIANTS = ("spos", "magic-a", "magic-at")
+MASK_ID = 4  # any id below 5: the random tokens are drawn from [5, vocab)
+
+
+def make_batch(vocab: int, batch: int, seq: int, seed: int) -> dict[str, torch.Tensor]:
+    """A BERT-style masked batch: 15% of positions carry a label and have their input replaced by [MASK]."""
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(5, vocab, (batch, seq), generator=generator)
+    masked = torch.rand((batch, seq), generator=generator) < 0.15
+    return {"input_ids": tokens.masked_fill(masked, MASK_ID), "attention_mask": torch.ones_like(tokens),
+            "labels": tokens.masked_fill(~masked, -100)}
+
+
+class Variant:
+    """One supernet + AdamW + sampler (+ anchor) training with the recipe's step; calling it runs one step."""
+
+    def __init__(self, name: str, config: MagicBertConfig, batch: dict, accelerator: Accelerator, seed: int):
+        torch.manual_seed(seed)  # same initial weights in every variant
+        space = config.search_space
+        self.model = accelerator.prepare(MagicBertSupernetForMaskedLM(config).train())
+        self.unwrapped = accelerator.unwrap_model(self.model)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
+        self.sampler, uses_anchor = build_sampler(name, space, seed=seed)
+        self.anchor = Anchor(default_anchor_arch(space)) if uses_anchor else None
+        self.args = PretrainArguments()  # the recipe's defaults: alignment weights, temperature, clipping
+        self.batch, self.accelerator, self.space = batch, accelerator, space
+        self.steps, self.aligned, self.child_params = 0, 0, 0
+
+    def __call__(self) -> None:
+        arch = self.sampler.next_arch(self.steps)
+        self.steps += 1
+        self.child_params += self.space.num_params(arch)
+        self.aligned += self.anchor is not None and arch != self.anchor.arch  # otherwise step_losses skips it
+        losses = step_losses(self.model, self.unwrapped, self.batch, arch, self.sampler, self.anchor, None, self.args,
+                             self.accelerator)
+        self.accelerator.backward(losses["loss"])
+        if self.args.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+def status_kb(field: str) -> int:
+    """A kB figure of /proc/self/status: VmRSS (now) or VmHWM (this address space's peak, fresh after exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status (this measurement needs Linux).")
+
+
+def measure_memory(name: str, make: Callable[[str], Variant], steps: int) -> None:
+    """Internal (--variant): run one variant alone and print its RSS figures as one JSON line."""
+    variant = make(name)
+    start = status_kb("VmRSS")
+    for _ in range(steps):
+        variant()
+    print(json.dumps({"peak_kb": status_kb("VmHWM"), "start_kb": start}))
+
+
+def memory_in_subprocess(name: str, argv: list[str]) -> dict[str, int]:
+    done = subprocess.run([sys.executable, __file__, *argv, "--variant", name], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--vocab", type=int, default=8000)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--mem_steps", type=int, default=5, help="steps per memory subprocess (0: skip memory)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: one memory measurement
+    args = parser.parse_args()
+
+    config = MagicBertConfig(hidden_size=args.hidden, num_hidden_layers=args.layers, vocab_size=args.vocab,
+                             max_position_embeddings=max(args.seq, 128))
+    batch = make_batch(args.vocab, args.batch, args.seq, args.seed)
+    accelerator = Accelerator(cpu=True)
+
+    def make(name: str) -> Variant:
+        return Variant(name, config, batch, accelerator, args.seed)
+
+    if args.variant is not None:
+        measure_memory(args.variant, make, args.mem_steps)
+        return
+
+    variants = {name: make(name) for name in VARIANTS}
+    times = interleaved_medians(variants, rounds=args.rounds, warmup=args.warmup)
+    argv = [f"--{key}={getattr(args, key)}" for key in ("hidden", "layers", "vocab", "batch", "seq", "mem_steps",
+                                                        "seed")]
+    memory = {name: memory_in_subprocess(name, argv) for name in VARIANTS} if args.mem_steps > 0 else {}
+
+    rows = []
+    for name, variant in variants.items():
+        row = (name, f"{times[name] * 1e3:.1f}", f"{times[name] / times['spos']:.3f}",
+               f"{variant.aligned}/{variant.steps}", f"{variant.child_params / variant.steps / 1e6:.2f}")
+        if memory:
+            peak, growth = memory[name]["peak_kb"], memory[name]["peak_kb"] - memory[name]["start_kb"]
+            spos_growth = memory["spos"]["peak_kb"] - memory["spos"]["start_kb"]
+            row += (f"{peak / 1024:.0f}", f"{peak / memory['spos']['peak_kb']:.3f}", f"{growth / 1024:.0f}",
+                    f"{growth / spos_growth:.3f}")
+        rows.append(row)
+    headers = ("variant", "step ms", "time/SPOS", "aligned steps", "mean child M params")
+    if memory:
+        headers += ("peak RSS MiB", "peak/SPOS", "step growth MiB", "growth/SPOS")
+    print(f"hidden={args.hidden} layers={args.layers} vocab={args.vocab} batch={args.batch} seq={args.seq} "
+          f"threads={torch.get_num_threads()} rounds={args.rounds} supernet params="
+          f"{variants['spos'].unwrapped.num_parameters():,}" + (f" mem_steps={args.mem_steps}" if memory else ""))
+    print_table(rows, headers)
+    worst = max(times["magic-a"], times["magic-at"]) / times["spos"]
+    print(f"worst time ratio MAGIC-A/AT over SPOS: {worst:.3f} (goal <= 1.4): {'met' if worst <= 1.4 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
