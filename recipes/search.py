@@ -27,6 +27,7 @@ from transformers import AutoTokenizer, default_data_collator
 from magic_bert import MagicBertSupernetForMaskedLM
 from magic_bert.data import held_out_blocks, load_held_out_text
 from magic_bert.evaluation import evaluate_mlm
+from magic_bert.pretraining_inputs import main_process_first
 from magic_bert.search import (
     METRICS,
     STRATEGIES,
@@ -102,11 +103,13 @@ def search(args: argparse.Namespace):
     constraints.check(space)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or supernet_dir)
 
-    with accelerator.main_process_first():
+    def held_out():
         text = load_held_out_text(args.dataset_name, args.dataset_config_name, args.validation_file,
                                   args.validation_split, seed=args.seed)
-        blocks = held_out_blocks(text, tokenizer, args.max_seq_length, args.mlm_probability, args.seed,
-                                 args.text_column_name)
+        return held_out_blocks(text, tokenizer, args.max_seq_length, args.mlm_probability, args.seed,
+                               args.text_column_name)
+
+    blocks = main_process_first(accelerator, held_out)  # an error on the main process stops every rank
     # The same first blocks for every arch: num_eval_batches per process.
     blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size
                                      * accelerator.num_processes)))

@@ -167,3 +167,28 @@ def test_pretrain_search_export_load_end_to_end(tmp_path, word_tokenizer_dir):
     expected, mask = _logits(supernet, supernet.config.vocab_size, arch=arch)
     assert max_diff(_logits(model, supernet.config.vocab_size)[0], expected, mask) < TOLERANCE
     assert "evolution search over 8 children" in ModelCard.load(tmp_path / "model" / "README.md").text
+
+
+def test_push_to_hub_uploads_the_export(tmp_path, monkeypatch):
+    """The Hub is unreachable here: check what would be sent (repo created, the folder uploaded to it)."""
+    import huggingface_hub
+
+    import magic_bert.export as export
+
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("token", token))
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            calls.append(("create", repo_id, private, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            calls.append(("upload", folder_path, repo_id))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    (tmp_path / "model").mkdir()
+    export.push_to_hub(tmp_path / "model", "me/magic-tiny", hub_token="hf_x", private=True)
+    assert calls == [("token", "hf_x"), ("create", "me/magic-tiny", True, True),
+                     ("upload", str(tmp_path / "model"), "me/magic-tiny")]
