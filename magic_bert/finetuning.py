@@ -147,12 +147,30 @@ def prepare_data(args: FinetuneArguments, task: GlueTask, tokenizer):
     return raw.map(tokenize, batched=True, remove_columns=list(task.keys), desc=f"Tokenising {task.name}")
 
 
+def _model_source(args: FinetuneArguments, task: GlueTask) -> str:
+    return args.init_from_mnli if (args.init_from_mnli and task.name in MNLI_TRANSFER) else args.model_name_or_path
+
+
+def check_models(args: FinetuneArguments, tasks: list[str], tokenizer) -> None:
+    """Every model a run will load fits the tokenizer (and the teacher the task), checked before any work."""
+    sources = {_model_source(args, get_task(t)) for t in tasks}
+    for source in sources:
+        config = load_or_explain(f"model {source!r}", lambda s=source: AutoConfig.from_pretrained(s))
+        if len(tokenizer) > config.vocab_size:
+            raise InputError(f"The tokenizer has {len(tokenizer)} tokens but {source!r} has embeddings for "
+                             f"{config.vocab_size}: they do not belong together.")
+    if args.teacher_name_or_path is not None:
+        name = args.teacher_name_or_path
+        config = load_or_explain(f"--teacher_name_or_path {name!r}", lambda: AutoConfig.from_pretrained(name))
+        needed = {get_task(t).num_labels for t in tasks}
+        if len(tokenizer) > config.vocab_size or needed != {config.num_labels}:
+            raise InputError(f"--teacher_name_or_path {name!r} has {config.num_labels} outputs and a vocabulary of "
+                             f"{config.vocab_size}; the task(s) need {sorted(needed)} outputs and the tokenizer has "
+                             f"{len(tokenizer)} tokens.")
+
+
 def load_model(args: FinetuneArguments, task: GlueTask, tokenizer):
-    source = args.init_from_mnli if (args.init_from_mnli and task.name in MNLI_TRANSFER) else args.model_name_or_path
-    config = load_or_explain(f"--model_name_or_path {source!r}", lambda: AutoConfig.from_pretrained(source))
-    if len(tokenizer) > config.vocab_size:
-        raise InputError(f"The tokenizer has {len(tokenizer)} tokens but {source!r} has embeddings for "
-                         f"{config.vocab_size}: they do not belong together.")
+    source = _model_source(args, task)
     labels = {"num_labels": task.num_labels}
     if not task.is_regression:
         labels |= {"id2label": dict(enumerate(task.labels)), "label2id": {n: i for i, n in enumerate(task.labels)}}
@@ -160,14 +178,10 @@ def load_model(args: FinetuneArguments, task: GlueTask, tokenizer):
     return AutoModelForSequenceClassification.from_pretrained(source, ignore_mismatched_sizes=True, **labels)
 
 
-def load_teacher(args: FinetuneArguments, task: GlueTask, tokenizer):
+def load_teacher(args: FinetuneArguments):
     name = args.teacher_name_or_path
     teacher = load_or_explain(f"--teacher_name_or_path {name!r}",
                               lambda: AutoModelForSequenceClassification.from_pretrained(name))
-    if teacher.config.num_labels != task.num_labels or len(tokenizer) > teacher.config.vocab_size:
-        raise InputError(f"--teacher_name_or_path {name!r} has {teacher.config.num_labels} outputs and a vocabulary "
-                         f"of {teacher.config.vocab_size}; {task.name} needs {task.num_labels} outputs and the "
-                         f"tokenizer has {len(tokenizer)} tokens.")
     return teacher.eval().requires_grad_(False)
 
 
@@ -210,7 +224,7 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
     """Fine-tune one model on ``task`` at ``learning_rate``; the best epoch's model goes to ``run_dir``."""
     set_seed(args.seed)
     model = load_model(args, task, tokenizer)
-    teacher = load_teacher(args, task, tokenizer) if args.teacher_name_or_path else None
+    teacher = load_teacher(args) if args.teacher_name_or_path else None
     collator = default_data_collator if args.pad_to_max_length else DataCollatorWithPadding(tokenizer)
 
     def loader(split: str, shuffle: bool = False) -> DataLoader:
@@ -329,6 +343,7 @@ def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
             data[name] = prepare_data(args, task, tokenizer)
         except ValueError as error:
             raise InputError(str(error)) from None
+    check_models(args, tasks, tokenizer)
     output = Path(args.output_dir)
     if accelerator.is_main_process:
         if output.exists() and args.overwrite_output_dir:
