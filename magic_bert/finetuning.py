@@ -33,13 +33,11 @@ from transformers.trainer_utils import SchedulerType
 
 from .glue_metrics import compute_glue, glue_average, task_score
 from .glue_tasks import PAPER_ORDER, GlueTask, get_task, load_glue
+from .optim import adamw_parameter_groups
+from .pretraining_args import _opt
 from .pretraining_inputs import InputError, load_or_explain
 
 MNLI_TRANSFER = ("rte", "mrpc", "stsb")  # tasks the paper starts from the MNLI checkpoint
-
-
-def _opt(default, help: str, **metadata):
-    return field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclass
@@ -235,11 +233,7 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
     train_loader = loader("train", shuffle=True)
     dev_loaders = {split: loader(split) for split in task.dev_splits}
     test_loaders = {split: loader(split) for split in task.test_splits if split in data}
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [{"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-               "weight_decay": args.weight_decay},
-              {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
+    optimizer = torch.optim.AdamW(adamw_parameter_groups(model, args.weight_decay), lr=learning_rate)
     steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
     max_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     epochs = math.ceil(max_steps / steps_per_epoch)

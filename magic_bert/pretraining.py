@@ -34,6 +34,7 @@ from transformers import default_data_collator, get_scheduler
 from .checkpointing import TrainingState, list_checkpoints, save_checkpoint
 from .data import BatchMasker, load_text_datasets, mask_once, text_column, tokenize_and_group
 from .evaluation import MLMScore, evaluate_mlm
+from .optim import adamw_parameter_groups
 from .pretraining_args import PretrainArguments
 from .pretraining_inputs import (
     InputError,
@@ -60,13 +61,6 @@ class PretrainResult:
     results: dict  # what all_results.json holds
     archs: list = field(default_factory=list)  # the child trained at each step of this run (supernet)
     anchor_history: list = field(default_factory=list)
-
-
-def _grouped_parameters(model, weight_decay: float):
-    no_decay = ("bias", "LayerNorm.weight")
-    params = list(model.named_parameters())
-    return [{"params": [p for n, p in params if not n.endswith(no_decay)], "weight_decay": weight_decay},
-            {"params": [p for n, p in params if n.endswith(no_decay)], "weight_decay": 0.0}]
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
@@ -180,7 +174,7 @@ def pretrain(args: PretrainArguments) -> PretrainResult:  # noqa: C901 (reads st
                                    collate_fn=default_data_collator, batch_size=args.per_device_eval_batch_size,
                                    generator=torch.Generator())
 
-    optimizer = torch.optim.AdamW(_grouped_parameters(model, args.weight_decay), lr=args.learning_rate)
+    optimizer = torch.optim.AdamW(adamw_parameter_groups(model, args.weight_decay), lr=args.learning_rate)
     steps_per_epoch = math.ceil(
         math.ceil(len(train_set) / (args.per_device_train_batch_size * accelerator.num_processes))
         / args.gradient_accumulation_steps)
