@@ -33,8 +33,9 @@ def submission_rows(task: GlueTask, predictions: list) -> list[str]:
 
 
 def write_submission(folder: Path, task: GlueTask, predictions: dict[str, list]) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
+    if predictions:
+        folder.mkdir(parents=True, exist_ok=True)
     for split, name in zip(task.test_splits, task.submission, strict=True):
         if split in predictions:
             path = folder / name
@@ -57,7 +58,7 @@ def update_model_card(card_path: Path, results: dict[str, dict[str, float]], mod
     """Add (or replace) the GLUE ``model-index`` of a README.md model card."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    card = ModelCard.load(card_path) if card_path.is_file() else ModelCard("---\n---\n")
+    card = ModelCard.load(card_path) if card_path.is_file() else ModelCard("---\n{}\n---\n")
     data = card.data.to_dict() if card.data else {}
     evals = [EvalResult(task_type="text-classification", dataset_type="nyu-mll/glue", dataset_name=f"GLUE {t.upper()}",
                         dataset_config=t, dataset_split="validation", metric_type=metric, metric_value=value)

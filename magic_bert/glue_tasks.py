@@ -73,7 +73,7 @@ def get_task(name: str) -> GlueTask:
 
 
 def _label_id(task: GlueTask, value, where: str) -> float | int:
-    if value is None or (isinstance(value, str) and value.strip() in ("", "-1")):
+    if value is None or str(value).strip() in ("", "-1", "-1.0"):
         return -1.0 if task.is_regression else -1
     if task.is_regression:
         try:
