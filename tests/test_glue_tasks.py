@@ -152,7 +152,7 @@ def test_hub_test_file_with_null_labels(tmp_path):
 
 
 def test_hub_json_test_file_with_minus_one_labels(tmp_path):
-    # What `load_dataset("nyu-mll/glue", "rte")["test"].to_json(...)` writes: label -1.
+    # The layout of a Hub test split saved with Dataset.to_json (written here by hand, nothing loaded): label -1.
     path = tmp_path / "test.jsonl"
     path.write_text("".join(json.dumps({"sentence1": f"a{i}", "sentence2": f"b{i}", "label": -1, "idx": i}) + "\n"
                             for i in range(3)))
