@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,9 +24,15 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, default_data_collator
 
 from magic_bert import MagicBertSupernetForMaskedLM
-from magic_bert.data import held_out_blocks, load_held_out_text
 from magic_bert.evaluation import evaluate_mlm
 from magic_bert.pretraining_inputs import main_process_first
+from magic_bert.recipe_utils import (
+    add_held_out_arguments,
+    check_output_dir,
+    check_supernet_dir,
+    held_out_from_args,
+    publish,
+)
 from magic_bert.search import (
     METRICS,
     STRATEGIES,
@@ -65,14 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: population_size * generations, the evolution's budget)")
     parser.add_argument("--num_eval_batches", type=int, default=8, help="held-out batches per process per arch")
     parser.add_argument("--per_device_eval_batch_size", type=int, default=32)
-    parser.add_argument("--validation_file")
-    parser.add_argument("--dataset_name")
-    parser.add_argument("--dataset_config_name")
-    parser.add_argument("--validation_split", default="validation")
-    parser.add_argument("--text_column_name")
-    parser.add_argument("--tokenizer_name", help="default: the tokenizer saved with the supernet")
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    parser.add_argument("--mlm_probability", type=float, default=0.15)
+    add_held_out_arguments(parser)
     parser.add_argument("--top_k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     return parser.parse_args(argv)
@@ -87,12 +85,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def search(args: argparse.Namespace):
-    output = Path(args.output_dir)
-    if output.is_dir() and any(output.iterdir()) and not args.overwrite_output_dir:
-        raise ValueError(f"--output_dir {output} exists and is not empty; pass --overwrite_output_dir to replace it.")
-    supernet_dir = Path(args.supernet)
-    if not (supernet_dir / "config.json").is_file():
-        raise ValueError(f"--supernet {args.supernet!r} is not a saved supernet (no config.json there).")
+    output = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    supernet_dir = check_supernet_dir(args.supernet)
     accelerator = Accelerator()
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(supernet_dir)
     space = supernet.config.search_space
@@ -103,13 +97,8 @@ def search(args: argparse.Namespace):
     constraints.check(space)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name or supernet_dir)
 
-    def held_out():
-        text = load_held_out_text(args.dataset_name, args.dataset_config_name, args.validation_file,
-                                  args.validation_split, seed=args.seed)
-        return held_out_blocks(text, tokenizer, args.max_seq_length, args.mlm_probability, args.seed,
-                               args.text_column_name)
-
-    blocks = main_process_first(accelerator, held_out)  # an error on the main process stops every rank
+    # An error on the main process stops every rank.
+    blocks = main_process_first(accelerator, lambda: held_out_from_args(args, tokenizer))
     # The same first blocks for every arch: num_eval_batches per process.
     blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size
                                      * accelerator.num_processes)))
@@ -144,27 +133,23 @@ def search(args: argparse.Namespace):
 
 def write_outputs(output: Path, result, table: LatencyTable | None, args: argparse.Namespace) -> None:
     """Everything into a staging folder, renamed into place when complete."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".tmp-{output.name}")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    best = result.best
-    (staging / "arch.json").write_text(json.dumps({
-        "arch": best.arch, "params": best.params, "flops": best.flops, "seq_len": args.seq_len,
-        "latency": best.latency, "eval_loss": best.loss, "eval_accuracy": best.accuracy, "metric": result.metric,
-        "supernet": str(args.supernet), "strategy": args.strategy, "num_evaluated": len(result.candidates),
-        "constraints": {"max_params": args.max_params, "min_params": args.min_params, "max_flops": args.max_flops,
-                        "max_latency": args.max_latency}}, indent=2))
-    with open(staging / "candidates.jsonl", "w") as f:
-        for candidate in result.candidates:
-            f.write(json.dumps(candidate.__dict__) + "\n")
-    plot_pareto(result.candidates, staging / "pareto.png", result.metric)
-    if table is not None:
-        table.save(staging / "latency_table.json")
-    if output.exists():
-        shutil.rmtree(output)
-    staging.rename(output)
+
+    def write(staging: Path) -> None:
+        best = result.best
+        (staging / "arch.json").write_text(json.dumps({
+            "arch": best.arch, "params": best.params, "flops": best.flops, "seq_len": args.seq_len,
+            "latency": best.latency, "eval_loss": best.loss, "eval_accuracy": best.accuracy, "metric": result.metric,
+            "supernet": str(args.supernet), "strategy": args.strategy, "num_evaluated": len(result.candidates),
+            "constraints": {"max_params": args.max_params, "min_params": args.min_params,
+                            "max_flops": args.max_flops, "max_latency": args.max_latency}}, indent=2))
+        with open(staging / "candidates.jsonl", "w") as f:
+            for candidate in result.candidates:
+                f.write(json.dumps(candidate.__dict__) + "\n")
+        plot_pareto(result.candidates, staging / "pareto.png", result.metric)
+        if table is not None:
+            table.save(staging / "latency_table.json")
+
+    publish(output, write)
 
 
 if __name__ == "__main__":

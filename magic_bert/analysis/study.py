@@ -1,0 +1,303 @@
+"""The SPOS vs MAGIC study: one space, one dataset, one budget; a supernet per (sampler, seed), all trained for the
+same steps; each measured for rank correlation (against one shared set of standalone children) and for gradient
+interference at every m. ``bench/magic_study.py`` is its command line; ``docs/magic_study.md`` reports a run.
+
+Every run is a call of :func:`magic_bert.pretraining.pretrain` (supernets, and the standalone children through the
+cache), so there is no second training loop. A supernet whose folder already holds a finished run with the same
+settings is reused, so an interrupted study continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, default_data_collator
+
+from ..configuration_magic_bert import MagicBertConfig
+from ..data import held_out_blocks, load_held_out_text, synthetic_datasets, train_wordpiece_tokenizer
+from ..evaluation import evaluate_mlm
+from ..modeling_magic_bert import MagicBertSupernetForMaskedLM
+from ..pretraining_args import PretrainArguments
+from ..samplers import SAMPLERS
+from .interference import sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
+from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
+from .ranking import StandaloneCache, _write_json, rank_correlation, sample_children
+
+
+@dataclass
+class StudySettings:
+    output_dir: str = "outputs/magic_study"
+    train_file: str | None = None  # real text; None: the embedded synthetic corpus, written out once
+    validation_file: str | None = None
+    samplers: list[str] = field(default_factory=lambda: list(SAMPLERS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    hidden_size: int = 64
+    num_layers: int = 6
+    candidate_ops: list[str] = field(default_factory=lambda: [
+        "identity", "mha:2", "mha:4", "ffn:128", "ffn:256", "conv:3", "conv:7"])
+    vocab_size: int = 2000
+    max_seq_length: int = 64
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    warmup_steps: int = 100
+    supernet_steps: int = 2000
+    standalone_steps: int = 1000
+    max_params: float | None = None  # default: 60% of the way from the smallest to the largest child
+    num_children: int = 16
+    children_seed: int = 1234  # the standalone set and the interference pairs: the same for every supernet
+    eval_blocks: int = 256
+    interference_layer: int = 2
+    interference_op: str = "ffn:256"
+    interference_batches: int = 4
+    pairs_per_m: int = 8
+    matrix_children: int = 8
+    anchor_eval_steps: int = 50
+    anchor_eval_samples: int = 64
+    align_hidden_weight: float = 1.0
+    align_logits_weight: float = 1.0
+    synthetic_documents: int = 2000
+
+    def check(self) -> None:
+        """Every bad value in one message, before anything is trained or written."""
+        problems = [f"unknown sampler {s!r} (allowed: {list(SAMPLERS)})" for s in self.samplers if s not in SAMPLERS]
+        if not self.seeds:
+            problems.append("no seeds")
+        if self.num_children < 3:
+            problems.append(f"num_children={self.num_children}: rank correlation needs at least 3")
+        for name in ("supernet_steps", "standalone_steps", "eval_blocks", "interference_batches", "pairs_per_m",
+                     "batch_size", "matrix_children"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        for flag in ("train_file", "validation_file"):
+            path = getattr(self, flag)
+            if path is not None and not Path(path).is_file():
+                problems.append(f"{flag} {path!r} does not exist")
+        if (self.train_file is None) != (self.validation_file is None):
+            problems.append("give both train_file and validation_file, or neither (embedded data)")
+        if problems:
+            raise ValueError("Bad study settings: " + "; ".join(problems) + ".")
+
+
+QUICK = {"hidden_size": 32, "num_layers": 4, "candidate_ops": ["identity", "mha:2", "ffn:64", "conv:3"],
+         "vocab_size": 400, "max_seq_length": 32, "batch_size": 8, "supernet_steps": 30, "standalone_steps": 20,
+         "warmup_steps": 0, "num_children": 4, "seeds": [0, 1], "eval_blocks": 16, "interference_layer": 1,
+         "interference_op": "ffn:64", "interference_batches": 2, "pairs_per_m": 2, "matrix_children": 3,
+         "anchor_eval_steps": 10, "anchor_eval_samples": 8, "synthetic_documents": 300}
+
+
+def _data_files(settings: StudySettings, output: Path) -> tuple[str, str, str]:
+    """(train, held-out, description): the given text files, or the embedded corpus written out once."""
+    if settings.train_file is not None:
+        return settings.train_file, settings.validation_file, f"{settings.train_file} | {settings.validation_file}"
+    data = output / "data"
+    train, valid = data / "train.txt", data / "validation.txt"
+    if not valid.is_file():
+        data.mkdir(parents=True, exist_ok=True)
+        corpus = synthetic_datasets(settings.synthetic_documents, seed=0)
+        for path, split in ((train, "train"), (valid, "validation")):
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("\n".join(corpus[split]["text"]) + "\n")
+            tmp.replace(path)
+    return str(train), str(valid), f"embedded synthetic corpus ({settings.synthetic_documents} documents)"
+
+
+def _tokenizer_and_config(settings: StudySettings, output: Path, train_file: str) -> tuple[str, str]:
+    """One tokenizer (trained once: the trainer's ties make fresh vocabularies differ) and one supernet config."""
+    tokenizer_dir, config_dir = output / "tokenizer", output / "config"
+    if not (tokenizer_dir / "tokenizer_config.json").is_file():
+        lines = [line for line in Path(train_file).read_text().splitlines() if line.strip()]
+        train_wordpiece_tokenizer(lines, settings.vocab_size).save_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = MagicBertConfig(vocab_size=len(tokenizer), hidden_size=settings.hidden_size,
+                             num_hidden_layers=settings.num_layers, candidate_ops=settings.candidate_ops,
+                             max_position_embeddings=max(128, settings.max_seq_length),
+                             pad_token_id=tokenizer.pad_token_id)
+    config.save_pretrained(config_dir)
+    return str(tokenizer_dir), str(config_dir)
+
+
+def _run_args(settings: StudySettings, train_file: str, valid_file: str, tokenizer: str, config: str, seed: int,
+              steps: int, output_dir: str, max_params: float) -> PretrainArguments:
+    return PretrainArguments(
+        train_file=train_file, validation_file=valid_file, tokenizer_name=tokenizer, config_name=config,
+        max_seq_length=settings.max_seq_length, per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=32, learning_rate=settings.learning_rate, num_warmup_steps=settings.warmup_steps,
+        max_train_steps=steps, seed=seed, output_dir=output_dir, overwrite_output_dir=True,
+        max_eval_samples=settings.eval_blocks, max_params=max_params)
+
+
+def _train_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
+    """Train (or reuse a finished run with identical settings and vocabulary) one supernet; returns its folder."""
+    from ..pretraining import pretrain
+
+    folder = Path(args.output_dir)
+    marker = folder / "study_run.json"
+    wanted = json.loads(json.dumps({"args": dataclasses.asdict(args), "vocab": vocab_digest}, default=str))
+    if marker.is_file() and json.loads(marker.read_text()) == wanted and (folder / "all_results.json").is_file():
+        log(f"reusing {folder}")
+        return folder
+    start = time.perf_counter()
+    pretrain(args)
+    _write_json(marker, wanted)
+    log(f"trained {folder.name} in {time.perf_counter() - start:.0f} s")
+    return folder
+
+
+def _mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
+
+
+def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one straight pipeline)
+    settings.check()
+    output = Path(settings.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    train_file, valid_file, data_description = _data_files(settings, output)
+    tokenizer_dir, config_dir = _tokenizer_and_config(settings, output, train_file)
+    config = MagicBertConfig.from_pretrained(config_dir)
+    space = config.search_space
+    max_params = settings.max_params or space.min_params + 0.6 * (space.max_params - space.min_params)
+    layer, op = settings.interference_layer, settings.interference_op
+
+    # Everything that can be refused is checked before the first run: budget, children, the shared op.
+    children = sample_children(space, settings.num_children, settings.children_seed, max_params)
+    probe_net = MagicBertSupernetForMaskedLM(config)
+    shared_op(probe_net, layer, op)
+    matrix_children = sample_sharing_children(space, layer, op, settings.matrix_children,
+                                              random.Random(settings.children_seed), max_params)
+    del probe_net
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    vocab_digest = hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()
+    blocks = held_out_blocks(load_held_out_text(validation_file=valid_file), tokenizer, settings.max_seq_length,
+                             seed=0)
+    eval_loader = DataLoader(blocks.select(range(min(settings.eval_blocks, len(blocks)))), batch_size=32,
+                             collate_fn=default_data_collator)
+    probe_batches = list(DataLoader(blocks.select(range(min(settings.interference_batches * settings.batch_size,
+                                                            len(blocks)))),
+                                    batch_size=settings.batch_size, collate_fn=default_data_collator))
+
+    def score(model, arch=None):
+        return evaluate_mlm(model, eval_loader, arch=arch)
+
+    # The shared standalone set: each child trained alone once (cached by arch and schedule).
+    template = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, 0, settings.standalone_steps,
+                         "unused", None)
+    cache = StandaloneCache(output / "standalone_cache", template, score,
+                            fingerprint={"held_out": valid_file, "eval_blocks": settings.eval_blocks,
+                                         "max_seq_length": settings.max_seq_length,
+                                         "vocab": vocab_digest})
+    t0 = time.perf_counter()
+    standalone = cache.scores(children)
+    log(f"standalone set: {len(children)} children ({cache.trained} trained now) in {time.perf_counter() - t0:.0f} s")
+    standalone_losses = [entry["eval_loss"] for entry in standalone]
+
+    runs = []
+    for seed in settings.seeds:
+        for sampler in settings.samplers:
+            args = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, seed,
+                             settings.supernet_steps, str(output / "supernets" / f"{sampler}-seed{seed}"),
+                             max_params)
+            args.sampler = sampler
+            args.anchor_eval_steps, args.anchor_eval_samples = settings.anchor_eval_steps, settings.anchor_eval_samples
+            args.align_hidden_weight, args.align_logits_weight = (settings.align_hidden_weight,
+                                                                  settings.align_logits_weight)
+            folder = _train_supernet(args, vocab_digest, log)
+            supernet = MagicBertSupernetForMaskedLM.from_pretrained(folder)
+            inherited = [score(supernet, arch).loss for arch in children]
+            correlation = rank_correlation(inherited, standalone_losses)
+            curve = similarity_vs_m(supernet, probe_batches, layer, op, settings.pairs_per_m, settings.children_seed,
+                                    max_params)
+            run = {"sampler": sampler, "seed": seed, "supernet": str(folder), **correlation,
+                   "inherited_losses": inherited, "similarity_vs_m": curve,
+                   "train_results": json.loads((folder / "all_results.json").read_text())}
+            if seed == settings.seeds[0]:
+                run["similarity_matrix"] = similarity_matrix(supernet, matrix_children, probe_batches, layer, op)
+            _write_json(folder / "analysis.json", run)
+            log(f"{sampler} seed {seed}: tau {correlation['kendall_tau']:+.3f} rho {correlation['spearman_rho']:+.3f}"
+                f" grad sim m=1 {curve[0]['gradient_mean']:.3f} m={curve[-1]['m']} {curve[-1]['gradient_mean']:.3f}")
+            runs.append(run)
+
+    summary = _summarise(runs, settings)
+    report = {"settings": dataclasses.asdict(settings), "data": data_description, "max_params": max_params,
+              "space_size": space.size, "children": children, "standalone": standalone,
+              "matrix_children": matrix_children, "summary": summary,
+              "runs": [{k: v for k, v in run.items() if k != "similarity_matrix"} for run in runs],
+              "wall_seconds": time.perf_counter() - started}
+    _write_figures(output, runs, summary, settings, standalone_losses, matrix_children)
+    _write_json(output / "study.json", report)
+    (output / "study.md").write_text(format_summary(summary, settings) + "\n")
+    log(format_summary(summary, settings))
+    return report
+
+
+def _summarise(runs: list[dict], settings: StudySettings) -> dict:
+    """Per sampler, mean ± std over seeds of tau, rho and each similarity at each m."""
+    summary = {}
+    for sampler in settings.samplers:
+        mine = [r for r in runs if r["sampler"] == sampler]
+        entry = {"kendall_tau": _mean_std([r["kendall_tau"] for r in mine]),
+                 "spearman_rho": _mean_std([r["spearman_rho"] for r in mine]),
+                 "final_eval_loss": _mean_std([r["train_results"]["eval_loss"] for r in mine]),
+                 "similarity_vs_m": []}
+        for index, row in enumerate(mine[0]["similarity_vs_m"]):
+            point = {"m": row["m"]}
+            for kind in ("gradient", "input", "output"):
+                stats = _mean_std([r["similarity_vs_m"][index][f"{kind}_mean"] for r in mine])
+                point[f"{kind}_mean"], point[f"{kind}_std"] = stats["mean"], stats["std"]
+            entry["similarity_vs_m"].append(point)
+        summary[sampler] = entry
+    return summary
+
+
+def format_summary(summary: dict, settings: StudySettings) -> str:
+    last = settings.num_layers - 1
+    header = ("| sampler | Kendall τ | Spearman ρ | grad. sim. m=1 | grad. sim. m=" + str(last)
+              + " | in/out sim. m=1 | in/out sim. m=" + str(last) + " | anchor-arch loss |")
+    lines = [header, "|" + "---|" * 8]
+    for sampler, entry in summary.items():
+        first, final = entry["similarity_vs_m"][0], entry["similarity_vs_m"][-1]
+
+        def ms(stats):
+            return f"{stats['mean']:+.3f} ± {stats['std']:.3f}"
+
+        lines.append(
+            f"| {sampler} | {ms(entry['kendall_tau'])} | {ms(entry['spearman_rho'])} | "
+            f"{first['gradient_mean']:.3f} ± {first['gradient_std']:.3f} | "
+            f"{final['gradient_mean']:.3f} ± {final['gradient_std']:.3f} | "
+            f"{first['input_mean']:.2f} / {first['output_mean']:.2f} | {final['input_mean']:.2f} / "
+            f"{final['output_mean']:.2f} | {entry['final_eval_loss']['mean']:.3f} ± "
+            f"{entry['final_eval_loss']['std']:.3f} |")
+    return "\n".join(lines)
+
+
+def _write_figures(output: Path, runs: list[dict], summary: dict, settings: StudySettings,
+                   standalone_losses: list[float], matrix_children: list[list[str]]) -> None:
+    layer, op = settings.interference_layer, settings.interference_op
+    n_seeds = len(settings.seeds)
+    plot_similarity_vs_m({s: e["similarity_vs_m"] for s, e in summary.items()}, output / "similarity_vs_m.png",
+                         f"{op} at layer {layer}: similarity between children differing in m layers "
+                         f"(mean ± std over {n_seeds} seeds)")
+    first_seed = settings.seeds[0]
+    series = {}
+    for run in runs:
+        if run["seed"] == first_seed:
+            series[f"{run['sampler']} (τ={run['kendall_tau']:+.2f})"] = (run["inherited_losses"], standalone_losses)
+            labels = [short_arch(arch) for arch in matrix_children]
+            plot_similarity_matrix(run["similarity_matrix"]["gradient"], labels,
+                                   output / f"similarity_matrix_{run['sampler']}.png",
+                                   f"{run['sampler']} (seed {first_seed}): gradient cosine at {op}, layer {layer}")
+    plot_rank_scatter(series, output / "rank_scatter.png",
+                      f"{len(standalone_losses)} children: supernet vs standalone (seed {first_seed})")
+
+
+__all__ = ["QUICK", "StudySettings", "format_summary", "run_study"]

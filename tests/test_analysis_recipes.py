@@ -1,0 +1,116 @@
+"""The analysis command lines end to end at tiny size: interference, rank correlation, and the study's --quick mode."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from .test_analysis import is_png
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "recipes"))
+sys.path.insert(0, str(REPO / "bench"))
+import analyze_interference  # noqa: E402
+import magic_study  # noqa: E402
+import rank_correlation as rank_recipe  # noqa: E402
+
+
+def test_interference_recipe(tmp_path, trained_supernet_dir, capsys):
+    out = tmp_path / "interference"
+    analyze_interference.main(["--supernet", str(trained_supernet_dir), "--output_dir", str(out), "--layer", "2",
+                               "--op", "mha:2", "--num_children", "4", "--pairs_per_m", "2", "--num_batches", "2",
+                               "--per_device_batch_size", "4", "--max_seq_length", "64"])
+    matrix = json.loads((out / "similarity_matrix.json").read_text())
+    assert matrix["layer"] == 2 and matrix["op"] == "mha:2" and len(matrix["children"]) == 4
+    assert all(child[2] == "mha:2" for child in matrix["children"])
+    for kind in ("gradient", "input", "output"):
+        assert [row[i] for i, row in enumerate(matrix[kind])] == pytest.approx([1.0] * 4, abs=1e-9)
+    rows = json.loads((out / "similarity_vs_m.json").read_text())["rows"]
+    assert [r["m"] for r in rows] == [1, 2, 3] and all(r["num_pairs"] == 2 for r in rows)
+    assert is_png(out / "similarity_matrix.png") and is_png(out / "similarity_vs_m.png")
+    assert "gradient (mean ± std)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--layer", "1", "--op", "identity"], "has no parameters"),
+    (["--layer", "9", "--op", "mha:2"], "Layer 9 is out of range"),
+    (["--num_children", "0"], "--num_children must be at least 1"),
+])
+def test_interference_recipe_refuses_bad_input_before_writing(tmp_path, trained_supernet_dir, flags, message):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit, match=message):
+        analyze_interference.main(["--supernet", str(trained_supernet_dir), "--output_dir", str(out), *flags])
+    assert not out.exists()
+
+
+def test_interference_recipe_refuses_children_that_do_not_share_the_op(tmp_path, trained_supernet_dir):
+    children = tmp_path / "children.json"
+    children.write_text(json.dumps([["mha:2", "ffn:128", "conv:3", "identity"], ["mha:1", "ffn:256", "conv:3",
+                                                                                  "identity"]]))
+    with pytest.raises(SystemExit, match=r"not shared by every child: children \[1\] use \['ffn:256'\]"):
+        analyze_interference.main(["--supernet", str(trained_supernet_dir), "--output_dir", str(tmp_path / "o"),
+                                   "--layer", "1", "--op", "ffn:128", "--children_file", str(children)])
+    assert not (tmp_path / "o").exists()
+
+
+def test_rank_correlation_recipe_shares_one_standalone_set(tmp_path, trained_supernet_dir, word_tokenizer_dir):
+    common = ["--num_children", "3", "--standalone_steps", "4", "--num_warmup_steps", "0",
+              "--per_device_train_batch_size", "4", "--max_seq_length", "64", "--synthetic_documents", "300",
+              "--num_eval_batches", "1", "--per_device_eval_batch_size", "8", "--cache_dir", str(tmp_path / "cache")]
+    first = rank_recipe.correlate(rank_recipe.parse_args([
+        "--supernet", str(trained_supernet_dir), "--output_dir", str(tmp_path / "one"), *common]))
+    assert first["trained_now"] == 3 and len(first["standalone"]) == 3
+    # Two supernets (the same one twice) against the cached set: nothing is trained again, and equal inputs give
+    # equal correlations.
+    second = rank_recipe.correlate(rank_recipe.parse_args([
+        "--supernet", str(trained_supernet_dir), str(trained_supernet_dir), "--output_dir", str(tmp_path / "two"),
+        *common]))
+    assert second["trained_now"] == 0 and second["standalone"] == first["standalone"]
+    report = json.loads((tmp_path / "two" / "rank_correlation.json").read_text())
+    a, b = report["supernets"]
+    assert a["kendall_tau"] == b["kendall_tau"] == first["supernets"][0]["kendall_tau"]
+    assert -1 <= a["kendall_tau"] <= 1 and a["num_children"] == 3
+    assert is_png(tmp_path / "two" / "rank_scatter.png")
+
+
+def test_rank_correlation_recipe_refuses_bad_input(tmp_path, trained_supernet_dir):
+    for flags, message in ((["--num_children", "2"], "at least 3 children, got 2"),
+                           (["--max_params", "1000"], "Infeasible parameter budget")):
+        out = tmp_path / "never"
+        with pytest.raises(SystemExit, match=message):
+            rank_recipe.main(["--supernet", str(trained_supernet_dir), "--output_dir", str(out), *flags])
+        assert not out.exists() and not (tmp_path / "standalone_cache").exists()
+
+
+@pytest.mark.slow
+def test_study_quick_end_to_end(tmp_path):
+    out = tmp_path / "study"
+    settings = magic_study.parse_args(["--quick", "--output_dir", str(out)])
+    assert settings.train_file is None  # --quick uses the embedded corpus
+    logged = []
+    report = magic_study.run_study(settings, log=logged.append)
+    summary = report["summary"]
+    assert list(summary) == ["spos", "magic-t", "magic-a", "magic-at"]
+    for entry in summary.values():
+        assert len(entry["kendall_tau"]["values"]) == 2  # two seeds
+        assert all(-1 <= tau <= 1 for tau in entry["kendall_tau"]["values"])
+        assert [p["m"] for p in entry["similarity_vs_m"]] == [1, 2, 3]
+    assert len(report["runs"]) == 8 and len(report["standalone"]) == 4
+    for name in ("similarity_vs_m.png", "rank_scatter.png", "similarity_matrix_magic-at.png"):
+        assert is_png(out / name)
+    assert "| magic-at |" in (out / "study.md").read_text()
+    assert json.loads((out / "study.json").read_text())["summary"] == json.loads(json.dumps(summary))
+    # A second run reuses every supernet and standalone child and gives the same numbers.
+    logged.clear()
+    again = magic_study.run_study(settings, log=logged.append)
+    assert sum(line.startswith("reusing") for line in logged) == 8
+    assert any("(0 trained now)" in line for line in logged)
+    assert again["summary"] == summary
+
+
+def test_study_refuses_bad_settings_before_training(tmp_path):
+    with pytest.raises(SystemExit, match="unknown sampler 'fast'.*num_children=2"):
+        magic_study.main(["--quick", "--output_dir", str(tmp_path / "s"), "--samplers", "spos", "fast",
+                          "--num_children", "2"])
+    assert not (tmp_path / "s").exists()
