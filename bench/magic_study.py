@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None = None) -> StudySettings:
         if isinstance(value, list):
             parser.add_argument(f"--{spec.name}", nargs="+", type=type(value[0]))
         else:
-            parser.add_argument(f"--{spec.name}", type=float if spec.name == "max_params" else type(value))
+            kind = float if spec.name == "max_params" else (str if value is None else type(value))
+            parser.add_argument(f"--{spec.name}", type=kind)
     args = parser.parse_args(argv)
     values = dict(QUICK) if args.quick else {}
     data = Path(args.data_dir)

@@ -35,6 +35,9 @@ from .ranking import StandaloneCache, _write_json, rank_correlation, sample_chil
 @dataclass
 class StudySettings:
     output_dir: str = "outputs/magic_study"
+    # Where the tokenizer, config, data and standalone cache live (default: output_dir). Point a variant of the study
+    # (other samplers or alignment settings) at the main study's folder to reuse its standalone set.
+    shared_dir: str | None = None
     train_file: str | None = None  # real text; None: the embedded synthetic corpus, written out once
     validation_file: str | None = None
     samplers: list[str] = field(default_factory=lambda: list(SAMPLERS))
@@ -120,6 +123,13 @@ def _tokenizer_and_config(settings: StudySettings, output: Path, train_file: str
                              num_hidden_layers=settings.num_layers, candidate_ops=settings.candidate_ops,
                              max_position_embeddings=max(128, settings.max_seq_length),
                              pad_token_id=tokenizer.pad_token_id)
+    if (config_dir / "config.json").is_file():
+        saved = MagicBertConfig.from_pretrained(config_dir)
+        differ = [k for k in ("vocab_size", "hidden_size", "num_hidden_layers", "candidate_ops")
+                  if getattr(saved, k) != getattr(config, k)]
+        if differ:
+            raise ValueError(f"{config_dir} holds another search space ({differ} differ): a study that shares a "
+                             "folder must use the same space.")
     config.save_pretrained(config_dir)
     return str(tokenizer_dir), str(config_dir)
 
@@ -151,6 +161,20 @@ def _train_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
     return folder
 
 
+def _io_gradient_link(curve: list[dict]) -> dict:
+    """The paper's second finding, tested directly: over every measured pair (all m pooled), Spearman's rho between
+    the similarity of the shared op's inputs (outputs) and the similarity of its gradients."""
+    from scipy import stats
+
+    gradient = [g for row in curve for g in row["gradient"]]
+    link = {}
+    for kind in ("input", "output"):
+        values = [v for row in curve for v in row[kind]]
+        link[f"{kind}_gradient_spearman"] = (float(stats.spearmanr(values, gradient).statistic)
+                                             if len(values) >= 3 else None)
+    return link
+
+
 def _mean_std(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
             "values": values}
@@ -161,8 +185,10 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
     output = Path(settings.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    train_file, valid_file, data_description = _data_files(settings, output)
-    tokenizer_dir, config_dir = _tokenizer_and_config(settings, output, train_file)
+    shared = Path(settings.shared_dir or settings.output_dir)
+    shared.mkdir(parents=True, exist_ok=True)
+    train_file, valid_file, data_description = _data_files(settings, shared)
+    tokenizer_dir, config_dir = _tokenizer_and_config(settings, shared, train_file)
     config = MagicBertConfig.from_pretrained(config_dir)
     space = config.search_space
     max_params = settings.max_params or space.min_params + 0.6 * (space.max_params - space.min_params)
@@ -192,7 +218,7 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
     # The shared standalone set: each child trained alone once (cached by arch and schedule).
     template = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, 0, settings.standalone_steps,
                          "unused", None)
-    cache = StandaloneCache(output / "standalone_cache", template, score,
+    cache = StandaloneCache(shared / "standalone_cache", template, score,
                             fingerprint={"held_out": valid_file, "eval_blocks": settings.eval_blocks,
                                          "max_seq_length": settings.max_seq_length,
                                          "vocab": vocab_digest})
@@ -218,7 +244,7 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
             curve = similarity_vs_m(supernet, probe_batches, layer, op, settings.pairs_per_m, settings.children_seed,
                                     max_params)
             run = {"sampler": sampler, "seed": seed, "supernet": str(folder), **correlation,
-                   "inherited_losses": inherited, "similarity_vs_m": curve,
+                   "inherited_losses": inherited, "similarity_vs_m": curve, **_io_gradient_link(curve),
                    "train_results": json.loads((folder / "all_results.json").read_text())}
             if seed == settings.seeds[0]:
                 run["similarity_matrix"] = similarity_matrix(supernet, matrix_children, probe_batches, layer, op)
@@ -248,6 +274,9 @@ def _summarise(runs: list[dict], settings: StudySettings) -> dict:
         entry = {"kendall_tau": _mean_std([r["kendall_tau"] for r in mine]),
                  "spearman_rho": _mean_std([r["spearman_rho"] for r in mine]),
                  "final_eval_loss": _mean_std([r["train_results"]["eval_loss"] for r in mine]),
+                 "mean_inherited_loss": _mean_std([statistics.fmean(r["inherited_losses"]) for r in mine]),
+                 "input_gradient_spearman": _mean_std([r["input_gradient_spearman"] for r in mine]),
+                 "output_gradient_spearman": _mean_std([r["output_gradient_spearman"] for r in mine]),
                  "similarity_vs_m": []}
         for index, row in enumerate(mine[0]["similarity_vs_m"]):
             point = {"m": row["m"]}
@@ -260,23 +289,23 @@ def _summarise(runs: list[dict], settings: StudySettings) -> dict:
 
 
 def format_summary(summary: dict, settings: StudySettings) -> str:
+    """The report's table: mean ± std over seeds."""
     last = settings.num_layers - 1
-    header = ("| sampler | Kendall τ | Spearman ρ | grad. sim. m=1 | grad. sim. m=" + str(last)
-              + " | in/out sim. m=1 | in/out sim. m=" + str(last) + " | anchor-arch loss |")
-    lines = [header, "|" + "---|" * 8]
+
+    def ms(stats, digits=3, sign="+"):
+        return f"{stats['mean']:{sign}.{digits}f} ± {stats['std']:.{digits}f}"
+
+    def point(row, kind, digits=3):
+        return f"{row[f'{kind}_mean']:.{digits}f} ± {row[f'{kind}_std']:.{digits}f}"
+
+    lines = [f"| sampler | Kendall τ | Spearman ρ | grad. sim. m=1 | grad. sim. m={last} | input sim. m=1 | "
+             f"input sim. m={last} | ρ(input sim., grad. sim.) | children's inherited loss |", "|" + "---|" * 9]
     for sampler, entry in summary.items():
         first, final = entry["similarity_vs_m"][0], entry["similarity_vs_m"][-1]
-
-        def ms(stats):
-            return f"{stats['mean']:+.3f} ± {stats['std']:.3f}"
-
-        lines.append(
-            f"| {sampler} | {ms(entry['kendall_tau'])} | {ms(entry['spearman_rho'])} | "
-            f"{first['gradient_mean']:.3f} ± {first['gradient_std']:.3f} | "
-            f"{final['gradient_mean']:.3f} ± {final['gradient_std']:.3f} | "
-            f"{first['input_mean']:.2f} / {first['output_mean']:.2f} | {final['input_mean']:.2f} / "
-            f"{final['output_mean']:.2f} | {entry['final_eval_loss']['mean']:.3f} ± "
-            f"{entry['final_eval_loss']['std']:.3f} |")
+        lines.append(f"| {sampler} | {ms(entry['kendall_tau'])} | {ms(entry['spearman_rho'])} | "
+                     f"{point(first, 'gradient')} | {point(final, 'gradient')} | {point(first, 'input', 4)} | "
+                     f"{point(final, 'input', 4)} | {ms(entry['input_gradient_spearman'], 2)} | "
+                     f"{ms(entry['mean_inherited_loss'], sign='')} |")
     return "\n".join(lines)
 
 
