@@ -97,6 +97,9 @@ def test_study_quick_end_to_end(tmp_path):
         assert all(-1 <= tau <= 1 for tau in entry["kendall_tau"]["values"])
         assert [p["m"] for p in entry["similarity_vs_m"]] == [1, 2, 3]
     assert len(report["runs"]) == 8 and len(report["standalone"]) == 4
+    for entry in report["standalone"]:  # the reference is the mean over the two standalone seeds
+        assert entry["eval_loss"] == pytest.approx(sum(r["eval_loss"] for r in entry["per_seed"].values()) / 2)
+    assert -1 <= report["standalone_seed_agreement"]["kendall_tau"] <= 1
     for name in ("similarity_vs_m.png", "rank_scatter.png", "similarity_matrix_magic-at.png"):
         assert is_png(out / name)
     assert "| magic-at |" in (out / "study.md").read_text()
@@ -105,7 +108,8 @@ def test_study_quick_end_to_end(tmp_path):
     logged.clear()
     again = magic_study.run_study(settings, log=logged.append)
     assert sum(line.startswith("reusing") for line in logged) == 8
-    assert any("(0 trained now)" in line for line in logged)
+    standalone_lines = [line for line in logged if line.startswith("standalone set")]
+    assert len(standalone_lines) == 2 and all("(0 trained now)" in line for line in standalone_lines)
     assert again["summary"] == summary
 
 

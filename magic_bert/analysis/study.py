@@ -55,6 +55,7 @@ class StudySettings:
     standalone_steps: int = 1000
     max_params: float | None = None  # default: 60% of the way from the smallest to the largest child
     num_children: int = 16
+    standalone_seeds: list[int] = field(default_factory=lambda: [0, 1])  # reference: the mean over these seeds
     children_seed: int = 1234  # the standalone set and the interference pairs: the same for every supernet
     eval_blocks: int = 256
     interference_layer: int = 2
@@ -71,8 +72,8 @@ class StudySettings:
     def check(self) -> None:
         """Every bad value in one message, before anything is trained or written."""
         problems = [f"unknown sampler {s!r} (allowed: {list(SAMPLERS)})" for s in self.samplers if s not in SAMPLERS]
-        if not self.seeds:
-            problems.append("no seeds")
+        if not self.seeds or not self.standalone_seeds:
+            problems.append("no seeds (both seeds and standalone_seeds need at least one)")
         if self.num_children < 3:
             problems.append(f"num_children={self.num_children}: rank correlation needs at least 3")
         for name in ("supernet_steps", "standalone_steps", "eval_blocks", "interference_batches", "pairs_per_m",
@@ -91,9 +92,9 @@ class StudySettings:
 
 QUICK = {"hidden_size": 32, "num_layers": 4, "candidate_ops": ["identity", "mha:2", "ffn:64", "conv:3"],
          "vocab_size": 400, "max_seq_length": 32, "batch_size": 8, "supernet_steps": 30, "standalone_steps": 20,
-         "warmup_steps": 0, "num_children": 4, "seeds": [0, 1], "eval_blocks": 16, "interference_layer": 1,
-         "interference_op": "ffn:64", "interference_batches": 2, "pairs_per_m": 2, "matrix_children": 3,
-         "anchor_eval_steps": 10, "anchor_eval_samples": 8, "synthetic_documents": 300}
+         "warmup_steps": 0, "num_children": 4, "seeds": [0, 1], "standalone_seeds": [0, 1], "eval_blocks": 16,
+         "interference_layer": 1, "interference_op": "ffn:64", "interference_batches": 2, "pairs_per_m": 2,
+         "matrix_children": 3, "anchor_eval_steps": 10, "anchor_eval_samples": 8, "synthetic_documents": 300}
 
 
 def _data_files(settings: StudySettings, output: Path) -> tuple[str, str, str]:
@@ -215,17 +216,25 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
     def score(model, arch=None):
         return evaluate_mlm(model, eval_loader, arch=arch)
 
-    # The shared standalone set: each child trained alone once (cached by arch and schedule).
-    template = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, 0, settings.standalone_steps,
-                         "unused", None)
-    cache = StandaloneCache(shared / "standalone_cache", template, score,
-                            fingerprint={"held_out": valid_file, "eval_blocks": settings.eval_blocks,
-                                         "max_seq_length": settings.max_seq_length,
-                                         "vocab": vocab_digest})
-    t0 = time.perf_counter()
-    standalone = cache.scores(children)
-    log(f"standalone set: {len(children)} children ({cache.trained} trained now) in {time.perf_counter() - t0:.0f} s")
+    # The shared standalone set: each child trained alone once per standalone seed (cached by arch and schedule).
+    # The reference is the mean over those seeds; the agreement between two seeds is the ceiling a supernet can reach.
+    per_seed = {}
+    for standalone_seed in settings.standalone_seeds:
+        template = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, standalone_seed,
+                             settings.standalone_steps, "unused", None)
+        cache = StandaloneCache(shared / "standalone_cache", template, score,
+                                fingerprint={"held_out": valid_file, "eval_blocks": settings.eval_blocks,
+                                             "max_seq_length": settings.max_seq_length, "vocab": vocab_digest})
+        t0 = time.perf_counter()
+        per_seed[standalone_seed] = cache.scores(children)
+        log(f"standalone set, seed {standalone_seed}: {len(children)} children ({cache.trained} trained now) in "
+            f"{time.perf_counter() - t0:.0f} s")
+    standalone = [{"arch": arch, "eval_loss": statistics.fmean(per_seed[s][i]["eval_loss"] for s in per_seed),
+                   "per_seed": {str(s): per_seed[s][i] for s in per_seed}} for i, arch in enumerate(children)]
     standalone_losses = [entry["eval_loss"] for entry in standalone]
+    seeds = list(per_seed)
+    ceiling = None if len(seeds) < 2 else rank_correlation([e["eval_loss"] for e in per_seed[seeds[0]]],
+                                                           [e["eval_loss"] for e in per_seed[seeds[1]]])
 
     runs = []
     for seed in settings.seeds:
@@ -256,13 +265,18 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
     summary = _summarise(runs, settings)
     report = {"settings": dataclasses.asdict(settings), "data": data_description, "max_params": max_params,
               "space_size": space.size, "children": children, "standalone": standalone,
+              "standalone_seed_agreement": ceiling,
               "matrix_children": matrix_children, "summary": summary,
               "runs": [{k: v for k, v in run.items() if k != "similarity_matrix"} for run in runs],
               "wall_seconds": time.perf_counter() - started}
     _write_figures(output, runs, summary, settings, standalone_losses, matrix_children)
     _write_json(output / "study.json", report)
-    (output / "study.md").write_text(format_summary(summary, settings) + "\n")
-    log(format_summary(summary, settings))
+    table = format_summary(summary, settings)
+    if ceiling is not None:
+        table += (f"\n\nTwo standalone seeds agree with Kendall τ {ceiling['kendall_tau']:+.3f}, Spearman ρ "
+                  f"{ceiling['spearman_rho']:+.3f} (the ceiling for a supernet's ranking).")
+    (output / "study.md").write_text(table + "\n")
+    log(table)
     return report
 
 
@@ -326,7 +340,8 @@ def _write_figures(output: Path, runs: list[dict], summary: dict, settings: Stud
                                    output / f"similarity_matrix_{run['sampler']}.png",
                                    f"{run['sampler']} (seed {first_seed}): gradient cosine at {op}, layer {layer}")
     plot_rank_scatter(series, output / "rank_scatter.png",
-                      f"{len(standalone_losses)} children: supernet vs standalone (seed {first_seed})")
+                      f"{len(standalone_losses)} children: supernets of seed {first_seed} vs standalone "
+                      f"(mean of {len(settings.standalone_seeds)} seeds)")
 
 
 __all__ = ["QUICK", "StudySettings", "format_summary", "run_study"]
