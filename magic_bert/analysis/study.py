@@ -274,7 +274,8 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
     table = format_summary(summary, settings)
     if ceiling is not None:
         table += (f"\n\nTwo standalone seeds agree with Kendall τ {ceiling['kendall_tau']:+.3f}, Spearman ρ "
-                  f"{ceiling['spearman_rho']:+.3f} (the ceiling for a supernet's ranking).")
+                  f"{ceiling['spearman_rho']:+.3f}: the noise of the standalone reference itself (the reference used "
+                  "is their mean, somewhat less noisy).")
     (output / "study.md").write_text(table + "\n")
     log(table)
     return report
