@@ -217,7 +217,7 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
         return evaluate_mlm(model, eval_loader, arch=arch)
 
     # The shared standalone set: each child trained alone once per standalone seed (cached by arch and schedule).
-    # The reference is the mean over those seeds; the agreement between two seeds is the ceiling a supernet can reach.
+    # The reference is the mean over those seeds; the agreement between two seeds measures the reference's own noise.
     per_seed = {}
     for standalone_seed in settings.standalone_seeds:
         template = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, standalone_seed,
