@@ -30,9 +30,9 @@ import torch
 from accelerate import Accelerator
 
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
-from magic_bert.pretraining import step_losses
-from magic_bert.pretraining_args import PretrainArguments
-from magic_bert.samplers import Anchor, build_sampler, default_anchor_arch
+from magic_bert.training.arguments import PretrainArguments
+from magic_bert.training.loop import step_losses
+from magic_bert.training.samplers import Anchor, build_sampler, default_anchor_arch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_medians, print_table  # noqa: E402

@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, default_data_collator
 from magic_bert import MagicBertSupernetForMaskedLM
 from magic_bert.data import held_out_blocks, load_held_out_text
 from magic_bert.evaluation import evaluate_mlm
-from magic_bert.search import CandidateScorer, Constraints, evolution_search, random_search
+from magic_bert.search.algorithms import CandidateScorer, Constraints, evolution_search, random_search
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import print_table  # noqa: E402

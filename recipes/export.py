@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from magic_bert.export import FORMATS, HEADS, INITS, export_checkpoint, push_to_hub
+from magic_bert.search.export import FORMATS, HEADS, INITS, export_checkpoint, push_to_hub
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -16,8 +16,8 @@ import sys
 
 from transformers import HfArgumentParser
 
-from magic_bert.finetuning import FinetuneArguments, finetune_glue
-from magic_bert.pretraining_inputs import InputError
+from magic_bert.glue.finetuning import FinetuneArguments, finetune_glue
+from magic_bert.training.setup import InputError
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,8 +12,8 @@ and step_N/ checkpoints (--checkpointing_steps; continue with --resume_from_chec
 
 import sys
 
-from magic_bert.pretraining import InputError, pretrain
-from magic_bert.pretraining_args import parse_pretrain_args
+from magic_bert.training.arguments import parse_pretrain_args
+from magic_bert.training.loop import InputError, pretrain
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,6 @@ from transformers import AutoTokenizer, default_data_collator
 from magic_bert import MagicBertSupernetForMaskedLM
 from magic_bert.analysis import StandaloneCache, plot_rank_scatter, rank_correlation, sample_children
 from magic_bert.evaluation import evaluate_mlm
-from magic_bert.pretraining_args import PretrainArguments
 from magic_bert.recipe_utils import (
     add_held_out_arguments,
     check_output_dir,
@@ -33,6 +32,7 @@ from magic_bert.recipe_utils import (
     held_out_from_args,
     publish,
 )
+from magic_bert.training.arguments import PretrainArguments
 
 # What must agree between supernets compared on one standalone set.
 _SAME_SPACE = ("vocab_size", "hidden_size", "num_hidden_layers", "candidate_ops")

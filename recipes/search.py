@@ -25,7 +25,6 @@ from transformers import AutoTokenizer, default_data_collator
 
 from magic_bert import MagicBertSupernetForMaskedLM
 from magic_bert.evaluation import evaluate_mlm
-from magic_bert.pretraining_inputs import main_process_first
 from magic_bert.recipe_utils import (
     add_held_out_arguments,
     check_output_dir,
@@ -33,7 +32,7 @@ from magic_bert.recipe_utils import (
     held_out_from_args,
     publish,
 )
-from magic_bert.search import (
+from magic_bert.search.algorithms import (
     METRICS,
     STRATEGIES,
     CandidateScorer,
@@ -45,6 +44,7 @@ from magic_bert.search import (
     plot_pareto,
     random_search,
 )
+from magic_bert.training.setup import main_process_first
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

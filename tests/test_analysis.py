@@ -25,7 +25,7 @@ from magic_bert.analysis import (
 )
 from magic_bert.analysis.interference import ChildProbe
 from magic_bert.evaluation import evaluate_mlm
-from magic_bert.pretraining_args import PretrainArguments
+from magic_bert.training.arguments import PretrainArguments
 
 from .conftest import make_batch
 
@@ -175,7 +175,7 @@ def test_children_are_distinct_seeded_and_inside_the_budget():
 
 
 def test_standalone_cache_trains_each_arch_once(tmp_path, word_tokenizer_dir):
-    from magic_bert.pretraining import pretrain
+    from magic_bert.training.loop import pretrain
 
     calls = []
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from magic_bert.samplers import SAMPLERS
+from magic_bert.training.samplers import SAMPLERS
 
 REPO = Path(__file__).resolve().parent.parent
 
 WORKER = textwrap.dedent("""
     import hashlib, json, os, sys
-    from magic_bert.pretraining import pretrain
-    from magic_bert.pretraining_args import parse_pretrain_args
+    from magic_bert.training.loop import pretrain
+    from magic_bert.training.arguments import parse_pretrain_args
 
     out, tokenizer = sys.argv[1], sys.argv[2]
     report = {}
@@ -83,8 +83,8 @@ def test_search_under_two_processes_equals_one(tmp_path, trained_supernet_dir):
 
 RESUME_WORKER = textwrap.dedent("""
     import hashlib, json, os, sys
-    import magic_bert.pretraining as pretraining
-    from magic_bert.pretraining_args import parse_pretrain_args
+    import magic_bert.training.loop as pretraining
+    from magic_bert.training.arguments import parse_pretrain_args
 
     out, tokenizer = sys.argv[1], sys.argv[2]
     common = ["--sampler", "magic-at", "--tokenizer_name", tokenizer, "--max_train_steps", "8",

@@ -11,7 +11,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, BertForMaskedLM
 
 from magic_bert import MagicBertForMaskedLM, MagicBertForSequenceClassification, MagicBertSupernetForMaskedLM
-from magic_bert.export import export_checkpoint
+from magic_bert.search.export import export_checkpoint
 
 from .conftest import TOLERANCE, make_batch, max_diff
 from .test_save_load import _remote_load
@@ -173,7 +173,7 @@ def test_push_to_hub_uploads_the_export(tmp_path, monkeypatch):
     """The Hub is unreachable here: check what would be sent (repo created, the folder uploaded to it)."""
     import huggingface_hub
 
-    import magic_bert.export as export
+    import magic_bert.search.export as export
 
     calls = []
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from magic_bert.glue_metrics import (
+from magic_bert.glue.metrics import (
     PAPER_METRIC,
     GlueMetric,
     compute_glue,
@@ -17,8 +17,8 @@ from magic_bert.glue_metrics import (
     matthews_correlation,
     task_score,
 )
-from magic_bert.glue_report import results_table, submission_rows, update_model_card, write_submission
-from magic_bert.glue_tasks import PAPER_ORDER, get_task
+from magic_bert.glue.report import results_table, submission_rows, update_model_card, write_submission
+from magic_bert.glue.tasks import PAPER_ORDER, get_task
 
 TOL = 1e-12
 SIZES = (1, 2, 7, 64, 1001)

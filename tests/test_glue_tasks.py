@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from magic_bert.glue_tasks import ORIGINAL_FILES, PAPER_ORDER, TASKS, get_task, load_glue, read_glue_file
+from magic_bert.glue.tasks import ORIGINAL_FILES, PAPER_ORDER, TASKS, get_task, load_glue, read_glue_file
 
 ALL_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte")
 

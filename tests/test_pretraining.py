@@ -8,12 +8,12 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
-import magic_bert.pretraining as pretraining
-import magic_bert.pretraining_inputs as pretraining_inputs
+import magic_bert.training.loop as pretraining
+import magic_bert.training.setup as pretraining_inputs
 from magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
-from magic_bert.checkpointing import list_checkpoints, resolve_resume_path
-from magic_bert.pretraining_args import parse_pretrain_args
 from magic_bert.search_space import SearchSpace
+from magic_bert.training.arguments import parse_pretrain_args
+from magic_bert.training.checkpointing import list_checkpoints, resolve_resume_path
 
 from .conftest import TOLERANCE, make_batch, max_diff
 

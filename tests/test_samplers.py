@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from magic_bert import MagicBertSupernetForMaskedLM
-from magic_bert.samplers import Anchor, ArchSampler, TopologySampler, alignment_loss, build_sampler
+from magic_bert.training.samplers import Anchor, ArchSampler, TopologySampler, alignment_loss, build_sampler
 
 from .conftest import make_batch
 
@@ -111,7 +111,7 @@ def test_alignment_kl_averages_over_masked_positions_only():
 
 
 def test_default_anchor_is_the_largest_bert_like_child_in_budget(tiny_config):
-    from magic_bert.samplers import default_anchor_arch
+    from magic_bert.training.samplers import default_anchor_arch
 
     space = tiny_config.search_space
     assert default_anchor_arch(space) == ["mha:2", "ffn:256"] * 2  # ties in params go to more heads

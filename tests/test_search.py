@@ -13,7 +13,7 @@ from transformers import AutoTokenizer, default_data_collator
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
 from magic_bert.data import held_out_blocks, load_held_out_text
 from magic_bert.evaluation import MLMScore, evaluate_mlm
-from magic_bert.search import (
+from magic_bert.search.algorithms import (
     Candidate,
     CandidateScorer,
     Constraints,

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..evaluation import MLMScore
-from ..pretraining_args import PretrainArguments
 from ..search_space import SearchSpace
+from ..training.arguments import PretrainArguments
 
 # Options of a standalone run that do not change what it learns (left out of the cache key).
 _NOT_IN_KEY = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpointing_steps",
@@ -101,7 +101,7 @@ class StandaloneCache:
         if cached is not None:
             return cached
         if self.train_fn is None:
-            from ..pretraining import pretrain
+            from ..training.loop import pretrain
 
             self.train_fn = pretrain
         key = self.key(arch)

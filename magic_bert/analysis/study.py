@@ -25,8 +25,8 @@ from ..configuration_magic_bert import MagicBertConfig
 from ..data import held_out_blocks, load_held_out_text, synthetic_datasets, train_wordpiece_tokenizer
 from ..evaluation import evaluate_mlm
 from ..modeling_magic_bert import MagicBertSupernetForMaskedLM
-from ..pretraining_args import PretrainArguments
-from ..samplers import SAMPLERS
+from ..training.arguments import PretrainArguments
+from ..training.samplers import SAMPLERS
 from .interference import sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
 from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
 from .ranking import StandaloneCache, _write_json, rank_correlation, sample_children
@@ -147,7 +147,7 @@ def _run_args(settings: StudySettings, train_file: str, valid_file: str, tokeniz
 
 def _train_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
     """Train (or reuse a finished run with identical settings and vocabulary) one supernet; returns its folder."""
-    from ..pretraining import pretrain
+    from ..training.loop import pretrain
 
     folder = Path(args.output_dir)
     marker = folder / "study_run.json"

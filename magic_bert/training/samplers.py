@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .search_space import SearchSpace
+from ..search_space import SearchSpace
 
 SAMPLERS = ("spos", "magic-t", "magic-a", "magic-at")
 

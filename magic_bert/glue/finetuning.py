@@ -31,11 +31,11 @@ from transformers import (
 )
 from transformers.trainer_utils import SchedulerType
 
-from .glue_metrics import compute_glue, glue_average, task_score
-from .glue_tasks import PAPER_ORDER, GlueTask, get_task, load_glue
-from .optim import adamw_parameter_groups
-from .pretraining_args import _opt
-from .pretraining_inputs import InputError, load_or_explain
+from ..optim import adamw_parameter_groups
+from ..training.arguments import _opt
+from ..training.setup import InputError, load_or_explain
+from .metrics import compute_glue, glue_average, task_score
+from .tasks import PAPER_ORDER, GlueTask, get_task, load_glue
 
 MNLI_TRANSFER = ("rte", "mrpc", "stsb")  # tasks the paper starts from the MNLI checkpoint
 
@@ -320,7 +320,7 @@ def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
     run), ``eval_results.json`` (best dev metrics per task), ``all_results.json`` (+ scores, average, every run),
     ``results.md`` (the paper's table).
     """
-    from .glue_report import dump_json, results_table, update_model_card, write_submission
+    from .report import dump_json, results_table, update_model_card, write_submission
 
     tasks = check_finetune_arguments(args)
     rates = learning_rates(args)

@@ -13,11 +13,11 @@ from typing import TypeVar
 from accelerate.utils import broadcast_object_list
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, BertTokenizer
 
+from ..configuration_magic_bert import MagicBertConfig
+from ..data import SPECIAL_TOKENS, check_data_file, text_column, train_wordpiece_tokenizer
+from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
+from .arguments import PretrainArguments
 from .checkpointing import resolve_resume_path
-from .configuration_magic_bert import MagicBertConfig
-from .data import SPECIAL_TOKENS, check_data_file, text_column, train_wordpiece_tokenizer
-from .modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
-from .pretraining_args import PretrainArguments
 
 T = TypeVar("T")
 

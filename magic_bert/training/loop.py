@@ -31,12 +31,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator, get_scheduler
 
+from ..data import BatchMasker, load_text_datasets, mask_once, text_column, tokenize_and_group
+from ..evaluation import MLMScore, evaluate_mlm
+from ..optim import adamw_parameter_groups
+from ..search_space import load_arch
+from .arguments import PretrainArguments
 from .checkpointing import TrainingState, list_checkpoints, save_checkpoint
-from .data import BatchMasker, load_text_datasets, mask_once, text_column, tokenize_and_group
-from .evaluation import MLMScore, evaluate_mlm
-from .optim import adamw_parameter_groups
-from .pretraining_args import PretrainArguments
-from .pretraining_inputs import (
+from .samplers import Anchor, alignment_loss, build_sampler, default_anchor_arch, masked_kl
+from .setup import (
     InputError,
     build_config,
     build_model,
@@ -49,8 +51,6 @@ from .pretraining_inputs import (
     main_process_first,
     run_settings,
 )
-from .samplers import Anchor, alignment_loss, build_sampler, default_anchor_arch, masked_kl
-from .search_space import load_arch
 
 TRAIN_LOG, ANCHOR_LOG, RESULTS = "train_log.jsonl", "anchor_history.jsonl", "all_results.json"
 

@@ -2,12 +2,14 @@
 
 The checkpoint is written to a temporary folder next to ``output_dir`` and renamed into place when complete:
 ``config.json`` (with the arch), ``model.safetensors``, the tokenizer, the modeling code with a complete ``auto_map``
-(``trust_remote_code`` loading), and ``README.md`` rendered from ``model_cards/magic_bert.md``. ``format="bert"``
+(``trust_remote_code`` loading), and ``README.md`` rendered from the packaged
+``search/templates/model_card.md``. ``format="bert"``
 writes a plain transformers ``BertForMaskedLM`` / ``BertForSequenceClassification`` instead (BERT-shaped archs only).
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import shutil
 import tempfile
@@ -16,18 +18,19 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from .bert_interop import to_bert
-from .modeling_magic_bert import (
+from ..bert_interop import to_bert
+from ..modeling_magic_bert import (
     MagicBertForMaskedLM,
     MagicBertForSequenceClassification,
     MagicBertSupernetForMaskedLM,
 )
-from .search_space import load_arch
+from ..search_space import load_arch
 
 HEADS = ("masked_lm", "sequence_classification")
 INITS = ("inherit", "scratch")
 FORMATS = ("magic_bert", "bert")
-TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "magic_bert.md"
+# Package data (in the wheel): the card every export renders.
+TEMPLATE = importlib.resources.files("magic_bert.search") / "templates" / "model_card.md"
 # GLUE's paper order and the one number per task the tables report.
 GLUE_TASKS = {"mnli": "accuracy", "qqp": "f1", "qnli": "accuracy", "cola": "matthews_correlation",
               "sst2": "accuracy", "stsb": "spearmanr", "rte": "accuracy", "mrpc": "f1"}
@@ -117,8 +120,8 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
                               pipeline_tag="fill-mask" if head == "masked_lm" else "text-classification",
                               model_name=model_name, eval_results=eval_results or None)
     return ModelCard.from_template(
-        card_data, template_path=str(TEMPLATE), model_name=model_name, sampler_text=sampler_text, arch=arch,
-        num_layers=len(arch), candidate_ops=space.config.candidate_ops, hidden_size=space.hidden_size,
+        card_data, template_str=TEMPLATE.read_text(encoding="utf-8"), model_name=model_name, sampler_text=sampler_text,
+        arch=arch,        num_layers=len(arch), candidate_ops=space.config.candidate_ops, hidden_size=space.hidden_size,
         params=f"{space.num_params(arch):,}", flops=f"{space.flops(arch, seq_len):,}", seq_len=seq_len,
         head=head, head_text="plus the masked-LM head" if head == "masked_lm" else "plus the classifier",
         init_text="inherited from the supernet" if init == "inherit" else "freshly initialised (train from scratch)",

@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from .glue_metrics import glue_average
-from .glue_tasks import PAPER_ORDER, GlueTask
+from .metrics import glue_average
+from .tasks import PAPER_ORDER, GlueTask
 
 PAPER_COLUMNS = {"mnli": "MNLI", "qqp": "QQP", "qnli": "QNLI", "cola": "CoLA", "sst2": "SST-2", "stsb": "STS-B",
                  "rte": "RTE", "mrpc": "MRPC"}

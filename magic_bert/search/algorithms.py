@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .search_space import SearchSpace
+from ..search_space import SearchSpace
 
 STRATEGIES = ("evolution", "random")
 METRICS = ("loss", "accuracy")

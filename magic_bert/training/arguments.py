@@ -14,7 +14,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 from transformers.trainer_utils import SchedulerType
 
-from .configuration_magic_bert import PRESETS
+from ..configuration_magic_bert import PRESETS
 from .samplers import SAMPLERS
 
 

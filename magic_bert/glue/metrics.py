@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .glue_tasks import PAPER_ORDER, get_task
+from .tasks import PAPER_ORDER, get_task
 
 PAPER_METRIC = {"cola": "matthews_correlation", "stsb": "spearmanr", "mrpc": "f1", "qqp": "f1"}
 

@@ -1,0 +1,1 @@
+"""GLUE (and user-data) fine-tuning: task records, metrics, reports, and the fine-tuning loop."""
