@@ -1,0 +1,127 @@
+"""One argument convention for every command: argument dataclasses parsed by :func:`parse_args` (``HfArgumentParser``
+plus ``--config FILE``), checked by their own ``check()``, and run by :func:`run`, which catches only
+:class:`~magic_bert.errors.InputError`.
+
+    @dataclass
+    class SearchArguments:
+        supernet: str = arg(None, "A pre-training output folder.")
+        ...
+        def check(self) -> None: ...          # every check of these values, in one place
+
+    def main(argv=None):
+        (args,) = parse_args(SearchArguments, argv=argv, description=__doc__)
+        run(search, args)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from transformers import HfArgumentParser
+
+from .errors import InputError, load_user_file
+
+T = TypeVar("T")
+
+
+def arg(default, help: str, **metadata):
+    """A dataclass field that ``HfArgumentParser`` turns into a documented flag (``choices=`` etc. pass through)."""
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+def _config_file_values(path: str, known: set[str]) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"`config` {path!r} does not exist.")
+    if file.suffix not in (".yaml", ".yml", ".json"):
+        raise InputError(f"`config` {path!r}: use a .yaml, .yml or .json file.")
+
+    def read() -> Any:
+        if file.suffix == ".json":
+            return json.loads(file.read_text())
+        import yaml
+
+        return yaml.safe_load(file.read_text())
+
+    values = load_user_file(f"`config` {path!r}", read) or {}
+    if not isinstance(values, dict):
+        raise InputError(f"`config` {path!r} must hold a mapping of option names to values.")
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"`config` {path!r} has unknown options {unknown}; allowed: {sorted(known)}.")
+    return values
+
+
+def _as_flags(values: dict) -> list[str]:
+    """Config-file values as command-line flags, so argparse converts and checks them like typed-in ones."""
+    flags = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            flags += [f"--{name}", *map(str, value)]
+        else:
+            flags += [f"--{name}", ("true" if value else "false") if isinstance(value, bool) else str(value)]
+    return flags
+
+
+def parse_args(*dataclass_types: type, argv: list[str] | None = None, description: str | None = None) -> tuple:
+    """Parse the command line, and ``--config FILE`` (YAML or JSON; flags typed on the command line win), into one
+    instance per dataclass; each instance's ``check()`` runs. Bad values exit with one message naming the flag."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, rest = pre.parse_known_args(argv)
+    parser = HfArgumentParser(dataclass_types, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="A YAML/JSON file of these options (flags on the command line win).")
+    try:
+        file_flags = [] if not known.config else _as_flags(_config_file_values(
+            known.config, {f.name for cls in dataclass_types for f in fields(cls)}))
+        # File values first: argparse keeps the last occurrence, so flags typed on the command line win.
+        parsed = parser.parse_args_into_dataclasses(args=file_flags + rest)[:len(dataclass_types)]
+        for args in parsed:
+            if hasattr(args, "check"):
+                args.check()
+    except InputError as error:
+        parser.error(error.as_flags())
+    return tuple(parsed)
+
+
+def run(command: Callable[..., T], *args, **kwargs) -> T:
+    """``command(*args)``; bad input (an :class:`InputError`) exits with its one-line message, flags named as flags.
+    Any other exception is a bug and keeps its traceback."""
+    try:
+        return command(*args, **kwargs)
+    except InputError as error:
+        sys.exit(f"error: {error.as_flags()}")
+
+
+def at_least(minimum: float, **values: float | None) -> None:
+    """Each named value (when given) is at least ``minimum``."""
+    for name, value in values.items():
+        if value is not None and value < minimum:
+            raise InputError(f"`{name}` must be at least {minimum}, got {value}.")
+
+
+def positive(**values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise InputError(f"`{name}` must be positive, got {value}.")
+
+
+def in_range(name: str, value: float, low: float, high: float, closed: str = "[]") -> None:
+    """``value`` inside the interval; ``closed`` says which ends are included: ``"[]"``, ``"()"``, ``"[)"``..."""
+    above = value >= low if closed[0] == "[" else value > low
+    below = value <= high if closed[1] == "]" else value < high
+    if not (above and below):
+        raise InputError(f"`{name}` must be in {closed[0]}{low}, {high}{closed[1]}, got {value}.")
+
+
+__all__ = ["arg", "at_least", "in_range", "parse_args", "positive", "run"]
