@@ -11,47 +11,41 @@ similarity_vs_m.png, rank_scatter.png, similarity_matrix_<sampler>.png, and the 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from magic_bert.analysis.study import QUICK, StudySettings, run_study
+from magic_bert.cli import arg, run
+from magic_bert.cli import parse_args as parse_arguments
 
 WIKITEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus" / "wikitext-2"
 
 
+@dataclass
+class StudyCommand:
+    quick: bool = arg(False, "Tiny sizes and the embedded corpus: a smoke run (its sizes replace the defaults of the "
+                             "settings not given on the command line).")
+    data_dir: str = arg(str(WIKITEXT), "A folder with valid.txt (trained on) and test.txt (held out); if absent, "
+                                       "the embedded corpus is used.")
+
+
 def parse_args(argv: list[str] | None = None) -> StudySettings:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and the embedded corpus: a smoke run")
-    parser.add_argument("--data_dir", default=str(WIKITEXT),
-                        help="a folder with valid.txt (trained on) and test.txt (held out); if absent, the embedded "
-                             "corpus is used")
+    command, settings = parse_arguments(StudyCommand, StudySettings, argv=argv, description=__doc__)
     defaults = StudySettings()
-    for spec in dataclasses.fields(StudySettings):
-        if spec.name in ("train_file", "validation_file"):
-            continue
-        value = getattr(defaults, spec.name)
-        if isinstance(value, list):
-            parser.add_argument(f"--{spec.name}", nargs="+", type=type(value[0]))
-        else:
-            kind = float if spec.name == "max_params" else (str if value is None else type(value))
-            parser.add_argument(f"--{spec.name}", type=kind)
-    args = parser.parse_args(argv)
-    values = dict(QUICK) if args.quick else {}
-    data = Path(args.data_dir)
-    if not args.quick and (data / "valid.txt").is_file() and (data / "test.txt").is_file():
-        values |= {"train_file": str(data / "valid.txt"), "validation_file": str(data / "test.txt")}
-    values |= {k: v for k, v in vars(args).items() if k not in ("quick", "data_dir") and v is not None}
-    return StudySettings(**values)
+    if command.quick:
+        settings = dataclasses.replace(settings, **{name: value for name, value in QUICK.items()
+                                                    if getattr(settings, name) == getattr(defaults, name)})
+    data = Path(command.data_dir)
+    if (not command.quick and settings.train_file is None and (data / "valid.txt").is_file()
+            and (data / "test.txt").is_file()):
+        settings = dataclasses.replace(settings, train_file=str(data / "valid.txt"),
+                                       validation_file=str(data / "test.txt"))
+    return settings
 
 
-def main(argv: list[str] | None = None) -> None:
-    settings = parse_args(argv)
-    try:
-        run_study(settings)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+def main(argv: list[str] | None = None) -> dict:
+    return run(run_study, parse_args(argv))
 
 
 if __name__ == "__main__":

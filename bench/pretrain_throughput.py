@@ -1,6 +1,6 @@
 """Training tokens/s of the ``tiny`` and ``60m`` presets on this machine, through the real recipe function.
 
-Each run is ``magic_bert.training.loop.pretrain(parse_pretrain_args([...]))`` on the embedded synthetic corpus, output
+Each run is ``magic_bert.training.recipe.pretrain(parse_pretrain_args([...]))`` on the embedded synthetic corpus, output
 under a temporary folder; tokens/s is the recipe's own ``train_tokens_per_second`` (non-padding tokens over the
 seconds spent in the training loop: data, masking, sampling, forward, backward, clipping, AdamW, logging; not the
 setup, tokenizer training, final evaluation or saving, which the ``wall s`` column includes). Runs are short, so the
@@ -28,7 +28,7 @@ import torch
 
 from magic_bert import PRESETS
 from magic_bert.training.arguments import parse_pretrain_args
-from magic_bert.training.loop import pretrain
+from magic_bert.training.recipe import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import print_table  # noqa: E402

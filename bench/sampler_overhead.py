@@ -1,8 +1,8 @@
 """Optimizer-step cost of MAGIC-A and MAGIC-AT divided by SPOS, and their peak memory. Goal: time ratio <= 1.4.
 
 Each variant has its own supernet (same seed, so the same initial weights) and AdamW; all see the same masked batch.
-A step is the recipe's own code: ``sampler.next_arch(step)`` → ``pretraining.step_losses`` (MLM loss, plus for
-MAGIC-A/AT the anchor forward under ``no_grad`` and the alignment loss) → ``accelerator.backward`` → gradient
+A step is the recipe's own code: ``strategy.next_arch(step)`` → the child's forward → the recipe's loss terms (MLM,
+plus for MAGIC-A/AT the anchor forward under ``no_grad`` and the alignment terms) → ``accelerator.backward`` → gradient
 clipping → ``AdamW.step``. The three run interleaved in one process (``timing.interleaved_medians``). SPOS and
 MAGIC-A share a seed and sampler class, so they train the same child at every step; MAGIC-AT walks one op at a time
 from the same start, so its children differ (the table shows their mean size). The periodic anchor evaluation
@@ -30,9 +30,9 @@ import torch
 from accelerate import Accelerator
 
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
-from magic_bert.training.arguments import PretrainArguments
-from magic_bert.training.loop import step_losses
-from magic_bert.training.samplers import Anchor, build_sampler, default_anchor_arch
+from magic_bert.training.arguments import LossArguments, PretrainArguments, StrategyArguments
+from magic_bert.training.losses import StepContext, build_loss_terms
+from magic_bert.training.strategies import build_strategy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_medians, print_table  # noqa: E402
@@ -51,7 +51,7 @@ def make_batch(vocab: int, batch: int, seq: int, seed: int) -> dict[str, torch.T
 
 
 class Variant:
-    """One supernet + AdamW + sampler (+ anchor) training with the recipe's step; calling it runs one step."""
+    """One supernet + AdamW + sampler strategy training with the recipe's step; calling it runs one step."""
 
     def __init__(self, name: str, config: MagicBertConfig, batch: dict, accelerator: Accelerator, seed: int):
         torch.manual_seed(seed)  # same initial weights in every variant
@@ -59,19 +59,20 @@ class Variant:
         self.model = accelerator.prepare(MagicBertSupernetForMaskedLM(config).train())
         self.unwrapped = accelerator.unwrap_model(self.model)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-        self.sampler, uses_anchor = build_sampler(name, space, seed=seed)
-        self.anchor = Anchor(default_anchor_arch(space)) if uses_anchor else None
-        self.args = PretrainArguments()  # the recipe's defaults: alignment weights, temperature, clipping
+        self.args = PretrainArguments(sampler=name)  # the recipe's defaults: alignment weights, temperature, clipping
+        self.strategy = build_strategy(self.args.group(StrategyArguments), space, seed)
+        self.loss = build_loss_terms(self.args.group(LossArguments), None,
+                                     (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None)
         self.batch, self.accelerator, self.space = batch, accelerator, space
         self.steps, self.aligned, self.child_params = 0, 0, 0
 
     def __call__(self) -> None:
-        arch = self.sampler.next_arch(self.steps)
+        arch = self.strategy.next_arch(self.steps)
         self.steps += 1
         self.child_params += self.space.num_params(arch)
-        self.aligned += self.anchor is not None and arch != self.anchor.arch  # otherwise step_losses skips it
-        losses = step_losses(self.model, self.unwrapped, self.batch, arch, self.sampler, self.anchor, None, self.args,
-                             self.accelerator)
+        self.aligned += self.strategy.uses_anchor and arch != self.strategy.anchor_arch  # else alignment is zero
+        outputs = self.model(**self.batch, arch=arch, output_hidden_states=self.loss.needs_hidden_states(arch))
+        losses = self.loss(StepContext(self.batch, outputs, self.unwrapped, arch, self.accelerator.autocast))
         self.accelerator.backward(losses["loss"])
         if self.args.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)

@@ -8,6 +8,10 @@ plus ``--config FILE``), checked by their own ``check()``, and run by :func:`run
         ...
         def check(self) -> None: ...          # every check of these values, in one place
 
+    def search(args: SearchArguments):
+        args.check()                          # library callers are checked too
+        ...
+
     def main(argv=None):
         (args,) = parse_args(SearchArguments, argv=argv, description=__doc__)
         run(search, args)
@@ -33,6 +37,14 @@ T = TypeVar("T")
 def arg(default, help: str, **metadata):
     """A dataclass field that ``HfArgumentParser`` turns into a documented flag (``choices=`` etc. pass through)."""
     return field(default=default, metadata={"help": help, **metadata})
+
+
+class ArgumentGroups:
+    """For a flat arguments dataclass built from group dataclasses by inheritance (the command line stays one
+    familiar list): ``args.group(DataArguments)`` hands a phase only its own part."""
+
+    def group(self, cls: type[T]) -> T:
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
 
 
 def _config_file_values(path: str, known: set[str]) -> dict:
@@ -73,7 +85,8 @@ def _as_flags(values: dict) -> list[str]:
 
 def parse_args(*dataclass_types: type, argv: list[str] | None = None, description: str | None = None) -> tuple:
     """Parse the command line, and ``--config FILE`` (YAML or JSON; flags typed on the command line win), into one
-    instance per dataclass; each instance's ``check()`` runs. Bad values exit with one message naming the flag."""
+    instance per dataclass. Types and choices are checked here; the values' own checks (each dataclass's
+    ``check()``) run when the command starts, so library callers get them too."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
@@ -84,14 +97,10 @@ def parse_args(*dataclass_types: type, argv: list[str] | None = None, descriptio
     try:
         file_flags = [] if not known.config else _as_flags(_config_file_values(
             known.config, {f.name for cls in dataclass_types for f in fields(cls)}))
-        # File values first: argparse keeps the last occurrence, so flags typed on the command line win.
-        parsed = parser.parse_args_into_dataclasses(args=file_flags + rest)[:len(dataclass_types)]
-        for args in parsed:
-            if hasattr(args, "check"):
-                args.check()
     except InputError as error:
         parser.error(error.as_flags())
-    return tuple(parsed)
+    # File values first: argparse keeps the last occurrence, so flags typed on the command line win.
+    return tuple(parser.parse_args_into_dataclasses(args=file_flags + rest)[:len(dataclass_types)])
 
 
 def run(command: Callable[..., T], *args, **kwargs) -> T:
@@ -124,4 +133,4 @@ def in_range(name: str, value: float, low: float, high: float, closed: str = "[]
         raise InputError(f"`{name}` must be in {closed[0]}{low}, {high}{closed[1]}, got {value}.")
 
 
-__all__ = ["arg", "at_least", "in_range", "parse_args", "positive", "run"]
+__all__ = ["ArgumentGroups", "arg", "at_least", "in_range", "parse_args", "positive", "run"]

@@ -13,6 +13,7 @@ import datasets
 import torch
 from transformers import BertTokenizer, DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
+from .errors import InputError, invalid_value, load_user_file
 from .synthetic_corpus import generate_corpus
 
 DATA_FILE_TYPES = {".txt": "text", ".text": "text", ".csv": "csv", ".json": "json", ".jsonl": "json",
@@ -20,17 +21,17 @@ DATA_FILE_TYPES = {".txt": "text", ".text": "text", ".csv": "csv", ".json": "jso
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def check_data_file(path: str | None, flag: str) -> None:
+def check_data_file(path: str | None, param: str) -> None:
     """One clear error for a data file that is missing, empty or of an unsupported type (before any work is done)."""
     if path is None:
         return
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"{flag} {path!r} does not exist or is not a file.")
+        raise InputError(f"`{param}` {path!r} does not exist or is not a file.")
     if file.suffix not in DATA_FILE_TYPES:
-        raise ValueError(f"{flag} {path!r} has extension {file.suffix!r}; allowed: {sorted(DATA_FILE_TYPES)}.")
+        raise InputError(f"`{param}` {path!r} has extension {file.suffix!r}; allowed: {sorted(DATA_FILE_TYPES)}.")
     if file.stat().st_size == 0:
-        raise ValueError(f"{flag} {path!r} is empty.")
+        raise InputError(f"`{param}` {path!r} is empty.")
 
 
 def synthetic_datasets(num_documents: int = 2000, seed: int = 0,
@@ -53,18 +54,20 @@ def load_text_datasets(dataset_name: str | None = None, dataset_config_name: str
     With neither a dataset nor files, the embedded synthetic corpus.
     """
     if dataset_name is not None:
-        raw = datasets.load_dataset(dataset_name, dataset_config_name)
+        raw = load_user_file(f"`dataset_name` {dataset_name!r}",
+                             lambda: datasets.load_dataset(dataset_name, dataset_config_name))
     elif train_file is not None:
         # Each file with its own reader: a .txt training file may come with a .jsonl validation file.
         files = {"train": train_file} | ({"validation": validation_file} if validation_file else {})
         raw = datasets.DatasetDict({
-            split: datasets.load_dataset(DATA_FILE_TYPES[Path(path).suffix], data_files={split: path})[split]
+            split: load_user_file(f"`{split}_file` {path!r}", lambda split=split, path=path: datasets.load_dataset(
+                DATA_FILE_TYPES[Path(path).suffix], data_files={split: path})[split])
             for split, path in files.items()})
     else:
         return synthetic_datasets(synthetic_documents, seed=seed)
     if "validation" not in raw:
         if not 0 < validation_split_percentage < 100:
-            raise ValueError(f"--validation_split_percentage must be in (0, 100), got {validation_split_percentage}.")
+            raise InputError(f"`validation_split_percentage` must be in (0, 100), got {validation_split_percentage}.")
         train = raw["train"]
         cut = max(1, len(train) * validation_split_percentage // 100)
         raw = datasets.DatasetDict({"train": train.select(range(cut, len(train))),
@@ -79,11 +82,14 @@ def load_held_out_text(dataset_name: str | None = None, dataset_config_name: str
     synthetic corpus's validation documents (the same ones pre-training with that seed held out).
     """
     if validation_file is not None:
-        check_data_file(validation_file, "--validation_file")
+        check_data_file(validation_file, "validation_file")
         suffix = Path(validation_file).suffix
-        return datasets.load_dataset(DATA_FILE_TYPES[suffix], data_files={"validation": validation_file})["validation"]
+        return load_user_file(f"`validation_file` {validation_file!r}", lambda: datasets.load_dataset(
+            DATA_FILE_TYPES[suffix], data_files={"validation": validation_file})["validation"])
     if dataset_name is not None:
-        return datasets.load_dataset(dataset_name, dataset_config_name, split=split)
+        with invalid_value(f"`validation_split` {split!r}"):  # datasets' "Unknown split" is a ValueError
+            return load_user_file(f"`dataset_name` {dataset_name!r}",
+                                  lambda: datasets.load_dataset(dataset_name, dataset_config_name, split=split))
     return synthetic_datasets(synthetic_documents, seed=seed)["validation"]
 
 
@@ -101,7 +107,7 @@ def text_column(dataset: datasets.Dataset, name: str | None) -> str:
     columns = dataset.column_names
     if name is not None:
         if name not in columns:
-            raise ValueError(f"--text_column_name {name!r} is not a column of the data; columns: {columns}.")
+            raise InputError(f"`text_column_name` {name!r} is not a column of the data; columns: {columns}.")
         return name
     return "text" if "text" in columns else columns[0]
 
@@ -115,7 +121,7 @@ def train_wordpiece_tokenizer(texts, vocab_size: int) -> BertTokenizer:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     if vocab_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"--vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}.")
+        raise InputError(f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}.")
     # The same normaliser and pre-tokeniser as transformers' BertTokenizer, so the trained vocab fits it.
     backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     backend.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -124,7 +130,7 @@ def train_wordpiece_tokenizer(texts, vocab_size: int) -> BertTokenizer:
     backend.train_from_iterator(texts, trainer=trainer)
     vocab = backend.get_vocab()
     if len(vocab) > vocab_size:  # the trainer keeps every character (and its ## form) whatever the size
-        raise ValueError(f"--vocab_size {vocab_size} is too small for this text: its characters alone need "
+        raise InputError(f"`vocab_size` {vocab_size} is too small for this text: its characters alone need "
                          f"{len(vocab)} tokens.")
     return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])))
 
@@ -156,15 +162,15 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
                                        desc=f"Grouping {split} into blocks of {max_seq_length}")
     for split, dataset in grouped.items():
         if len(dataset) == 0:
-            raise ValueError(f"The {split} split has fewer than --max_seq_length={max_seq_length} tokens: "
-                             "pass more text or a smaller --max_seq_length.")
+            raise InputError(f"The {split} split has fewer than max_seq_length={max_seq_length} tokens: "
+                             "pass more text or a smaller `max_seq_length`.")
     return grouped
 
 
 def mlm_collator(tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15,
                  seed: int | None = None) -> DataCollatorForLanguageModeling:
     if not 0 < mlm_probability < 1:
-        raise ValueError(f"--mlm_probability must be in (0, 1), got {mlm_probability}.")
+        raise InputError(f"`mlm_probability` must be in (0, 1), got {mlm_probability}.")
     return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed,
                                            return_tensors="pt")
 

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from .errors import InputError
+
 
 @dataclass(frozen=True)
 class MLMScore:
@@ -66,7 +68,7 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
         model.train(was_training)
     loss_sum, correct, count = sums.tolist()
     if count == 0:
-        raise ValueError("The held-out set has no masked tokens to score; pass more validation text.")
+        raise InputError("The held-out set has no masked tokens to score; pass more validation text.")
     return MLMScore(loss=loss_sum / count, accuracy=correct / count, num_tokens=int(count))
 
 

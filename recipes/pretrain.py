@@ -5,24 +5,13 @@
         --dataset_name wikitext --dataset_config_name wikitext-103-raw-v1 --output_dir outputs/supernet-60m
     accelerate launch recipes/pretrain.py --arch outputs/search/arch.json --output_dir outputs/child   # fixed arch
 
-Options follow transformers' run_mlm_no_trainer.py; `--config FILE.yaml` holds any of them. Outputs in
---output_dir: the model (save_pretrained) and tokenizer, train_log.jsonl, anchor_history.jsonl, all_results.json,
-and step_N/ checkpoints (--checkpointing_steps; continue with --resume_from_checkpoint latest).
+The same command is installed as `magic-bert-pretrain`. Options follow transformers' run_mlm_no_trainer.py;
+`--config FILE.yaml` holds any of them. Outputs in --output_dir: the model (save_pretrained) and tokenizer,
+train_log.jsonl, anchor_history.jsonl, all_results.json, and step_N/ checkpoints (--checkpointing_steps; continue
+with --resume_from_checkpoint latest). The phases are in magic_bert/training/recipe.py.
 """
 
-import sys
-
-from magic_bert.training.arguments import parse_pretrain_args
-from magic_bert.training.loop import InputError, pretrain
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_pretrain_args(argv)
-    try:
-        pretrain(args)
-    except InputError as error:  # bad input: one clear message, no traceback, nothing written
-        sys.exit(f"error: {error}")
-
+from magic_bert.training.command import main
 
 if __name__ == "__main__":
     main()

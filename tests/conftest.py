@@ -69,7 +69,7 @@ def word_tokenizer_dir(tmp_path_factory):
 def trained_supernet_dir(tmp_path_factory, word_tokenizer_dir):
     """A tiny supernet pre-trained for a few dozen steps by the recipe (shared by search, export and analysis tests)."""
     from magic_bert.training.arguments import parse_pretrain_args
-    from magic_bert.training.loop import pretrain
+    from magic_bert.training.recipe import pretrain
 
     out = tmp_path_factory.mktemp("trained") / "supernet"
     pretrain(parse_pretrain_args([

@@ -175,7 +175,7 @@ def test_children_are_distinct_seeded_and_inside_the_budget():
 
 
 def test_standalone_cache_trains_each_arch_once(tmp_path, word_tokenizer_dir):
-    from magic_bert.training.loop import pretrain
+    from magic_bert.training.recipe import pretrain
 
     calls = []
 

@@ -263,7 +263,7 @@ def test_tokenizer_vocab_size_too_small(corpus, vocab_size):
 
 
 def test_a_vocab_size_below_the_alphabet_is_refused(corpus):
-    with pytest.raises(ValueError, match="--vocab_size 20 is too small"):
+    with pytest.raises(ValueError, match="`vocab_size` 20 is too small"):
         train_wordpiece_tokenizer(corpus[:20], 20)
 
 

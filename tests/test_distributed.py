@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from magic_bert.training.samplers import SAMPLERS
+from magic_bert.training.strategies import SAMPLERS
 
 REPO = Path(__file__).resolve().parent.parent
 
 WORKER = textwrap.dedent("""
     import hashlib, json, os, sys
-    from magic_bert.training.loop import pretrain
+    from magic_bert.training.recipe import pretrain
     from magic_bert.training.arguments import parse_pretrain_args
 
     out, tokenizer = sys.argv[1], sys.argv[2]
@@ -83,7 +83,7 @@ def test_search_under_two_processes_equals_one(tmp_path, trained_supernet_dir):
 
 RESUME_WORKER = textwrap.dedent("""
     import hashlib, json, os, sys
-    import magic_bert.training.loop as pretraining
+    import magic_bert.training.recipe as pretraining
     from magic_bert.training.arguments import parse_pretrain_args
 
     out, tokenizer = sys.argv[1], sys.argv[2]

@@ -111,8 +111,8 @@ def test_model_card_parses_and_holds_the_glue_numbers(trained_supernet_dir, tmp_
     ("malformed", "not valid JSON"),
     ("other_space", "does not belong to this supernet's search space"),
     ("missing_supernet", "not a saved supernet"),
-    ("non_empty", "--overwrite_output_dir"),
-    ("bad_head", "--head 'tokens'"),
+    ("non_empty", "`overwrite_output_dir`"),
+    ("bad_head", "`head` 'tokens'"),
     ("glue", "holds no GLUE results"),
 ])
 def test_export_bad_input_writes_nothing(trained_supernet_dir, tmp_path, case, message):

@@ -8,12 +8,14 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
-import magic_bert.training.loop as pretraining
+import magic_bert.training.recipe as pretraining
 import magic_bert.training.setup as pretraining_inputs
 from magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
+from magic_bert.errors import InputError
 from magic_bert.search_space import SearchSpace
-from magic_bert.training.arguments import parse_pretrain_args
+from magic_bert.training.arguments import ModelArguments, parse_pretrain_args
 from magic_bert.training.checkpointing import list_checkpoints, resolve_resume_path
+from magic_bert.training.strategies import default_anchor_arch
 
 from .conftest import TOLERANCE, make_batch, max_diff
 
@@ -85,12 +87,13 @@ def test_magic_a_swaps_only_on_a_better_score_and_aligns(tmp_path, small):
     log = read_jsonl(out / "train_log.jsonl")
     checks = [r for r in log if "anchor_swapped" in r]
     assert [r["step"] for r in checks] == [2, 4, 6, 8, 10, 12]
-    anchor = pretraining.default_anchor_arch(SearchSpace(result.model.config))
+    anchor = default_anchor_arch(SearchSpace(result.model.config))
     swaps = iter(result.anchor_history)
     for record in log:
-        # Alignment is zero exactly when the child is the anchor, and positive otherwise.
-        assert (record["align_loss"] == 0) == (record["arch"] == anchor)
-        assert record["loss"] == pytest.approx(record["mlm_loss"] + record["align_loss"], abs=1e-5)
+        # Alignment is zero exactly when the child is the anchor, and positive otherwise; each term is logged.
+        align = record["align_hidden_loss"] + record["align_logits_loss"]
+        assert (align == 0) == (record["arch"] == anchor)
+        assert record["loss"] == pytest.approx(record["mlm_loss"] + align, abs=1e-5)
         if "anchor_swapped" in record:
             better = (record["child_accuracy"], -record["child_eval_loss"]) > (
                 record["anchor_accuracy"], -record["anchor_eval_loss"])
@@ -191,12 +194,12 @@ def _bad_teacher(tmp_path, tokenizer_dir):
     ("arch_layers", "num_hidden_layers=4"),
     ("budget", "Infeasible parameter budget"),
     ("teacher", "has a vocabulary of"),
-    ("init_from_bert", "--init_from_bert .* has a vocabulary of"),
-    ("missing_tokenizer", "--tokenizer_name"),
-    ("anchor_with_spos", "--anchor_arch needs --sampler magic-a"),
-    ("no_eval_samples", "--max_eval_samples must be at least 1"),
-    ("checkpoint_limit", "--checkpoints_total_limit must be at least 1"),
-    ("seq_len", "--max_seq_length 512 exceeds"),
+    ("init_from_bert", "`init_from_bert` .* has a vocabulary of"),
+    ("missing_tokenizer", "`tokenizer_name`"),
+    ("anchor_with_spos", "`anchor_arch` needs `sampler` magic-a"),
+    ("no_eval_samples", "`max_eval_samples` must be at least 1"),
+    ("checkpoint_limit", "`checkpoints_total_limit` must be at least 1"),
+    ("seq_len", "`max_seq_length` 512 exceeds"),
     ("empty_file", "is empty"),
     ("missing_file", "does not exist"),
     ("resume_nothing", "is not a checkpoint folder"),
@@ -227,7 +230,7 @@ def test_bad_input_fails_before_writing_anything(tmp_path, small, word_tokenizer
         "checkpoint_limit": ["--checkpoints_total_limit", 0],
         "seq_len": ["--max_seq_length", 512],
     }[case]
-    with pytest.raises(pretraining.InputError, match=message):
+    with pytest.raises(InputError, match=message):
         run(*small, *extra, "--max_train_steps", 2, "--output_dir", out)
     assert not out.exists()
 
@@ -236,7 +239,7 @@ def test_non_empty_output_dir_needs_overwrite(tmp_path, small):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("user data")
-    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+    with pytest.raises(ValueError, match="`overwrite_output_dir`"):
         run(*small, "--max_train_steps", 2, "--output_dir", out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
@@ -311,13 +314,13 @@ def test_init_from_bert_puts_bert_in_its_own_arch(tmp_path, word_tokenizer_dir):
                                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
     bert.save_pretrained(tmp_path / "bert")
     args = parse_pretrain_args(["--init_from_bert", str(tmp_path / "bert"), "--output_dir", str(tmp_path / "o")])
-    config = pretraining_inputs.build_config(args, tokenizer)
-    supernet = pretraining_inputs.build_model(args, config, None).eval()
+    config = pretraining_inputs.build_config(args.group(ModelArguments), tokenizer)
+    supernet = pretraining_inputs.build_model(args.group(ModelArguments), config, None).eval()
     input_ids, mask = make_batch(len(tokenizer))
     expected = bert(input_ids, attention_mask=mask).logits
     got = supernet(input_ids, attention_mask=mask, arch=["mha:2", "ffn:256"] * 2).logits
     assert max_diff(got, expected, mask) < TOLERANCE
-    child = pretraining_inputs.build_model(args, config, ["mha:2", "ffn:256"] * 2).eval()
+    child = pretraining_inputs.build_model(args.group(ModelArguments), config, ["mha:2", "ffn:256"] * 2).eval()
     assert max_diff(child(input_ids, attention_mask=mask).logits, expected, mask) < TOLERANCE
 
 
@@ -330,7 +333,7 @@ def test_resume_with_other_settings_is_refused_before_writing(tmp_path, small, c
     out = tmp_path / "out"
     run(*small, "--max_train_steps", 2, "--checkpointing_steps", 2, "--output_dir", out)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    with pytest.raises(pretraining.InputError, match=message):
+    with pytest.raises(InputError, match=message):
         run(*small, *change, "--max_train_steps", 4, "--output_dir", out, "--resume_from_checkpoint", "latest")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 

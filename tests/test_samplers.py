@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from magic_bert import MagicBertSupernetForMaskedLM
-from magic_bert.training.samplers import Anchor, ArchSampler, TopologySampler, alignment_loss, build_sampler
+from magic_bert.training.arguments import StrategyArguments
+from magic_bert.training.losses import alignment_loss
+from magic_bert.training.strategies import Anchor, ArchSampler, TopologySampler, build_strategy
 
 from .conftest import make_batch
 
@@ -20,7 +22,7 @@ def test_budget_is_respected_and_infeasible_budget_fails_at_construction(tiny_co
     space = tiny_config.search_space
     high = space.min_params + 30_000
     for name in ("spos", "magic-t"):
-        sampler, _ = build_sampler(name, space, seed=0, max_params=high)
+        sampler = build_strategy(StrategyArguments(sampler=name, max_params=high), space, seed=0)
         assert all(space.num_params(sampler.next_arch(step)) <= high for step in range(30))
     with pytest.raises(ValueError, match="smallest"):
         ArchSampler(space, max_params=10)
@@ -47,11 +49,14 @@ def test_sampler_state_names_must_match(tiny_config):
 
 def test_build_sampler_flags_and_errors(tiny_config):
     space = tiny_config.search_space
-    kinds = {name: build_sampler(name, space) for name in ("spos", "magic-t", "magic-a", "magic-at")}
-    assert [(type(s).__name__, anchored) for s, anchored in kinds.values()] == [
-        ("ArchSampler", False), ("TopologySampler", False), ("ArchSampler", True), ("TopologySampler", True)]
-    with pytest.raises(ValueError, match=r"Unknown sampler 'darts'; allowed: \['spos', 'magic-t'"):
-        build_sampler("darts", space)
+    kinds = {name: build_strategy(StrategyArguments(sampler=name), space, seed=0)
+             for name in ("spos", "magic-t", "magic-a", "magic-at")}
+    # MAGIC-A samples like SPOS and MAGIC-AT like MAGIC-T; both add the anchor.
+    assert [(isinstance(s, TopologySampler), s.uses_anchor) for s in kinds.values()] == [
+        (False, False), (True, False), (False, True), (True, True)]
+    assert all(isinstance(s, ArchSampler) for s in kinds.values())
+    with pytest.raises(ValueError, match=r"Unknown `sampler` 'darts'; allowed: \['spos', 'magic-t'"):
+        build_strategy(StrategyArguments(sampler="darts"), space, seed=0)
 
 
 def test_anchor_swaps_only_on_a_strictly_higher_score():
@@ -111,7 +116,7 @@ def test_alignment_kl_averages_over_masked_positions_only():
 
 
 def test_default_anchor_is_the_largest_bert_like_child_in_budget(tiny_config):
-    from magic_bert.training.samplers import default_anchor_arch
+    from magic_bert.training.strategies import default_anchor_arch
 
     space = tiny_config.search_space
     assert default_anchor_arch(space) == ["mha:2", "ffn:256"] * 2  # ties in params go to more heads
@@ -125,9 +130,9 @@ def test_default_anchor_is_the_largest_bert_like_child_in_budget(tiny_config):
 
 def test_sampler_names_are_the_full_choice(tiny_config):
     space = tiny_config.search_space
-    sampler, uses_anchor = build_sampler("magic-at", space)
-    assert sampler.name == "magic-at" and uses_anchor and isinstance(sampler, TopologySampler)
-    other, _ = build_sampler("magic-t", space)
+    sampler = build_strategy(StrategyArguments(sampler="magic-at"), space, seed=0)
+    assert sampler.name == "magic-at" and sampler.uses_anchor and isinstance(sampler, TopologySampler)
+    other = build_strategy(StrategyArguments(sampler="magic-t"), space, seed=0)
     with pytest.raises(ValueError, match="'magic-at'"):
         other.load_state_dict(sampler.state_dict())
 

@@ -20,7 +20,7 @@ from magic_bert.search.algorithms import (
     LatencyTable,
     evolution_search,
     measure_latency,
-    mutate,
+    mutate_layers,
     pareto_front,
     plot_pareto,
     random_search,
@@ -125,7 +125,7 @@ def test_mutation_changes_at_least_one_layer():
     rng = random.Random(0)
     arch = space.sample(rng)
     for _ in range(50):
-        assert mutate(arch, space, rng, mutation_prob=0.01) != arch
+        assert mutate_layers(arch, space, rng, mutation_prob=0.01) != arch
 
 
 def test_pareto_front_and_png(tmp_path):
@@ -166,7 +166,7 @@ def test_search_recipe_outputs(trained_supernet_dir, tmp_path):
 @pytest.mark.parametrize("case, message", [
     ("budget", "smallest"),
     ("missing", "not a saved supernet"),
-    ("non_empty", "--overwrite_output_dir"),
+    ("non_empty", "`overwrite_output_dir`"),
 ])
 def test_search_bad_input_writes_nothing(trained_supernet_dir, tmp_path, case, message):
     out = tmp_path / "out"

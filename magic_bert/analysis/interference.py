@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InputError
 from ..op_specs import parse_op
 from ..search_space import SearchSpace
 
@@ -40,13 +41,13 @@ def shared_op(supernet, layer: int, op: str) -> nn.Module:
     """The module of op ``op`` at ``layer`` of ``supernet``; a clear error for a bad layer or an op without weights."""
     space: SearchSpace = supernet.config.search_space
     if not isinstance(layer, int) or not 0 <= layer < space.num_layers:
-        raise ValueError(f"Layer {layer!r} is out of range: this supernet has layers 0..{space.num_layers - 1}.")
+        raise InputError(f"Layer {layer!r} is out of range: this supernet has layers 0..{space.num_layers - 1}.")
     names = [spec.name for spec in space.ops]
     spec = parse_op(op)
     if spec not in space.ops:
-        raise ValueError(f"Op {op!r} is not a candidate of this supernet; candidates: {names}.")
+        raise InputError(f"Op {op!r} is not a candidate of this supernet; candidates: {names}.")
     if spec.kind == "identity":
-        raise ValueError(f"Op {op!r} has no parameters, so it has no gradient to compare; pick one of "
+        raise InputError(f"Op {op!r} has no parameters, so it has no gradient to compare; pick one of "
                          f"{[n for n in names if n != 'identity']}.")
     return supernet.bert.encoder.layer[layer].ops[spec.key]
 
@@ -57,7 +58,7 @@ def check_shared(children: list[list[str]], space: SearchSpace, layer: int, op: 
     name = parse_op(op).name
     outside = [i for i, arch in enumerate(archs) if arch[layer] != name]
     if outside:
-        raise ValueError(
+        raise InputError(
             f"Op {name!r} at layer {layer} is not shared by every child: children {outside} use "
             f"{sorted({archs[i][layer] for i in outside})} there. Pass children that all use it, or another op/layer.")
     return archs
@@ -108,7 +109,7 @@ def similarity_matrix(supernet, children: list[list[str]], batches: list[dict], 
     """Pairwise similarities (``gradient``, ``input``, ``output``: n x n lists) of children sharing ``op`` at
     ``layer``, on the same batches."""
     if not batches:
-        raise ValueError("No batches to compare gradients on; pass held-out text with at least one block.")
+        raise InputError("No batches to compare gradients on; pass held-out text with at least one block.")
     archs = check_shared(children, supernet.config.search_space, layer, op)
     probes = [probe_child(supernet, arch, batches, layer, op) for arch in archs]
     n = len(probes)
@@ -133,7 +134,7 @@ def sample_sharing_children(space: SearchSpace, layer: int, op: str, count: int,
             found.append(arch)
             if len(found) == count:
                 return found
-    raise ValueError(f"Found only {len(found)} of {count} distinct children with {name!r} at layer {layer} inside "
+    raise InputError(f"Found only {len(found)} of {count} distinct children with {name!r} at layer {layer} inside "
                      "the budget; widen the budget or ask for fewer.")
 
 
@@ -143,7 +144,7 @@ def pairs_at_distance(space: SearchSpace, layer: int, op: str, m: int, count: in
     """Up to ``count`` random pairs of in-budget children that share ``op`` at ``layer`` and differ in exactly
     ``m`` other layers (so ``1 <= m <= L - 1``)."""
     if not 1 <= m <= space.num_layers - 1:
-        raise ValueError(f"m={m} is out of range: two children sharing one layer of {space.num_layers} differ in "
+        raise InputError(f"m={m} is out of range: two children sharing one layer of {space.num_layers} differ in "
                          f"1..{space.num_layers - 1} layers.")
     name = parse_op(op).name
     others = [i for i in range(space.num_layers) if i != layer]
@@ -169,9 +170,9 @@ def similarity_vs_m(supernet, batches: list[dict], layer: int, op: str, pairs_pe
     space: SearchSpace = supernet.config.search_space
     shared_op(supernet, layer, op)
     if pairs_per_m < 1:
-        raise ValueError(f"pairs_per_m must be at least 1, got {pairs_per_m}.")
+        raise InputError(f"`pairs_per_m` must be at least 1, got {pairs_per_m}.")
     if not batches:
-        raise ValueError("No batches to compare gradients on; pass held-out text with at least one block.")
+        raise InputError("No batches to compare gradients on; pass held-out text with at least one block.")
     rng = random.Random(seed)
     probes: dict[tuple[str, ...], ChildProbe] = {}
 

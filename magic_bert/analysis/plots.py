@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io_utils import save_figure
+
 SHORT = {"identity": "I", "mha": "M", "ffn": "F", "conv": "C"}
 
 
@@ -27,13 +29,8 @@ def _pyplot():
 
 
 def _save(fig, path: str | Path) -> None:
-    plt = _pyplot()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
     fig.tight_layout()
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_similarity_matrix(matrix: list[list[float]], labels: list[str], path: str | Path, title: str) -> None:

@@ -14,13 +14,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import InputError
 from ..evaluation import MLMScore
+from ..io_utils import write_json_atomic
 from ..search_space import SearchSpace
 from ..training.arguments import PretrainArguments
 
@@ -34,7 +35,7 @@ def sample_children(space: SearchSpace, num_children: int, seed: int = 0, max_pa
                     min_params: float | None = None) -> list[list[str]]:
     """``num_children`` distinct children drawn uniformly inside the budget (seeded)."""
     if not isinstance(num_children, int) or num_children < 3:
-        raise ValueError(f"Rank correlation needs at least 3 children, got {num_children!r}.")
+        raise InputError(f"Rank correlation needs at least 3 children, got {num_children!r}.")
     rng = random.Random(seed)
     children: list[list[str]] = []
     for _ in range(100 * num_children):
@@ -43,7 +44,7 @@ def sample_children(space: SearchSpace, num_children: int, seed: int = 0, max_pa
             children.append(arch)
             if len(children) == num_children:
                 return children
-    raise ValueError(f"Found only {len(children)} distinct children inside the budget, fewer than the "
+    raise InputError(f"Found only {len(children)} distinct children inside the budget, fewer than the "
                      f"{num_children} asked for; widen the budget or ask for fewer.")
 
 
@@ -54,17 +55,11 @@ def rank_correlation(supernet_losses: list[float], standalone_losses: list[float
     if len(supernet_losses) != len(standalone_losses):
         raise ValueError(f"Score lists differ in length: {len(supernet_losses)} vs {len(standalone_losses)}.")
     if len(supernet_losses) < 3:
-        raise ValueError(f"Rank correlation needs at least 3 children, got {len(supernet_losses)}.")
+        raise InputError(f"Rank correlation needs at least 3 children, got {len(supernet_losses)}.")
     tau = stats.kendalltau(supernet_losses, standalone_losses)
     rho = stats.spearmanr(supernet_losses, standalone_losses)
     return {"kendall_tau": float(tau.statistic), "kendall_p": float(tau.pvalue),
             "spearman_rho": float(rho.statistic), "spearman_p": float(rho.pvalue), "num_children": len(supernet_losses)}
-
-
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 class StandaloneCache:
@@ -101,7 +96,7 @@ class StandaloneCache:
         if cached is not None:
             return cached
         if self.train_fn is None:
-            from ..training.loop import pretrain
+            from ..training.recipe import pretrain
 
             self.train_fn = pretrain
         key = self.key(arch)
@@ -115,7 +110,7 @@ class StandaloneCache:
         entry = {"arch": list(arch), "eval_loss": score.loss, "eval_accuracy": score.accuracy,
                  "num_tokens": score.num_tokens, "train_steps": result.results["train_steps"],
                  "train_seconds": result.results["train_seconds"], "num_parameters": result.results["num_parameters"]}
-        _write_json(self.folder / f"{key}.json", entry)
+        write_json_atomic(self.folder / f"{key}.json", entry)
         shutil.rmtree(run_dir, ignore_errors=True)  # the score is what is kept; runs are cheap to redo
         return entry
 

@@ -2,7 +2,7 @@
 same steps; each measured for rank correlation (against one shared set of standalone children) and for gradient
 interference at every m. ``bench/magic_study.py`` is its command line; ``docs/magic_study.md`` reports a run.
 
-Every run is a call of :func:`magic_bert.pretraining.pretrain` (supernets, and the standalone children through the
+Every run is a call of :func:`magic_bert.training.recipe.pretrain` (supernets, and the standalone children through the
 cache), so there is no second training loop. A supernet whose folder already holds a finished run with the same
 settings is reused, so an interrupted study continues where it stopped.
 """
@@ -23,13 +23,15 @@ from transformers import AutoTokenizer, default_data_collator
 
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import held_out_blocks, load_held_out_text, synthetic_datasets, train_wordpiece_tokenizer
+from ..errors import InputError
 from ..evaluation import evaluate_mlm
+from ..io_utils import write_json_atomic, write_text_atomic
 from ..modeling_magic_bert import MagicBertSupernetForMaskedLM
 from ..training.arguments import PretrainArguments
-from ..training.samplers import SAMPLERS
+from ..training.strategies import SAMPLERS
 from .interference import sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
 from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
-from .ranking import StandaloneCache, _write_json, rank_correlation, sample_children
+from .ranking import StandaloneCache, rank_correlation, sample_children
 
 
 @dataclass
@@ -87,7 +89,7 @@ class StudySettings:
         if (self.train_file is None) != (self.validation_file is None):
             problems.append("give both train_file and validation_file, or neither (embedded data)")
         if problems:
-            raise ValueError("Bad study settings: " + "; ".join(problems) + ".")
+            raise InputError("Bad study settings: " + "; ".join(problems) + ".")
 
 
 QUICK = {"hidden_size": 32, "num_layers": 4, "candidate_ops": ["identity", "mha:2", "ffn:64", "conv:3"],
@@ -107,9 +109,7 @@ def _data_files(settings: StudySettings, output: Path) -> tuple[str, str, str]:
         data.mkdir(parents=True, exist_ok=True)
         corpus = synthetic_datasets(settings.synthetic_documents, seed=0)
         for path, split in ((train, "train"), (valid, "validation")):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text("\n".join(corpus[split]["text"]) + "\n")
-            tmp.replace(path)
+            write_text_atomic(path, "\n".join(corpus[split]["text"]) + "\n")
     return str(train), str(valid), f"embedded synthetic corpus ({settings.synthetic_documents} documents)"
 
 
@@ -147,7 +147,7 @@ def _run_args(settings: StudySettings, train_file: str, valid_file: str, tokeniz
 
 def _train_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
     """Train (or reuse a finished run with identical settings and vocabulary) one supernet; returns its folder."""
-    from ..training.loop import pretrain
+    from ..training.recipe import pretrain
 
     folder = Path(args.output_dir)
     marker = folder / "study_run.json"
@@ -157,7 +157,7 @@ def _train_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
         return folder
     start = time.perf_counter()
     pretrain(args)
-    _write_json(marker, wanted)
+    write_json_atomic(marker, wanted)
     log(f"trained {folder.name} in {time.perf_counter() - start:.0f} s")
     return folder
 
@@ -257,7 +257,7 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
                    "train_results": json.loads((folder / "all_results.json").read_text())}
             if seed == settings.seeds[0]:
                 run["similarity_matrix"] = similarity_matrix(supernet, matrix_children, probe_batches, layer, op)
-            _write_json(folder / "analysis.json", run)
+            write_json_atomic(folder / "analysis.json", run)
             log(f"{sampler} seed {seed}: tau {correlation['kendall_tau']:+.3f} rho {correlation['spearman_rho']:+.3f}"
                 f" grad sim m=1 {curve[0]['gradient_mean']:.3f} m={curve[-1]['m']} {curve[-1]['gradient_mean']:.3f}")
             runs.append(run)
@@ -270,7 +270,7 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
               "runs": [{k: v for k, v in run.items() if k != "similarity_matrix"} for run in runs],
               "wall_seconds": time.perf_counter() - started}
     _write_figures(output, runs, summary, settings, standalone_losses, matrix_children)
-    _write_json(output / "study.json", report)
+    write_json_atomic(output / "study.json", report)
     table = format_summary(summary, settings)
     if ceiling is not None:
         table += (f"\n\nTwo standalone seeds agree with Kendall τ {ceiling['kendall_tau']:+.3f}, Spearman ρ "

@@ -31,9 +31,10 @@ from transformers import (
 )
 from transformers.trainer_utils import SchedulerType
 
+from ..cli import arg as _opt
+from ..errors import InputError
+from ..errors import load_user_file as load_or_explain  # replaced by the GLUE rework
 from ..optim import adamw_parameter_groups
-from ..training.arguments import _opt
-from ..training.setup import InputError, load_or_explain
 from .metrics import compute_glue, glue_average, task_score
 from .tasks import PAPER_ORDER, GlueTask, get_task, load_glue
 

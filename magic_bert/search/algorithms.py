@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import InputError, invalid_value, load_user_file
+from ..io_utils import save_figure
 from ..search_space import SearchSpace
 
 STRATEGIES = ("evolution", "random")
@@ -41,8 +43,8 @@ class LatencyTable:
     def latency(self, arch) -> float:
         missing = sorted({op for op in arch if op not in self.ops})
         if missing:
-            raise ValueError(f"The latency table has no entry for ops {missing}; it covers {sorted(self.ops)}. "
-                             "Measure it again for this search space (--measure_latency).")
+            raise InputError(f"The latency table has no entry for ops {missing}; it covers {sorted(self.ops)}. "
+                             "Measure it again for this search space (`measure_latency`).")
         return self.base + sum(self.ops[op] for op in arch)
 
     def save(self, path: str | Path) -> None:
@@ -52,11 +54,12 @@ class LatencyTable:
     def load(cls, path: str | Path) -> LatencyTable:
         file = Path(path)
         if not file.is_file():
-            raise ValueError(f"--latency_table {str(path)!r} does not exist.")
+            raise InputError(f"`latency_table` {str(path)!r} does not exist.")
+        values = load_user_file(f"`latency_table` {str(path)!r}", lambda: json.loads(file.read_text()))
         try:
-            return cls(**json.loads(file.read_text()))
-        except (json.JSONDecodeError, TypeError) as error:
-            raise ValueError(f"--latency_table {str(path)!r} is not a latency table written by --measure_latency: "
+            return cls(**values)
+        except TypeError as error:
+            raise InputError(f"`latency_table` {str(path)!r} is not a latency table written by `measure_latency`: "
                              f"{error}.") from None
 
 
@@ -106,15 +109,16 @@ class Constraints:
 
     def check(self, space: SearchSpace) -> None:
         """An infeasible budget fails now, naming the smallest and largest achievable sizes."""
-        space.sample(random.Random(0), max_params=self.max_params, min_params=self.min_params)
+        with invalid_value("`max_params` / `min_params`"):
+            space.sample(random.Random(0), max_params=self.max_params, min_params=self.min_params)
         if self.max_flops is not None:
             smallest = min(space.flops([op.name] * space.num_layers, self.seq_len) for op in space.ops)
             if self.max_flops < smallest:
                 largest = max(space.flops([op.name] * space.num_layers, self.seq_len) for op in space.ops)
-                raise ValueError(f"Infeasible FLOPs budget {self.max_flops:,.0f} at seq_len {self.seq_len}: archs "
+                raise InputError(f"Infeasible FLOPs budget {self.max_flops:,.0f} at seq_len {self.seq_len}: archs "
                                  f"of this space need between {smallest:,} (smallest) and {largest:,} (largest).")
         if self.max_latency is not None and self.latency_table is None:
-            raise ValueError("A latency budget needs a latency table (--latency_table or --measure_latency).")
+            raise InputError("A latency budget needs a latency table (`latency_table` or `measure_latency`).")
 
     def measure(self, space: SearchSpace, arch) -> dict:
         out = {"params": space.num_params(arch), "flops": space.flops(arch, self.seq_len)}
@@ -134,7 +138,7 @@ class Constraints:
             arch = space.sample(rng, max_params=self.max_params, min_params=self.min_params)
             if self.allows(space, arch):
                 return arch
-        raise ValueError(f"No architecture met every constraint in {tries} draws ({self._describe()}); "
+        raise InputError(f"No architecture met every constraint in {tries} draws ({self._describe()}); "
                          "loosen the FLOPs or latency budget.")
 
     def _describe(self) -> str:
@@ -214,7 +218,7 @@ def random_search(scorer: CandidateScorer, num_evaluations: int, rng: random.Ran
     return _result(scorer, metric)
 
 
-def mutate(arch, space: SearchSpace, rng: random.Random, mutation_prob: float) -> list[str]:
+def mutate_layers(arch, space: SearchSpace, rng: random.Random, mutation_prob: float) -> list[str]:
     """Each layer re-drawn with probability ``mutation_prob``; at least one layer changes."""
     names = [op.name for op in space.ops]
     child = [rng.choice([n for n in names if n != op]) if rng.random() < mutation_prob else op for op in arch]
@@ -237,10 +241,10 @@ def evolution_search(scorer: CandidateScorer, rng: random.Random, population_siz
     mutating one. Evaluations = ``population_size * generations`` (fewer if the space runs out of unseen archs).
     """
     if population_size < 2 or generations < 1:
-        raise ValueError(f"--population_size must be >= 2 and --generations >= 1, got {population_size}, "
+        raise InputError(f"`population_size` must be >= 2 and `generations` >= 1, got {population_size}, "
                          f"{generations}.")
     if not 0 < mutation_prob <= 1 or not 0 <= crossover_prob <= 1:
-        raise ValueError(f"--mutation_prob must be in (0, 1] and crossover probability in [0, 1], got "
+        raise InputError(f"`mutation_prob` must be in (0, 1] and `crossover` probability in [0, 1], got "
                          f"{mutation_prob}, {crossover_prob}.")
     parents = parents or max(2, population_size // 2)
     space = scorer.space
@@ -259,7 +263,7 @@ def evolution_search(scorer: CandidateScorer, rng: random.Random, population_siz
             if len(elite) > 1 and rng.random() < crossover_prob:
                 a, b = rng.sample(elite, 2)
                 return crossover(a.arch, b.arch, rng)
-            return mutate(rng.choice(elite).arch, space, rng, mutation_prob)
+            return mutate_layers(rng.choice(elite).arch, space, rng, mutation_prob)
 
         made = 0
         for _ in range(population_size):
@@ -275,7 +279,7 @@ def evolution_search(scorer: CandidateScorer, rng: random.Random, population_siz
 
 def _result(scorer: CandidateScorer, metric: str) -> SearchResult:
     if not scorer.history:
-        raise ValueError("No architecture could be evaluated under these constraints.")
+        raise InputError("No architecture could be evaluated under these constraints.")
     best = max(scorer.history, key=lambda c: c.score(metric))
     return SearchResult(best=best, candidates=list(scorer.history), metric=metric)
 
@@ -309,10 +313,7 @@ def plot_pareto(candidates: list[Candidate], path: str | Path, metric: str = "lo
     ax.set_title("Supernet children: size vs inherited-weight score")
     ax.legend()
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=120)
 
 
 def format_table(candidates: list[Candidate]) -> str:
@@ -335,7 +336,7 @@ __all__ = [
     "evolution_search",
     "format_table",
     "measure_latency",
-    "mutate",
+    "mutate_layers",
     "pareto_front",
     "plot_pareto",
     "random_search",

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
 
 from ..bert_interop import to_bert
+from ..errors import InputError, invalid_value
+from ..io_utils import check_output_dir, publish_dir
 from ..modeling_magic_bert import (
     MagicBertForMaskedLM,
     MagicBertForSequenceClassification,
     MagicBertSupernetForMaskedLM,
 )
 from ..search_space import load_arch
+from ..supernet_inputs import check_supernet_dir, load_supernet
 
 HEADS = ("masked_lm", "sequence_classification")
 INITS = ("inherit", "scratch")
@@ -158,28 +159,24 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     """
     for name, value, allowed in (("head", head, HEADS), ("init", init, INITS), ("format", format, FORMATS)):
         if value not in allowed:
-            raise ValueError(f"--{name} {value!r} is not allowed; choose one of {list(allowed)}.")
-    supernet_dir, output = Path(supernet_dir), Path(output_dir)
-    if not (supernet_dir / "config.json").is_file():
-        raise ValueError(f"--supernet {str(supernet_dir)!r} is not a saved supernet (no config.json there).")
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite_output_dir:
-        raise ValueError(f"--output_dir {output} exists and is not empty; pass --overwrite_output_dir to replace it.")
+            raise InputError(f"`{name}` {value!r} is not allowed; choose one of {list(allowed)}.")
+    supernet_dir = check_supernet_dir(supernet_dir)
+    output = check_output_dir(output_dir, overwrite_output_dir)
     arch_file = Path(arch) if isinstance(arch, str | Path) and str(arch).endswith(".json") else None
-    arch = load_arch(arch if arch_file is None else str(arch_file))  # clear errors for a malformed file
+    with invalid_value(f"`arch` {str(arch)!r}"):  # clear errors for a malformed file or list
+        arch = load_arch(arch if arch_file is None else str(arch_file))
     search_info = _read_json(arch_file) if arch_file is not None else None
     search_info = search_info if isinstance(search_info, dict) else None
     glue = load_glue_results(glue_results) if glue_results is not None else None
-    supernet = MagicBertSupernetForMaskedLM.from_pretrained(supernet_dir)
+    supernet = load_supernet(supernet_dir)
     if supernet.config.arch is not None:
-        raise ValueError(f"--supernet {str(supernet_dir)!r} holds a fixed arch, not a supernet.")
+        raise InputError(f"`supernet` {str(supernet_dir)!r} holds a fixed arch, not a supernet.")
     space = supernet.config.search_space
-    try:
+    with invalid_value("The `arch` does not belong to this supernet's search space"):
         arch = space.validate(arch)
-    except ValueError as error:
-        raise ValueError(f"The arch does not belong to this supernet's search space: {error}") from None
     if format == "bert" and not supernet.config.with_arch(arch).is_bert_shaped:
-        raise ValueError(f"--format bert needs a BERT-shaped arch [mha:<h>, ffn:<i>] * n; got {arch}. "
-                         "Use --format magic_bert.")
+        raise InputError(f"`format` bert needs a BERT-shaped arch [mha:<h>, ffn:<i>] * n; got {arch}. "
+                         "Use `format` magic_bert.")
     tokenizer = AutoTokenizer.from_pretrained(supernet_dir) if (supernet_dir / "tokenizer_config.json").is_file() \
         else None
 
@@ -190,20 +187,13 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     card = _card(model, arch, space, head=head, init=init, fmt=format, supernet_dir=supernet_dir,
                  search_info=search_info, glue=glue, model_name=model_name)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{output.name}-", dir=output.parent))
-    try:
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         card.save(staging / "README.md")
-        if output.exists():
-            shutil.rmtree(output) if output.is_dir() else output.unlink()
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return output
+
+    return publish_dir(output, write)
 
 
 def push_to_hub(output_dir: str | Path, hub_model_id: str, hub_token: str | None = None, private: bool = False):

@@ -1,7 +1,7 @@
 """Training state and checkpoints that are never half-written.
 
 ``accelerator.save_state`` writes model, optimizer, scheduler, per-rank RNG states and every registered object
-(here the ``TrainingState``: step, epoch position, sampler, anchor) into ``.tmp-step_N``; the folder is renamed to
+(here the ``TrainingState``: step, epoch position, the sampler strategy) into ``.tmp-step_N``; the folder is renamed to
 ``step_N`` only when every rank has finished. A folder named ``step_N`` is therefore complete, and ``latest`` is the
 highest such N. (Multi-node runs need ``--output_dir`` on a filesystem all nodes share: the main process renames.)
 """
@@ -14,6 +14,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InputError
+from ..io_utils import replace_dir
+
 CHECKPOINT_PATTERN = re.compile(r"^(step|epoch)_(\d+)$")
 STATE_FILE = "custom_checkpoint_0.pkl"  # what accelerate writes for the first registered object
 
@@ -22,8 +25,7 @@ STATE_FILE = "custom_checkpoint_0.pkl"  # what accelerate writes for the first r
 class TrainingState:
     """Everything besides model/optimizer/scheduler/RNG that a resumed run needs to continue exactly."""
 
-    sampler: object = None  # ArchSampler (supernet) or None (fixed arch)
-    anchor: object = None  # Anchor (MAGIC-A / MAGIC-AT) or None
+    strategy: object = None  # the SamplerStrategy (its draws, anchor and history)
     completed_steps: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0  # micro-batches of the current epoch already consumed
@@ -35,22 +37,14 @@ class TrainingState:
         return {
             "completed_steps": self.completed_steps, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
             "train_tokens": self.train_tokens, "train_seconds": self.train_seconds,
-            "sampler": None if self.sampler is None else self.sampler.state_dict(),
-            "anchor": None if self.anchor is None else self.anchor.state_dict(),
+            "strategy": None if self.strategy is None else self.strategy.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         for key in ("completed_steps", "epoch", "batches_in_epoch", "train_tokens", "train_seconds"):
             setattr(self, key, state[key])
-        if (state["sampler"] is None) != (self.sampler is None):
-            raise ValueError("The checkpoint was written by a " + ("fixed-arch" if state["sampler"] is None else
-                             "supernet") + " run; resume it with the same --arch setting.")
-        if self.sampler is not None:
-            self.sampler.load_state_dict(state["sampler"])
-        if (state["anchor"] is None) != (self.anchor is None):
-            raise ValueError("The checkpoint's sampler and this run's --sampler differ in using an anchor.")
-        if self.anchor is not None:
-            self.anchor.load_state_dict(state["anchor"])
+        if self.strategy is not None:
+            self.strategy.load_state_dict(state["strategy"])
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -79,12 +73,12 @@ def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str | No
     if resume_from_checkpoint == "latest":
         found = list_checkpoints(output_dir) if output_dir else []
         if not found:
-            raise ValueError(f"--resume_from_checkpoint latest: no complete checkpoint (step_N/ or epoch_N/) in "
-                             f"--output_dir {output_dir!r}.")
+            raise InputError(f"`resume_from_checkpoint` latest: no complete checkpoint (step_N/ or epoch_N/) in "
+                             f"`output_dir` {output_dir!r}.")
         return found[-1]
     path = Path(resume_from_checkpoint)
     if not path.is_dir() or not (path / STATE_FILE).is_file():
-        raise ValueError(f"--resume_from_checkpoint {resume_from_checkpoint!r} is not a checkpoint folder written by "
+        raise InputError(f"`resume_from_checkpoint` {resume_from_checkpoint!r} is not a checkpoint folder written by "
                          "this recipe (expected a folder with the accelerate state); pass 'latest' or such a folder.")
     return path
 
@@ -108,9 +102,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, name: str, completed_st
             save_extra(staging)
         (staging / "checkpoint.json").write_text(json.dumps({"completed_steps": completed_steps,
                                                              "settings": settings or {}}))
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
+        replace_dir(staging, final)
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
                 shutil.rmtree(old)

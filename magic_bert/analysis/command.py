@@ -1,0 +1,191 @@
+"""``magic-bert-interference`` / ``recipes/analyze_interference.py`` and ``magic-bert-rank-correlation`` /
+``recipes/rank_correlation.py``: gradient interference of one shared op across children of a trained supernet, and
+the rank correlation of supernets with standalone training (see those recipes' docstrings)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import default_data_collator
+
+from ..cli import parse_args, run
+from ..errors import InputError, invalid_value, load_user_file
+from ..evaluation import evaluate_mlm
+from ..io_utils import check_output_dir, publish_dir
+from ..search_space import load_arch
+from ..supernet_inputs import HeldOutArguments, held_out, load_supernet, load_tokenizer
+from ..training.arguments import PretrainArguments
+from .arguments import InterferenceArguments, RankCorrelationArguments
+from .interference import check_shared, sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
+from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
+from .ranking import StandaloneCache, rank_correlation, sample_children
+
+# What must agree between supernets compared on one standalone set.
+_SAME_SPACE = ("vocab_size", "hidden_size", "num_hidden_layers", "candidate_ops")
+
+
+def _default_op(space) -> str:
+    return max((op for op in space.ops if op.kind != "identity"), key=lambda op: op.num_params(space.hidden_size)).name
+
+
+def _children_from_file(path: str, space, layer: int, op: str) -> list[list[str]]:
+    with invalid_value(f"`children_file` {path!r}"):
+        archs = [load_arch(a) for a in load_user_file(f"`children_file` {path!r}",
+                                                      lambda: json.loads(Path(path).read_text()))]
+    children = check_shared(archs, space, layer, op)
+    if len(children) < 2:
+        raise InputError(f"`children_file` holds {len(children)} arch(s); a similarity needs at least 2.")
+    return children
+
+
+def analyze(args: InterferenceArguments) -> dict:
+    args.check()
+    output = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    supernet = load_supernet(args.supernet)
+    space = supernet.config.search_space
+    layer = space.num_layers // 2 if args.layer is None else args.layer
+    op = args.op or _default_op(space)
+    shared_op(supernet, layer, op)
+    if args.children_file is not None:
+        children = _children_from_file(args.children_file, space, layer, op)
+    else:
+        with invalid_value("`max_params` / `min_params`"):
+            children = sample_sharing_children(space, layer, op, args.num_children, random.Random(args.seed),
+                                               args.max_params, args.min_params)
+
+    tokenizer = load_tokenizer(args.tokenizer_name or args.supernet)
+    blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed)
+    blocks = blocks.select(range(min(len(blocks), args.num_batches * args.per_device_batch_size)))
+    batches = list(DataLoader(blocks, batch_size=args.per_device_batch_size, collate_fn=default_data_collator))
+
+    matrices = similarity_matrix(supernet, children, batches, layer, op)
+    curve = similarity_vs_m(supernet, batches, layer, op, args.pairs_per_m, args.seed, args.max_params,
+                            args.min_params)
+    what = {"supernet": str(args.supernet), "layer": layer, "op": op, "num_batches": len(batches),
+            "batch_size": args.per_device_batch_size}
+
+    def write(staging: Path) -> None:
+        (staging / "similarity_matrix.json").write_text(json.dumps({**what, "children": children, **matrices},
+                                                                   indent=2))
+        (staging / "similarity_vs_m.json").write_text(json.dumps({**what, "rows": curve}, indent=2))
+        plot_similarity_matrix(matrices["gradient"], [short_arch(a) for a in children],
+                               staging / "similarity_matrix.png", f"gradient cosine at {op}, layer {layer}")
+        plot_similarity_vs_m({Path(args.supernet).name: curve}, staging / "similarity_vs_m.png",
+                             f"{op} at layer {layer}: children differing in m layers")
+
+    publish_dir(output, write)
+    print(format_curve(curve))
+    print(f"outputs -> {output}")
+    return {"children": children, **matrices, "rows": curve}
+
+
+def format_curve(rows: list[dict]) -> str:
+    lines = ["  m  pairs  gradient (mean ± std)  input   output"]
+    for r in rows:
+        if r["num_pairs"] == 0:
+            lines.append(f"{r['m']:>3}      0  (no pair found inside the budget)")
+            continue
+        lines.append(f"{r['m']:>3}  {r['num_pairs']:>5}  {r['gradient_mean']:+.4f} ± {r['gradient_std']:.4f}"
+                     f"       {r['input_mean']:.4f}  {r['output_mean']:.4f}")
+    return "\n".join(lines)
+
+
+def _load_same_space(paths: list[str]) -> list:
+    supernets = [load_supernet(path) for path in paths]
+    first = supernets[0].config
+    for path, net in zip(paths[1:], supernets[1:], strict=True):
+        differ = [k for k in _SAME_SPACE if getattr(net.config, k) != getattr(first, k)]
+        if differ:
+            raise InputError(f"`supernet` {path} has another search space than {paths[0]} ({differ} differ); "
+                             "one standalone set serves supernets of one space only.")
+    return supernets
+
+
+def _standalone_template(args: RankCorrelationArguments, first: str) -> PretrainArguments:
+    """The fixed-arch pre-training run every standalone child gets (the one training loop)."""
+    return PretrainArguments(
+        train_file=args.train_file, validation_file=args.validation_file if args.train_file else None,
+        text_column_name=args.text_column_name, tokenizer_name=args.tokenizer_name or first, config_name=first,
+        max_seq_length=args.max_seq_length, mlm_probability=args.mlm_probability,
+        per_device_train_batch_size=args.per_device_train_batch_size, learning_rate=args.learning_rate,
+        num_warmup_steps=args.num_warmup_steps, max_train_steps=args.standalone_steps, seed=args.seed,
+        synthetic_documents=args.synthetic_documents)
+
+
+def correlate(args: RankCorrelationArguments) -> dict:
+    args.check()
+    output = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    supernets = _load_same_space(args.supernet)
+    with invalid_value("`max_params` / `min_params`"):
+        children = sample_children(supernets[0].config.search_space, args.num_children, args.children_seed,
+                                   args.max_params, args.min_params)
+
+    tokenizer = load_tokenizer(args.tokenizer_name or args.supernet[0])
+    blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed)
+    blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size)))
+    loader = DataLoader(blocks, batch_size=args.per_device_eval_batch_size, collate_fn=default_data_collator)
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else output.parent / "standalone_cache"
+    fingerprint = {"held_out": [args.validation_file, args.dataset_name, args.dataset_config_name,
+                                args.validation_split], "blocks": len(blocks), "vocab": tokenizer.get_vocab()}
+    cache = StandaloneCache(cache_dir, _standalone_template(args, str(args.supernet[0])),
+                            lambda model: evaluate_mlm(model, loader), fingerprint)
+    bar = tqdm(total=len(children), desc="standalone children", unit="child")
+    standalone = cache.scores(children, bar.update)
+    bar.close()
+    standalone_losses = [entry["eval_loss"] for entry in standalone]
+
+    results = []
+    for folder, net in zip(args.supernet, supernets, strict=True):
+        inherited = [evaluate_mlm(net, loader, arch=arch).loss for arch in children]
+        results.append({"supernet": str(folder), "inherited_losses": inherited,
+                        **rank_correlation(inherited, standalone_losses)})
+    report = {"children": children, "standalone": standalone, "trained_now": cache.trained,
+              "cache_dir": str(cache_dir), "schedule": {"steps": args.standalone_steps, "lr": args.learning_rate,
+                                                        "batch_size": args.per_device_train_batch_size},
+              "supernets": results}
+
+    def write(staging: Path) -> None:
+        (staging / "rank_correlation.json").write_text(json.dumps(report, indent=2))
+        plot_rank_scatter({f"{Path(r['supernet']).name} (τ={r['kendall_tau']:+.2f})":
+                           (r["inherited_losses"], standalone_losses) for r in results},
+                          staging / "rank_scatter.png", f"{len(children)} children: supernet vs standalone")
+
+    publish_dir(output, write)
+    print(format_rank_table(results))
+    print(f"standalone runs trained now: {cache.trained} (cache: {cache_dir}); outputs -> {output}")
+    return report
+
+
+def format_rank_table(results: list[dict]) -> str:
+    width = max(len(r["supernet"]) for r in results)
+    lines = [f"{'supernet':<{width}}  Kendall tau  Spearman rho  children"]
+    lines += [f"{r['supernet']:<{width}}  {r['kendall_tau']:+11.4f}  {r['spearman_rho']:+12.4f}  "
+              f"{r['num_children']:>8}" for r in results]
+    return "\n".join(lines)
+
+
+def parse_interference_args(argv: list[str] | None = None) -> InterferenceArguments:
+    (args,) = parse_args(InterferenceArguments, argv=argv, description=__doc__)
+    return args
+
+
+def parse_rank_correlation_args(argv: list[str] | None = None) -> RankCorrelationArguments:
+    (args,) = parse_args(RankCorrelationArguments, argv=argv, description=__doc__)
+    return args
+
+
+def main_interference(argv: list[str] | None = None) -> dict:
+    return run(analyze, parse_interference_args(argv))
+
+
+def main_rank_correlation(argv: list[str] | None = None) -> dict:
+    return run(correlate, parse_rank_correlation_args(argv))
+
+
+__all__ = ["analyze", "correlate", "main_interference", "main_rank_correlation", "parse_interference_args",
+           "parse_rank_correlation_args"]

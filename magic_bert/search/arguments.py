@@ -1,0 +1,83 @@
+"""The options of ``magic-bert-search`` and ``magic-bert-export``, each a dataclass with its checks in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..cli import ArgumentGroups, arg, at_least, in_range, positive
+from ..errors import InputError
+from ..supernet_inputs import HeldOutArguments
+from .algorithms import METRICS, STRATEGIES
+from .export import FORMATS, HEADS, INITS
+
+
+@dataclass
+class SearchArguments(ArgumentGroups, HeldOutArguments):
+    supernet: str | None = arg(None, "A pre-training output folder (model + tokenizer); required.")
+    output_dir: str | None = arg(None, "Where arch.json, candidates.jsonl and pareto.png go (required).")
+    overwrite_output_dir: bool = arg(False, "Replace a non-empty --output_dir.")
+    max_params: float | None = arg(None, "Parameter budget, e.g. 60e6.")
+    min_params: float | None = arg(None, "Smallest parameter count allowed.")
+    max_flops: float | None = arg(None, "FLOPs of one sequence of --seq_len tokens.")
+    seq_len: int = arg(128, "Sequence length for FLOPs and latency.")
+    latency_table: str | None = arg(None, "A latency_table.json from --measure_latency.")
+    measure_latency: bool = arg(False, "Time every op on this device first.")
+    max_latency: float | None = arg(None, "Seconds per forward (needs a latency table).")
+    strategy: str = arg("evolution", "Search strategy.", choices=list(STRATEGIES))
+    metric: str = arg("loss", "Held-out MLM loss (lower) or accuracy.", choices=list(METRICS))
+    population_size: int = arg(20, "Archs per generation.")
+    generations: int = arg(10, "Generations of the evolution.")
+    parents: int | None = arg(None, "Archs kept as parents each generation (default: half).")
+    mutation_prob: float = arg(0.1, "Per-layer probability of a new op.")
+    crossover: float = arg(0.5, "Probability a child comes from crossover.")
+    num_evaluations: int | None = arg(None, "Random search: archs to score (default: population_size * "
+                                            "generations, the evolution's budget).")
+    num_eval_batches: int = arg(8, "Held-out batches per process per arch.")
+    per_device_eval_batch_size: int = arg(32, "Batch size per device for scoring.")
+    top_k: int = arg(10, "Rows of the printed table.")
+    seed: int = arg(42, "Seed of the search and of the held-out masks.")
+
+    def check(self) -> None:
+        HeldOutArguments.check(self)
+        if self.supernet is None:
+            raise InputError("`supernet` is required.")
+        if self.output_dir is None:
+            raise InputError("`output_dir` is required.")
+        at_least(1, seq_len=self.seq_len, num_eval_batches=self.num_eval_batches, top_k=self.top_k,
+                 per_device_eval_batch_size=self.per_device_eval_batch_size, num_evaluations=self.num_evaluations)
+        at_least(2, population_size=self.population_size, parents=self.parents)
+        at_least(1, generations=self.generations)
+        positive(max_params=self.max_params, max_flops=self.max_flops, max_latency=self.max_latency)
+        in_range("mutation_prob", self.mutation_prob, 0, 1, "(]")
+        in_range("crossover", self.crossover, 0, 1)
+
+
+@dataclass
+class ExportArguments:
+    supernet: str | None = arg(None, "A pre-training output folder; required.")
+    arch: str | None = arg(None, "arch.json from search, a JSON list, or op names; required.")
+    output_dir: str | None = arg(None, "Where the checkpoint goes (required).")
+    overwrite_output_dir: bool = arg(False, "Replace a non-empty --output_dir.")
+    head: str = arg("masked_lm", "The model head.", choices=list(HEADS))
+    num_labels: int = arg(2, "With --head sequence_classification.")
+    init: str = arg("inherit", "Supernet weights, or fresh ones.", choices=list(INITS))
+    format: str = arg("magic_bert", "magic_bert (remote code) or a plain BERT (BERT-shaped archs).",
+                      choices=list(FORMATS))
+    glue_results: str | None = arg(None, "JSON of GLUE dev results for the card's model-index.")
+    model_name: str | None = arg(None, "Name in the model card (default: the hub id or the folder name).")
+    seed: int = arg(42, "Initialisation of fresh weights.")
+    push_to_hub: bool = arg(False, "Upload the exported folder to the Hub.")
+    hub_model_id: str | None = arg(None, "The Hub repository, e.g. me/magic-bert-60m.")
+    hub_token: str | None = arg(None, "A Hub token (default: the logged-in one).")
+    hub_private_repo: bool = arg(False, "Create the repository as private.")
+
+    def check(self) -> None:
+        for name in ("supernet", "arch", "output_dir"):
+            if getattr(self, name) is None:
+                raise InputError(f"`{name}` is required.")
+        at_least(1, num_labels=self.num_labels)
+        if self.push_to_hub and not self.hub_model_id:
+            raise InputError("`push_to_hub` needs `hub_model_id`.")
+
+
+__all__ = ["ExportArguments", "SearchArguments"]

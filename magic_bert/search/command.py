@@ -1,0 +1,137 @@
+"""``magic-bert-search`` / ``recipes/search.py`` and ``magic-bert-export`` / ``recipes/export.py``.
+
+Search scores children with the supernet's inherited weights on held-out masked-LM loss (or accuracy) under
+parameter / FLOPs / latency budgets, and writes arch.json (the best arch, its params, FLOPs and scores),
+candidates.jsonl (every evaluated arch), pareto.png and latency_table.json (with --measure_latency) into
+--output_dir, published whole; a top-k table is printed. Export writes one child as a standard HF checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import default_data_collator
+
+from ..cli import parse_args, run
+from ..evaluation import evaluate_mlm
+from ..io_utils import check_output_dir, publish_dir
+from ..ranks import main_process_first
+from ..supernet_inputs import HeldOutArguments, check_supernet_dir, held_out, load_supernet, load_tokenizer
+from .algorithms import (
+    CandidateScorer,
+    Constraints,
+    LatencyTable,
+    SearchResult,
+    evolution_search,
+    format_table,
+    measure_latency,
+    plot_pareto,
+    random_search,
+)
+from .arguments import ExportArguments, SearchArguments
+from .export import export_checkpoint, push_to_hub
+
+
+def search(args: SearchArguments) -> SearchResult:
+    """Search ``args.supernet`` and write the outputs; every input is checked before anything is written."""
+    args.check()
+    output = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    supernet_dir = check_supernet_dir(args.supernet)
+    table = LatencyTable.load(args.latency_table) if args.latency_table else None
+    accelerator = Accelerator()
+    supernet = load_supernet(supernet_dir)
+    space = supernet.config.search_space
+    if args.measure_latency:
+        table = measure_latency(supernet, seq_len=args.seq_len, device=accelerator.device)
+    constraints = Constraints(args.max_params, args.min_params, args.max_flops, args.seq_len, args.max_latency, table)
+    constraints.check(space)
+    tokenizer = load_tokenizer(args.tokenizer_name or supernet_dir)
+
+    # An error on the main process stops every rank.
+    blocks = main_process_first(accelerator, lambda: held_out(args.group(HeldOutArguments), tokenizer, args.seed))
+    # The same first blocks for every arch: num_eval_batches per process.
+    blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size
+                                     * accelerator.num_processes)))
+    loader = accelerator.prepare(DataLoader(blocks, batch_size=args.per_device_eval_batch_size,
+                                            collate_fn=default_data_collator))
+    supernet = accelerator.prepare_model(supernet, evaluation_mode=True)
+    scorer = CandidateScorer(space, constraints, lambda arch: evaluate_mlm(supernet, loader, accelerator, arch=arch))
+    result = _run_strategy(args, scorer, random.Random(args.seed), not accelerator.is_local_main_process)
+
+    if accelerator.is_main_process:
+        publish_dir(output, lambda staging: _write_outputs(staging, result, table, args))
+        print(format_table(result.top(args.top_k)))
+        print(f"best arch -> {output / 'arch.json'}")
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _run_strategy(args: SearchArguments, scorer: CandidateScorer, rng: random.Random, quiet: bool) -> SearchResult:
+    bar = tqdm(disable=quiet, unit="arch")
+    if args.strategy == "evolution":
+        bar.total = args.population_size * args.generations
+
+        def progress(generation: int, made: int) -> None:
+            bar.update(made)
+            bar.set_description(f"generation {generation + 1}/{args.generations}")
+
+        result = evolution_search(scorer, rng, args.population_size, args.generations, args.parents,
+                                  args.mutation_prob, args.crossover, args.metric, progress)
+    else:
+        bar.total = args.num_evaluations or args.population_size * args.generations
+        result = random_search(scorer, bar.total, rng, args.metric, bar.update)
+    bar.close()
+    return result
+
+
+def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | None, args: SearchArguments) -> None:
+    best = result.best
+    (staging / "arch.json").write_text(json.dumps({
+        "arch": best.arch, "params": best.params, "flops": best.flops, "seq_len": args.seq_len,
+        "latency": best.latency, "eval_loss": best.loss, "eval_accuracy": best.accuracy, "metric": result.metric,
+        "supernet": str(args.supernet), "strategy": args.strategy, "num_evaluated": len(result.candidates),
+        "constraints": {"max_params": args.max_params, "min_params": args.min_params,
+                        "max_flops": args.max_flops, "max_latency": args.max_latency}}, indent=2))
+    (staging / "candidates.jsonl").write_text("".join(json.dumps(c.__dict__) + "\n" for c in result.candidates))
+    plot_pareto(result.candidates, staging / "pareto.png", result.metric)
+    if table is not None:
+        table.save(staging / "latency_table.json")
+
+
+def export(args: ExportArguments) -> Path:
+    args.check()
+    output = export_checkpoint(args.supernet, args.arch, args.output_dir, head=args.head, init=args.init,
+                               format=args.format, num_labels=args.num_labels, glue_results=args.glue_results,
+                               overwrite_output_dir=args.overwrite_output_dir,
+                               model_name=args.model_name or args.hub_model_id, seed=args.seed)
+    print(f"exported to {output}")
+    if args.push_to_hub:
+        push_to_hub(output, args.hub_model_id, args.hub_token, args.hub_private_repo)
+        print(f"pushed to https://huggingface.co/{args.hub_model_id}")
+    return output
+
+
+def parse_search_args(argv: list[str] | None = None) -> SearchArguments:
+    (args,) = parse_args(SearchArguments, argv=argv, description=__doc__)
+    return args
+
+
+def parse_export_args(argv: list[str] | None = None) -> ExportArguments:
+    (args,) = parse_args(ExportArguments, argv=argv, description=__doc__)
+    return args
+
+
+def main_search(argv: list[str] | None = None) -> SearchResult:
+    return run(search, parse_search_args(argv))
+
+
+def main_export(argv: list[str] | None = None) -> Path:
+    return run(export, parse_export_args(argv))
+
+
+__all__ = ["export", "main_export", "main_search", "parse_export_args", "parse_search_args", "search"]

@@ -1,0 +1,64 @@
+"""What the commands that read a trained supernet share (search, export, interference, rank correlation): loading the
+supernet and its tokenizer, and the held-out text options with their blocks, masked once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from .cli import arg, at_least, in_range
+from .data import check_data_file, held_out_blocks, load_held_out_text
+from .errors import InputError, load_user_file
+from .modeling_magic_bert import MagicBertSupernetForMaskedLM
+
+
+@dataclass
+class HeldOutArguments:
+    """The held-out text children are scored on (default: the embedded corpus's held-out documents for ``seed``)."""
+
+    validation_file: str | None = arg(None, "Local held-out text (.txt, .csv, .json/.jsonl, .parquet).")
+    dataset_name: str | None = arg(None, "A Hub dataset (e.g. wikitext).")
+    dataset_config_name: str | None = arg(None, "Its configuration.")
+    validation_split: str = arg("validation", "The dataset's split to score on.")
+    text_column_name: str | None = arg(None, "Column holding the text (default: 'text', else the first column).")
+    tokenizer_name: str | None = arg(None, "Default: the tokenizer saved with the supernet.")
+    max_seq_length: int = arg(128, "Block length of the held-out text.")
+    mlm_probability: float = arg(0.15, "Fraction of tokens masked (once, with the seed).")
+
+    def check(self) -> None:
+        at_least(8, max_seq_length=self.max_seq_length)
+        in_range("mlm_probability", self.mlm_probability, 0, 1, "()")
+        check_data_file(self.validation_file, "validation_file")
+
+
+def held_out(args: HeldOutArguments, tokenizer, seed: int) -> datasets.Dataset:
+    """Held-out blocks, masked once with ``seed``: the same blocks and masks on every call and every rank."""
+    text = load_held_out_text(args.dataset_name, args.dataset_config_name, args.validation_file,
+                              args.validation_split, seed=seed)
+    return held_out_blocks(text, tokenizer, args.max_seq_length, args.mlm_probability, seed, args.text_column_name)
+
+
+def check_supernet_dir(path: str | Path, param: str = "supernet") -> Path:
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise InputError(f"`{param}` {str(path)!r} is not a saved supernet (no config.json there).")
+    return folder
+
+
+def load_supernet(path: str | Path, param: str = "supernet") -> MagicBertSupernetForMaskedLM:
+    """A supernet saved by pre-training; a fixed model or an unreadable folder is refused by name."""
+    folder = check_supernet_dir(path, param)
+    supernet = load_user_file(f"`{param}` {str(path)!r}",
+                              lambda: MagicBertSupernetForMaskedLM.from_pretrained(folder))
+    return supernet
+
+
+def load_tokenizer(name_or_path: str | Path, param: str = "tokenizer_name"):
+    from transformers import AutoTokenizer
+
+    return load_user_file(f"`{param}` {str(name_or_path)!r}", lambda: AutoTokenizer.from_pretrained(name_or_path))
+
+
+__all__ = ["HeldOutArguments", "check_supernet_dir", "held_out", "load_supernet", "load_tokenizer"]

@@ -1,0 +1,171 @@
+"""Loss terms that compose: masked-LM, logits distillation from a teacher, MAGIC-A's alignment with the anchor.
+
+Each term returns its unweighted components under their log keys (``mlm_loss``, ``kd_loss``, ``align_hidden_loss``,
+``align_logits_loss``); :class:`CompositeLoss` weights and sums them into ``loss``. Terms are enabled independently
+of the sampler (a fixed-arch run distils too). A new term is one class here plus a line in
+:func:`build_loss_terms`; the loop does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .arguments import LossArguments
+
+
+@dataclass
+class StepContext:
+    """What a term may read: the (masked) batch, the child's outputs, the unwrapped model and the child's arch."""
+
+    batch: dict[str, torch.Tensor]
+    outputs: object  # MaskedLMOutput (with hidden_states when a term asked for them)
+    model: torch.nn.Module  # unwrapped: terms run extra forwards (anchor, heads) on the shared weights
+    arch: list[str] | None  # None for a fixed-arch model
+    autocast: Callable  # accelerator.autocast: extra forwards run in the training precision
+
+    @property
+    def masked(self) -> torch.Tensor:
+        return self.batch["labels"] != -100
+
+
+class LossTerm:
+    """One loss term: ``weights`` maps each component's log key to its weight in the total."""
+
+    weights: dict[str, float]
+
+    def needs_hidden_states(self, arch: list[str] | None) -> bool:
+        return False
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class MaskedLMLoss(LossTerm):
+    def __init__(self, weight: float = 1.0):
+        self.weights = {"mlm_loss": weight}
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return {"mlm_loss": ctx.outputs.loss}
+
+
+class LogitsDistillation(LossTerm):
+    """``T² · KL(teacher ‖ student)`` on the masked positions; the teacher must predict over the same vocabulary."""
+
+    def __init__(self, teacher: torch.nn.Module, weight: float, temperature: float = 1.0):
+        self.teacher, self.temperature = teacher, temperature
+        self.weights = {"kd_loss": weight}
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        with torch.no_grad(), ctx.autocast():
+            target = self.teacher(input_ids=ctx.batch["input_ids"], attention_mask=ctx.batch["attention_mask"]).logits
+        return {"kd_loss": masked_kl(ctx.outputs.logits, target, ctx.batch["labels"], self.temperature)}
+
+
+class AnchorAlignment(LossTerm):
+    """MAGIC-A: pull the child's per-layer outputs (and, unless its weight is 0, its predictions) toward the anchor's
+    on the same batch. The anchor runs on the shared weights in eval mode (targets without dropout noise) under
+    ``no_grad``; its MLM head only at the masked positions, the only ones the KL uses. A child that is the anchor
+    gets zeros."""
+
+    def __init__(self, anchor_arch: Callable[[], list[str] | None], hidden_weight: float = 1.0,
+                 logits_weight: float = 1.0, temperature: float = 1.0):
+        self.anchor_arch, self.temperature = anchor_arch, temperature
+        self.weights = {"align_hidden_loss": hidden_weight}
+        if logits_weight > 0:  # weight 0 is the paper's setting: hidden states only, no extra head
+            self.weights["align_logits_loss"] = logits_weight
+
+    def needs_hidden_states(self, arch: list[str] | None) -> bool:
+        return arch != self.anchor_arch()
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        anchor = self.anchor_arch()
+        if ctx.arch == anchor:  # aligning a child with itself is a no-op
+            zero = torch.zeros((), device=ctx.outputs.loss.device)
+            return dict.fromkeys(self.weights, zero)
+        model, masked = ctx.model, ctx.masked
+        model.eval()
+        with torch.no_grad(), ctx.autocast():
+            target = model.bert(input_ids=ctx.batch["input_ids"], attention_mask=ctx.batch["attention_mask"],
+                                arch=anchor, output_hidden_states=True)
+            target_logits = model.cls(target.last_hidden_state[masked]) if "align_logits_loss" in self.weights \
+                else None
+        model.train()
+        losses = {"align_hidden_loss": hidden_alignment(ctx.outputs.hidden_states, target.hidden_states)}
+        if target_logits is not None:
+            losses["align_logits_loss"] = masked_kl(ctx.outputs.logits[masked], target_logits,
+                                                    ctx.batch["labels"][masked], self.temperature)
+        return losses
+
+
+class CompositeLoss:
+    """The step's loss: every term's components, weighted and summed into ``loss``."""
+
+    def __init__(self, terms: list[LossTerm]):
+        self.terms = terms
+
+    def needs_hidden_states(self, arch: list[str] | None) -> bool:
+        return any(term.needs_hidden_states(arch) for term in self.terms)
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        components: dict[str, torch.Tensor] = {}
+        total = None
+        for term in self.terms:
+            for key, value in term(ctx).items():
+                components[key] = value
+                weighted = term.weights[key] * value
+                total = weighted if total is None else total + weighted
+        return {"loss": total, **components}
+
+
+def build_loss_terms(args: LossArguments, teacher: torch.nn.Module | None,
+                     anchor_arch: Callable[[], list[str] | None] | None) -> CompositeLoss:
+    """MLM, plus distillation with a teacher (MLM then weighs ``1 - kd_weight``), plus alignment when the strategy
+    keeps an anchor."""
+    terms: list[LossTerm] = [MaskedLMLoss(1.0 - args.kd_weight if teacher is not None else 1.0)]
+    if teacher is not None:
+        terms.append(LogitsDistillation(teacher, args.kd_weight, args.kd_temperature))
+    if anchor_arch is not None:
+        terms.append(AnchorAlignment(anchor_arch, args.align_hidden_weight, args.align_logits_weight,
+                                     args.align_temperature))
+    return CompositeLoss(terms)
+
+
+def hidden_alignment(child_hidden_states, anchor_hidden_states) -> torch.Tensor:
+    """Mean over layers of ``MSE(h_l(child), h_l(anchor))`` over the per-layer outputs (embeddings excluded); the
+    anchor's states are detached, so only the child is pulled."""
+    layer_pairs = zip(child_hidden_states[1:], anchor_hidden_states[1:], strict=True)
+    return torch.stack([F.mse_loss(child, anchor.detach()) for child, anchor in layer_pairs]).mean()
+
+
+def alignment_loss(child_hidden_states, anchor_hidden_states, child_logits: torch.Tensor,
+                   anchor_logits: torch.Tensor, labels: torch.Tensor, hidden_weight: float = 1.0,
+                   logits_weight: float = 1.0, temperature: float = 1.0) -> torch.Tensor:
+    """MAGIC-A's pull toward the anchor in one number (the paper's exact Eq. 5 is not public; this is our choice):
+
+    ``hidden_weight * mean_l MSE(h_l(child), h_l(anchor))`` plus
+    ``logits_weight * T² * KL(softmax(anchor/T) || softmax(child/T))`` on the masked positions (``labels != -100``).
+    """
+    return (hidden_weight * hidden_alignment(child_hidden_states, anchor_hidden_states)
+            + logits_weight * masked_kl(child_logits, anchor_logits, labels, temperature))
+
+
+def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels: torch.Tensor,
+              temperature: float = 1.0) -> torch.Tensor:
+    """``T² * KL(softmax(target/T) || softmax(student/T))`` averaged over masked positions (``labels != -100``).
+
+    The target is detached. Used for the anchor's predictions (MAGIC-A) and a teacher's (distillation).
+    """
+    # Sum over masked positions divided by their count (at least 1): no host sync, zero when nothing is masked.
+    masked = (labels != -100).unsqueeze(-1)
+    t = temperature
+    per_token = F.kl_div(F.log_softmax(student_logits.float() / t, -1),
+                         F.log_softmax(target_logits.detach().float() / t, -1), log_target=True, reduction="none")
+    return (per_token * masked).sum() / masked.sum().clamp(min=1) * t * t
+
+
+__all__ = ["AnchorAlignment", "CompositeLoss", "LogitsDistillation", "LossTerm", "MaskedLMLoss", "StepContext",
+           "alignment_loss", "build_loss_terms", "hidden_alignment", "masked_kl"]

@@ -1,0 +1,326 @@
+"""Masked-LM pre-training of a supernet (SPOS / MAGIC-T / MAGIC-A / MAGIC-AT, or any registered strategy) or of one
+fixed arch, under Accelerate.
+
+:class:`PretrainRecipe` runs in phases, as torchtune's recipes do: ``setup_inputs`` (everything that can fail on
+bad input, before anything is written) → ``setup_training`` (model, data loaders, optimizer, ``prepare``, resume,
+output folder) → ``train`` (the loop) → ``finish`` (final score, save, results). The per-step policy lives in two
+seams: the sampler strategy (``strategies.py``: which child trains, what happens after a step, which arch is scored)
+and the loss terms (``losses.py``: MLM, distillation, alignment, each weighted and logged under its own key).
+:func:`pretrain` runs all phases; ``recipes/pretrain.py`` and the analysis code call it, so there is one loop.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import skip_first_batches
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import default_data_collator
+
+from ..data import BatchMasker
+from ..evaluation import MLMScore, evaluate_mlm
+from ..io_utils import read_jsonl, staging_dir, write_json_atomic, write_jsonl_atomic
+from .arguments import (
+    DataArguments,
+    LossArguments,
+    ModelArguments,
+    OptimizationArguments,
+    PretrainArguments,
+    StrategyArguments,
+)
+from .checkpointing import TrainingState, list_checkpoints, save_checkpoint
+from .losses import StepContext, build_loss_terms
+from .setup import (
+    base_config,
+    build_blocks,
+    build_config,
+    build_model,
+    build_optimizer,
+    build_tokenizer,
+    check_init_from_bert,
+    check_inputs,
+    check_resume_settings,
+    load_teacher,
+    load_training_text,
+    make_accelerator,
+    max_seq_length_for,
+    run_settings,
+    setup_strategy,
+)
+
+TRAIN_LOG, ANCHOR_LOG, RESULTS = "train_log.jsonl", "anchor_history.jsonl", "all_results.json"
+
+
+@dataclass
+class PretrainResult:
+    model: torch.nn.Module  # the trained supernet or fixed model (unwrapped, fp32)
+    results: dict  # what all_results.json holds
+    archs: list = field(default_factory=list)  # the child trained at each step of this run (supernet)
+    anchor_history: list = field(default_factory=list)
+
+
+class PretrainRecipe:
+    def __init__(self, args: PretrainArguments):
+        self.args = args
+
+    # -- setup -------------------------------------------------------------------------------------------------
+    def setup_inputs(self) -> None:
+        """Data, tokenizer, config, strategy, teacher: everything that can fail, before anything is written."""
+        args = self.args
+        self.resume = check_inputs(args)
+        self.accelerator = make_accelerator(args.group(OptimizationArguments), args)
+        set_seed(args.seed)
+        data, model = args.group(DataArguments), args.group(ModelArguments)
+        raw = load_training_text(data, args.seed)
+        self.tokenizer = build_tokenizer(data, raw, self.accelerator, self.resume,
+                                         default_vocab_size=base_config(model).vocab_size)
+        self.config = build_config(model, self.tokenizer)
+        self.max_seq_length = max_seq_length_for(data, self.config)
+        self.settings = run_settings(args, self.accelerator.num_processes, self.max_seq_length)
+        if self.resume is not None:
+            check_resume_settings(self.resume, self.settings)
+        self.strategy = setup_strategy(args.group(StrategyArguments), self.config, args.seed)
+        self.teacher = load_teacher(args.group(LossArguments), self.tokenizer)
+        check_init_from_bert(model, self.tokenizer)
+        self.train_set, self.held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length,
+                                                     self.accelerator, args.seed)
+
+    def setup_training(self) -> None:
+        """Model, loaders, optimizer and schedule, ``prepare``, the resumed state and a clean output folder."""
+        args, accelerator = self.args, self.accelerator
+        model = build_model(args.group(ModelArguments), self.config,
+                            None if self.strategy.is_supernet else self.strategy.eval_arch())
+        if self.teacher is not None:
+            self.teacher.to(accelerator.device)
+        # Masking is reseeded per micro-batch from (seed, rank, epoch, position), so it needs no saved state and a
+        # resumed run masks exactly as an uninterrupted one on every rank. Dropout alone uses the global RNG (saved
+        # per rank by accelerate); the loaders get generators of their own so that creating an iterator draws nothing.
+        self.masker = BatchMasker(self.tokenizer, args.mlm_probability, seed=args.seed)
+        train_dataloader = DataLoader(self.train_set, shuffle=True, collate_fn=default_data_collator,
+                                      batch_size=args.per_device_train_batch_size,
+                                      generator=torch.Generator().manual_seed(args.seed))
+        eval_dataloader = self._eval_loader(self.held_out)
+        anchor_dataloader = self._eval_loader(self.held_out.select(range(min(args.anchor_eval_samples,
+                                                                              len(self.held_out)))))
+        optimizer, scheduler, self.max_train_steps = build_optimizer(
+            args.group(OptimizationArguments), model, len(self.train_set), accelerator.num_processes)
+        self.model, self.optimizer, self.eval_dataloader, self.anchor_dataloader, self.lr_scheduler = \
+            accelerator.prepare(model, optimizer, eval_dataloader, anchor_dataloader, scheduler)
+        # Training batches stay on the CPU for masking; the loop moves them to the device.
+        self.train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=False)
+        self.unwrapped = accelerator.unwrap_model(self.model)
+        self.loss = build_loss_terms(args.group(LossArguments), self.teacher,
+                                     (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None)
+
+        self.state = TrainingState(strategy=self.strategy)
+        accelerator.register_for_checkpointing(self.state)
+        if self.resume is not None:
+            accelerator.print(f"Resuming from {self.resume}")
+            accelerator.load_state(str(self.resume))
+        self.output = Path(args.output_dir)
+        if accelerator.is_main_process:
+            _prepare_output_dir(self.output, self.resume, self.state.completed_steps)
+            write_jsonl_atomic(self.output / ANCHOR_LOG, self.strategy.history)
+        accelerator.wait_for_everyone()
+        if args.with_tracking:
+            accelerator.init_trackers("magic_bert_pretrain", {k: v for k, v in asdict(args).items()
+                                                              if isinstance(v, int | float | str | bool)})
+        self.local_tokens = 0  # non-padding tokens this rank trained on since the last checkpoint
+        self.archs: list[list[str]] = []
+
+    def _eval_loader(self, dataset) -> DataLoader:
+        return DataLoader(dataset, collate_fn=default_data_collator, batch_size=self.args.per_device_eval_batch_size,
+                          generator=torch.Generator())
+
+    # -- training ----------------------------------------------------------------------------------------------
+    def train(self) -> None:
+        accelerator, state = self.accelerator, self.state
+        mode = (f"supernet, sampler {self.strategy.name}" if self.strategy.is_supernet
+                else "fixed arch " + " ".join(self.strategy.eval_arch()))
+        accelerator.print(f"Pre-training ({mode}): {len(self.train_set)} blocks of {self.max_seq_length} tokens, "
+                          f"{self.max_train_steps} steps, {accelerator.num_processes} process(es)")
+        progress = tqdm(range(self.max_train_steps), initial=state.completed_steps,
+                        disable=not accelerator.is_local_main_process)
+        log = open(self.output / TRAIN_LOG, "a") if accelerator.is_main_process else None  # noqa: SIM115
+        running: dict[str, torch.Tensor] = {}
+        micro_batches, arch = 0, None
+        self.model.train()
+        while state.completed_steps < self.max_train_steps:
+            self.train_dataloader.set_epoch(state.epoch)
+            batches = (skip_first_batches(self.train_dataloader, state.batches_in_epoch) if state.batches_in_epoch
+                       else self.train_dataloader)
+            tick = time.perf_counter()
+            for batch in batches:
+                if micro_batches == 0:  # one child per optimizer step, drawn at its first micro-batch
+                    arch = self.strategy.next_arch(state.completed_steps)
+                for key, value in self.train_micro_batch(batch, arch).items():  # summed on the device
+                    running[key] = running.get(key, 0.0) + value.detach().float()
+                micro_batches += 1
+                state.batches_in_epoch += 1
+                if not accelerator.sync_gradients:
+                    continue
+                state.completed_steps += 1
+                state.train_seconds += time.perf_counter() - tick
+                record = self.end_step(arch, running, micro_batches)
+                running, micro_batches = {}, 0
+                if log is not None:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                progress.update(1)
+                progress.set_postfix(loss=f"{record['loss']:.3f}")
+                self.maybe_checkpoint(epoch_done=state.batches_in_epoch == len(self.train_dataloader))
+                tick = time.perf_counter()
+                if state.completed_steps >= self.max_train_steps:
+                    break
+            else:  # resumed exactly at an epoch's end: nothing left to skip into
+                if state.batches_in_epoch:
+                    state.epoch += 1
+                    state.batches_in_epoch = 0
+        progress.close()
+        if log is not None:
+            log.close()
+
+    def train_micro_batch(self, batch: dict, arch: list[str]) -> dict[str, torch.Tensor]:
+        """Mask, forward the child, compose the loss terms, backward; the optimizer steps at the step's end."""
+        accelerator, state = self.accelerator, self.state
+        self.masker.reseed(self.args.seed, accelerator.process_index, state.epoch, state.batches_in_epoch)
+        self.local_tokens += int(batch["attention_mask"].sum())  # on the CPU batch: no device sync
+        batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in self.masker(batch).items()}
+        arch_kwargs = {"arch": arch} if self.strategy.is_supernet else {}
+        with accelerator.accumulate(self.model):
+            outputs = self.model(**batch, output_hidden_states=self.loss.needs_hidden_states(arch), **arch_kwargs)
+            losses = self.loss(StepContext(batch, outputs, self.unwrapped, arch, accelerator.autocast))
+            accelerator.backward(losses["loss"])
+            if accelerator.sync_gradients and self.args.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+            self.optimizer.step()
+            self.lr_scheduler.step()
+            self.optimizer.zero_grad()
+        return losses
+
+    def end_step(self, arch: list[str], running: dict[str, torch.Tensor], micro_batches: int) -> dict:
+        """The step's log record (mean losses over its micro-batches, lr, arch, the strategy's own fields)."""
+        step = self.state.completed_steps
+        if self.strategy.is_supernet:
+            self.archs.append(list(arch))
+        values = torch.stack(list(running.values())).div(micro_batches).tolist()  # one host sync per step
+        record = {"step": step, "epoch": self.state.epoch, "lr": self.lr_scheduler.get_last_lr()[0],
+                  **dict(zip(running, values, strict=True)), "arch": arch}
+        seen = len(self.strategy.history)
+        record |= self.strategy.after_step(step, arch, self.score_on_anchor_blocks)
+        if self.accelerator.is_main_process and len(self.strategy.history) > seen:
+            with open(self.output / ANCHOR_LOG, "a") as events:
+                events.writelines(json.dumps(event) + "\n" for event in self.strategy.history[seen:])
+        if self.args.with_tracking and step % self.args.logging_steps == 0:
+            self.accelerator.log({k: v for k, v in record.items() if isinstance(v, float)}, step=step)
+        return record
+
+    def score_on_anchor_blocks(self, arch: list[str]) -> MLMScore:
+        return evaluate_mlm(self.unwrapped, self.anchor_dataloader, self.accelerator, arch=arch)
+
+    def maybe_checkpoint(self, epoch_done: bool) -> None:
+        state, every = self.state, self.args.checkpointing_steps
+        if epoch_done:  # the epoch is done, even if training is too
+            state.epoch += 1
+            state.batches_in_epoch = 0
+            if every == "epoch":
+                self.checkpoint(f"epoch_{state.epoch}")
+        if every not in (None, "epoch") and state.completed_steps % int(every) == 0:
+            self.checkpoint(f"step_{state.completed_steps}")
+
+    def checkpoint(self, name: str) -> None:
+        # Every rank calls this: the tokens of all ranks are folded into the saved (rank 0) state.
+        self.state.train_tokens += self._reduce_local_tokens()
+        save_checkpoint(self.accelerator, self.output, name, self.state.completed_steps,
+                        self.tokenizer.save_pretrained, self.args.checkpoints_total_limit, self.settings)
+
+    def _reduce_local_tokens(self) -> int:
+        tokens = torch.tensor(self.local_tokens, device=self.accelerator.device)
+        self.local_tokens = 0
+        return int(self.accelerator.reduce(tokens, reduction="sum").item())
+
+    # -- finish ------------------------------------------------------------------------------------------------
+    def finish(self) -> PretrainResult:
+        """Score the strategy's final arch on the held-out set, save the model, write ``all_results.json`` last."""
+        accelerator, state, strategy = self.accelerator, self.state, self.strategy
+        score = evaluate_mlm(self.unwrapped, self.eval_dataloader, accelerator,
+                             arch=strategy.eval_arch() if strategy.is_supernet else None)
+        tokens = state.train_tokens + self._reduce_local_tokens()
+        results = {**score.as_dict(), "eval_arch": strategy.eval_arch(), "train_steps": state.completed_steps,
+                   "train_tokens": tokens, "train_seconds": state.train_seconds,
+                   "train_tokens_per_second": tokens / state.train_seconds if state.train_seconds else None,
+                   "num_processes": accelerator.num_processes,
+                   "sampler": strategy.name if strategy.is_supernet else None,
+                   "num_parameters": self.unwrapped.num_parameters(),
+                   "anchor_swaps": len(strategy.history) if strategy.uses_anchor else None}
+        if self.args.with_tracking:
+            accelerator.log({k: v for k, v in results.items() if isinstance(v, float)}, step=state.completed_steps)
+            accelerator.end_training()
+        final = accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)  # no autocast wrapper on the saved
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            _save_final(final, self.tokenizer, self.output, results, strategy.history)
+        accelerator.wait_for_everyone()
+        accelerator.print(results_table(results))
+        return PretrainResult(final, results, self.archs, list(strategy.history))
+
+
+def pretrain(args: PretrainArguments) -> PretrainResult:
+    """Run every phase of :class:`PretrainRecipe`."""
+    recipe = PretrainRecipe(args)
+    recipe.setup_inputs()
+    recipe.setup_training()
+    recipe.train()
+    return recipe.finish()
+
+
+def _prepare_output_dir(output: Path, resume: Path | None, completed_steps: int) -> None:
+    """Fresh run: drop old checkpoints and logs. Resume: keep the log up to the checkpoint (taken from the
+    checkpoint's own run when that is another folder) and drop checkpoints of the abandoned steps after it."""
+    output.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        for old in list_checkpoints(output) + [p for p in output.glob(".tmp-*") if p.is_dir()]:
+            shutil.rmtree(old)
+        for name in (TRAIN_LOG, ANCHOR_LOG, RESULTS):
+            (output / name).unlink(missing_ok=True)
+        return
+    (output / RESULTS).unlink(missing_ok=True)
+    source = resume.parent / TRAIN_LOG if (resume.parent / TRAIN_LOG).is_file() else output / TRAIN_LOG
+    write_jsonl_atomic(output / TRAIN_LOG, [r for r in read_jsonl(source) if r["step"] <= completed_steps])
+    for later in list_checkpoints(output):
+        info = later / "checkpoint.json"
+        if info.is_file() and json.loads(info.read_text())["completed_steps"] > completed_steps:
+            shutil.rmtree(later)
+
+
+def _save_final(model, tokenizer, output: Path, results: dict, history: list[dict]) -> None:
+    """Model and tokenizer files, each moved in when complete; all_results.json last (the done marker)."""
+    staging = staging_dir(output / "final")
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    for file in staging.iterdir():
+        file.replace(output / file.name)
+    staging.rmdir()
+    write_jsonl_atomic(output / ANCHOR_LOG, history)
+    write_json_atomic(output / RESULTS, results)
+
+
+def results_table(results: dict) -> str:
+    rows = [("held-out MLM loss", f"{results['eval_loss']:.4f}"), ("MLM accuracy", f"{results['eval_accuracy']:.4f}"),
+            ("perplexity", f"{results['eval_perplexity']:.2f}"), ("steps", str(results["train_steps"])),
+            ("train tokens/s", f"{results['train_tokens_per_second'] or 0:,.0f}"),
+            ("scored arch", " ".join(results["eval_arch"] or []))]
+    if results["anchor_swaps"] is not None:
+        rows.append(("anchor swaps", str(results["anchor_swaps"])))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+__all__ = ["PretrainRecipe", "PretrainResult", "pretrain", "results_table"]
