@@ -103,6 +103,23 @@ def parse_args(*dataclass_types: type, argv: list[str] | None = None, descriptio
     return tuple(parser.parse_args_into_dataclasses(args=file_flags + rest)[:len(dataclass_types)])
 
 
+def parse_one(dataclass_type: type[T], argv: list[str] | None = None, description: str | None = None) -> T:
+    """:func:`parse_args` for a command with one arguments dataclass."""
+    (args,) = parse_args(dataclass_type, argv=argv, description=description)
+    return args
+
+
+def command_main(dataclass_type: type, command: Callable[..., T], description: str | None = None
+                 ) -> Callable[[list[str] | None], T]:
+    """A console-script ``main(argv=None)``: parse ``dataclass_type``, then :func:`run` ``command`` on it."""
+
+    def main(argv: list[str] | None = None) -> T:
+        return run(command, parse_one(dataclass_type, argv, description))
+
+    main.__doc__ = description
+    return main
+
+
 def run(command: Callable[..., T], *args, **kwargs) -> T:
     """``command(*args)``; bad input (an :class:`InputError`) exits with its one-line message, flags named as flags.
     Any other exception is a bug and keeps its traceback."""
@@ -133,4 +150,5 @@ def in_range(name: str, value: float, low: float, high: float, closed: str = "[]
         raise InputError(f"`{name}` must be in {closed[0]}{low}, {high}{closed[1]}, got {value}.")
 
 
-__all__ = ["ArgumentGroups", "arg", "at_least", "in_range", "parse_args", "positive", "run"]
+__all__ = ["ArgumentGroups", "arg", "at_least", "command_main", "in_range", "parse_args", "parse_one", "positive",
+           "run"]

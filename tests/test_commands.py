@@ -4,10 +4,10 @@ import importlib
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from magic_bert.cli import parse_args, run
 from magic_bert.errors import InputError, invalid_value, load_user_file

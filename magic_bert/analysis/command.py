@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from pathlib import Path
 
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from ..cli import parse_args, run
+from ..cli import command_main, parse_one
 from ..errors import InputError, invalid_value, load_user_file
 from ..evaluation import evaluate_mlm
 from ..io_utils import check_output_dir, publish_dir
@@ -169,22 +170,10 @@ def format_rank_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def parse_interference_args(argv: list[str] | None = None) -> InterferenceArguments:
-    (args,) = parse_args(InterferenceArguments, argv=argv, description=__doc__)
-    return args
-
-
-def parse_rank_correlation_args(argv: list[str] | None = None) -> RankCorrelationArguments:
-    (args,) = parse_args(RankCorrelationArguments, argv=argv, description=__doc__)
-    return args
-
-
-def main_interference(argv: list[str] | None = None) -> dict:
-    return run(analyze, parse_interference_args(argv))
-
-
-def main_rank_correlation(argv: list[str] | None = None) -> dict:
-    return run(correlate, parse_rank_correlation_args(argv))
+parse_interference_args = partial(parse_one, InterferenceArguments, description=__doc__)
+parse_rank_correlation_args = partial(parse_one, RankCorrelationArguments, description=__doc__)
+main_interference = command_main(InterferenceArguments, analyze, __doc__)
+main_rank_correlation = command_main(RankCorrelationArguments, correlate, __doc__)
 
 
 __all__ = ["analyze", "correlate", "main_interference", "main_rank_correlation", "parse_interference_args",

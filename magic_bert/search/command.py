@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from functools import partial
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from ..cli import parse_args, run
+from ..cli import command_main, parse_one
 from ..evaluation import evaluate_mlm
 from ..io_utils import check_output_dir, publish_dir
 from ..ranks import main_process_first
@@ -116,22 +117,10 @@ def export(args: ExportArguments) -> Path:
     return output
 
 
-def parse_search_args(argv: list[str] | None = None) -> SearchArguments:
-    (args,) = parse_args(SearchArguments, argv=argv, description=__doc__)
-    return args
-
-
-def parse_export_args(argv: list[str] | None = None) -> ExportArguments:
-    (args,) = parse_args(ExportArguments, argv=argv, description=__doc__)
-    return args
-
-
-def main_search(argv: list[str] | None = None) -> SearchResult:
-    return run(search, parse_search_args(argv))
-
-
-def main_export(argv: list[str] | None = None) -> Path:
-    return run(export, parse_export_args(argv))
+parse_search_args = partial(parse_one, SearchArguments, description=__doc__)
+parse_export_args = partial(parse_one, ExportArguments, description=__doc__)
+main_search = command_main(SearchArguments, search, __doc__)
+main_export = command_main(ExportArguments, export, __doc__)
 
 
 __all__ = ["export", "main_export", "main_search", "parse_export_args", "parse_search_args", "search"]

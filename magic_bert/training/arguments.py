@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from transformers.trainer_utils import SchedulerType
 
-from ..cli import ArgumentGroups, arg, at_least, in_range, parse_args, positive
+from ..cli import ArgumentGroups, arg, at_least, in_range, parse_one, positive
 from ..configuration_magic_bert import PRESETS
 from ..data import SPECIAL_TOKENS
 from ..errors import InputError
@@ -159,8 +159,7 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
 
 def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     """Parse the command line (and ``--config FILE``; the command line wins)."""
-    (args,) = parse_args(PretrainArguments, argv=argv, description="Pre-train a MagicBert supernet or a fixed arch.")
-    return args
+    return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
 __all__ = ["GROUPS", "DataArguments", "LossArguments", "ModelArguments", "OptimizationArguments",

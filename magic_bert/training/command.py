@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from ..cli import run
-from .arguments import parse_pretrain_args
-from .recipe import PretrainResult, pretrain
+from ..cli import command_main
+from .arguments import PretrainArguments
+from .recipe import pretrain
 
-
-def main(argv: list[str] | None = None) -> PretrainResult:
-    return run(pretrain, parse_pretrain_args(argv))
-
+main = command_main(PretrainArguments, pretrain, "Pre-train a MagicBert supernet or a fixed arch.")
 
 if __name__ == "__main__":
     main()
