@@ -21,6 +21,8 @@ from transformers import AutoModelForMaskedLM
 
 import magic_bert
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM, to_bert
+from magic_bert.errors import InputError
+from magic_bert.io_utils import check_output_dir
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,11 +37,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    output_dir = Path(args.output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not args.overwrite_output_dir:
-        raise SystemExit(
-            f"--output_dir {output_dir} exists and is not empty; pass --overwrite_output_dir to replace it."
-        )
+    try:
+        output_dir = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    except InputError as error:
+        raise SystemExit(f"error: {error.as_flags()}") from None
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
 

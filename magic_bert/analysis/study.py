@@ -129,7 +129,7 @@ def _tokenizer_and_config(settings: StudySettings, output: Path, train_file: str
         differ = [k for k in ("vocab_size", "hidden_size", "num_hidden_layers", "candidate_ops")
                   if getattr(saved, k) != getattr(config, k)]
         if differ:
-            raise ValueError(f"{config_dir} holds another search space ({differ} differ): a study that shares a "
+            raise InputError(f"{config_dir} holds another search space ({differ} differ): a study that shares a "
                              "folder must use the same space.")
     config.save_pretrained(config_dir)
     return str(tokenizer_dir), str(config_dir)

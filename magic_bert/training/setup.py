@@ -27,6 +27,7 @@ from ..data import (
     train_wordpiece_tokenizer,
 )
 from ..errors import InputError, load_user_file
+from ..io_utils import check_output_dir
 from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
 from ..optim import adamw_parameter_groups
 from ..ranks import computed_on_main, main_process_first
@@ -55,10 +56,8 @@ def check_inputs(args: PretrainArguments) -> Path | None:
     check_data_file(args.train_file, "train_file")
     check_data_file(args.validation_file, "validation_file")
     resume = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    output = Path(args.output_dir)
-    if resume is None and output.is_dir() and any(output.iterdir()) and not args.overwrite_output_dir:
-        raise InputError(f"`output_dir` {str(output)!r} exists and is not empty; pass `overwrite_output_dir` to "
-                         "start afresh there or `resume_from_checkpoint` latest to continue.")
+    check_output_dir(args.output_dir, args.overwrite_output_dir or resume is not None,
+                     hint=" (its old checkpoints and logs go) or `resume_from_checkpoint` latest to continue")
     return resume
 
 

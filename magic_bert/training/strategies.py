@@ -100,7 +100,7 @@ class SamplerStrategy:
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("name") != self.name:
-            raise ValueError(f"Checkpoint sampler is {state.get('name')!r}, this run uses {self.name!r}.")
+            raise InputError(f"Checkpoint sampler is {state.get('name')!r}, this run uses {self.name!r}.")
         self.seed = state["seed"]
 
 
