@@ -196,3 +196,22 @@ def test_unknown_text_columns(tmp_path):
         task_from_files(path, ["body"])
     with pytest.raises(InputError, match="must not hold the label column"):
         task_from_files(path, ["review", "label"])
+
+
+def test_dev_file_without_the_text_column(tmp_path):
+    train = write_csv(tmp_path / "reviews.csv", ["review", "label"], [["a", "pos"], ["b", "neg"]])
+    dev = write_csv(tmp_path / "dev.csv", ["text", "label"], [["a", "pos"]])
+    with pytest.raises(InputError, match=r"needs the text columns \['review'\], as the training file has"):
+        read_glue_file(task_from_files(train), dev)
+
+
+def test_the_recipe_is_the_command():
+    import importlib.util
+
+    from magic_bert.glue import command
+
+    recipe = Path(__file__).parents[1] / "recipes" / "finetune_glue.py"
+    spec = importlib.util.spec_from_file_location("finetune_glue_recipe", recipe)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main is command.main and module.__doc__.startswith("Fine-tune on GLUE")

@@ -296,6 +296,7 @@ def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
     ``results.md`` (the table).
     """
     tasks, accelerator, tokenizer, data = _start(args)
+    accelerator.wait_for_everyone()  # every process has checked the output folder before the main one fills it
     rates = args.learning_rate_grid()
     output = Path(args.output_dir)
     if accelerator.is_main_process:

@@ -199,8 +199,10 @@ def read_glue_file(task: GlueTask, path: str | Path, require_labels: bool = True
         rows = _tsv_records(task, [r["__row__"] for r in rows], path)
     columns = set(rows[0])
     if not set(task.keys) <= columns:
+        layouts = f" (Hub layout) or {list(task.tsv_keys)} (original GLUE .tsv)" if task.dataset == GLUE_HUB else \
+            ", as the training file has"
         raise InputError(f"{task.name}: {path} has columns {sorted(columns)}; it needs the text columns "
-                         f"{list(task.keys)} (Hub layout) or {list(task.tsv_keys)} (original GLUE .tsv).")
+                         f"{list(task.keys)}{layouts}.")
     if require_labels and task.label_column not in columns:
         raise InputError(f"{task.name}: {path} has no label column ({task.label_column!r}, or {task.tsv_label!r} in "
                          "the original layout).")
