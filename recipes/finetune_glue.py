@@ -8,25 +8,12 @@ teacher, RTE/MRPC/STS-B from an MNLI checkpoint, a small learning-rate grid.
 
 Data: `nyu-mll/glue` from the Hub by default, or --train_file/--validation_file/--test_file (csv/tsv/json, the Hub's
 column names or the original GLUE .tsv layouts), or --data_dir holding the original GLUE folders (MRPC/train.tsv ...).
+Without --task_name, --train_file/--validation_file are your own data (--text_columns, --label_column).
 Outputs: eval_results.json, all_results.json, train_log.jsonl (every epoch), submission/*.tsv (GLUE server format),
 results.md (the paper's table), <task>/best_model/.
 """
 
-import sys
-
-from transformers import HfArgumentParser
-
-from magic_bert.glue.finetuning import FinetuneArguments, finetune_glue
-from magic_bert.training.setup import InputError
-
-
-def main(argv: list[str] | None = None) -> None:
-    (args,) = HfArgumentParser(FinetuneArguments).parse_args_into_dataclasses(args=argv)
-    try:
-        finetune_glue(args)
-    except InputError as error:  # bad input: one clear message, nothing written
-        sys.exit(f"error: {error}")
-
+from magic_bert.glue.command import main
 
 if __name__ == "__main__":
     main()

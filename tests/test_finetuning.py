@@ -10,10 +10,10 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, HfArgumentParser
 
 from magic_bert import MagicBertForSequenceClassification
+from magic_bert.errors import InputError
 from magic_bert.glue.finetuning import FinetuneArguments, distillation_loss, finetune_glue, load_model
 from magic_bert.glue.tasks import PAPER_ORDER, TASKS
 from magic_bert.synthetic_corpus import generate_corpus
-from magic_bert.training.setup import InputError
 
 # Original GLUE .tsv layouts (header, row builder from (sentence1, sentence2, label name or id)).
 LAYOUTS = {

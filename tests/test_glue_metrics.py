@@ -9,16 +9,18 @@ from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from magic_bert.glue.metrics import (
+    METRICS,
     PAPER_METRIC,
     GlueMetric,
     compute_glue,
     f1_binary,
+    f1_macro,
     glue_average,
     matthews_correlation,
     task_score,
 )
 from magic_bert.glue.report import results_table, submission_rows, update_model_card, write_submission
-from magic_bert.glue.tasks import PAPER_ORDER, get_task
+from magic_bert.glue.tasks import PAPER_ORDER, TASKS, get_task
 
 TOL = 1e-12
 SIZES = (1, 2, 7, 64, 1001)
@@ -88,6 +90,36 @@ def test_stsb_known_values():
     assert got["spearmanr"] == pytest.approx(1.0, abs=TOL)
     assert got["pearson"] < 1.0 - 1e-3
     assert compute_glue("stsb", [3, 2, 1], [1, 2, 3]) == pytest.approx({"pearson": -1.0, "spearmanr": -1.0}, abs=TOL)
+
+
+@pytest.mark.parametrize("classes", (2, 3, 5))
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("seed", (0, 1))
+def test_macro_f1_equals_sklearn(classes, n, seed):
+    rng = np.random.default_rng(seed)
+    p, r = rng.integers(0, classes, n), rng.integers(0, classes, n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = f1_score(r, p, average="macro")
+    assert f1_macro(p, r) == pytest.approx(expected, abs=TOL)
+    assert f1_macro(p.tolist(), r.tolist()) == pytest.approx(expected, abs=TOL)
+
+
+@pytest.mark.parametrize("p, r", [
+    ([0, 0, 0], [0, 0, 0]),  # one class, all right
+    ([1, 1, 1], [0, 0, 0]),  # one class each, all wrong
+    ([2, 2, 0], [0, 1, 1]),  # a class only predicted, another only true
+    (["neg", "pos", "pos"], ["pos", "pos", "neg"]),  # label names work too
+])
+def test_macro_f1_degenerate_like_sklearn(p, r):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert f1_macro(p, r) == pytest.approx(f1_score(r, p, average="macro"), abs=TOL)
+
+
+def test_every_record_names_known_metrics():
+    for task in TASKS.values():
+        assert set(task.metrics) <= set(METRICS) and task.main_metric in task.metrics
 
 
 # --------------------------------------------------------------------------------------------------- degenerate

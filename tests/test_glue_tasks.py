@@ -281,8 +281,6 @@ def test_index_column_gives_idx(tmp_path):
                                                                "label": [0, 1], "idx": [5, 9]}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: for QQP the reader takes `idx` from the question-pair `id` column; "
-                                       "the Hub's (and the docstring's) idx is the row number")
 def test_qqp_idx_is_the_row_number_not_the_pair_id(tmp_path):
     path = tmp_path / "dev.tsv"
     path.write_text("id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
@@ -291,8 +289,6 @@ def test_qqp_idx_is_the_row_number_not_the_pair_id(tmp_path):
     assert read_glue_file(get_task("qqp"), path)["idx"] == [0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a .tsv with the Hub's column names loses its `idx` column (only "
-                                       "`index`/`id` are read from .tsv files), unlike .csv/.json")
 def test_hub_layout_tsv_keeps_idx(tmp_path):
     path = tmp_path / "dev.tsv"
     path.write_text("sentence1\tsentence2\tlabel\tidx\na\tb\t1\t7\nc\td\t0\t3\n")
@@ -483,5 +479,5 @@ def test_missing_dev_file_in_folder(tmp_path):
 
 def test_folder_without_the_task(tmp_path):
     write_glue_folder(tmp_path, "rte")
-    with pytest.raises(ValueError, match="mrpc: --data_dir .* has no MRPC/ folder"):
+    with pytest.raises(ValueError, match="mrpc: `data_dir` .* has no MRPC/ folder"):
         load_glue(get_task("mrpc"), data_dir=tmp_path)

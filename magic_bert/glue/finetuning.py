@@ -1,9 +1,12 @@
 """GLUE fine-tuning under Accelerate, as transformers' ``run_glue_no_trainer.py`` does it, plus the paper's practice:
 prediction-layer distillation from a fine-tuned teacher, starting RTE/MRPC/STS-B from an MNLI checkpoint, and a
-small learning-rate grid keeping the best dev score. ``recipes/finetune_glue.py`` is the command line.
+small learning-rate grid keeping the best dev score. ``glue.command.main`` (``recipes/finetune_glue.py``) is the
+command line.
 
 One run = one task × one learning rate: train for the epochs, score the dev set(s) after each, keep the best epoch's
-model (saved) and its test predictions. ``finetune_glue`` runs the grid and the tasks and writes the tables.
+model (saved) and its test predictions. ``finetune_glue`` runs the grid and the tasks and writes the tables. A
+user's own files (no ``task_name``) become a task record (:func:`~magic_bert.glue.custom.task_from_files`) that runs
+through the same code.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import math
 import shutil
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,55 +33,15 @@ from transformers import (
     default_data_collator,
     get_scheduler,
 )
-from transformers.trainer_utils import SchedulerType
 
-from ..cli import arg as _opt
-from ..errors import InputError
-from ..errors import load_user_file as load_or_explain  # replaced by the GLUE rework
+from ..errors import InputError, load_user_file
+from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import adamw_parameter_groups
-from .metrics import compute_glue, glue_average, task_score
-from .tasks import PAPER_ORDER, GlueTask, get_task, load_glue
-
-MNLI_TRANSFER = ("rte", "mrpc", "stsb")  # tasks the paper starts from the MNLI checkpoint
-
-
-@dataclass
-class FinetuneArguments:
-    model_name_or_path: str = _opt(None, "Our exported checkpoints, plain BERT, anything "
-                                         "AutoModelForSequenceClassification loads.")
-    task_name: str = _opt("mrpc", "GLUE task, or 'all' for the eight in turn.", choices=[*PAPER_ORDER, "all"])
-    train_file: str | None = _opt(None, "Local training file (csv/tsv/json; Hub or original GLUE layout).")
-    validation_file: list[str] | None = _opt(None, "Dev file(s); MNLI takes matched then mismatched.")
-    test_file: list[str] | None = _opt(None, "Test file(s) for submission predictions (MNLI: two).")
-    data_dir: str | None = _opt(None, "A folder with the original GLUE layout (MRPC/train.tsv, ...), for any task.")
-    max_seq_length: int = _opt(128, "Longer inputs are truncated.")
-    pad_to_max_length: bool = _opt(False, "Pad every batch to --max_seq_length (default: dynamic padding).")
-    per_device_train_batch_size: int = _opt(32, "Batch size per device for training.")
-    per_device_eval_batch_size: int = _opt(64, "Batch size per device for evaluation.")
-    learning_rate: float = _opt(2e-5, "Peak learning rate (AdamW).")
-    learning_rates: str | None = _opt(None, "A grid, e.g. '1e-5,2e-5,3e-5': every run recorded, best dev kept.")
-    weight_decay: float = _opt(0.0, "AdamW weight decay.")
-    num_train_epochs: int = _opt(3, "Epochs.")
-    max_train_steps: int | None = _opt(None, "Total steps (overrides --num_train_epochs).")
-    gradient_accumulation_steps: int = _opt(1, "Micro-batches per optimizer step.")
-    lr_scheduler_type: SchedulerType = _opt("linear", "Learning-rate schedule.")
-    num_warmup_steps: int = _opt(0, "Warm-up steps.")
-    warmup_ratio: float = _opt(0.0, "Warm-up as a fraction of the steps (used when --num_warmup_steps is 0).")
-    max_grad_norm: float = _opt(1.0, "Gradient clipping (0 disables).")
-    teacher_name_or_path: str | None = _opt(None, "A fine-tuned teacher for this task (prediction-layer KD).")
-    kd_alpha: float = _opt(0.5, "loss = (1 - kd_alpha) * task loss + kd_alpha * KD (KL; MSE for STS-B).")
-    kd_temperature: float = _opt(1.0, "Softmax temperature of the KD KL.")
-    init_from_mnli: str | None = _opt(None, "An MNLI fine-tuned checkpoint to start RTE, MRPC and STS-B from.")
-    max_train_samples: int | None = _opt(None, "Use the first N training examples.")
-    max_eval_samples: int | None = _opt(None, "Use the first N examples of each dev set.")
-    seed: int = _opt(42, "Seed of the head's initialisation, data order and dropout.")
-    output_dir: str | None = _opt(None, "Where results, predictions and the best models go (required).")
-    overwrite_output_dir: bool = _opt(False, "Replace a non-empty --output_dir.")
-    save_best_model: bool = _opt(True, "Save the best epoch's model of the best learning rate per task.")
-    update_model_card: bool = _opt(False, "Add the dev results to the model card (model-index) of "
-                                          "--model_name_or_path's README.md in the output.")
-    with_tracking: bool = _opt(False, "Log to experiment trackers.")
-    report_to: str = _opt("all", "Trackers: 'all' or a comma-separated list.")
+from .arguments import FinetuneArguments
+from .custom import task_from_files
+from .metrics import compute_glue, glue_average, score_note, task_score
+from .report import results_table, update_model_card, write_submission
+from .tasks import TASKS, GlueTask, get_task, load_glue
 
 
 @dataclass
@@ -91,43 +55,11 @@ class RunResult:
     test_predictions: dict[str, list] = field(default_factory=dict)  # split -> predictions of the best epoch
 
 
-def check_finetune_arguments(args: FinetuneArguments) -> list[str]:
-    if args.model_name_or_path is None:
-        raise InputError("--model_name_or_path is required.")
-    if args.output_dir is None:
-        raise InputError("--output_dir is required.")
-    tasks = list(PAPER_ORDER) if args.task_name == "all" else [args.task_name]
-    for task in tasks:
-        try:
-            get_task(task)
-        except ValueError as error:
-            raise InputError(str(error)) from None
-    if args.task_name == "all" and args.train_file is not None:
-        raise InputError("--task_name all reads each task from --data_dir (or the Hub), not --train_file.")
-    for name in ("max_seq_length", "per_device_train_batch_size", "per_device_eval_batch_size",
-                 "num_train_epochs", "gradient_accumulation_steps"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1, got {getattr(args, name)}.")
-    if not 0 <= args.kd_alpha <= 1 or not 0 <= args.warmup_ratio < 1:
-        raise InputError(f"--kd_alpha must be in [0, 1] and --warmup_ratio in [0, 1); got {args.kd_alpha}, "
-                         f"{args.warmup_ratio}.")
-    learning_rates(args)
-    output = Path(args.output_dir)
-    if output.is_dir() and any(output.iterdir()) and not args.overwrite_output_dir:
-        raise InputError(f"--output_dir {output} exists and is not empty; pass --overwrite_output_dir.")
-    return tasks
-
-
-def learning_rates(args: FinetuneArguments) -> list[float]:
-    if args.learning_rates is None:
-        return [args.learning_rate]
-    try:
-        rates = [float(x) for x in args.learning_rates.split(",") if x.strip()]
-    except ValueError:
-        raise InputError(f"--learning_rates {args.learning_rates!r} must be comma-separated numbers.") from None
-    if not rates or any(r <= 0 for r in rates):
-        raise InputError(f"--learning_rates {args.learning_rates!r} must be positive numbers.")
-    return rates
+def resolve_tasks(args: FinetuneArguments) -> list[GlueTask]:
+    """The task records to run: GLUE's, or the one a user's training file describes."""
+    if args.is_custom:
+        return [task_from_files(args.train_file, args.text_columns, args.label_column)]
+    return [get_task(name) for name in args.task_names()]
 
 
 def prepare_data(args: FinetuneArguments, task: GlueTask, tokenizer):
@@ -146,46 +78,53 @@ def prepare_data(args: FinetuneArguments, task: GlueTask, tokenizer):
     return raw.map(tokenize, batched=True, remove_columns=list(task.keys), desc=f"Tokenising {task.name}")
 
 
-def _model_source(args: FinetuneArguments, task: GlueTask) -> str:
-    return args.init_from_mnli if (args.init_from_mnli and task.name in MNLI_TRANSFER) else args.model_name_or_path
+def _model_source(args: FinetuneArguments, task: GlueTask) -> tuple[str, str]:
+    """(the parameter, the checkpoint) a task's model starts from."""
+    if args.init_from_mnli and task.mnli_transfer:
+        return "init_from_mnli", args.init_from_mnli
+    return "model_name_or_path", args.model_name_or_path
 
 
-def check_models(args: FinetuneArguments, tasks: list[str], tokenizer) -> None:
+def check_models(args: FinetuneArguments, tasks: list[GlueTask], tokenizer) -> None:
     """Every model a run will load fits the tokenizer (and the teacher the task), checked before any work."""
-    sources = {_model_source(args, get_task(t)) for t in tasks}
-    for source in sources:
-        config = load_or_explain(f"model {source!r}", lambda s=source: AutoConfig.from_pretrained(s))
+    for parameter, source in {_model_source(args, t) for t in tasks}:
+        config = load_user_file(f"`{parameter}` {source!r}", partial(AutoConfig.from_pretrained, source))
         if len(tokenizer) > config.vocab_size:
-            raise InputError(f"The tokenizer has {len(tokenizer)} tokens but {source!r} has embeddings for "
-                             f"{config.vocab_size}: they do not belong together.")
+            raise InputError(f"The tokenizer has {len(tokenizer)} tokens but `{parameter}` {source!r} has embeddings "
+                             f"for {config.vocab_size}: they do not belong together.")
     if args.teacher_name_or_path is not None:
         name = args.teacher_name_or_path
-        config = load_or_explain(f"--teacher_name_or_path {name!r}", lambda: AutoConfig.from_pretrained(name))
-        needed = {get_task(t).num_labels for t in tasks}
+        config = load_user_file(f"`teacher_name_or_path` {name!r}", partial(AutoConfig.from_pretrained, name))
+        needed = {t.num_labels for t in tasks}
         if len(tokenizer) > config.vocab_size or needed != {config.num_labels}:
-            raise InputError(f"--teacher_name_or_path {name!r} has {config.num_labels} outputs and a vocabulary of "
+            raise InputError(f"`teacher_name_or_path` {name!r} has {config.num_labels} outputs and a vocabulary of "
                              f"{config.vocab_size}; the task(s) need {sorted(needed)} outputs and the tokenizer has "
                              f"{len(tokenizer)} tokens.")
 
 
 def load_model(args: FinetuneArguments, task: GlueTask, tokenizer):
-    source = _model_source(args, task)
+    parameter, source = _model_source(args, task)
     labels = {"num_labels": task.num_labels}
-    if not task.is_regression:
+    if not task.is_regression:  # the names are saved in the model's config
         labels |= {"id2label": dict(enumerate(task.labels)), "label2id": {n: i for i, n in enumerate(task.labels)}}
     # A head of another size (MNLI's 3 classes for RTE's 2) is re-initialised; the encoder is kept.
-    return AutoModelForSequenceClassification.from_pretrained(source, ignore_mismatched_sizes=True, **labels)
+    return load_user_file(f"`{parameter}` {source!r}", partial(
+        AutoModelForSequenceClassification.from_pretrained, source, ignore_mismatched_sizes=True, **labels))
 
 
 def load_teacher(args: FinetuneArguments):
     name = args.teacher_name_or_path
-    teacher = load_or_explain(f"--teacher_name_or_path {name!r}",
-                              lambda: AutoModelForSequenceClassification.from_pretrained(name))
+    teacher = load_user_file(f"`teacher_name_or_path` {name!r}",
+                             partial(AutoModelForSequenceClassification.from_pretrained, name))
     return teacher.eval().requires_grad_(False)
 
 
 def distillation_loss(student_logits, teacher_logits, task: GlueTask, temperature: float) -> torch.Tensor:
-    """Prediction-layer KD: T²·KL(teacher ‖ student) for classification, MSE for regression (STS-B)."""
+    """Prediction-layer KD, GLUE's one KD loss: T²·KL(teacher ‖ student) for classification, MSE for regression.
+
+    (Pre-training's ``masked_kl`` computes the same KL over masked positions; GLUE keeps its own to stay independent
+    of ``magic_bert.training``.)
+    """
     if task.is_regression:
         return F.mse_loss(student_logits.float().squeeze(-1), teacher_logits.float().squeeze(-1))
     t = temperature
@@ -212,15 +151,26 @@ def dev_metrics(model, dev_loaders: dict, accelerator, task: GlueTask) -> dict[s
     metrics = {}
     for split, loader in dev_loaders.items():
         predictions, labels = predict(model, loader, accelerator, task)
-        result = compute_glue(task.name, predictions, labels)
-        prefix = {"validation_matched": "matched_", "validation_mismatched": "mismatched_"}.get(split, "")
-        metrics |= {prefix + k: v for k, v in result.items()}
+        result = compute_glue(task, predictions, labels)
+        metrics |= {task.metric_prefix(split) + k: v for k, v in result.items()}
     return metrics
 
 
-def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tokenizer, data, accelerator,
-              run_dir: Path | None) -> RunResult:
-    """Fine-tune one model on ``task`` at ``learning_rate``; the best epoch's model goes to ``run_dir``."""
+@dataclass
+class _Run:
+    """What one run trains with, prepared by Accelerate."""
+    model: torch.nn.Module
+    teacher: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    train_loader: DataLoader
+    dev_loaders: dict[str, DataLoader]
+    test_loaders: dict[str, DataLoader]
+    max_steps: int
+    epochs: int
+
+
+def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, tokenizer, data, accelerator) -> _Run:
     set_seed(args.seed)
     model = load_model(args, task, tokenizer)
     teacher = load_teacher(args) if args.teacher_name_or_path else None
@@ -237,62 +187,73 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
     optimizer = torch.optim.AdamW(adamw_parameter_groups(model, args.weight_decay), lr=learning_rate)
     steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
     max_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    epochs = math.ceil(max_steps / steps_per_epoch)
     warmup = args.num_warmup_steps or int(args.warmup_ratio * max_steps)
     scheduler = get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=warmup * accelerator.num_processes,
                               num_training_steps=max_steps * accelerator.num_processes)
     model, optimizer, train_loader, scheduler, *loaders = accelerator.prepare(
         model, optimizer, train_loader, scheduler, *dev_loaders.values(), *test_loaders.values())
-    dev_loaders = dict(zip(dev_loaders, loaders[:len(dev_loaders)], strict=True))
-    test_loaders = dict(zip(test_loaders, loaders[len(dev_loaders):], strict=True))
     if teacher is not None:
         teacher.to(accelerator.device)
+    return _Run(model, teacher, optimizer, scheduler, train_loader,
+                dict(zip(dev_loaders, loaders[:len(dev_loaders)], strict=True)),
+                dict(zip(test_loaders, loaders[len(dev_loaders):], strict=True)),
+                max_steps, math.ceil(max_steps / steps_per_epoch))
 
+
+def _train_step(args: FinetuneArguments, task: GlueTask, run: _Run, batch, accelerator) -> torch.Tensor:
+    inputs = {k: v for k, v in batch.items() if k != "idx"}
+    with accelerator.accumulate(run.model):
+        outputs = run.model(**inputs)
+        loss = outputs.loss
+        if run.teacher is not None:
+            with torch.no_grad():
+                teacher_logits = run.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+            kd = distillation_loss(outputs.logits, teacher_logits, task, args.kd_temperature)
+            loss = (1 - args.kd_alpha) * loss + args.kd_alpha * kd
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and args.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(run.model.parameters(), args.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        run.optimizer.zero_grad()
+    return loss.detach().float()
+
+
+def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tokenizer, data, accelerator,
+              run_dir: Path | None) -> RunResult:
+    """Fine-tune one model on ``task`` at ``learning_rate``; the best epoch's model goes to ``run_dir``."""
+    run = _prepare_run(args, task, learning_rate, tokenizer, data, accelerator)
     history, best, step = [], None, 0
-    bar = tqdm(total=max_steps, disable=not accelerator.is_local_main_process, desc=f"{task.name} lr={learning_rate}")
-    model.train()
-    for epoch in range(epochs):
+    bar = tqdm(total=run.max_steps, disable=not accelerator.is_local_main_process,
+               desc=f"{task.name} lr={learning_rate}")
+    run.model.train()
+    for epoch in range(run.epochs):
         total = torch.zeros((), device=accelerator.device)
         count = 0
-        for batch in train_loader:
-            inputs = {k: v for k, v in batch.items() if k != "idx"}
-            with accelerator.accumulate(model):
-                outputs = model(**inputs)
-                loss = outputs.loss
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher_logits = teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-                    kd = distillation_loss(outputs.logits, teacher_logits, task, args.kd_temperature)
-                    loss = (1 - args.kd_alpha) * loss + args.kd_alpha * kd
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            total += loss.detach().float()
+        for batch in run.train_loader:
+            total += _train_step(args, task, run, batch, accelerator)
             count += 1
             if accelerator.sync_gradients:
                 step += 1
                 bar.update(1)
-            if step >= max_steps:
+            if step >= run.max_steps:
                 break
-        metrics = dev_metrics(model, dev_loaders, accelerator, task)
-        score = task_score(task.name, metrics)
+        metrics = dev_metrics(run.model, run.dev_loaders, accelerator, task)
+        score = task_score(task, metrics)
         record = {"task": task.name, "learning_rate": learning_rate, "epoch": epoch + 1, "step": step,
-                  "train_loss": (total / max(count, 1)).item(), "lr": scheduler.get_last_lr()[0],
+                  "train_loss": (total / max(count, 1)).item(), "lr": run.scheduler.get_last_lr()[0],
                   **{f"eval_{k}": v for k, v in metrics.items()}, "score": score}
         history.append(record)
         accelerator.print(json.dumps(record))
         if args.with_tracking:
             accelerator.log({f"{task.name}/{k}": v for k, v in record.items() if isinstance(v, float)}, step=step)
         if best is None or score > best.score:
-            tests = {split: predict(model, test_loader, accelerator, task)[0].tolist()
-                     for split, test_loader in test_loaders.items()}
+            tests = {split: predict(run.model, test_loader, accelerator, task)[0].tolist()
+                     for split, test_loader in run.test_loaders.items()}
             best = RunResult(task.name, learning_rate, epoch + 1, metrics, score, history, tests)
             if run_dir is not None and args.save_best_model:
-                _save_model(accelerator, model, tokenizer, run_dir)
-        if step >= max_steps:
+                _save_model(accelerator, run.model, tokenizer, run_dir)
+        if step >= run.max_steps:
             break
     bar.close()
     best.history = history
@@ -300,45 +261,44 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
 
 
 def _save_model(accelerator, model, tokenizer, folder: Path) -> None:
-    """The best epoch's model, written to a staging folder and renamed into place (main process)."""
+    """The best epoch's model, filled into a staging folder that then replaces ``folder`` whole (main process)."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        staging = folder.with_name(f".tmp-{folder.name}")
-        if staging.exists():
-            shutil.rmtree(staging)
-        accelerator.unwrap_model(model).save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
+        def write(staging: Path) -> None:
+            accelerator.unwrap_model(model).save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+
+        publish_dir(folder, write)
     accelerator.wait_for_everyone()
 
 
-def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
-    """Every task (``all``: the eight) × every learning rate; the best dev run per task is kept.
-
-    Output: ``<task>/`` (best model), ``submission/`` (test predictions), ``train_log.jsonl`` (every epoch of every
-    run), ``eval_results.json`` (best dev metrics per task), ``all_results.json`` (+ scores, average, every run),
-    ``results.md`` (the paper's table).
-    """
-    from .report import dump_json, results_table, update_model_card, write_submission
-
-    tasks = check_finetune_arguments(args)
-    rates = learning_rates(args)
+def _start(args: FinetuneArguments) -> tuple[list[GlueTask], Accelerator, object, dict]:
+    """Every check that reads the files and models, before any training or writing: the task records, the
+    accelerator, the tokenizer and every task's tokenised data."""
+    args.check()
+    tasks = resolve_tasks(args)
     accelerator = Accelerator(log_with=(args.report_to if args.report_to == "all" else args.report_to.split(","))
                               if args.with_tracking else None, project_dir=args.output_dir,
                               gradient_accumulation_steps=args.gradient_accumulation_steps)
-    tokenizer = load_or_explain(f"--model_name_or_path {args.model_name_or_path!r} (tokenizer)",
-                                lambda: AutoTokenizer.from_pretrained(args.model_name_or_path))
-    # Every task's data is read and checked before any training or writing.
-    data = {}
-    for name in tasks:
-        task = get_task(name)
-        try:
-            data[name] = prepare_data(args, task, tokenizer)
-        except ValueError as error:
-            raise InputError(str(error)) from None
+    name = args.model_name_or_path
+    tokenizer = load_user_file(f"`model_name_or_path` {name!r} (its tokenizer)",
+                               partial(AutoTokenizer.from_pretrained, name))
+    data = {task.name: prepare_data(args, task, tokenizer) for task in tasks}
     check_models(args, tasks, tokenizer)
+    return tasks, accelerator, tokenizer, data
+
+
+def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
+    """Every task (``all``: the eight; none: the user's files) × every learning rate; the best dev run per task is
+    kept. Every input is checked (``args.check()``, then the files and models) before anything is written.
+
+    Output: ``<task>/`` (best model), ``submission/`` (test predictions), ``train_log.jsonl`` (every epoch of every
+    run), ``eval_results.json`` (best dev metrics per task), ``all_results.json`` (+ scores, average, every run),
+    ``results.md`` (the table).
+    """
+    tasks, accelerator, tokenizer, data = _start(args)
+    accelerator.wait_for_everyone()  # every process has checked the output folder before the main one fills it
+    rates = args.learning_rate_grid()
     output = Path(args.output_dir)
     if accelerator.is_main_process:
         if output.exists() and args.overwrite_output_dir:
@@ -349,50 +309,56 @@ def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
         accelerator.init_trackers("magic_bert_glue", {k: v for k, v in vars(args).items()
                                                       if isinstance(v, int | float | str | bool)})
     best: dict[str, RunResult] = {}
-    runs = []
-    for name in tasks:
-        task = get_task(name)
+    runs, log = [], []
+    for task in tasks:
         for rate in rates:
-            run_dir = output / name / (f"lr_{rate:g}" if len(rates) > 1 else "best_model")
-            result = train_one(args, task, rate, tokenizer, data[name], accelerator, run_dir)
-            runs.append({"task": name, "learning_rate": rate, "best_epoch": result.best_epoch, "score": result.score,
-                         **{f"eval_{k}": v for k, v in result.dev_metrics.items()}})
+            run_dir = output / task.name / (f"lr_{rate:g}" if len(rates) > 1 else "best_model")
+            result = train_one(args, task, rate, tokenizer, data[task.name], accelerator, run_dir)
+            runs.append({"task": task.name, "learning_rate": rate, "best_epoch": result.best_epoch,
+                         "score": result.score, **{f"eval_{k}": v for k, v in result.dev_metrics.items()}})
+            log += result.history
             if accelerator.is_main_process:
-                with open(output / "train_log.jsonl", "a") as log:
-                    log.write("".join(json.dumps(r) + "\n" for r in result.history))
-            if name not in best or result.score > best[name].score:
-                best[name] = result
-        if accelerator.is_main_process and len(rates) > 1 and args.save_best_model:
-            winner = output / name / f"lr_{best[name].learning_rate:g}"
-            if winner.exists():
-                shutil.copytree(winner, output / name / "best_model", dirs_exist_ok=True)
-
+                write_jsonl_atomic(output / "train_log.jsonl", log)
+            if task.name not in best or result.score > best[task.name].score:
+                best[task.name] = result
+        winner = output / task.name / f"lr_{best[task.name].learning_rate:g}"
+        if accelerator.is_main_process and len(rates) > 1 and args.save_best_model and winner.exists():
+            publish_dir(output / task.name / "best_model", partial(shutil.copytree, winner, dirs_exist_ok=True))
     if accelerator.is_main_process:
-        scores = {name: r.score for name, r in best.items()}
-        eval_results = {name: {**r.dev_metrics, "learning_rate": r.learning_rate, "epoch": r.best_epoch}
-                        for name, r in best.items()}
-        dump_json(output / "eval_results.json", eval_results)
-        for name, r in best.items():
-            write_submission(output / "submission", get_task(name), r.test_predictions)
-        table = results_table(scores)
-        (output / "results.md").write_text(f"# GLUE dev results of {args.model_name_or_path}\n\n{table}\n\n"
-                                           "Scores × 100: CoLA Matthews corr., STS-B Spearman, MRPC/QQP F1, MNLI "
-                                           "matched accuracy, the rest accuracy.\n")
-        dump_json(output / "all_results.json", {"scores": scores, "average": glue_average(scores),
-                                                "eval_results": eval_results, "runs": runs})
-        if args.update_model_card:
-            card = output / "README.md"
-            source = Path(args.model_name_or_path) / "README.md"
-            if source.is_file():
-                shutil.copy(source, card)
-            update_model_card(card, {n: {k: v for k, v in m.items() if k not in ("learning_rate", "epoch")}
-                                     for n, m in eval_results.items()}, Path(args.model_name_or_path).name)
-        print(table)
+        _write_results(args, output, tasks, best, runs)
     if args.with_tracking:
         accelerator.end_training()
     accelerator.wait_for_everyone()
     return best
 
 
-__all__ = ["FinetuneArguments", "RunResult", "check_finetune_arguments", "distillation_loss", "finetune_glue",
+def _write_results(args: FinetuneArguments, output: Path, tasks: list[GlueTask], best: dict[str, RunResult],
+                   runs: list[dict]) -> None:
+    """eval_results.json, all_results.json, results.md, the submission files and (optionally) the model card."""
+    records = {t.name: t for t in tasks}
+    scores = {name: r.score for name, r in best.items()}
+    eval_results = {name: {**r.dev_metrics, "learning_rate": r.learning_rate, "epoch": r.best_epoch}
+                    for name, r in best.items()}
+    write_json_atomic(output / "eval_results.json", eval_results)
+    for name, r in best.items():
+        write_submission(output / "submission", records[name], r.test_predictions)
+    custom = args.is_custom
+    shown = tasks if custom else list(TASKS.values())  # GLUE: the paper's whole table
+    table = results_table(scores, shown)
+    title = f"Dev results of {args.model_name_or_path} on {tasks[0].name}" if custom else \
+        f"GLUE dev results of {args.model_name_or_path}"
+    write_text_atomic(output / "results.md", f"# {title}\n\n{table}\n\nScores × 100: {score_note(shown)}.\n")
+    write_json_atomic(output / "all_results.json", {"scores": scores, "average": None if custom else
+                                                    glue_average(scores), "eval_results": eval_results, "runs": runs})
+    if args.update_model_card:
+        card = output / "README.md"
+        source = Path(args.model_name_or_path) / "README.md"
+        if source.is_file():
+            shutil.copy(source, card)
+        update_model_card(card, {n: {k: v for k, v in m.items() if k not in ("learning_rate", "epoch")}
+                                 for n, m in eval_results.items()}, Path(args.model_name_or_path).name, records)
+    print(table)
+
+
+__all__ = ["FinetuneArguments", "RunResult", "distillation_loss", "finetune_glue", "load_model", "resolve_tasks",
            "train_one"]

@@ -1,9 +1,14 @@
-"""The eight GLUE tasks: their columns, labels, submission files, and readers for both the Hub's layout
-(``nyu-mll/glue``: ``sentence1``/``sentence2``/``label`` ...) and the original GLUE ``.tsv`` files
-(MRPC's ``Quality``/``#1 String``/``#2 String``, CoLA without a header, MNLI's ``gold_label`` ...).
+"""The GLUE tasks as data: each :class:`GlueTask` record holds its columns, labels, metrics, the paper's column name,
+its submission files and how its original ``.tsv`` files are laid out; every table, metric choice and submission
+name elsewhere is derived from these records. Readers handle both the Hub's layout (``nyu-mll/glue``:
+``sentence1``/``sentence2``/``label`` ...) and the original GLUE ``.tsv`` files (MRPC's ``Quality``/``#1 String``/
+``#2 String``, CoLA without a header, MNLI's ``gold_label`` ...).
 
-Every reader returns a ``datasets.Dataset`` with the Hub's column names, ``label`` as the Hub's integer ids (a float
-for STS-B; ``-1`` where a test file has no label) and ``idx`` (the row index, for submission files).
+Adding a GLUE-like task = one record in ``TASKS`` (its reader too only when its file layout is unusual).
+
+Every reader returns a ``datasets.Dataset`` with the task's text columns, ``label`` as integer ids (a float for
+regression; ``-1`` where a test file has no label) and ``idx`` (the row number unless the file has an ``idx`` or
+``index`` column, for submission files). Bad data raises :class:`~magic_bert.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -15,20 +20,39 @@ from pathlib import Path
 
 import datasets
 
+from ..errors import InputError, load_user_file
+
+GLUE_HUB = "nyu-mll/glue"
+FILE_TYPES = (".csv", ".tsv", ".json", ".jsonl")
+
 
 @dataclass(frozen=True)
 class GlueTask:
-    name: str  # the Hub's config name
+    name: str  # the Hub's config name (a user's task: the training file's stem)
     keys: tuple[str, ...]  # text columns (one or a pair)
     labels: tuple[str, ...]  # label names in id order; empty for regression
     folder: str  # the original GLUE folder name
-    submission: tuple[str, ...]  # submission file per dev/test split (MNLI: matched, mismatched)
+    submission: tuple[str, ...]  # submission file per test split (MNLI: matched, mismatched)
+    column: str  # the paper's column name in results tables
+    metrics: tuple[str, ...] = ("accuracy",)  # names of `glue.metrics.METRICS`, in report order
+    main_metric: str = "accuracy"  # the paper's one number for the task (of the first dev split)
     dev_splits: tuple[str, ...] = ("validation",)
     test_splits: tuple[str, ...] = ("test",)
     # Original .tsv layout: column names for text and label (None: no header, use positions in `positions`).
     tsv_keys: tuple[str, ...] = ()
     tsv_label: str | None = "label"
     positions: tuple[int, ...] | None = None  # (label, text) positions of a header-less file (CoLA)
+    label_column: str = "label"  # the label's column in Hub-layout (csv/json) files
+    # GLUE files may write labels as ids, with -1 or nothing for "no label"; a user's labels are names only.
+    label_ids: bool = True
+    submit_label_names: bool = False  # submission files hold label names (else ids)
+    score_range: tuple[float, float] | None = None  # regression predictions are clipped to it in submissions
+    mnli_transfer: bool = False  # `init_from_mnli` starts this task from an MNLI checkpoint (the paper's practice)
+    dataset: str = GLUE_HUB  # the model card's dataset
+
+    def __post_init__(self) -> None:
+        if self.main_metric not in self.metrics:  # a bug in a record, not bad input
+            raise ValueError(f"{self.name}: main_metric {self.main_metric!r} is not among {self.metrics}.")
 
     @property
     def is_regression(self) -> bool:
@@ -38,28 +62,47 @@ class GlueTask:
     def num_labels(self) -> int:
         return 1 if self.is_regression else len(self.labels)
 
+    def metric_prefix(self, split: str) -> str:
+        """Prefix of a dev split's metrics when the task has several (MNLI: ``matched_``, ``mismatched_``)."""
+        return split.removeprefix("validation_") + "_" if len(self.dev_splits) > 1 else ""
 
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        """Every key a dev result of this task may hold."""
+        return tuple(dict.fromkeys([*self.metrics, *(self.metric_prefix(s) + m for s in self.dev_splits
+                                                     for m in self.metrics)]))
+
+    @property
+    def dataset_name(self) -> str:
+        return f"GLUE {self.name.upper()}" if self.dataset == GLUE_HUB else self.column
+
+
+_PAIR = ("sentence1", "sentence2")
+# In the paper's column order (the order `--task_name all` runs them in and every table shows them).
 TASKS: dict[str, GlueTask] = {t.name: t for t in (
-    GlueTask("cola", ("sentence",), ("unacceptable", "acceptable"), "CoLA", ("CoLA.tsv",),
-             tsv_keys=("sentence",), positions=(1, 3)),
-    GlueTask("sst2", ("sentence",), ("negative", "positive"), "SST-2", ("SST-2.tsv",), tsv_keys=("sentence",)),
-    GlueTask("mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"), "MRPC", ("MRPC.tsv",),
-             tsv_keys=("#1 String", "#2 String"), tsv_label="Quality"),
-    GlueTask("stsb", ("sentence1", "sentence2"), (), "STS-B", ("STS-B.tsv",),
-             tsv_keys=("sentence1", "sentence2"), tsv_label="score"),
-    GlueTask("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), "QQP", ("QQP.tsv",),
-             tsv_keys=("question1", "question2"), tsv_label="is_duplicate"),
     GlueTask("mnli", ("premise", "hypothesis"), ("entailment", "neutral", "contradiction"), "MNLI",
-             ("MNLI-m.tsv", "MNLI-mm.tsv"), dev_splits=("validation_matched", "validation_mismatched"),
-             test_splits=("test_matched", "test_mismatched"), tsv_keys=("sentence1", "sentence2"),
-             tsv_label="gold_label"),
-    GlueTask("qnli", ("question", "sentence"), ("entailment", "not_entailment"), "QNLI", ("QNLI.tsv",),
-             tsv_keys=("question", "sentence")),
-    GlueTask("rte", ("sentence1", "sentence2"), ("entailment", "not_entailment"), "RTE", ("RTE.tsv",),
-             tsv_keys=("sentence1", "sentence2")),
+             ("MNLI-m.tsv", "MNLI-mm.tsv"), "MNLI", dev_splits=("validation_matched", "validation_mismatched"),
+             test_splits=("test_matched", "test_mismatched"), tsv_keys=_PAIR, tsv_label="gold_label",
+             submit_label_names=True),
+    GlueTask("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), "QQP", ("QQP.tsv",), "QQP",
+             metrics=("f1", "accuracy"), main_metric="f1", tsv_keys=("question1", "question2"),
+             tsv_label="is_duplicate"),
+    GlueTask("qnli", ("question", "sentence"), ("entailment", "not_entailment"), "QNLI", ("QNLI.tsv",), "QNLI",
+             tsv_keys=("question", "sentence"), submit_label_names=True),
+    GlueTask("cola", ("sentence",), ("unacceptable", "acceptable"), "CoLA", ("CoLA.tsv",), "CoLA",
+             metrics=("matthews_correlation",), main_metric="matthews_correlation", tsv_keys=("sentence",),
+             positions=(1, 3)),
+    GlueTask("sst2", ("sentence",), ("negative", "positive"), "SST-2", ("SST-2.tsv",), "SST-2",
+             tsv_keys=("sentence",)),
+    GlueTask("stsb", _PAIR, (), "STS-B", ("STS-B.tsv",), "STS-B", metrics=("pearson", "spearmanr"),
+             main_metric="spearmanr", tsv_keys=_PAIR, tsv_label="score", score_range=(0.0, 5.0), mnli_transfer=True),
+    GlueTask("rte", _PAIR, ("entailment", "not_entailment"), "RTE", ("RTE.tsv",), "RTE", tsv_keys=_PAIR,
+             submit_label_names=True, mnli_transfer=True),
+    GlueTask("mrpc", _PAIR, ("not_equivalent", "equivalent"), "MRPC", ("MRPC.tsv",), "MRPC",
+             metrics=("f1", "accuracy"), main_metric="f1", tsv_keys=("#1 String", "#2 String"), tsv_label="Quality",
+             mnli_transfer=True),
 )}
-# The paper's column order (and the order `--task_name all` runs them in).
-PAPER_ORDER = ("mnli", "qqp", "qnli", "cola", "sst2", "stsb", "rte", "mrpc")
+PAPER_ORDER = tuple(TASKS)
 # Original GLUE file names of each split.
 ORIGINAL_FILES = {"train": "train.tsv", "validation": "dev.tsv", "validation_matched": "dev_matched.tsv",
                   "validation_mismatched": "dev_mismatched.tsv", "test": "test.tsv",
@@ -68,28 +111,36 @@ ORIGINAL_FILES = {"train": "train.tsv", "validation": "dev.tsv", "validation_mat
 
 def get_task(name: str) -> GlueTask:
     if name not in TASKS:
-        raise ValueError(f"Unknown GLUE task {name!r}; allowed: {list(PAPER_ORDER)} or 'all'.")
+        raise InputError(f"Unknown GLUE task {name!r} (`task_name`); allowed: {list(PAPER_ORDER)} or 'all'.")
     return TASKS[name]
 
 
+def _no_label(task: GlueTask, value) -> bool:
+    text = "" if value is None else str(value).strip()
+    return text == "" or (task.label_ids and text in ("-1", "-1.0"))
+
+
 def _label_id(task: GlueTask, value, where: str) -> float | int:
-    if value is None or str(value).strip() in ("", "-1", "-1.0"):
+    if _no_label(task, value):
         return -1.0 if task.is_regression else -1
+    text = str(value).strip()
     if task.is_regression:
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: STS-B scores are numbers, got {value!r}.") from None
-    text = str(value).strip()
+            return float(text)
+        except ValueError:
+            raise InputError(f"{where}: {task.column} scores are numbers, got {value!r}.") from None
     if text in task.labels:
         return task.labels.index(text)
+    if not task.label_ids:
+        raise InputError(f"{where}: label {value!r} never occurs in the training file (`train_file`); its labels "
+                         f"are {list(task.labels)}.")
     try:
         number = float(text)
     except ValueError:
         number = None
     if number is not None and number.is_integer() and 0 <= number < task.num_labels:
         return int(number)
-    raise ValueError(f"{where}: label {value!r} is outside {task.name}'s label set {list(task.labels)} "
+    raise InputError(f"{where}: label {value!r} is outside {task.name}'s label set {list(task.labels)} "
                      f"(or ids 0..{task.num_labels - 1}).")
 
 
@@ -99,45 +150,67 @@ def _read_tsv(path: Path) -> list[list[str]]:
         return [row for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
 
 
-def _rows_from_file(path: Path) -> list[dict]:
+def _parse_rows(path: Path) -> list:
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl"):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         if suffix == ".json" and text.lstrip().startswith("["):
             return json.loads(text)
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     if suffix == ".csv":
         with open(path, encoding="utf-8-sig", newline="") as f:
             return list(csv.DictReader(f))
-    if suffix == ".tsv":
-        rows = _read_tsv(path)
-        return [{"__row__": row} for row in rows]
-    raise ValueError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv, .json or .jsonl.")
+    return [{"__row__": row} for row in _read_tsv(path)]
+
+
+def _rows_from_file(path: Path, what: str) -> list[dict]:
+    """The file's records (a .tsv's rows as ``{"__row__": fields}``); bad files raise an InputError naming ``what``."""
+    if not path.is_file():
+        raise InputError(f"{what} does not exist.")
+    if path.suffix.lower() not in FILE_TYPES:
+        raise InputError(f"{what}: unsupported file type {path.suffix!r}; use .csv, .tsv, .json or .jsonl.")
+    rows = load_user_file(what, lambda: _parse_rows(path))
+    if not rows:
+        raise InputError(f"{what} is empty.")
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise InputError(f"{what} must hold records (objects with one value per column), one per example.")
+    return rows
+
+
+def table_records(path: Path, what: str) -> list[dict]:
+    """Records of a file whose first row names the columns (csv, a .tsv with a header, json, jsonl)."""
+    rows = _rows_from_file(path, what)
+    if "__row__" not in rows[0]:
+        return rows
+    header, *rest = [row["__row__"] for row in rows]
+    if not rest:
+        raise InputError(f"{what} has a header and no rows.")
+    for i, row in enumerate(rest, start=2):
+        if len(row) != len(header):
+            raise InputError(f"{what}, line {i} has {len(row)} fields, the header {len(header)}.")
+    return [dict(zip(header, row, strict=True)) for row in rest]
 
 
 def read_glue_file(task: GlueTask, path: str | Path, require_labels: bool = True) -> datasets.Dataset:
     """One split of ``task`` from a local file in the Hub's column names or the original GLUE layout."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{task.name}: data file {str(path)!r} does not exist.")
-    rows = _rows_from_file(path)
-    if not rows:
-        raise ValueError(f"{task.name}: data file {str(path)!r} is empty.")
+    rows = _rows_from_file(path, f"{task.name}: data file {str(path)!r}")
     if "__row__" in rows[0]:
         rows = _tsv_records(task, [r["__row__"] for r in rows], path)
     columns = set(rows[0])
-    hub_keys = set(task.keys)
-    if not hub_keys <= columns:
-        raise ValueError(f"{task.name}: {path} has columns {sorted(columns)}; it needs the text columns "
-                         f"{list(task.keys)} (Hub layout) or {list(task.tsv_keys)} (original GLUE .tsv).")
-    has_label = "label" in columns
-    if require_labels and not has_label:
-        raise ValueError(f"{task.name}: {path} has no label column ('label', or {task.tsv_label!r} in the original "
-                         "layout).")
-    data = {key: [str(r[key]) for r in rows] for key in task.keys}
-    data["label"] = [_label_id(task, r.get("label"), f"{path}, row {i + 1}") for i, r in enumerate(rows)]
-    if require_labels and any(x == -1 for x in data["label"]):
-        raise ValueError(f"{task.name}: {path} has rows without a label.")
+    if not set(task.keys) <= columns:
+        layouts = f" (Hub layout) or {list(task.tsv_keys)} (original GLUE .tsv)" if task.dataset == GLUE_HUB else \
+            ", as the training file has"
+        raise InputError(f"{task.name}: {path} has columns {sorted(columns)}; it needs the text columns "
+                         f"{list(task.keys)}{layouts}.")
+    if require_labels and task.label_column not in columns:
+        raise InputError(f"{task.name}: {path} has no label column ({task.label_column!r}, or {task.tsv_label!r} in "
+                         "the original layout).")
+    data = {key: ["" if r.get(key) is None else str(r[key]) for r in rows] for key in task.keys}
+    data["label"] = [_label_id(task, r.get(task.label_column), f"{path}, row {i + 1}") for i, r in enumerate(rows)]
+    unlabelled = [i + 1 for i, r in enumerate(rows) if _no_label(task, r.get(task.label_column))]
+    if require_labels and unlabelled:
+        raise InputError(f"{task.name}: {path} has rows without a label (rows {unlabelled[:5]}).")
     data["idx"] = [int(r["idx"]) if str(r.get("idx", "")).strip().lstrip("-").isdigit() else i
                    for i, r in enumerate(rows)]
     features = datasets.Features({**{k: datasets.Value("string") for k in task.keys},
@@ -147,23 +220,26 @@ def read_glue_file(task: GlueTask, path: str | Path, require_labels: bool = True
 
 
 def _tsv_records(task: GlueTask, rows: list[list[str]], path: Path) -> list[dict]:
-    """Original GLUE .tsv rows → records with the Hub's column names."""
+    """Original GLUE .tsv rows → records with the Hub's column names (a .tsv in the Hub's layout passes through)."""
     header = rows[0]
     if task.positions is not None and not set(task.tsv_keys) <= set(header):  # CoLA train/dev: no header
         label_at, text_at = task.positions
-        return [{task.keys[0]: row[text_at] if len(row) > text_at else "", "label": row[label_at]} for row in rows]
-    names = {tsv: hub for tsv, hub in zip(task.tsv_keys, task.keys, strict=True)}
+        return [{task.keys[0]: row[text_at] if len(row) > text_at else "", task.label_column: row[label_at]}
+                for row in rows]
+    names = dict(zip(task.tsv_keys, task.keys, strict=True))
     records = []
     for i, row in enumerate(rows[1:], start=1):
         if len(row) != len(header):
-            raise ValueError(f"{task.name}: {path}, line {i + 1} has {len(row)} fields, the header {len(header)}.")
+            raise InputError(f"{task.name}: {path}, line {i + 1} has {len(row)} fields, the header {len(header)}.")
         record = dict(zip(header, row, strict=True))
         out = {names.get(k, k): v for k, v in record.items() if k in names or k in task.keys}
-        label = record.get(task.tsv_label) if task.tsv_label in record else record.get("label")
+        label = record.get(task.tsv_label) if task.tsv_label in record else record.get(task.label_column)
         if label is not None:
-            out["label"] = label
-        if "index" in record or "id" in record:
-            out["idx"] = record.get("index", record.get("id"))
+            out[task.label_column] = label
+        # `idx` (the Hub's layout) or `index` (the original one); never QQP's `id`, a question-pair id.
+        index = record.get("idx", record.get("index"))
+        if index is not None:
+            out["idx"] = index
         records.append(out)
     return records
 
@@ -175,7 +251,7 @@ def load_glue(task: GlueTask, train_file=None, validation_files=None, test_files
     if data_dir is not None:
         folder = Path(data_dir) / task.folder
         if not folder.is_dir():
-            raise ValueError(f"{task.name}: --data_dir {data_dir} has no {task.folder}/ folder.")
+            raise InputError(f"{task.name}: `data_dir` {str(data_dir)!r} has no {task.folder}/ folder.")
         for split in ("train", *task.dev_splits, *task.test_splits):
             candidate = folder / ORIGINAL_FILES[split]
             files[split] = candidate if candidate.is_file() else None
@@ -186,12 +262,13 @@ def load_glue(task: GlueTask, train_file=None, validation_files=None, test_files
         for split, path in zip(task.test_splits, test_files or [], strict=False):
             files[split] = Path(path)
     else:
-        hub = datasets.load_dataset("nyu-mll/glue", task.name)
+        hub = load_user_file(f"`task_name` {task.name!r} ({task.dataset} on the Hub)",
+                             lambda: datasets.load_dataset(task.dataset, task.name))
         return datasets.DatasetDict({k: v for k, v in hub.items()})
     missing = [s for s in ("train", *task.dev_splits) if files.get(s) is None]
     if missing:
-        raise ValueError(f"{task.name}: no data for the {missing} split(s); give --validation_file (MNLI: matched "
-                         "and mismatched) or a --data_dir with the original GLUE files.")
+        raise InputError(f"{task.name}: no data for the {missing} split(s); give `validation_file` (MNLI: matched "
+                         "and mismatched) or a `data_dir` with the original GLUE files.")
     out = {}
     for split, path in files.items():
         if path is not None:
@@ -199,4 +276,5 @@ def load_glue(task: GlueTask, train_file=None, validation_files=None, test_files
     return datasets.DatasetDict(out)
 
 
-__all__ = ["ORIGINAL_FILES", "PAPER_ORDER", "TASKS", "GlueTask", "get_task", "load_glue", "read_glue_file"]
+__all__ = ["FILE_TYPES", "GLUE_HUB", "ORIGINAL_FILES", "PAPER_ORDER", "TASKS", "GlueTask", "get_task", "load_glue",
+           "read_glue_file", "table_records"]

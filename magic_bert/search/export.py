@@ -18,6 +18,8 @@ from transformers import AutoTokenizer
 
 from ..bert_interop import to_bert
 from ..errors import InputError, invalid_value
+from ..glue.metrics import task_score
+from ..glue.tasks import TASKS as GLUE_TASK_RECORDS
 from ..io_utils import check_output_dir, publish_dir
 from ..modeling_magic_bert import (
     MagicBertForMaskedLM,
@@ -32,13 +34,14 @@ INITS = ("inherit", "scratch")
 FORMATS = ("magic_bert", "bert")
 # Package data (in the wheel): the card every export renders.
 TEMPLATE = importlib.resources.files("magic_bert.search") / "templates" / "model_card.md"
-# GLUE's paper order and the one number per task the tables report.
-GLUE_TASKS = {"mnli": "accuracy", "qqp": "f1", "qnli": "accuracy", "cola": "matthews_correlation",
-              "sst2": "accuracy", "stsb": "spearmanr", "rte": "accuracy", "mrpc": "f1"}
+# GLUE's paper order and the one number per task the tables report (from the GLUE task records).
+GLUE_TASKS = {name: task.main_metric for name, task in GLUE_TASK_RECORDS.items()}
 
 
 def load_glue_results(path: str | Path) -> dict[str, dict[str, float]]:
-    """``{task: {metric: value}}`` from a JSON file: that mapping itself, or flat ``eval_<task>_<metric>`` keys.
+    """``{task: {metric: value}}`` from a JSON file: that mapping itself (GLUE fine-tuning's ``eval_results.json``),
+    GLUE fine-tuning's ``all_results.json`` (its ``eval_results``), or flat ``eval_<task>_<metric>`` keys. Only the
+    metrics a task's record names are kept (not a run's ``learning_rate`` or ``epoch``).
 
     Values may be fractions (0.88) or percentages (88.0); they are kept as given.
     """
@@ -46,13 +49,18 @@ def load_glue_results(path: str | Path) -> dict[str, dict[str, float]]:
     if not file.is_file():
         raise ValueError(f"--glue_results {str(path)!r} does not exist.")
     data = json.loads(file.read_text())
+    if isinstance(data, dict) and isinstance(data.get("eval_results"), dict):
+        data = data["eval_results"]
     results: dict[str, dict[str, float]] = {}
-    for key, value in data.items():
+    for key, value in data.items() if isinstance(data, dict) else ():
         if isinstance(value, dict) and key in GLUE_TASKS:
-            results[key] = {m: float(v) for m, v in value.items() if isinstance(v, int | float)}
+            metrics = GLUE_TASK_RECORDS[key].metric_keys
+            kept = {m: float(v) for m, v in value.items() if m in metrics and isinstance(v, int | float)}
+            if kept:
+                results[key] = kept
         elif isinstance(value, int | float) and key.startswith("eval_"):
             task, _, metric = key[len("eval_"):].partition("_")
-            if task in GLUE_TASKS and metric:
+            if task in GLUE_TASKS and metric in GLUE_TASK_RECORDS[task].metric_keys:
                 results.setdefault(task, {})[metric] = float(value)
     if not results:
         raise ValueError(f"--glue_results {str(path)!r} holds no GLUE results: expected {{task: {{metric: value}}}} "
@@ -135,9 +143,16 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
 
 
 def _glue_table(glue: dict[str, dict[str, float]]) -> str:
+    """The tasks given, in the paper's order under its column names, each by its record's main metric (MNLI: of
+    the matched dev set)."""
     tasks = [t for t in GLUE_TASKS if t in glue]
-    scores = [glue[t].get(GLUE_TASKS[t], next(iter(glue[t].values()))) for t in tasks]
-    header = "| " + " | ".join(t.upper() for t in tasks) + (" | AVG |" if len(tasks) > 1 else " |")
+    scores = []
+    for t in tasks:
+        try:
+            scores.append(task_score(GLUE_TASK_RECORDS[t], glue[t]))
+        except KeyError:  # not its main metric: the first one given
+            scores.append(next(iter(glue[t].values())))
+    header = "| " + " | ".join(GLUE_TASK_RECORDS[t].column for t in tasks) + (" | AVG |" if len(tasks) > 1 else " |")
     rule = "|" + "---|" * (len(tasks) + (len(tasks) > 1))
     values = "| " + " | ".join(f"{s:.4g}" for s in scores) + (
         f" | {sum(scores) / len(scores):.4g} |" if len(tasks) > 1 else " |")

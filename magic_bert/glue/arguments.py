@@ -1,0 +1,138 @@
+"""The arguments of GLUE fine-tuning (``magic-bert-glue`` / ``recipes/finetune_glue.py``), with every cheap check of
+their values in :meth:`FinetuneArguments.check` (the command line and the library entry both run it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers.trainer_utils import SchedulerType
+
+from ..cli import arg, at_least, in_range, positive
+from ..errors import InputError
+from ..io_utils import check_output_dir
+from .tasks import FILE_TYPES, PAPER_ORDER, TASKS, get_task
+
+
+@dataclass
+class FinetuneArguments:
+    model_name_or_path: str = arg(None, "Our exported checkpoints, plain BERT, anything "
+                                        "AutoModelForSequenceClassification loads.")
+    task_name: str | None = arg(None, "A GLUE task, or 'all' for the eight in turn; leave it out to train on your own "
+                                      "--train_file/--validation_file.", choices=[*PAPER_ORDER, "all"])
+    train_file: str | None = arg(None, "Local training file (csv/tsv/json/jsonl; for a GLUE task the Hub's or the "
+                                       "original GLUE layout).")
+    validation_file: list[str] | None = arg(None, "Dev file(s); MNLI takes matched then mismatched.")
+    test_file: list[str] | None = arg(None, "Test file(s) for submission predictions (MNLI: two).")
+    text_columns: list[str] | None = arg(None, "Your own data: the one or two text columns (default: the columns "
+                                               "other than the label and idx).")
+    label_column: str = arg("label", "Your own data: the label column. Strings or integers are classes, floats "
+                                     "regression.")
+    data_dir: str | None = arg(None, "A folder with the original GLUE layout (MRPC/train.tsv, ...), for any task.")
+    max_seq_length: int = arg(128, "Longer inputs are truncated.")
+    pad_to_max_length: bool = arg(False, "Pad every batch to --max_seq_length (default: dynamic padding).")
+    per_device_train_batch_size: int = arg(32, "Batch size per device for training.")
+    per_device_eval_batch_size: int = arg(64, "Batch size per device for evaluation.")
+    learning_rate: float = arg(2e-5, "Peak learning rate (AdamW).")
+    learning_rates: str | None = arg(None, "A grid, e.g. '1e-5,2e-5,3e-5': every run recorded, best dev kept.")
+    weight_decay: float = arg(0.0, "AdamW weight decay.")
+    num_train_epochs: int = arg(3, "Epochs.")
+    max_train_steps: int | None = arg(None, "Total steps (overrides --num_train_epochs).")
+    gradient_accumulation_steps: int = arg(1, "Micro-batches per optimizer step.")
+    lr_scheduler_type: SchedulerType = arg("linear", "Learning-rate schedule.")
+    num_warmup_steps: int = arg(0, "Warm-up steps.")
+    warmup_ratio: float = arg(0.0, "Warm-up as a fraction of the steps (used when --num_warmup_steps is 0).")
+    max_grad_norm: float = arg(1.0, "Gradient clipping (0 disables).")
+    teacher_name_or_path: str | None = arg(None, "A fine-tuned teacher for this task (prediction-layer KD).")
+    kd_alpha: float = arg(0.5, "loss = (1 - kd_alpha) * task loss + kd_alpha * KD (KL; MSE for regression).")
+    kd_temperature: float = arg(1.0, "Softmax temperature of the KD KL.")
+    init_from_mnli: str | None = arg(None, "An MNLI fine-tuned checkpoint to start RTE, MRPC and STS-B from.")
+    max_train_samples: int | None = arg(None, "Use the first N training examples.")
+    max_eval_samples: int | None = arg(None, "Use the first N examples of each dev set.")
+    seed: int = arg(42, "Seed of the head's initialisation, data order and dropout.")
+    output_dir: str | None = arg(None, "Where results, predictions and the best models go (required).")
+    overwrite_output_dir: bool = arg(False, "Replace a non-empty --output_dir.")
+    save_best_model: bool = arg(True, "Save the best epoch's model of the best learning rate per task.")
+    update_model_card: bool = arg(False, "Add the dev results to the model card (model-index) of "
+                                         "--model_name_or_path's README.md in the output.")
+    with_tracking: bool = arg(False, "Log to experiment trackers.")
+    report_to: str = arg("all", "Trackers: 'all' or a comma-separated list.")
+
+    @property
+    def is_custom(self) -> bool:
+        """Training on the user's own files (no GLUE task named)."""
+        return self.task_name is None
+
+    def task_names(self) -> list[str]:
+        """The GLUE tasks to run (none for a user's own data)."""
+        if self.is_custom:
+            return []
+        return list(PAPER_ORDER) if self.task_name == "all" else [get_task(self.task_name).name]
+
+    def learning_rate_grid(self) -> list[float]:
+        if self.learning_rates is None:
+            return [self.learning_rate]
+        try:
+            rates = [float(x) for x in self.learning_rates.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"`learning_rates` {self.learning_rates!r} must be comma-separated numbers.") from None
+        if not rates or any(not r > 0 for r in rates):
+            raise InputError(f"`learning_rates` {self.learning_rates!r} must be positive numbers.")
+        return rates
+
+    def check(self) -> None:
+        """Every check that needs no file read beyond its existence: bad values raise an InputError naming them."""
+        if self.model_name_or_path is None:
+            raise InputError("`model_name_or_path` is required.")
+        check_output_dir(self.output_dir, self.overwrite_output_dir)
+        if self.task_name is not None and self.task_name != "all":
+            get_task(self.task_name)
+        at_least(1, max_seq_length=self.max_seq_length, per_device_train_batch_size=self.per_device_train_batch_size,
+                 per_device_eval_batch_size=self.per_device_eval_batch_size, num_train_epochs=self.num_train_epochs,
+                 gradient_accumulation_steps=self.gradient_accumulation_steps, max_train_steps=self.max_train_steps,
+                 max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples)
+        at_least(0, num_warmup_steps=self.num_warmup_steps, weight_decay=self.weight_decay,
+                 max_grad_norm=self.max_grad_norm)
+        positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature)
+        in_range("kd_alpha", self.kd_alpha, 0, 1)
+        in_range("warmup_ratio", self.warmup_ratio, 0, 1, closed="[)")
+        self.learning_rate_grid()
+        self._check_data()
+
+    def _check_data(self) -> None:
+        if self.is_custom:
+            if self.train_file is None or not self.validation_file:
+                raise InputError("Without `task_name`, your own data is read: give `train_file` and "
+                                 "`validation_file` (csv/tsv/json/jsonl), or name a GLUE `task_name`.")
+            if self.data_dir is not None:
+                raise InputError("`data_dir` holds the original GLUE folders: it needs a GLUE `task_name`.")
+        else:
+            if self.text_columns or self.label_column != "label":
+                raise InputError("`text_columns` and `label_column` are for your own data (no `task_name`); GLUE "
+                                 f"task {self.task_name!r} has its own columns.")
+            if self.task_name == "all" and self.train_file is not None:
+                raise InputError("`task_name` all reads each task from `data_dir` (or the Hub), not `train_file`.")
+            if self.data_dir is not None and (self.train_file or self.validation_file or self.test_file):
+                raise InputError("Give either `data_dir` or `train_file`/`validation_file`/`test_file`, not both.")
+            if self.train_file is None and (self.validation_file or self.test_file):
+                raise InputError("`validation_file` and `test_file` come with a `train_file`.")
+        task = None if self.is_custom or self.task_name == "all" else TASKS[self.task_name]
+        dev_count, test_count = (len(task.dev_splits), len(task.test_splits)) if task else (1, 1)
+        for name, paths, most in (("validation_file", self.validation_file, dev_count),
+                                  ("test_file", self.test_file, test_count)):
+            if paths and len(paths) > most:
+                raise InputError(f"`{name}` takes at most {most} file(s) here, got {len(paths)}: {paths}.")
+        files = [("train_file", self.train_file)] + [(n, p) for n in ("validation_file", "test_file")
+                                                      for p in getattr(self, n) or []]
+        for name, path in files:
+            if path is None:
+                continue
+            if not Path(path).is_file():
+                raise InputError(f"`{name}` {path!r} does not exist.")
+            if Path(path).suffix.lower() not in FILE_TYPES:
+                raise InputError(f"`{name}` {path!r}: use a {', '.join(FILE_TYPES)} file.")
+        if self.data_dir is not None and not Path(self.data_dir).is_dir():
+            raise InputError(f"`data_dir` {self.data_dir!r} is not a folder.")
+
+
+__all__ = ["FinetuneArguments"]
