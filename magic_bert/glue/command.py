@@ -18,15 +18,11 @@ results.md, <task>/best_model/.
 
 from __future__ import annotations
 
-from ..cli import parse_args, run
+from ..cli import command_main
 from .arguments import FinetuneArguments
 from .finetuning import finetune_glue
 
-
-def main(argv: list[str] | None = None) -> None:
-    """The command line: parse and check the arguments, then fine-tune; bad input exits with one message."""
-    (args,) = parse_args(FinetuneArguments, argv=argv, description=__doc__)
-    run(finetune_glue, args)
-
+# Parse and check the arguments, then fine-tune; bad input exits with one message naming the flag.
+main = command_main(FinetuneArguments, finetune_glue, __doc__)
 
 __all__ = ["main"]

@@ -34,6 +34,7 @@ from transformers import (
     get_scheduler,
 )
 
+from ..distillation import soft_target_kl
 from ..errors import InputError, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import adamw_parameter_groups
@@ -120,16 +121,11 @@ def load_teacher(args: FinetuneArguments):
 
 
 def distillation_loss(student_logits, teacher_logits, task: GlueTask, temperature: float) -> torch.Tensor:
-    """Prediction-layer KD, GLUE's one KD loss: T²·KL(teacher ‖ student) for classification, MSE for regression.
-
-    (Pre-training's ``masked_kl`` computes the same KL over masked positions; GLUE keeps its own to stay independent
-    of ``magic_bert.training``.)
-    """
+    """Prediction-layer KD: T²·KL(teacher ‖ student) for classification (the KL pre-training uses too), MSE for
+    regression."""
     if task.is_regression:
         return F.mse_loss(student_logits.float().squeeze(-1), teacher_logits.float().squeeze(-1))
-    t = temperature
-    return F.kl_div(F.log_softmax(student_logits.float() / t, -1), F.log_softmax(teacher_logits.float() / t, -1),
-                    log_target=True, reduction="batchmean") * t * t
+    return soft_target_kl(student_logits, teacher_logits, temperature)
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoTokenizer
 
 from ..bert_interop import to_bert
-from ..errors import InputError, invalid_value
+from ..errors import InputError, invalid_value, load_user_file
 from ..glue.metrics import task_score
 from ..glue.tasks import TASKS as GLUE_TASK_RECORDS
 from ..io_utils import check_output_dir, publish_dir
@@ -47,8 +47,8 @@ def load_glue_results(path: str | Path) -> dict[str, dict[str, float]]:
     """
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"--glue_results {str(path)!r} does not exist.")
-    data = json.loads(file.read_text())
+        raise InputError(f"`glue_results` {str(path)!r} does not exist.")
+    data = load_user_file(f"`glue_results` {str(path)!r}", lambda: json.loads(file.read_text()))
     if isinstance(data, dict) and isinstance(data.get("eval_results"), dict):
         data = data["eval_results"]
     results: dict[str, dict[str, float]] = {}
@@ -63,7 +63,7 @@ def load_glue_results(path: str | Path) -> dict[str, dict[str, float]]:
             if task in GLUE_TASKS and metric in GLUE_TASK_RECORDS[task].metric_keys:
                 results.setdefault(task, {})[metric] = float(value)
     if not results:
-        raise ValueError(f"--glue_results {str(path)!r} holds no GLUE results: expected {{task: {{metric: value}}}} "
+        raise InputError(f"`glue_results` {str(path)!r} holds no GLUE results: expected {{task: {{metric: value}}}} "
                          f"with tasks among {sorted(GLUE_TASKS)}.")
     return results
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..distillation import soft_target_kl
 from .arguments import LossArguments
 
 
@@ -159,12 +160,7 @@ def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels:
 
     The target is detached. Used for the anchor's predictions (MAGIC-A) and a teacher's (distillation).
     """
-    # Sum over masked positions divided by their count (at least 1): no host sync, zero when nothing is masked.
-    masked = (labels != -100).unsqueeze(-1)
-    t = temperature
-    per_token = F.kl_div(F.log_softmax(student_logits.float() / t, -1),
-                         F.log_softmax(target_logits.detach().float() / t, -1), log_target=True, reduction="none")
-    return (per_token * masked).sum() / masked.sum().clamp(min=1) * t * t
+    return soft_target_kl(student_logits, target_logits, temperature, mask=labels != -100)
 
 
 __all__ = ["AnchorAlignment", "CompositeLoss", "LogitsDistillation", "LossTerm", "MaskedLMLoss", "StepContext",
