@@ -99,8 +99,8 @@ def default_anchor_arch(space: SearchSpace, max_params: float | None = None,
                         min_params: float | None = None) -> list[str]:
     """The initial anchor when none is given: the largest BERT-like child ``[mha, ffn] * L/2`` inside the budget.
 
-    DESIGN.md suggests "the largest-parameter child"; in these spaces that is all-FFN (no token mixing at all), a
-    poor anchor, so we prefer the strongest BERT-shaped child. Without mha/ffn ops, an odd layer count or any
+    The largest-parameter child would be the obvious anchor, but in these spaces that is all-FFN (no token mixing at
+    all), a poor anchor, so we prefer the strongest BERT-shaped child. Without mha/ffn ops, an odd layer count or any
     BERT-like child in budget, a seeded draw from the budget.
     """
     half, odd = divmod(space.num_layers, 2)
@@ -128,7 +128,7 @@ def build_sampler(name: str, space: SearchSpace, seed: int = 0, max_params: floa
 def alignment_loss(child_hidden_states, anchor_hidden_states, child_logits: torch.Tensor,
                    anchor_logits: torch.Tensor, labels: torch.Tensor, hidden_weight: float = 1.0,
                    logits_weight: float = 1.0, temperature: float = 1.0) -> torch.Tensor:
-    """MAGIC-A's pull toward the anchor (DESIGN.md section 1; the paper's exact Eq. 5 was not available):
+    """MAGIC-A's pull toward the anchor (our form: the paper's exact Eq. 5 was not available to us):
 
     ``hidden_weight * mean_l MSE(h_l(child), h_l(anchor))`` over the per-layer outputs (embeddings excluded) plus
     ``logits_weight * T² * KL(softmax(anchor/T) || softmax(child/T))`` on the masked positions (``labels != -100``).
