@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertModel
 
-from magic_bert import MagicBertModel
+from magic_bert import MagicBertModel, from_bert
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_medians, print_table  # noqa: E402
@@ -35,7 +35,7 @@ def main() -> None:
                              num_attention_heads=args.heads, intermediate_size=4 * args.hidden,
                              max_position_embeddings=max(args.seq, 128), attn_implementation="sdpa")
     bert = BertModel(bert_config).eval()
-    magic = MagicBertModel.from_bert(bert).eval()
+    magic = from_bert(bert, MagicBertModel).eval()
     assert bert.config._attn_implementation == magic.config._attn_implementation == "sdpa"
     input_ids = torch.randint(5, args.vocab, (args.batch, args.seq))
     attention_mask = torch.ones_like(input_ids)

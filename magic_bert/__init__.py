@@ -1,11 +1,12 @@
 """magic_bert: compress BERT with weight-sharing NAS (NAS-BERT search space, SPOS / MAGIC-T / MAGIC-A / MAGIC-AT).
 
-Importing the package registers the models with transformers' Auto classes.
+Importing the package registers the models with transformers' Auto classes and plugs the BERT importer
+(``from_bert``) into the models' ``from_bert`` classmethods.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
-from .bert_interop import to_bert
+from .bert_interop import from_bert, to_bert
 from .configuration_magic_bert import PRESETS, MagicBertConfig
 from .modeling_magic_bert import (
     MagicBertForMaskedLM,
@@ -36,6 +37,7 @@ __all__ = [
     "MagicBertSupernetModel",
     "OpSpec",
     "SearchSpace",
+    "from_bert",
     "parse_op",
     "to_bert",
 ]

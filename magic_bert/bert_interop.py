@@ -1,5 +1,9 @@
 """Import transformers BERT models into MagicBert (and the supernet), and turn BERT-shaped MagicBert models back.
 
+``from_bert(bert, model_class, config)`` and ``to_bert(model)`` are the API (exported by ``magic_bert``); the
+``Model.from_bert(bert, config)`` classmethods are shortcuts that this module plugs into the models. It is part of the
+installed package only: the model code saved with checkpoints never imports it.
+
 BERT layer ``j`` is MagicBert layers ``2j`` (``mha:<heads>``) and ``2j+1`` (``ffn:<intermediate_size>``); embeddings,
 pooler and heads are the same modules under the same names, so only ``encoder.layer.*`` keys are renamed.
 """
@@ -15,7 +19,9 @@ from .modeling_magic_bert import (
     MagicBertForMaskedLM,
     MagicBertForSequenceClassification,
     MagicBertModel,
+    MagicBertPreTrainedModel,
     MagicBertSupernetForMaskedLM,
+    set_bert_importer,
 )
 
 # BERT module inside layer j -> (offset of the MagicBert layer, module name inside that op).
@@ -119,30 +125,40 @@ def _check_matches_bert(config: MagicBertConfig, bert_config: BertConfig) -> Non
         raise ValueError("The MagicBert config does not fit this BERT model: " + "; ".join(mismatched) + ".")
 
 
-def magic_from_bert(cls, bert, config: MagicBertConfig | None = None):
-    """Import ``bert`` into MagicBert class ``cls``: identical outputs for the BERT-shaped arch.
+def from_bert(bert, model_class: type[MagicBertPreTrainedModel] = MagicBertForMaskedLM,
+              config: MagicBertConfig | None = None) -> MagicBertPreTrainedModel:
+    """Import ``bert`` (a transformers BERT instance, Hub id or path) as a ``model_class``: identical outputs for the
+    BERT-shaped arch ``[mha:<heads>, ffn:<intermediate_size>] * num_hidden_layers``.
+
+    ``model_class`` is :class:`MagicBertModel` (from a ``BertModel``), :class:`MagicBertForMaskedLM` or
+    :class:`MagicBertSupernetForMaskedLM` (from a ``BertForMaskedLM``), or :class:`MagicBertForSequenceClassification`
+    (from a ``BertForSequenceClassification``).
 
     For the supernet, ``config`` may give a larger search space (more candidate ops) with BERT's dimensions and
     ``2 * num_hidden_layers`` layers: BERT's weights go into the ``mha``/``ffn`` ops of its own arch, the other ops
     keep their fresh initialisation. Fixed models take BERT's config (``config`` must be ``None``).
     """
-    if cls not in _BERT_CLASS:
-        raise ValueError(f"from_bert is not available for {cls.__name__}.")
-    bert = _load_bert(bert, _BERT_CLASS[cls])
+    if model_class not in _BERT_CLASS:
+        raise ValueError(f"from_bert is not available for {getattr(model_class, '__name__', model_class)!r}; "
+                         f"model_class is one of {[c.__name__ for c in _BERT_CLASS]}.")
+    bert = _load_bert(bert, _BERT_CLASS[model_class])
     state_dict = bert_to_magic_state_dict(bert.state_dict())
     attn_implementation = bert.config._attn_implementation
-    if cls is MagicBertSupernetForMaskedLM:
+    if model_class is MagicBertSupernetForMaskedLM:
         config = magic_config_from_bert(bert.config, arch=False) if config is None else config.with_arch(None)
         _check_matches_bert(config, bert.config)
         config._attn_implementation = attn_implementation
-        supernet = cls(config).to(dtype=bert.dtype)
+        supernet = model_class(config).to(dtype=bert.dtype)
         supernet.load_child_state_dict(bert_arch(bert.config), state_dict)
         return supernet.to(bert.device).train(bert.training)
     if config is not None:
-        raise ValueError("Fixed models take their config from BERT: call from_bert(bert) without config.")
+        raise ValueError("Fixed models take their config from BERT: call from_bert(bert, model_class) without config.")
     config = magic_config_from_bert(bert.config)
     config._attn_implementation = attn_implementation
-    model = cls(config, add_pooling_layer=bert.pooler is not None) if cls is MagicBertModel else cls(config)
+    if model_class is MagicBertModel:
+        model = model_class(config, add_pooling_layer=bert.pooler is not None)
+    else:
+        model = model_class(config)
     model = model.to(dtype=bert.dtype)
     model.load_state_dict(state_dict, strict=True)
     return model.to(bert.device).train(bert.training)
@@ -182,4 +198,7 @@ def to_bert(model: PreTrainedModel) -> PreTrainedModel:
     return bert.to(device=param.device, dtype=param.dtype).train(model.training)
 
 
-__all__ = ["bert_arch", "magic_config_from_bert", "magic_from_bert", "to_bert"]
+# `MagicBertForMaskedLM.from_bert(bert)` etc. call `from_bert(bert, cls, config)`.
+set_bert_importer(from_bert)
+
+__all__ = ["bert_arch", "from_bert", "magic_config_from_bert", "to_bert"]

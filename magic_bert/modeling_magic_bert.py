@@ -8,6 +8,7 @@ Embeddings, pooler and masked-LM head are transformers' own BERT modules, so BER
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -28,24 +29,40 @@ from transformers.models.bert.modeling_bert import (
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_magic_bert import MagicBertConfig
-from .op_specs import OpSpec, parse_arch
+from .op_specs import OP_KINDS, OpSpec, attach_op_module, op_kind, parse_arch
 
 
 class MagicBertOp(GradientCheckpointingLayer):
     """A searchable layer. ``forward(hidden_states, attention_mask, padding_mask) -> (hidden_states, attn_weights)``.
 
     ``attention_mask`` is the mask prepared for the attention backend; ``padding_mask`` is the 2-D 0/1 mask of real
-    tokens (or ``None`` when there is no padding), used by convolutions.
+    tokens (or ``None`` when there is no padding), used by convolutions. Subclasses are built as ``cls(config, size)``
+    and registered for their op kind with :func:`register_op_module`.
     """
 
 
+def register_op_module(kind: str) -> Callable[[type[MagicBertOp]], type[MagicBertOp]]:
+    """Class decorator: ``kind`` (an entry of ``op_specs.OP_KINDS``) is built by the decorated class."""
+
+    def attach(module: type[MagicBertOp]) -> type[MagicBertOp]:
+        attach_op_module(kind, module)
+        return module
+
+    return attach
+
+
+@register_op_module("identity")
 class MagicBertIdentity(MagicBertOp):
     """Skip the layer: the input passes through unchanged (no parameters, no LayerNorm)."""
+
+    def __init__(self, config: MagicBertConfig | None = None, size: int = 0):
+        super().__init__()
 
     def forward(self, hidden_states, attention_mask=None, padding_mask=None):
         return hidden_states, None
 
 
+@register_op_module("mha")
 class MagicBertSelfAttention(MagicBertOp):
     """Multi-head self-attention + output projection + dropout + residual + LayerNorm (BERT's attention block)."""
 
@@ -81,6 +98,7 @@ class MagicBertSelfAttention(MagicBertOp):
         return self.LayerNorm(self.dropout(self.output(attn_output)) + hidden_states), attn_weights
 
 
+@register_op_module("ffn")
 class MagicBertFeedForward(MagicBertOp):
     """Position-wise feed-forward: dense → activation → dense → dropout → LayerNorm(x + residual) (BERT's FFN)."""
 
@@ -97,6 +115,7 @@ class MagicBertFeedForward(MagicBertOp):
         return self.LayerNorm(self.dropout(output) + hidden_states), None
 
 
+@register_op_module("conv")
 class MagicBertSeparableConv(MagicBertOp):
     """Depthwise conv over the sequence → pointwise projection → activation → dropout → LayerNorm(x + residual).
 
@@ -121,13 +140,13 @@ class MagicBertSeparableConv(MagicBertOp):
 
 
 def build_op(spec: OpSpec, config: MagicBertConfig) -> MagicBertOp:
-    if spec.kind == "identity":
-        return MagicBertIdentity()
-    if spec.kind == "mha":
-        return MagicBertSelfAttention(config, spec.size)
-    if spec.kind == "ffn":
-        return MagicBertFeedForward(config, spec.size)
-    return MagicBertSeparableConv(config, spec.size)
+    """The module of ``spec``, looked up in the op-kind registry; a ``ValueError`` names unknown kinds."""
+    kind = op_kind(spec.kind)
+    if kind.module is None:
+        raise ValueError(f"Op kind {spec.kind!r} has no module; decorate its MagicBertOp class with "
+                         f"@register_op_module({spec.kind!r}). Kinds with modules: "
+                         f"{[name for name, known in OP_KINDS.items() if known.module is not None]}.")
+    return kind.module(config, spec.size)
 
 
 class MagicBertChoiceLayer(nn.Module):
@@ -184,7 +203,8 @@ class MagicBertPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _supports_attention_backend = True
-    _no_split_modules = ["BertEmbeddings", "MagicBertSelfAttention", "MagicBertFeedForward", "MagicBertSeparableConv"]
+    # Every registered op module stays on one device (kinds registered after this point are not listed).
+    _no_split_modules = ["BertEmbeddings", *(kind.module.__name__ for kind in OP_KINDS.values() if kind.module)]
 
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -200,10 +220,26 @@ class MagicBertPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_bert(cls, bert, config: MagicBertConfig | None = None):
-        """Import a transformers BERT model (instance, Hub id or path); see :mod:`magic_bert.bert_interop`."""
-        from .bert_interop import magic_from_bert
+        """Shortcut for ``magic_bert.from_bert(bert, cls, config)``: import a transformers BERT (instance, Hub id or
+        path). The conversion is part of the installed ``magic_bert`` package, not of the code saved with checkpoints.
+        """
+        if _bert_importer is None:
+            raise ImportError(
+                f"{cls.__name__}.from_bert needs the installed magic_bert package (`import magic_bert`): BERT "
+                "conversion is not part of the code saved with checkpoints."
+            )
+        return _bert_importer(bert, cls, config)
 
-        return magic_from_bert(cls, bert, config)
+
+# The BERT importer, `magic_bert.bert_interop.from_bert`, plugged in when the package is imported. Set from outside so
+# that this file (copied into checkpoints as remote code) never imports the conversion module.
+_bert_importer: Callable[..., MagicBertPreTrainedModel] | None = None
+
+
+def set_bert_importer(importer: Callable[..., MagicBertPreTrainedModel] | None) -> None:
+    """Install the function behind ``Model.from_bert(bert, config)``, called as ``importer(bert, cls, config)``."""
+    global _bert_importer
+    _bert_importer = importer
 
 
 class MagicBertModel(MagicBertPreTrainedModel):

@@ -1,69 +1,145 @@
-"""Operator names of the search space, parsed once into small typed specs.
+"""Operator kinds of the search space (one registry) and op names parsed once into small typed specs.
 
-An op name is one of ``identity``, ``mha:<heads>``, ``ffn:<inner_size>`` or ``conv:<kernel>``. Everything else in
-the package works on :class:`OpSpec` and never parses names again. This module has no torch dependency and only
-same-folder imports: it is copied next to exported checkpoints for ``trust_remote_code`` loading.
+An op name is a kind and, for kinds that take one, a size: ``identity``, ``mha:<heads>``, ``ffn:<inner_size>``,
+``conv:<odd kernel>``. Everything about a kind lives in one :class:`OpKind` entry of :data:`OP_KINDS`: how its size is
+checked, its exact parameter and FLOP counts, and (attached by ``modeling_magic_bert.register_op_module`` where the
+class is defined) its torch module. Everything else in the package works on :class:`OpSpec` and never parses names
+again. This module has no torch dependency and only same-folder imports: it is copied next to exported checkpoints
+for ``trust_remote_code`` loading.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cache
 
-OP_KINDS = ("identity", "mha", "ffn", "conv")
-OP_NAME_FORMS = "'identity', 'mha:<heads>', 'ffn:<inner_size>', 'conv:<odd kernel>'"
+
+def _no_error(*_: int) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class OpKind:
+    """One kind of op: the name, what its size means, how to check and count it, and its module class.
+
+    ``num_params(hidden_size, size)`` is the exact parameter count of the module (its LayerNorm included);
+    ``flops(hidden_size, seq_len, size)`` counts the matmul FLOPs of one sequence (2 per multiply-add; norms, softmax
+    and activations excluded). ``size_error(size)`` / ``hidden_size_error(size, hidden_size)`` return why a size is
+    invalid, or ``None``. Kinds without a size (``size_name=None``) are written by their bare name and have size 0.
+    """
+
+    name: str
+    size_name: str | None
+    num_params: Callable[[int, int], int]
+    flops: Callable[[int, int, int], int]
+    size_error: Callable[[int], str | None] = _no_error
+    hidden_size_error: Callable[[int, int], str | None] = _no_error
+    module: type | None = None  # the torch module (``module(config, size)``), set by register_op_module
+
+    @property
+    def form(self) -> str:
+        """How names of this kind are written, e.g. ``'mha:<heads>'``."""
+        return f"'{self.name}'" if self.size_name is None else f"'{self.name}:<{self.size_name}>'"
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0][:8]
+
+
+def _heads_error(heads: int, hidden_size: int) -> str | None:
+    if hidden_size % heads == 0:
+        return None
+    return (f"{heads} heads do not divide hidden_size={hidden_size}; allowed head counts divide {hidden_size} "
+            f"(e.g. {_divisors(hidden_size)}).")
+
+
+def _kernel_error(kernel: int) -> str | None:
+    return None if kernel % 2 else "convolution kernels must be odd (3, 5, 7, ...) so the sequence length is kept."
+
+
+# Every op is its module, dropout, a residual connection and a post-LayerNorm (2h parameters), except identity.
+OP_KINDS: dict[str, OpKind] = {
+    kind.name: kind for kind in (
+        OpKind("identity", None, num_params=lambda h, _: 0, flops=lambda h, s, _: 0),
+        OpKind(  # query, key, value, output projections; FLOPs add QK^T and AV
+            "mha", "heads", num_params=lambda h, _: 4 * (h * h + h) + 2 * h,
+            flops=lambda h, s, _: 2 * 4 * s * h * h + 2 * 2 * s * s * h, hidden_size_error=_heads_error,
+        ),
+        OpKind(  # two dense layers
+            "ffn", "inner_size", num_params=lambda h, i: (h * i + i) + (i * h + h) + 2 * h,
+            flops=lambda h, s, i: 2 * 2 * s * h * i,
+        ),
+        OpKind(  # depthwise conv (h * k weights + h biases) + pointwise linear
+            "conv", "odd kernel", num_params=lambda h, k: (h * k + h) + (h * h + h) + 2 * h,
+            flops=lambda h, s, k: 2 * s * h * k + 2 * s * h * h, size_error=_kernel_error,
+        ),
+    )
+}
+
+
+def register_op_kind(kind: OpKind) -> OpKind:
+    """Add (or replace) an op kind; its names parse, count and, once a module is attached, build."""
+    OP_KINDS[kind.name] = kind
+    _parse_op_name.cache_clear()  # names of a replaced or new kind must be parsed again
+    return kind
+
+
+def unregister_op_kind(name: str) -> None:
+    """Remove an op kind (tests that register toy kinds clean up with this)."""
+    OP_KINDS.pop(name, None)
+    _parse_op_name.cache_clear()
+
+
+def attach_op_module(name: str, module: type) -> None:
+    """Record ``module`` as the torch module of kind ``name`` (called by ``modeling_magic_bert.register_op_module``)."""
+    if name not in OP_KINDS:
+        raise ValueError(f"Cannot attach a module to unknown op kind {name!r}; known kinds: {list(OP_KINDS)}. "
+                         "Register the kind first (op_specs.register_op_kind).")
+    OP_KINDS[name] = replace(OP_KINDS[name], module=module)
+
+
+def op_name_forms() -> str:
+    """The allowed op name forms, for messages: ``'identity', 'mha:<heads>', ...``."""
+    return ", ".join(kind.form for kind in OP_KINDS.values())
+
+
+def op_kind(name: str) -> OpKind:
+    """The registered kind ``name``; a ``ValueError`` names the unknown kind and the known ones."""
+    kind = OP_KINDS.get(name)
+    if kind is None:
+        raise ValueError(f"Unknown op kind {name!r}; allowed kinds: {list(OP_KINDS)}.")
+    return kind
 
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One candidate operator: its kind and its size (heads, inner size or kernel; 0 for identity)."""
+    """One candidate operator: its kind and its size (heads, inner size or kernel; 0 for kinds without a size)."""
 
     kind: str
     size: int = 0
 
     @property
     def name(self) -> str:
-        return self.kind if self.kind == "identity" else f"{self.kind}:{self.size}"
+        return self.kind if op_kind(self.kind).size_name is None else f"{self.kind}:{self.size}"
 
     @property
     def key(self) -> str:
         """Module name inside a supernet layer (``nn.ModuleDict`` keys may not contain ``.``; we also avoid ``:``)."""
-        return self.kind if self.kind == "identity" else f"{self.kind}_{self.size}"
+        return self.kind if op_kind(self.kind).size_name is None else f"{self.kind}_{self.size}"
 
     def check_hidden_size(self, hidden_size: int) -> None:
-        if self.kind == "mha" and hidden_size % self.size != 0:
-            raise ValueError(
-                f"Op '{self.name}': {self.size} heads do not divide hidden_size={hidden_size}; "
-                f"allowed head counts divide {hidden_size} (e.g. {_divisors(hidden_size)})."
-            )
+        error = op_kind(self.kind).hidden_size_error(self.size, hidden_size)
+        if error is not None:
+            raise ValueError(f"Op '{self.name}': {error}")
 
     def num_params(self, hidden_size: int) -> int:
         """Exact parameter count of this op's module (including its LayerNorm) at ``hidden_size``."""
-        h = hidden_size
-        layer_norm = 2 * h
-        if self.kind == "identity":
-            return 0
-        if self.kind == "mha":  # query, key, value, output projections
-            return 4 * (h * h + h) + layer_norm
-        if self.kind == "ffn":
-            return (h * self.size + self.size) + (self.size * h + h) + layer_norm
-        # conv: depthwise (h * k weights + h biases) + pointwise linear
-        return (h * self.size + h) + (h * h + h) + layer_norm
+        return op_kind(self.kind).num_params(hidden_size, self.size)
 
     def flops(self, hidden_size: int, seq_len: int) -> int:
         """Multiply-add FLOPs (2 per MAC) of one sequence through this op; norms, softmax, activations excluded."""
-        h, s = hidden_size, seq_len
-        if self.kind == "identity":
-            return 0
-        if self.kind == "mha":  # 4 projections + QK^T + AV
-            return 2 * 4 * s * h * h + 2 * 2 * s * s * h
-        if self.kind == "ffn":
-            return 2 * 2 * s * h * self.size
-        return 2 * s * h * self.size + 2 * s * h * h
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0][:8]
+        return op_kind(self.kind).flops(hidden_size, seq_len, self.size)
 
 
 def parse_op(name: str) -> OpSpec:
@@ -71,29 +147,33 @@ def parse_op(name: str) -> OpSpec:
     if isinstance(name, OpSpec):
         return name
     if not isinstance(name, str):
-        raise ValueError(f"Op name must be a string, got {name!r} ({type(name).__name__}). Allowed: {OP_NAME_FORMS}.")
+        raise ValueError(
+            f"Op name must be a string, got {name!r} ({type(name).__name__}). Allowed: {op_name_forms()}."
+        )
     return _parse_op_name(name)
 
 
 @cache
 def _parse_op_name(name: str) -> OpSpec:
     text = name.strip().lower()
-    if text == "identity":
-        return OpSpec("identity")
-    kind, sep, size_text = text.partition(":")
-    if not sep or kind not in OP_KINDS or kind == "identity":
-        raise ValueError(f"Unknown op {name!r}. Allowed op names: {OP_NAME_FORMS}.")
+    kind_name, sep, size_text = text.partition(":")
+    kind = OP_KINDS.get(kind_name)
+    if kind is None or (kind.size_name is None) == bool(sep):
+        raise ValueError(f"Unknown op {name!r}. Allowed op names: {op_name_forms()}.")
+    if kind.size_name is None:
+        return OpSpec(kind.name)
     try:
         size = int(size_text)
     except ValueError:
         raise ValueError(
-            f"Op {name!r} has a non-integer size {size_text!r}. Allowed op names: {OP_NAME_FORMS}."
+            f"Op {name!r} has a non-integer size {size_text!r}. Allowed op names: {op_name_forms()}."
         ) from None
     if size <= 0:
-        raise ValueError(f"Op {name!r} needs a positive size. Allowed op names: {OP_NAME_FORMS}.")
-    if kind == "conv" and size % 2 == 0:
-        raise ValueError(f"Op {name!r}: convolution kernels must be odd (3, 5, 7, ...) so the sequence length is kept.")
-    return OpSpec(kind, size)
+        raise ValueError(f"Op {name!r} needs a positive size. Allowed op names: {op_name_forms()}.")
+    error = kind.size_error(size)
+    if error is not None:
+        raise ValueError(f"Op {name!r}: {error}")
+    return OpSpec(kind.name, size)
 
 
 def parse_arch(arch, candidate_ops, num_layers: int) -> list[OpSpec]:

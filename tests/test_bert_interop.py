@@ -8,6 +8,7 @@ from magic_bert import (
     MagicBertForSequenceClassification,
     MagicBertModel,
     MagicBertSupernetForMaskedLM,
+    from_bert,
     to_bert,
 )
 from magic_bert.bert_interop import bert_arch
@@ -38,7 +39,7 @@ def test_bert_arch():
 
 def test_mlm_from_bert_and_back(bert_mlm, batch):
     input_ids, attention_mask = batch
-    magic = MagicBertForMaskedLM.from_bert(bert_mlm)
+    magic = from_bert(bert_mlm, MagicBertForMaskedLM)
     assert magic.config.arch == BERT_ARCH and magic.config.is_bert_shaped
     with torch.no_grad():
         expected = bert_mlm(input_ids, attention_mask=attention_mask).logits
@@ -53,7 +54,7 @@ def test_mlm_from_bert_and_back(bert_mlm, batch):
 
 def test_from_bert_path(bert_mlm, batch, tmp_path):
     bert_mlm.save_pretrained(tmp_path / "bert")
-    magic = MagicBertForMaskedLM.from_bert(str(tmp_path / "bert"))
+    magic = from_bert(str(tmp_path / "bert"))  # MagicBertForMaskedLM by default
     input_ids, attention_mask = batch
     with torch.no_grad():
         assert max_diff(bert_mlm(input_ids, attention_mask=attention_mask).logits,
@@ -83,7 +84,7 @@ def test_base_model_and_classifier_round_trip(batch):
 def test_supernet_from_bert(bert_mlm, batch):
     input_ids, attention_mask = batch
     space = MagicBertConfig.from_preset("tiny")  # 4 layers, hidden 64, has mha:2 and ffn:256
-    supernet = MagicBertSupernetForMaskedLM.from_bert(bert_mlm, config=space).eval()
+    supernet = from_bert(bert_mlm, MagicBertSupernetForMaskedLM, config=space).eval()
     assert supernet.config.candidate_ops == space.candidate_ops
     with torch.no_grad():
         expected = bert_mlm(input_ids, attention_mask=attention_mask).logits
@@ -129,3 +130,18 @@ def test_from_bert_keeps_dtype_and_mode(bert_mlm, batch):
     with torch.no_grad():
         expected = bert(input_ids, attention_mask=attention_mask).logits
         assert max_diff(expected, magic(input_ids, attention_mask=attention_mask).logits, attention_mask) == 0
+
+
+def test_classmethod_shortcut_equals_the_function(bert_mlm):
+    via_function = from_bert(bert_mlm, MagicBertForMaskedLM)
+    via_classmethod = MagicBertForMaskedLM.from_bert(bert_mlm)
+    assert type(via_classmethod) is MagicBertForMaskedLM
+    for name, tensor in via_function.state_dict().items():
+        assert torch.equal(tensor, via_classmethod.state_dict()[name]), name
+
+
+def test_from_bert_names_the_model_classes_it_accepts(bert_mlm):
+    with pytest.raises(ValueError, match=r"not available for 'BertForMaskedLM'; model_class is one of \['MagicBert"):
+        from_bert(bert_mlm, BertForMaskedLM)
+    with pytest.raises(ValueError, match="Fixed models take their config from BERT"):
+        from_bert(bert_mlm, MagicBertForMaskedLM, config=MagicBertConfig.from_preset("tiny"))

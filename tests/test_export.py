@@ -14,7 +14,7 @@ from magic_bert import MagicBertForMaskedLM, MagicBertForSequenceClassification,
 from magic_bert.search.export import export_checkpoint
 
 from .conftest import TOLERANCE, make_batch, max_diff
-from .test_save_load import _remote_load
+from .test_save_load import CODE_FILES, _remote_load
 
 REPO = Path(__file__).resolve().parent.parent
 ARCH = ["mha:2", "conv:5", "ffn:256", "identity"]
@@ -43,6 +43,7 @@ def test_export_loads_with_auto_classes_and_equals_the_supernet(trained_supernet
     config = json.loads((out / "config.json").read_text())
     assert config["arch"] == ARCH and config["auto_map"]["AutoModelForMaskedLM"].endswith("MagicBertForMaskedLM")
     assert (out / "model.safetensors").is_file() and (out / "modeling_magic_bert.py").is_file()
+    assert {p.name for p in out.glob("*.py")} == CODE_FILES  # only what remote code needs: no bert_interop.py
     assert not list(tmp_path.glob(".tmp-*"))
 
     # A Python that cannot import magic_bert loads it with trust_remote_code, same logits.

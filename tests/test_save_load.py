@@ -37,6 +37,7 @@ def test_checkpoint_files_and_auto_map(saved_mlm):
     files = set(os.listdir(path))
     assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
     assert files >= CODE_FILES
+    assert {f for f in files if f.endswith(".py")} == CODE_FILES  # only what remote code needs: no bert_interop.py
     config = json.loads((path / "config.json").read_text())
     assert config["model_type"] == "magic_bert" and config["arch"] == ARCH
     assert config["auto_map"] == {
@@ -124,8 +125,13 @@ REMOTE_SCRIPT = textwrap.dedent(
     kwargs = {"arch": arch.split(",")} if arch else {}
     with torch.no_grad():
         logits = model(**inputs, **kwargs).logits
-    torch.save({"logits": logits, "class": type(model).__name__, "module": type(model).__module__},
-               folder + "/remote.pt")
+    try:  # BERT conversion belongs to the package, not to the copied code
+        type(model).from_bert(None)
+        from_bert_error = None
+    except ImportError as error:
+        from_bert_error = str(error)
+    torch.save({"logits": logits, "class": type(model).__name__, "module": type(model).__module__,
+                "from_bert_error": from_bert_error}, folder + "/remote.pt")
     """
 )
 
@@ -155,12 +161,28 @@ def test_trust_remote_code_without_magic_bert(kind, tiny_config, batch, tmp_path
     model.eval()
     folder = tmp_path / kind
     model.save_pretrained(folder)
+    assert {f.name for f in folder.glob("*.py")} == CODE_FILES  # no bert_interop.py
     input_ids, attention_mask = batch
     torch.save({"input_ids": input_ids, "attention_mask": attention_mask}, folder / "inputs.pt")
     result = _remote_load(folder, kind, arch, tmp_path)
     assert result["class"] == type(model).__name__
     assert result["module"].startswith("transformers_modules.")  # the copied code, not the package
+    assert "needs the installed magic_bert package" in result["from_bert_error"]
     with torch.no_grad():
         kwargs = {"arch": ARCH} if kind == "supernet" else {}
         expected = model(input_ids, attention_mask=attention_mask, **kwargs).logits
     assert max_diff(expected, result["logits"]) <= TOLERANCE
+
+
+def test_core_files_import_only_each_other():
+    """The files copied as remote code import nothing of the package beyond themselves (and never bert_interop)."""
+    from pathlib import Path
+
+    from transformers.dynamic_module_utils import get_relative_imports
+
+    import magic_bert
+
+    package = Path(magic_bert.__file__).parent
+    for name in CODE_FILES:
+        imported = {module + ".py" for module in get_relative_imports(package / name)}
+        assert imported <= CODE_FILES, (name, imported)

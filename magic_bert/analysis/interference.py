@@ -1,4 +1,4 @@
-"""Gradient interference between children of a supernet (the measurement behind MAGIC, DESIGN.md §1).
+"""Gradient interference between children of a supernet: the measurement that motivates MAGIC.
 
 For one shared operator ``o`` at layer ``l`` and children that all use ``o`` there, every child is run on the same
 pre-masked batches; we keep the gradient of its masked-LM loss with respect to ``o``'s parameters only (computed
