@@ -1,8 +1,8 @@
 """Import transformers BERT models into MagicBert (and the supernet), and turn BERT-shaped MagicBert models back.
 
-``from_bert(bert, model_class, config)`` and ``to_bert(model)`` are the API (exported by ``magic_bert``); the
-``Model.from_bert(bert, config)`` classmethods are shortcuts that this module plugs into the models. It is part of the
-installed package only: the model code saved with checkpoints never imports it.
+``from_bert(bert, model_class, config)`` and ``to_bert(model)`` are the API (exported by ``magic_bert``). This module is
+part of the installed package only: the model code saved with checkpoints never imports it, so checkpoint folders
+hold only the four core files.
 
 BERT layer ``j`` is MagicBert layers ``2j`` (``mha:<heads>``) and ``2j+1`` (``ffn:<intermediate_size>``); embeddings,
 pooler and heads are the same modules under the same names, so only ``encoder.layer.*`` keys are renamed.
@@ -21,7 +21,6 @@ from .modeling_magic_bert import (
     MagicBertModel,
     MagicBertPreTrainedModel,
     MagicBertSupernetForMaskedLM,
-    set_bert_importer,
 )
 
 # BERT module inside layer j -> (offset of the MagicBert layer, module name inside that op).
@@ -197,8 +196,5 @@ def to_bert(model: PreTrainedModel) -> PreTrainedModel:
     param = next(model.parameters())
     return bert.to(device=param.device, dtype=param.dtype).train(model.training)
 
-
-# `MagicBertForMaskedLM.from_bert(bert)` etc. call `from_bert(bert, cls, config)`.
-set_bert_importer(from_bert)
 
 __all__ = ["bert_arch", "from_bert", "magic_config_from_bert", "to_bert"]

@@ -218,29 +218,6 @@ class MagicBertPreTrainedModel(PreTrainedModel):
     def search_space(self):
         return self.config.search_space
 
-    @classmethod
-    def from_bert(cls, bert, config: MagicBertConfig | None = None):
-        """Shortcut for ``magic_bert.from_bert(bert, cls, config)``: import a transformers BERT (instance, Hub id or
-        path). The conversion is part of the installed ``magic_bert`` package, not of the code saved with checkpoints.
-        """
-        if _bert_importer is None:
-            raise ImportError(
-                f"{cls.__name__}.from_bert needs the installed magic_bert package (`import magic_bert`): BERT "
-                "conversion is not part of the code saved with checkpoints."
-            )
-        return _bert_importer(bert, cls, config)
-
-
-# The BERT importer, `magic_bert.bert_interop.from_bert`, plugged in when the package is imported. Set from outside so
-# that this file (copied into checkpoints as remote code) never imports the conversion module.
-_bert_importer: Callable[..., MagicBertPreTrainedModel] | None = None
-
-
-def set_bert_importer(importer: Callable[..., MagicBertPreTrainedModel] | None) -> None:
-    """Install the function behind ``Model.from_bert(bert, config)``, called as ``importer(bert, cls, config)``."""
-    global _bert_importer
-    _bert_importer = importer
-
 
 class MagicBertModel(MagicBertPreTrainedModel):
     """The bare encoder of a fixed architecture (``config.arch``): embeddings, searchable layers, optional pooler."""

@@ -65,14 +65,14 @@ def test_base_model_and_classifier_round_trip(batch):
     torch.manual_seed(0)
     input_ids, attention_mask = batch
     bert = BertModel(tiny_bert_config()).eval()
-    magic = MagicBertModel.from_bert(bert)
+    magic = from_bert(bert, MagicBertModel)
     with torch.no_grad():
         a, b = bert(input_ids, attention_mask=attention_mask), magic(input_ids, attention_mask=attention_mask)
         assert max_diff(a.last_hidden_state, b.last_hidden_state, attention_mask) <= TOLERANCE
         assert max_diff(a.pooler_output, b.pooler_output) <= TOLERANCE
         assert type(to_bert(magic)) is BertModel
     classifier = BertForSequenceClassification(tiny_bert_config(num_labels=3)).eval()
-    magic_classifier = MagicBertForSequenceClassification.from_bert(classifier)
+    magic_classifier = from_bert(classifier, MagicBertForSequenceClassification)
     assert magic_classifier.config.num_labels == 3
     with torch.no_grad():
         expected = classifier(input_ids, attention_mask=attention_mask).logits
@@ -93,24 +93,24 @@ def test_supernet_from_bert(bert_mlm, batch):
         exported = to_bert(supernet.export(BERT_ARCH))
         assert max_diff(expected, exported(input_ids, attention_mask=attention_mask).logits, attention_mask) <= (
             TOLERANCE)
-    default = MagicBertSupernetForMaskedLM.from_bert(bert_mlm)
+    default = from_bert(bert_mlm, MagicBertSupernetForMaskedLM)
     assert default.config.candidate_ops == ["mha:2", "ffn:256"] and default.config.arch is None
 
 
 def test_supernet_from_bert_rejects_a_space_that_does_not_fit(bert_mlm):
     with pytest.raises(ValueError, match=r"hidden_size: 128 vs BERT's 64.*num_hidden_layers: 2 vs 4"):
-        MagicBertSupernetForMaskedLM.from_bert(bert_mlm, config=MagicBertConfig(
+        from_bert(bert_mlm, MagicBertSupernetForMaskedLM, config=MagicBertConfig(
             hidden_size=128, num_hidden_layers=2, vocab_size=1000, max_position_embeddings=128))
     with pytest.raises(ValueError, match=r"candidate_ops lack BERT's ops \['mha:2'\]"):
-        MagicBertSupernetForMaskedLM.from_bert(bert_mlm, config=MagicBertConfig.from_preset(
+        from_bert(bert_mlm, MagicBertSupernetForMaskedLM, config=MagicBertConfig.from_preset(
             "tiny", candidate_ops=["identity", "mha:1", "ffn:256"]))
 
 
 def test_from_bert_rejects_other_classes(bert_mlm):
     with pytest.raises(ValueError, match="needs a BertForSequenceClassification, got a BertForMaskedLM"):
-        MagicBertForSequenceClassification.from_bert(bert_mlm)
+        from_bert(bert_mlm, MagicBertForSequenceClassification)
     with pytest.raises(ValueError, match="Expected a transformers BertModel"):
-        MagicBertForMaskedLM.from_bert(torch.nn.Linear(2, 2))
+        from_bert(torch.nn.Linear(2, 2), MagicBertForMaskedLM)
 
 
 def test_to_bert_refuses_other_archs(tiny_config):
@@ -124,20 +124,12 @@ def test_to_bert_refuses_other_archs(tiny_config):
 def test_from_bert_keeps_dtype_and_mode(bert_mlm, batch):
     bert = bert_mlm.to(torch.bfloat16).eval()
     input_ids, attention_mask = batch
-    magic = MagicBertForMaskedLM.from_bert(bert)
-    supernet = MagicBertSupernetForMaskedLM.from_bert(bert)
+    magic = from_bert(bert, MagicBertForMaskedLM)
+    supernet = from_bert(bert, MagicBertSupernetForMaskedLM)
     assert magic.dtype == supernet.dtype == torch.bfloat16 and not magic.training and not supernet.training
     with torch.no_grad():
         expected = bert(input_ids, attention_mask=attention_mask).logits
         assert max_diff(expected, magic(input_ids, attention_mask=attention_mask).logits, attention_mask) == 0
-
-
-def test_classmethod_shortcut_equals_the_function(bert_mlm):
-    via_function = from_bert(bert_mlm, MagicBertForMaskedLM)
-    via_classmethod = MagicBertForMaskedLM.from_bert(bert_mlm)
-    assert type(via_classmethod) is MagicBertForMaskedLM
-    for name, tensor in via_function.state_dict().items():
-        assert torch.equal(tensor, via_classmethod.state_dict()[name]), name
 
 
 def test_from_bert_names_the_model_classes_it_accepts(bert_mlm):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, HfArgumentParser
 
-from magic_bert import MagicBertForSequenceClassification
+from magic_bert import MagicBertForSequenceClassification, from_bert
 from magic_bert.errors import InputError
 from magic_bert.glue.finetuning import FinetuneArguments, distillation_loss, finetune_glue, load_model
 from magic_bert.glue.tasks import PAPER_ORDER, TASKS
@@ -83,7 +83,7 @@ def bert_dirs(tmp_path_factory, word_tokenizer_dir):
     bert = BertForSequenceClassification(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
                                                     num_attention_heads=2, intermediate_size=64,
                                                     max_position_embeddings=128))
-    magic = MagicBertForSequenceClassification.from_bert(bert)
+    magic = from_bert(bert, MagicBertForSequenceClassification)
     for name, model in (("bert", bert), ("magic", magic)):
         model.save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)

@@ -17,6 +17,7 @@ import transformers
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, BertTokenizer, get_scheduler
 
+from ..bert_interop import from_bert
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import (
     check_data_file,
@@ -180,7 +181,7 @@ def build_blocks(data: DataArguments, raw: datasets.DatasetDict, tokenizer, max_
 def build_model(model: ModelArguments, config: MagicBertConfig, arch: list[str] | None) -> torch.nn.Module:
     """The supernet (``arch=None``) or one fixed model, fresh or from ``init_from_bert``."""
     if model.init_from_bert is not None:
-        supernet = MagicBertSupernetForMaskedLM.from_bert(model.init_from_bert, config=config)
+        supernet = from_bert(model.init_from_bert, MagicBertSupernetForMaskedLM, config=config)
         built = supernet if arch is None else supernet.export(arch)
     else:
         built = MagicBertSupernetForMaskedLM(config) if arch is None else MagicBertForMaskedLM(config.with_arch(arch))
