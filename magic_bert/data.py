@@ -15,6 +15,7 @@ from transformers import BertTokenizer, DataCollatorForLanguageModeling, PreTrai
 
 from .errors import InputError, invalid_value, load_user_file
 from .synthetic_corpus import generate_corpus
+from .wordpiece import count_words, learn_vocabulary
 
 DATA_FILE_TYPES = {".txt": "text", ".text": "text", ".csv": "csv", ".json": "json", ".jsonl": "json",
                    ".parquet": "parquet"}
@@ -112,27 +113,22 @@ def text_column(dataset: datasets.Dataset, name: str | None) -> str:
     return "text" if "text" in columns else columns[0]
 
 
-def train_wordpiece_tokenizer(texts, vocab_size: int) -> BertTokenizer:
+def train_wordpiece_tokenizer(texts, vocab_size: int, model_max_length: int | None = None) -> BertTokenizer:
     """A lower-casing BERT WordPiece tokenizer of at most ``vocab_size`` tokens, trained on ``texts``.
 
-    Special tokens come first ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4). The vocabulary can be smaller than
-    ``vocab_size`` when the text has fewer distinct pieces.
+    Special tokens come first ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4). The vocabulary depends only on the text
+    and the size (:mod:`magic_bert.wordpiece`), so the same command gives the same tokenizer and model. It can be
+    smaller than ``vocab_size`` when the text has fewer distinct pieces. ``model_max_length`` is what the tokenizer
+    truncates to (the model's ``max_position_embeddings``).
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
     if vocab_size <= len(SPECIAL_TOKENS):
         raise InputError(f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens, got {vocab_size}.")
-    # The same normaliser and pre-tokeniser as transformers' BertTokenizer, so the trained vocab fits it.
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
-    backend.train_from_iterator(texts, trainer=trainer)
-    vocab = backend.get_vocab()
-    if len(vocab) > vocab_size:  # the trainer keeps every character (and its ## form) whatever the size
+    vocab = learn_vocabulary(count_words(texts), vocab_size, SPECIAL_TOKENS)
+    if len(vocab) > vocab_size:  # every character (and its ## form) is kept whatever the size
         raise InputError(f"`vocab_size` {vocab_size} is too small for this text: its characters alone need "
                          f"{len(vocab)} tokens.")
-    return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])))
+    kwargs = {} if model_max_length is None else {"model_max_length": model_max_length}
+    return BertTokenizer(vocab={token: index for index, token in enumerate(vocab)}, **kwargs)
 
 
 def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,

@@ -45,11 +45,8 @@ def max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None)
 
 
 def make_word_tokenizer():
-    """A deterministic BERT tokenizer for the synthetic corpus: specials, its words, punctuation.
-
-    (The `tokenizers` WordPiece trainer breaks ties in hash order, so trained vocabularies differ between runs; tests
-    that compare two runs need one fixed tokenizer.)
-    """
+    """A BERT tokenizer for the synthetic corpus: specials, its words, punctuation (whole words: no training, so
+    tests share it and it is fast)."""
     from transformers import BertTokenizer
 
     from magic_bert.synthetic_corpus import vocabulary

@@ -82,6 +82,8 @@ class PretrainRecipe:
         self.tokenizer = build_tokenizer(data, raw, self.accelerator, self.resume,
                                          default_vocab_size=base_config(model).vocab_size)
         self.config = build_config(model, self.tokenizer)
+        # Tokenizers truncate to what the model can take (a trained one would otherwise say 1e30).
+        self.tokenizer.model_max_length = min(self.tokenizer.model_max_length, self.config.max_position_embeddings)
         self.max_seq_length = max_seq_length_for(data, self.config)
         self.settings = run_settings(args, self.accelerator.num_processes, self.max_seq_length)
         if self.resume is not None:

@@ -106,7 +106,7 @@ def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator:
         texts = raw["train"][text_column(raw["train"], data.text_column_name)]
         return train_wordpiece_tokenizer(texts, data.vocab_size or default_vocab_size).get_vocab()
 
-    vocab = computed_on_main(accelerator, train)  # one vocabulary on every rank (the trainer breaks ties in hash order)
+    vocab = computed_on_main(accelerator, train)  # trained once, on the main process, and sent to every rank
     return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])))
 
 
