@@ -1,13 +1,13 @@
 """magic_bert: compress BERT with weight-sharing NAS (NAS-BERT search space, SPOS / MAGIC-T / MAGIC-A / MAGIC-AT).
 
-Importing the package registers the models with transformers' Auto classes and plugs the BERT importer
-(``from_bert``) into the models' ``from_bert`` classmethods.
+Importing the package registers the models with transformers' Auto classes: a supernet checkpoint
+(``model_type: magic_bert_supernet``) loads as a supernet, a fixed child (``magic_bert``) as a fixed model.
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 from .bert_interop import from_bert, to_bert
-from .configuration_magic_bert import PRESETS, MagicBertConfig
+from .configuration_magic_bert import PRESETS, MagicBertConfig, MagicBertSupernetConfig
 from .modeling_magic_bert import (
     MagicBertForMaskedLM,
     MagicBertForSequenceClassification,
@@ -23,6 +23,9 @@ AutoConfig.register("magic_bert", MagicBertConfig, exist_ok=True)
 AutoModel.register(MagicBertConfig, MagicBertModel, exist_ok=True)
 AutoModelForMaskedLM.register(MagicBertConfig, MagicBertForMaskedLM, exist_ok=True)
 AutoModelForSequenceClassification.register(MagicBertConfig, MagicBertForSequenceClassification, exist_ok=True)
+AutoConfig.register("magic_bert_supernet", MagicBertSupernetConfig, exist_ok=True)
+AutoModel.register(MagicBertSupernetConfig, MagicBertSupernetModel, exist_ok=True)
+AutoModelForMaskedLM.register(MagicBertSupernetConfig, MagicBertSupernetForMaskedLM, exist_ok=True)
 
 __version__ = "0.1.0"
 
@@ -34,6 +37,7 @@ __all__ = [
     "MagicBertModel",
     "MagicBertPreTrainedModel",
     "MagicBertSupernetForMaskedLM",
+    "MagicBertSupernetConfig",
     "MagicBertSupernetModel",
     "OpSpec",
     "SearchSpace",

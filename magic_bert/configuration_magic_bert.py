@@ -43,7 +43,7 @@ def default_auto_map(supernet: bool) -> dict[str, str]:
     """Where each Auto class finds our code next to a checkpoint (for ``trust_remote_code`` loading)."""
     if supernet:
         return {
-            "AutoConfig": "configuration_magic_bert.MagicBertConfig",
+            "AutoConfig": "configuration_magic_bert.MagicBertSupernetConfig",
             "AutoModel": "modeling_magic_bert.MagicBertSupernetModel",
             "AutoModelForMaskedLM": "modeling_magic_bert.MagicBertSupernetForMaskedLM",
         }
@@ -105,6 +105,8 @@ class MagicBertConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
+        # The class says what this is (supernet or fixed child); a model_type read from an older folder must not.
+        self.__dict__.pop("model_type", None)
         if not isinstance(self.num_hidden_layers, int) or self.num_hidden_layers < 1:
             raise ValueError(f"num_hidden_layers must be a positive integer, got {self.num_hidden_layers!r}.")
         if isinstance(self.hidden_act, str) and self.hidden_act not in ACT2FN:
@@ -153,11 +155,14 @@ class MagicBertConfig(PreTrainedConfig):
         )
 
     def with_arch(self, arch) -> MagicBertConfig:
-        """A copy of this config describing the fixed child ``arch`` (``None`` gives the supernet config)."""
+        """A copy of this config describing the fixed child ``arch`` (a :class:`MagicBertConfig`), or with ``None``
+        the supernet (a :class:`MagicBertSupernetConfig`)."""
         config = copy.deepcopy(self)
         config.arch = None if arch is None else [
             spec.name for spec in parse_arch(arch, self.candidate_ops, self.num_hidden_layers)
         ]
+        # The two classes share every field; only model_type (what the Auto classes dispatch on) differs.
+        config.__class__ = MagicBertSupernetConfig if arch is None else MagicBertConfig
         config.auto_map = default_auto_map(config.arch is None)
         return config
 
@@ -169,5 +174,23 @@ class MagicBertConfig(PreTrainedConfig):
         return cls(**{**PRESETS[name], **overrides})
 
 
-__all__ = ["MagicBertConfig", "PRESETS", "default_auto_map", "default_candidate_ops"]
+class MagicBertSupernetConfig(MagicBertConfig):
+    r"""
+    The configuration of a supernet checkpoint: a :class:`MagicBertConfig` with ``arch=None`` under its own
+    ``model_type``, so that ``AutoModelForMaskedLM.from_pretrained`` returns a
+    :class:`~magic_bert.MagicBertSupernetForMaskedLM` for a pre-training output folder (and
+    :class:`~magic_bert.MagicBertForMaskedLM` for a fixed child). ``with_arch(arch)`` gives a child's config.
+    """
+
+    model_type = "magic_bert_supernet"
+
+    def __post_init__(self, **kwargs):
+        if self.arch is not None:
+            raise ValueError(f"A supernet config has arch=None, got arch={self.arch}; a fixed child is a "
+                             "MagicBertConfig (config.with_arch(arch)).")
+        super().__post_init__(**kwargs)
+
+
+__all__ = ["MagicBertConfig", "MagicBertSupernetConfig", "PRESETS", "default_auto_map", "default_candidate_ops"]
 MagicBertConfig.register_for_auto_class()
+MagicBertSupernetConfig.register_for_auto_class()

@@ -28,7 +28,7 @@ from transformers.models.bert.modeling_bert import (
 )
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_magic_bert import MagicBertConfig
+from .configuration_magic_bert import MagicBertConfig, MagicBertSupernetConfig
 from .op_specs import OP_KINDS, OpSpec, attach_op_module, op_kind, parse_arch
 
 
@@ -234,7 +234,9 @@ class MagicBertModel(MagicBertPreTrainedModel):
             raise ValueError(
                 f"{type(self).__name__} needs config.arch (one op per layer from {config.candidate_ops}); "
                 "config.arch is None, which describes a supernet: use MagicBertSupernetForMaskedLM, "
-                "or config.with_arch([...])."
+                "or config.with_arch([...]). (A supernet folder saved before supernets had their own model_type "
+                "loads with MagicBertSupernetForMaskedLM.from_pretrained(path); save_pretrained it again and the "
+                "Auto classes load it too.)"
             )
         self.embeddings = BertEmbeddings(config)
         self.encoder = MagicBertEncoder(config, supernet=self._is_supernet)
@@ -289,10 +291,21 @@ class MagicBertModel(MagicBertPreTrainedModel):
         )
 
 
+def _supernet_config(config: MagicBertConfig) -> MagicBertSupernetConfig:
+    """A supernet's config is a :class:`MagicBertSupernetConfig` (its own ``model_type``), whatever it came from."""
+    if config.arch is not None:
+        raise ValueError(f"A supernet config must have arch=None, got arch={config.arch}; use config.with_arch(None).")
+    return config if isinstance(config, MagicBertSupernetConfig) else config.with_arch(None)
+
+
 class MagicBertSupernetModel(MagicBertModel):
     """The weight-sharing encoder: every candidate op in every layer; ``forward(..., arch=[...])`` runs one child."""
 
+    config_class = MagicBertSupernetConfig
     _is_supernet = True
+
+    def __init__(self, config: MagicBertConfig, add_pooling_layer: bool = True):
+        super().__init__(_supernet_config(config), add_pooling_layer=add_pooling_layer)
 
 
 class _MagicBertMaskedLMBase(MagicBertPreTrainedModel):
@@ -369,7 +382,11 @@ class MagicBertSupernetForMaskedLM(_MagicBertMaskedLMBase):
     child's ops receive gradients. ``export(arch)`` gives that child as a standalone :class:`MagicBertForMaskedLM`.
     """
 
+    config_class = MagicBertSupernetConfig
     _base_model_class = MagicBertSupernetModel
+
+    def __init__(self, config: MagicBertConfig):
+        super().__init__(_supernet_config(config))
 
     def child_state_dict(self, arch) -> dict[str, torch.Tensor]:
         """The weights of child ``arch`` under the parameter names of a :class:`MagicBertForMaskedLM`."""
@@ -468,6 +485,7 @@ class MagicBertForSequenceClassification(MagicBertPreTrainedModel):
 # `save_pretrained` copies this code next to the weights and completes the config's `auto_map`.
 MagicBertModel.register_for_auto_class("AutoModel")
 MagicBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
+MagicBertSupernetModel.register_for_auto_class("AutoModel")
 MagicBertSupernetForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
 MagicBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 

@@ -94,8 +94,31 @@ def test_supernet_round_trip(tiny_config, batch, tmp_path):
                             loaded(input_ids, attention_mask=attention_mask, arch=arch).logits) <= TOLERANCE
     # The in-memory config of the supernet still exports children that point at the fixed class.
     assert supernet.export(ARCH).config.auto_map["AutoModelForMaskedLM"] == "modeling_magic_bert.MagicBertForMaskedLM"
-    with pytest.raises(ValueError, match="describes a supernet: use MagicBertSupernetForMaskedLM"):
+    # A supernet folder has its own model_type, so the Auto classes return a supernet.
+    assert saved["model_type"] == "magic_bert_supernet"
+    auto = AutoModelForMaskedLM.from_pretrained(tmp_path).eval()
+    assert type(auto) is MagicBertSupernetForMaskedLM
+    with torch.no_grad():
+        assert max_diff(supernet(input_ids, attention_mask=attention_mask, arch=ARCH).logits,
+                        auto(input_ids, attention_mask=attention_mask, arch=ARCH).logits) <= TOLERANCE
+
+
+def test_a_supernet_folder_of_the_first_version_still_loads_or_explains(tiny_config, tmp_path):
+    """Folders written before supernets had their own model_type: the supernet class loads them, the Auto classes
+    say how to convert them, and a re-save converts them."""
+    supernet = MagicBertSupernetForMaskedLM(tiny_config).eval()
+    supernet.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model_type"] = "magic_bert"
+    config["auto_map"]["AutoConfig"] = "configuration_magic_bert.MagicBertConfig"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    old = MagicBertSupernetForMaskedLM.from_pretrained(tmp_path)
+    assert old.config.model_type == "magic_bert_supernet"
+    with pytest.raises(ValueError, match=r"describes a supernet.*MagicBertSupernetForMaskedLM.from_pretrained\(path\); "
+                                         "save_pretrained it again"):
         AutoModelForMaskedLM.from_pretrained(tmp_path)
+    old.save_pretrained(tmp_path / "converted")
+    assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "converted")) is MagicBertSupernetForMaskedLM
 
 
 REMOTE_SCRIPT = textwrap.dedent(

@@ -85,6 +85,20 @@ def test_every_arch_is_scored_once():
     assert scorer(first) is scorer.history[0] and len(calls) == len(scorer.history)
 
 
+def test_a_supernet_that_scores_every_child_the_same_says_so():
+    """Search cannot choose when every child ties (a supernet that learned only token frequencies): one warning."""
+    import warnings
+
+    space = MagicBertConfig.from_preset("tiny").search_space
+    flat = CandidateScorer(space, Constraints(), lambda arch: MLMScore(loss=4.9434, accuracy=0.11, num_tokens=1))
+    with pytest.warns(UserWarning, match=r"All 12 children scored the same held-out loss \(4.9434\)"):
+        random_search(flat, 12, random.Random(0))
+    varied = CandidateScorer(space, Constraints(), additive_score({op.name: i for i, op in enumerate(space.ops)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        random_search(varied, 12, random.Random(0))
+
+
 def test_flops_and_latency_budgets():
     config = MagicBertConfig.from_preset("tiny")
     space = config.search_space

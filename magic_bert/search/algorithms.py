@@ -12,6 +12,7 @@ import json
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -281,6 +282,10 @@ def _result(scorer: CandidateScorer, metric: str) -> SearchResult:
     if not scorer.history:
         raise InputError("No architecture could be evaluated under these constraints.")
     best = max(scorer.history, key=lambda c: c.score(metric))
+    if len(scorer.history) > 1 and len({c.score(metric) for c in scorer.history}) == 1:
+        warnings.warn(f"All {len(scorer.history)} children scored the same held-out {metric} "
+                      f"({abs(best.score(metric)):.4f}): the supernet does not tell them apart (it has learned too "
+                      "little; train it longer), so the chosen arch is arbitrary.", stacklevel=3)
     return SearchResult(best=best, candidates=list(scorer.history), metric=metric)
 
 
