@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .errors import InputError
 
@@ -40,8 +41,18 @@ def _example_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.stack([(token_loss * masked).sum(1), correct.sum(1).float(), masked.sum(1).float()], dim=1)
 
 
+def _batches_to_score(dataloader, max_batches: int | None) -> int | None:
+    """How many batches the loop will take (the bar's total), or None when the loader has no length."""
+    try:
+        count = len(dataloader)
+    except TypeError:
+        return max_batches
+    return count if max_batches is None else min(count, max_batches)
+
+
 @torch.no_grad()
-def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: int | None = None) -> MLMScore:
+def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: int | None = None,
+                 progress: bool = False, desc: str = "Held-out MLM") -> MLMScore:
     """Score ``model`` (a child of a supernet when ``arch`` is given) on the batches of ``dataloader``.
 
     ``dataloader`` yields pre-masked batches (``input_ids``, ``attention_mask``, ``labels``); with an ``accelerator``
@@ -49,11 +60,19 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
     per process (the same prefix every call); with an accelerate-prepared loader prefer a loader over a subset of
     the data, since leaving one early keeps it registered as the active loader. The model's train/eval mode is
     restored afterwards.
+
+    ``progress=True`` shows a transient progress bar (``desc``; on stderr, local main process only) for long
+    evaluations such as a final held-out score; off by default for the many short ones (search, anchors, analysis).
     """
+    if not isinstance(progress, bool):
+        raise InputError(f"`progress` must be True or False; got {progress!r}.")
     was_training = model.training
     model.eval()
     extra = {} if arch is None else {"arch": arch}
     sums = torch.zeros(3, dtype=torch.float64)
+    # Transient (leave=False): a search scores thousands of children, and their bars must not pile up.
+    shown = progress and (accelerator is None or accelerator.is_local_main_process)
+    bar = tqdm(total=_batches_to_score(dataloader, max_batches), desc=desc, leave=False, disable=not shown)
     try:
         for index, batch in enumerate(dataloader):
             if max_batches is not None and index >= max_batches:
@@ -64,7 +83,9 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
             if accelerator is not None:
                 per_example = accelerator.gather_for_metrics(per_example)
             sums += per_example.double().sum(0).cpu()
+            bar.update(1)
     finally:
+        bar.close()
         model.train(was_training)
     loss_sum, correct, count = sums.tolist()
     if count == 0:

@@ -219,3 +219,24 @@ def test_as_dict_of_a_real_score(model):
     assert set(values) == {"eval_loss", "eval_accuracy", "eval_num_tokens", "eval_perplexity"}
     assert values["eval_loss"] == score.loss and values["eval_num_tokens"] == sum(MASKED_COUNTS)
     assert values["eval_perplexity"] == math.exp(score.loss)
+
+
+def test_progress_bar_only_when_asked_and_only_on_the_main_process(model, capsys):
+    loader = _loader(_examples(model=model))
+    quiet = evaluate_mlm(model, loader)
+    assert "Held-out MLM" not in capsys.readouterr().err  # off by default: search scores thousands of children
+    shown = evaluate_mlm(model, loader, progress=True, desc="Final held-out MLM")
+    err = capsys.readouterr().err
+    assert "Final held-out MLM" in err and "/3" in err  # three batches
+    assert shown == quiet
+
+    class OtherRank:
+        is_local_main_process = False
+
+        def gather_for_metrics(self, tensor):
+            return tensor
+
+    evaluate_mlm(model, loader, accelerator=OtherRank(), progress=True)
+    assert "Held-out MLM" not in capsys.readouterr().err
+    with pytest.raises(ValueError, match="`progress`"):
+        evaluate_mlm(model, loader, progress="yes")

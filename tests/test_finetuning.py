@@ -232,3 +232,29 @@ def test_model_card_gets_the_dev_results(bert_dirs, glue_dir, tmp_path):
     results = {(r.dataset_config, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert results == {("mrpc", "f1"): best["mrpc"].dev_metrics["f1"],
                        ("mrpc", "accuracy"): best["mrpc"].dev_metrics["accuracy"]}
+
+
+def test_dev_progress_and_epoch_lines_and_a_bounded_tokenizer(bert_dirs, glue_dir, tmp_path, capsys, monkeypatch):
+    """Dev evaluation shows a progress bar; each epoch's JSON is a line of its own written with tqdm.write (not in
+    the bar); the saved best model's tokenizer stops at the model's positions."""
+    import magic_bert.glue.finetuning as finetuning
+
+    written, write = [], finetuning.tqdm.write
+
+    def spy(text, *args, **kwargs):
+        written.append(text)
+        write(text, *args, **kwargs)
+
+    monkeypatch.setattr(finetuning.tqdm, "write", spy)
+    _, magic_dir = bert_dirs
+    out = tmp_path / "progress"
+    finetune_glue(args_for(magic_dir, out, task_name="mrpc", data_dir=str(glue_dir)))
+    captured = capsys.readouterr()
+    assert "mrpc validation" in captured.err and "mrpc test" in captured.err
+    records = [json.loads(text) for text in written]
+    assert [r["epoch"] for r in records] == [1, 2] and records == log(out)
+    assert "train_loss" not in captured.err
+    stdout_records = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
+    assert stdout_records == records
+    saved = json.loads((out / "mrpc" / "best_model" / "tokenizer_config.json").read_text())
+    assert saved["model_max_length"] == 128 and saved["tokenizer_class"].startswith("BertTokenizer")

@@ -38,6 +38,7 @@ from ..distillation import soft_target_kl
 from ..errors import InputError, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import adamw_parameter_groups
+from ..search.export import fit_tokenizer_to_model
 from .arguments import FinetuneArguments
 from .custom import task_from_files
 from .metrics import compute_glue, glue_average, score_note, task_score
@@ -129,11 +130,12 @@ def distillation_loss(student_logits, teacher_logits, task: GlueTask, temperatur
 
 
 @torch.no_grad()
-def predict(model, dataloader, accelerator, task: GlueTask) -> tuple[np.ndarray, np.ndarray]:
-    """(predictions, labels) over a dev/test loader, gathered across processes."""
+def predict(model, dataloader, accelerator, task: GlueTask, desc: str = "Predicting") -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, labels) over a dev/test loader, gathered across processes. A transient progress bar (local main
+    process only) shows the batches."""
     model.eval()
     predictions, labels = [], []
-    for batch in dataloader:
+    for batch in tqdm(dataloader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
         logits = model(**{k: v for k, v in batch.items() if k not in ("labels", "idx")}).logits
         out = logits.squeeze(-1) if task.is_regression else logits.argmax(-1)
         out, ref = accelerator.gather_for_metrics((out, batch["labels"]))
@@ -146,7 +148,7 @@ def predict(model, dataloader, accelerator, task: GlueTask) -> tuple[np.ndarray,
 def dev_metrics(model, dev_loaders: dict, accelerator, task: GlueTask) -> dict[str, float]:
     metrics = {}
     for split, loader in dev_loaders.items():
-        predictions, labels = predict(model, loader, accelerator, task)
+        predictions, labels = predict(model, loader, accelerator, task, desc=f"{task.name} {split}")
         result = compute_glue(task, predictions, labels)
         metrics |= {task.metric_prefix(split) + k: v for k, v in result.items()}
     return metrics
@@ -240,11 +242,12 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
                   "train_loss": (total / max(count, 1)).item(), "lr": run.scheduler.get_last_lr()[0],
                   **{f"eval_{k}": v for k, v in metrics.items()}, "score": score}
         history.append(record)
-        accelerator.print(json.dumps(record))
+        if accelerator.is_local_main_process:  # a line of its own above the bar, not mixed into it
+            tqdm.write(json.dumps(record))
         if args.with_tracking:
             accelerator.log({f"{task.name}/{k}": v for k, v in record.items() if isinstance(v, float)}, step=step)
         if best is None or score > best.score:
-            tests = {split: predict(run.model, test_loader, accelerator, task)[0].tolist()
+            tests = {split: predict(run.model, test_loader, accelerator, task, desc=f"{task.name} {split}")[0].tolist()
                      for split, test_loader in run.test_loaders.items()}
             best = RunResult(task.name, learning_rate, epoch + 1, metrics, score, history, tests)
             if run_dir is not None and args.save_best_model:
@@ -257,11 +260,15 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
 
 
 def _save_model(accelerator, model, tokenizer, folder: Path) -> None:
-    """The best epoch's model, filled into a staging folder that then replaces ``folder`` whole (main process)."""
+    """The best epoch's model, filled into a staging folder that then replaces ``folder`` whole (main process), with
+    the tokenizer's ``model_max_length`` capped at the model's positions (as an export does)."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        fit_tokenizer_to_model(tokenizer, unwrapped.config)
+
         def write(staging: Path) -> None:
-            accelerator.unwrap_model(model).save_pretrained(staging)
+            unwrapped.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
 
         publish_dir(folder, write)

@@ -5,6 +5,10 @@ The checkpoint is written to a temporary folder next to ``output_dir`` and renam
 (``trust_remote_code`` loading), and ``README.md`` rendered from the packaged
 ``search/templates/model_card.md``. ``format="bert"``
 writes a plain transformers ``BertForMaskedLM`` / ``BertForSequenceClassification`` instead (BERT-shaped archs only).
+
+The tokenizer is saved as the stock class it is (``tokenizer_class`` in ``tokenizer_config.json``) with its
+``model_max_length`` cut to the model's ``max_position_embeddings``, so ``truncation=True`` (pipelines included)
+never feeds the model more positions than it has.
 """
 
 from __future__ import annotations
@@ -119,10 +123,13 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
              f"model = AutoModelForMaskedLM.from_pretrained(\"{model_name}\")" if fmt == "magic_bert" and
              head == "masked_lm" else
              "import magic_bert  # or: trust_remote_code=True without it\n"
-             "from transformers import AutoModelForSequenceClassification\n"
+             "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
              f"model = AutoModelForSequenceClassification.from_pretrained(\"{model_name}\")" if fmt == "magic_bert"
              else f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained(\"{model_name}\")  "
                   "# a plain BERT")
+    if fmt == "magic_bert":  # AutoTokenizer reads config.json first, whose auto_map needs the same opt-in
+        usage += (f"\ntokenizer = AutoTokenizer.from_pretrained(\"{model_name}\")  "
+                  "# trust_remote_code=True too without magic_bert")
     card_data = ModelCardData(library_name="transformers", license="apache-2.0", language="en",
                               tags=["magic_bert", "neural-architecture-search", "bert", "fill-mask" if head ==
                                     "masked_lm" else "text-classification"],
@@ -157,6 +164,18 @@ def _glue_table(glue: dict[str, dict[str, float]]) -> str:
     values = "| " + " | ".join(f"{s:.4g}" for s in scores) + (
         f" | {sum(scores) / len(scores):.4g} |" if len(tasks) > 1 else " |")
     return "\n".join([header, rule, values])
+
+
+def fit_tokenizer_to_model(tokenizer, config) -> None:
+    """Cap ``tokenizer.model_max_length`` at the model's ``max_position_embeddings`` (in place).
+
+    Tokenizers made without a length (ours, most trained ones) carry transformers' "unset" value 1e30, so
+    ``truncation=True`` cut nothing and long inputs overflowed the position embeddings.
+    """
+    limit = getattr(config, "max_position_embeddings", None)
+    current = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit > 0 and (current is None or current > limit):
+        tokenizer.model_max_length = limit
 
 
 def _read_json(path: Path) -> dict | None:
@@ -202,6 +221,9 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     card = _card(model, arch, space, head=head, init=init, fmt=format, supernet_dir=supernet_dir,
                  search_info=search_info, glue=glue, model_name=model_name)
 
+    if tokenizer is not None:
+        fit_tokenizer_to_model(tokenizer, model.config)
+
     def write(staging: Path) -> None:
         model.save_pretrained(staging)
         if tokenizer is not None:
@@ -221,4 +243,5 @@ def push_to_hub(output_dir: str | Path, hub_model_id: str, hub_token: str | None
                              commit_message="Upload magic_bert export")
 
 
-__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "INITS", "export_checkpoint", "load_glue_results", "push_to_hub"]
+__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "INITS", "export_checkpoint", "fit_tokenizer_to_model",
+           "load_glue_results", "push_to_hub"]
