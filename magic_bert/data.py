@@ -131,6 +131,18 @@ def train_wordpiece_tokenizer(texts, vocab_size: int, model_max_length: int | No
     return BertTokenizer(vocab={token: index for index, token in enumerate(vocab)}, **kwargs)
 
 
+def fit_tokenizer_to_model(tokenizer, config) -> None:
+    """Cap ``tokenizer.model_max_length`` at the model's ``max_position_embeddings`` (in place).
+
+    Tokenizers made without a length (ours, most trained ones) carry transformers' "unset" value 1e30, so
+    ``truncation=True`` cut nothing and long inputs overflowed the position embeddings.
+    """
+    limit = getattr(config, "max_position_embeddings", None)
+    current = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and limit > 0 and (current is None or current > limit):
+        tokenizer.model_max_length = limit
+
+
 def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
                        text_column_name: str | None = None, num_proc: int | None = None,
                        load_from_cache_file: bool = True) -> datasets.DatasetDict:

@@ -64,8 +64,6 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
     ``progress=True`` shows a transient progress bar (``desc``; on stderr, local main process only) for long
     evaluations such as a final held-out score; off by default for the many short ones (search, anchors, analysis).
     """
-    if not isinstance(progress, bool):
-        raise InputError(f"`progress` must be True or False; got {progress!r}.")
     was_training = model.training
     model.eval()
     extra = {} if arch is None else {"arch": arch}
@@ -93,4 +91,22 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
     return MLMScore(loss=loss_sum / count, accuracy=correct / count, num_tokens=int(count))
 
 
-__all__ = ["MLMScore", "evaluate_mlm"]
+
+
+def unigram_baseline(train_blocks, held_out, vocab_size: int) -> MLMScore:
+    """What a model that knows only token frequencies scores on the same masked tokens: every masked position
+    predicted as the training text's most frequent token (accuracy), and scored by add-one unigram probabilities
+    (loss). A masked-LM that has learned nothing about context scores about this; one that has, far better."""
+    counts = torch.ones(vocab_size, dtype=torch.float64)  # add-one
+    for chunk in train_blocks.select_columns(["input_ids"]).with_format("torch").iter(batch_size=4096):
+        counts += torch.bincount(chunk["input_ids"].reshape(-1).long(), minlength=vocab_size).double()
+    labels = held_out.select_columns(["labels"]).with_format("torch")[:]["labels"].reshape(-1).long()
+    labels = labels[labels != -100]
+    if labels.numel() == 0:
+        raise InputError("The held-out set has no masked tokens to score; pass more validation text.")
+    log_probs = counts.log() - counts.sum().log()
+    accuracy = (labels == counts.argmax()).double().mean().item()
+    return MLMScore(loss=-log_probs[labels].mean().item(), accuracy=accuracy, num_tokens=labels.numel())
+
+
+__all__ = ["MLMScore", "evaluate_mlm", "unigram_baseline"]

@@ -238,5 +238,18 @@ def test_progress_bar_only_when_asked_and_only_on_the_main_process(model, capsys
 
     evaluate_mlm(model, loader, accelerator=OtherRank(), progress=True)
     assert "Held-out MLM" not in capsys.readouterr().err
-    with pytest.raises(ValueError, match="`progress`"):
-        evaluate_mlm(model, loader, progress="yes")
+
+
+def test_unigram_baseline_is_the_most_frequent_token_with_add_one_probabilities():
+    import datasets
+
+    from magic_bert.evaluation import unigram_baseline
+
+    train = datasets.Dataset.from_dict({"input_ids": [[5, 5, 6, 7], [5, 6, 6, 5]]})  # 5 ×4, 6 ×3, 7 ×1
+    held_out = datasets.Dataset.from_dict({"labels": [[5, -100, 6, -100], [-100, 7, 5, -100]]})
+    score = unigram_baseline(train, held_out, vocab_size=8)
+    counts = torch.tensor([1, 1, 1, 1, 1, 5, 4, 2], dtype=torch.float64)  # add-one over 8 ids, 16 in all
+    log_p = counts.log() - counts.sum().log()
+    assert score.accuracy == pytest.approx(2 / 4)  # predicts 5: right for the two 5s
+    assert score.loss == pytest.approx(-(2 * log_p[5] + log_p[6] + log_p[7]).item() / 4)
+    assert score.num_tokens == 4

@@ -91,9 +91,9 @@ def test_magic_a_swaps_only_on_a_better_score_and_aligns(tmp_path, small):
     swaps = iter(result.anchor_history)
     for record in log:
         # Alignment is zero exactly when the child is the anchor, and positive otherwise; each term is logged.
-        align = record["align_hidden_loss"] + record["align_logits_loss"]
+        align = record["align_hidden_loss"] + record["align_logits_loss"]  # both weighted 0.1 by default
         assert (align == 0) == (record["arch"] == anchor)
-        assert record["loss"] == pytest.approx(record["mlm_loss"] + align, abs=1e-5)
+        assert record["loss"] == pytest.approx(record["mlm_loss"] + 0.1 * align, abs=1e-5)
         if "anchor_swapped" in record:
             better = (record["child_accuracy"], -record["child_eval_loss"]) > (
                 record["anchor_accuracy"], -record["anchor_eval_loss"])
@@ -278,6 +278,9 @@ def test_embedded_default_end_to_end(tmp_path):
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(out)
     assert supernet.config.vocab_size == len(tokenizer)
     assert "held-out MLM loss" in completed.stdout
+    # The first screen reads the score against what knowing only token frequencies gives, and a random child.
+    assert "unigram baseline" in completed.stdout and "a random child" in completed.stdout
+    assert 0 < results["unigram_accuracy"] < 1 and results["random_child_arch"] and results["random_child_loss"] > 0
 
 
 def test_bad_input_from_the_command_line_is_one_line(tmp_path):

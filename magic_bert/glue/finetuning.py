@@ -34,11 +34,11 @@ from transformers import (
     get_scheduler,
 )
 
+from ..data import fit_tokenizer_to_model
 from ..distillation import soft_target_kl
 from ..errors import InputError, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import adamw_parameter_groups
-from ..search.export import fit_tokenizer_to_model
 from .arguments import FinetuneArguments
 from .custom import task_from_files
 from .metrics import compute_glue, glue_average, score_note, task_score

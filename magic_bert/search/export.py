@@ -21,6 +21,7 @@ import torch
 from transformers import AutoTokenizer
 
 from ..bert_interop import to_bert
+from ..data import fit_tokenizer_to_model
 from ..errors import InputError, invalid_value, load_user_file
 from ..glue.metrics import task_score
 from ..glue.tasks import TASKS as GLUE_TASK_RECORDS
@@ -166,18 +167,6 @@ def _glue_table(glue: dict[str, dict[str, float]]) -> str:
     return "\n".join([header, rule, values])
 
 
-def fit_tokenizer_to_model(tokenizer, config) -> None:
-    """Cap ``tokenizer.model_max_length`` at the model's ``max_position_embeddings`` (in place).
-
-    Tokenizers made without a length (ours, most trained ones) carry transformers' "unset" value 1e30, so
-    ``truncation=True`` cut nothing and long inputs overflowed the position embeddings.
-    """
-    limit = getattr(config, "max_position_embeddings", None)
-    current = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and limit > 0 and (current is None or current > limit):
-        tokenizer.model_max_length = limit
-
-
 def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -243,5 +232,5 @@ def push_to_hub(output_dir: str | Path, hub_model_id: str, hub_token: str | None
                              commit_message="Upload magic_bert export")
 
 
-__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "INITS", "export_checkpoint", "fit_tokenizer_to_model",
+__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "INITS", "export_checkpoint",
            "load_glue_results", "push_to_hub"]

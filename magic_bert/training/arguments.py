@@ -26,7 +26,7 @@ class DataArguments:
     text_column_name: str | None = arg(None, "Column holding the text (default: 'text', else the first column).")
     validation_split_percentage: int = arg(5, "Percent of the training data held out when there is no validation "
                                               "split.")
-    synthetic_documents: int = arg(2000, "Documents of the embedded synthetic corpus (used when no data is given).")
+    synthetic_documents: int = arg(16000, "Documents of the embedded synthetic corpus (used when no data is given).")
     max_seq_length: int | None = arg(None, "Block length after grouping (default: min(128, the model's maximum)).")
     mlm_probability: float = arg(0.15, "Fraction of tokens masked.")
     preprocessing_num_workers: int | None = arg(None, "Processes for tokenisation.")
@@ -51,8 +51,8 @@ class LossArguments:
                                                  "vocabulary).")
     kd_weight: float = arg(0.5, "With a teacher: loss = (1 - kd_weight) * MLM + kd_weight * KD.")
     kd_temperature: float = arg(1.0, "Softmax temperature of the distillation KL.")
-    align_hidden_weight: float = arg(1.0, "MAGIC-A/AT: weight of the per-layer hidden-state MSE to the anchor.")
-    align_logits_weight: float = arg(1.0, "MAGIC-A/AT: weight of the T^2-scaled KL to the anchor's predictions "
+    align_hidden_weight: float = arg(0.1, "MAGIC-A/AT: weight of the per-layer hidden-state MSE to the anchor.")
+    align_logits_weight: float = arg(0.1, "MAGIC-A/AT: weight of the T^2-scaled KL to the anchor's predictions "
                                           "(0: the paper's hidden-states-only alignment).")
     align_temperature: float = arg(1.0, "MAGIC-A/AT: temperature of that KL.")
 
@@ -79,14 +79,15 @@ class StrategyArguments:
 class OptimizationArguments:
     per_device_train_batch_size: int = arg(16, "Batch size per device for training.")
     per_device_eval_batch_size: int = arg(32, "Batch size per device for evaluation.")
-    learning_rate: float = arg(5e-4, "Peak learning rate (AdamW).")
+    learning_rate: float = arg(1e-3, "Peak learning rate (AdamW); the 60m / 110m spaces want less (e.g. 2e-4).")
     weight_decay: float = arg(0.01, "AdamW weight decay (not on biases and LayerNorm weights).")
     max_grad_norm: float = arg(1.0, "Gradient clipping (0 disables).")
     num_train_epochs: int = arg(3, "Epochs, when --max_train_steps is not given.")
     max_train_steps: int | None = arg(None, "Total optimizer steps (overrides --num_train_epochs).")
     gradient_accumulation_steps: int = arg(1, "Micro-batches per optimizer step (one child per optimizer step).")
     lr_scheduler_type: SchedulerType = arg("linear", "Learning-rate schedule.")
-    num_warmup_steps: int = arg(0, "Warm-up steps.")
+    num_warmup_steps: int = arg(0, "Warm-up steps (0: --warmup_ratio of the steps).")
+    warmup_ratio: float = arg(0.06, "Warm-up as a fraction of the steps, when --num_warmup_steps is 0.")
 
 
 @dataclass
@@ -151,6 +152,8 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
                              f"{self.vocab_size}.")
         in_range("mlm_probability", self.mlm_probability, 0, 1, "()")
         in_range("kd_weight", self.kd_weight, 0, 1)
+        in_range("warmup_ratio", self.warmup_ratio, 0, 1, "[)")
+        at_least(0, num_warmup_steps=self.num_warmup_steps)
         if self.checkpointing_steps is not None and self.checkpointing_steps != "epoch" and not (
                 str(self.checkpointing_steps).isdigit() and int(self.checkpointing_steps) > 0):
             raise InputError(f"`checkpointing_steps` must be a positive integer or 'epoch', got "

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from ..data import BatchMasker
-from ..evaluation import MLMScore, evaluate_mlm
+from ..data import BatchMasker, fit_tokenizer_to_model
+from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
 from ..io_utils import read_jsonl, staging_dir, write_json_atomic, write_jsonl_atomic
 from .arguments import (
     DataArguments,
@@ -82,8 +82,7 @@ class PretrainRecipe:
         self.tokenizer = build_tokenizer(data, raw, self.accelerator, self.resume,
                                          default_vocab_size=base_config(model).vocab_size)
         self.config = build_config(model, self.tokenizer)
-        # Tokenizers truncate to what the model can take (a trained one would otherwise say 1e30).
-        self.tokenizer.model_max_length = min(self.tokenizer.model_max_length, self.config.max_position_embeddings)
+        fit_tokenizer_to_model(self.tokenizer, self.config)  # truncate to what the model can take, not 1e30
         self.max_seq_length = max_seq_length_for(data, self.config)
         self.settings = run_settings(args, self.accelerator.num_processes, self.max_seq_length)
         if self.resume is not None:
@@ -249,11 +248,24 @@ class PretrainRecipe:
         return int(self.accelerator.reduce(tokens, reduction="sum").item())
 
     # -- finish ------------------------------------------------------------------------------------------------
+    def _reference_scores(self) -> dict:
+        """What the final score is to be read against, on the same masked tokens: a model of token frequencies
+        only (the unigram baseline) and, for a supernet, a random child inside the budget."""
+        unigram = unigram_baseline(self.train_set, self.held_out, len(self.tokenizer))
+        scores = {"unigram_loss": unigram.loss, "unigram_accuracy": unigram.accuracy}
+        child = self.strategy.random_child()
+        if child is not None:
+            random_score = evaluate_mlm(self.unwrapped, self.eval_dataloader, self.accelerator, arch=child)
+            scores |= {"random_child_arch": child, "random_child_loss": random_score.loss,
+                       "random_child_accuracy": random_score.accuracy}
+        return scores
+
     def finish(self) -> PretrainResult:
         """Score the strategy's final arch on the held-out set, save the model, write ``all_results.json`` last."""
         accelerator, state, strategy = self.accelerator, self.state, self.strategy
         score = evaluate_mlm(self.unwrapped, self.eval_dataloader, accelerator,
-                             arch=strategy.eval_arch() if strategy.is_supernet else None)
+                             arch=strategy.eval_arch() if strategy.is_supernet else None, progress=True,
+                             desc="Held-out MLM")
         tokens = state.train_tokens + self._reduce_local_tokens()
         results = {**score.as_dict(), "eval_arch": strategy.eval_arch(), "train_steps": state.completed_steps,
                    "train_tokens": tokens, "train_seconds": state.train_seconds,
@@ -261,7 +273,8 @@ class PretrainRecipe:
                    "num_processes": accelerator.num_processes,
                    "sampler": strategy.name if strategy.is_supernet else None,
                    "num_parameters": self.unwrapped.num_parameters(),
-                   "anchor_swaps": len(strategy.history) if strategy.uses_anchor else None}
+                   "anchor_swaps": len(strategy.history) if strategy.uses_anchor else None,
+                   **self._reference_scores()}
         if self.args.with_tracking:
             accelerator.log({k: v for k, v in results.items() if isinstance(v, float)}, step=state.completed_steps)
             accelerator.end_training()
@@ -315,14 +328,25 @@ def _save_final(model, tokenizer, output: Path, results: dict, history: list[dic
 
 
 def results_table(results: dict) -> str:
-    rows = [("held-out MLM loss", f"{results['eval_loss']:.4f}"), ("MLM accuracy", f"{results['eval_accuracy']:.4f}"),
-            ("perplexity", f"{results['eval_perplexity']:.2f}"), ("steps", str(results["train_steps"])),
-            ("train tokens/s", f"{results['train_tokens_per_second'] or 0:,.0f}"),
-            ("scored arch", " ".join(results["eval_arch"] or []))]
-    if results["anchor_swaps"] is not None:
-        rows.append(("anchor swaps", str(results["anchor_swaps"])))
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+    """The first screen: the scored arch against a random child and the unigram baseline on the same tokens."""
+    rows = [("", "MLM loss", "accuracy", "arch")]
+
+    def row(name: str, loss: float, accuracy: float, arch) -> None:
+        rows.append((name, f"{loss:.4f}", f"{accuracy:.4f}", " ".join(arch or [])))
+
+    scored = "final anchor" if results["anchor_swaps"] is not None else "scored arch"
+    row(scored, results["eval_loss"], results["eval_accuracy"], results["eval_arch"])
+    if "random_child_arch" in results:
+        row("a random child", results["random_child_loss"], results["random_child_accuracy"],
+            results["random_child_arch"])
+    row("unigram baseline", results["unigram_loss"], results["unigram_accuracy"], ["(token frequencies only)"])
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip() for r in rows]
+    ratio = results["eval_accuracy"] / results["unigram_accuracy"] if results["unigram_accuracy"] else float("inf")
+    lines.append(f"accuracy {ratio:.2f}x the unigram baseline; perplexity {results['eval_perplexity']:.2f}; "
+                 f"{results['train_steps']} steps, {results['train_tokens_per_second'] or 0:,.0f} train tokens/s"
+                 + (f"; {results['anchor_swaps']} anchor swaps" if results["anchor_swaps"] is not None else ""))
+    return "held-out MLM loss and accuracy\n" + "\n".join(lines)
 
 
 __all__ = ["PretrainRecipe", "PretrainResult", "pretrain", "results_table"]

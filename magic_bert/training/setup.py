@@ -198,8 +198,8 @@ def build_optimizer(optim: OptimizationArguments, model: torch.nn.Module, num_tr
                                 / optim.gradient_accumulation_steps)
     max_train_steps = optim.max_train_steps or optim.num_train_epochs * steps_per_epoch
     # The scheduler is stepped once per process per step under accelerate's prepared scheduler.
-    scheduler = get_scheduler(optim.lr_scheduler_type, optimizer,
-                              num_warmup_steps=optim.num_warmup_steps * num_processes,
+    warmup = optim.num_warmup_steps or int(optim.warmup_ratio * max_train_steps)
+    scheduler = get_scheduler(optim.lr_scheduler_type, optimizer, num_warmup_steps=warmup * num_processes,
                               num_training_steps=max_train_steps * num_processes)
     return optimizer, scheduler, max_train_steps
 

@@ -95,6 +95,11 @@ class SamplerStrategy:
         """The arch scored on the held-out set at the end of training."""
         raise NotImplementedError
 
+    def random_child(self) -> list[str] | None:
+        """A child drawn inside the run's budget (with a fixed seed), scored at the end next to ``eval_arch`` so the
+        results show what the supernet gives an arbitrary child. ``None`` for one fixed arch."""
+        return None
+
     def state_dict(self) -> dict:
         return {"name": self.name, "seed": self.seed}
 
@@ -156,6 +161,9 @@ class ArchSampler(SamplerStrategy):
     def eval_arch(self) -> list[str]:
         # The default anchor arch: the same child for every sampler, so that runs are comparable.
         return default_anchor_arch(self.space, self.max_params, self.min_params)
+
+    def random_child(self) -> list[str]:
+        return self.space.sample(_step_rng(self.seed, -3), max_params=self.max_params, min_params=self.min_params)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "last_arch": self.last_arch}
