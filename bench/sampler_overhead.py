@@ -61,7 +61,7 @@ class Variant:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.args = PretrainArguments(sampler=name)  # the recipe's defaults: alignment weights, temperature, clipping
         self.strategy = build_strategy(self.args.group(StrategyArguments), space, seed)
-        self.loss = build_loss_terms(self.args.group(LossArguments), None,
+        self.loss = build_loss_terms(self.args.group(LossArguments),
                                      (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None)
         self.batch, self.accelerator, self.space = batch, accelerator, space
         self.steps, self.aligned, self.child_params = 0, 0, 0

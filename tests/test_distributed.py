@@ -134,3 +134,50 @@ def test_two_process_resume_equals_an_uninterrupted_run(tmp_path, word_tokenizer
         assert report["archs"][0][4:] == report["archs"][1]
         assert report["loss"][0] == report["loss"][1] and report["tokens"][0] == report["tokens"][1]
     assert ranks[0]["resumed"] == ranks[1]["resumed"]
+
+
+KD_WORKER = textwrap.dedent("""
+    import hashlib, json, os, sys
+    from magic_bert.training.recipe import PretrainRecipe
+    from magic_bert.training.arguments import parse_pretrain_args
+
+    out, tokenizer, teacher = sys.argv[1], sys.argv[2], sys.argv[3]
+    recipe = PretrainRecipe(parse_pretrain_args([
+        "--output_dir", out, "--sampler", "magic-at", "--tokenizer_name", tokenizer, "--teacher_name_or_path", teacher,
+        "--kd_hidden_weight", "1", "--max_train_steps", "4", "--anchor_eval_steps", "2",
+        "--per_device_train_batch_size", "4", "--synthetic_documents", "200", "--max_seq_length", "64",
+        "--anchor_eval_samples", "16", "--max_eval_samples", "16", "--learning_rate", "2e-3"]))
+    recipe.setup_inputs()
+    recipe.setup_training()
+    recipe.train()
+    result = recipe.finish()
+
+    def digest(module):
+        state = module.state_dict()
+        return hashlib.sha256(b"".join(state[k].contiguous().numpy().tobytes() for k in sorted(state))).hexdigest()
+
+    projection = recipe.accelerator.unwrap_model(recipe.projection)
+    with open(f"{out}.rank{os.environ['RANK']}.json", "w") as f:
+        json.dump({"weights": digest(result.model), "projection": digest(projection), "archs": result.archs}, f)
+""")
+
+
+@pytest.mark.slow
+def test_two_processes_distil_hidden_states_identically(tmp_path, word_tokenizer_dir):
+    """Hidden-state KD from an encoder of another width: the learned projection is synchronised like the model."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(word_tokenizer_dir)
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(tmp_path / "encoder")
+    tokenizer.save_pretrained(tmp_path / "encoder")
+    worker = tmp_path / "kd_worker.py"
+    worker.write_text(KD_WORKER)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29536",
+         str(worker), str(tmp_path / "kd"), word_tokenizer_dir, str(tmp_path / "encoder")],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"kd.rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0 == rank1 and len(rank0["archs"]) == 4

@@ -47,10 +47,17 @@ class ModelArguments:
 
 @dataclass
 class LossArguments:
-    teacher_name_or_path: str | None = arg(None, "Masked-LM teacher to distil (must share the tokenizer's "
-                                                 "vocabulary).")
-    kd_weight: float = arg(0.5, "With a teacher: loss = (1 - kd_weight) * MLM + kd_weight * KD.")
+    teacher_name_or_path: str | None = arg(None, "A BERT to distil (path or Hub id), with an MLM head (logits and "
+                                                 "hidden-state KD) or without one (hidden-state KD); it must share "
+                                                 "the tokenizer's vocabulary.")
+    kd_weight: float | None = arg(None, "Logits KD: loss = (1 - kd_weight) * MLM + kd_weight * KL (default: 0.5 "
+                                        "with a teacher that has an MLM head, 0 without one).")
     kd_temperature: float = arg(1.0, "Softmax temperature of the distillation KL.")
+    kd_hidden_weight: float = arg(0.0, "Hidden-state KD: weight of the MSE between the student's sublayer outputs "
+                                       "and the teacher's hidden states (a learned projection when widths differ).")
+    kd_layer_map: str | None = arg(None, "Hidden-state pairs 'student:teacher,...' as indices into hidden_states "
+                                         "(0 = embeddings). Default: student 2k <-> teacher k (sublayer 2j+1 <-> "
+                                         "layer j+1), spread evenly when the depths are not 2:1.")
     align_hidden_weight: float = arg(0.1, "MAGIC-A/AT: weight of the per-layer hidden-state MSE to the anchor.")
     align_logits_weight: float = arg(0.1, "MAGIC-A/AT: weight of the T^2-scaled KL to the anchor's predictions "
                                           "(0: the paper's hidden-states-only alignment).")
@@ -151,7 +158,11 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
             raise InputError(f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens, got "
                              f"{self.vocab_size}.")
         in_range("mlm_probability", self.mlm_probability, 0, 1, "()")
-        in_range("kd_weight", self.kd_weight, 0, 1)
+        if self.kd_weight is not None:
+            in_range("kd_weight", self.kd_weight, 0, 1)
+        at_least(0, kd_hidden_weight=self.kd_hidden_weight)
+        if self.teacher_name_or_path is None and (self.kd_hidden_weight > 0 or self.kd_layer_map is not None):
+            raise InputError("`kd_hidden_weight` and `kd_layer_map` need `teacher_name_or_path`.")
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, "[)")
         at_least(0, num_warmup_steps=self.num_warmup_steps)
         if self.checkpointing_steps is not None and self.checkpointing_steps != "epoch" and not (

@@ -1,8 +1,8 @@
-"""Loss terms that compose: masked-LM, logits distillation from a teacher, MAGIC-A's alignment with the anchor.
+"""Loss terms that compose: masked-LM, logits and hidden-state distillation from a teacher, MAGIC-A's alignment.
 
-Each term returns its unweighted components under their log keys (``mlm_loss``, ``kd_loss``, ``align_hidden_loss``,
-``align_logits_loss``); :class:`CompositeLoss` weights and sums them into ``loss``. Terms are enabled independently
-of the sampler (a fixed-arch run distils too). A new term is one class here plus a line in
+Each term returns its unweighted components under their log keys (``mlm_loss``, ``kd_loss``, ``kd_hidden_loss``,
+``align_hidden_loss``, ``align_logits_loss``); :class:`CompositeLoss` weights and sums them into ``loss``. Terms are
+enabled independently of the sampler (a fixed-arch run distils too). A new term is one class here plus a line in
 :func:`build_loss_terms`; the loop does not change.
 """
 
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..distillation import soft_target_kl
 from .arguments import LossArguments
+from .teacher import Teacher
 
 
 @dataclass
@@ -56,14 +57,38 @@ class MaskedLMLoss(LossTerm):
 class LogitsDistillation(LossTerm):
     """``T² · KL(teacher ‖ student)`` on the masked positions; the teacher must predict over the same vocabulary."""
 
-    def __init__(self, teacher: torch.nn.Module, weight: float, temperature: float = 1.0):
+    def __init__(self, teacher: Teacher, weight: float, temperature: float = 1.0):
         self.teacher, self.temperature = teacher, temperature
         self.weights = {"kd_loss": weight}
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        with torch.no_grad(), ctx.autocast():
-            target = self.teacher(input_ids=ctx.batch["input_ids"], attention_mask=ctx.batch["attention_mask"]).logits
+        target = self.teacher.outputs(ctx.batch, ctx.autocast).logits
         return {"kd_loss": masked_kl(ctx.outputs.logits, target, ctx.batch["labels"], self.temperature)}
+
+
+class HiddenStateDistillation(LossTerm):
+    """Mean over the mapped pairs of the MSE between a student sublayer output (through ``projection`` when the
+    widths differ) and a teacher hidden state, over real tokens. Works with any BERT encoder as the teacher."""
+
+    def __init__(self, teacher: Teacher, weight: float, pairs: list[tuple[int, int]],
+                 projection: torch.nn.Module | None = None):
+        self.teacher, self.pairs, self.projection = teacher, pairs, projection
+        self.weights = {"kd_hidden_loss": weight}
+
+    def needs_hidden_states(self, arch: list[str] | None) -> bool:
+        return True
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        target = self.teacher.outputs(ctx.batch, ctx.autocast).hidden_states
+        real = ctx.batch["attention_mask"].unsqueeze(-1).float()
+        per_pair = []
+        for student_index, teacher_index in self.pairs:
+            student = ctx.outputs.hidden_states[student_index]
+            if self.projection is not None:
+                student = self.projection(student)
+            squared = (student.float() - target[teacher_index].detach().float()).pow(2) * real
+            per_pair.append(squared.sum() / (real.sum() * squared.shape[-1]).clamp(min=1))
+        return {"kd_hidden_loss": torch.stack(per_pair).mean()}
 
 
 class AnchorAlignment(LossTerm):
@@ -122,13 +147,17 @@ class CompositeLoss:
         return {"loss": total, **components}
 
 
-def build_loss_terms(args: LossArguments, teacher: torch.nn.Module | None,
-                     anchor_arch: Callable[[], list[str] | None] | None) -> CompositeLoss:
-    """MLM, plus distillation with a teacher (MLM then weighs ``1 - kd_weight``), plus alignment when the strategy
-    keeps an anchor."""
-    terms: list[LossTerm] = [MaskedLMLoss(1.0 - args.kd_weight if teacher is not None else 1.0)]
-    if teacher is not None:
-        terms.append(LogitsDistillation(teacher, args.kd_weight, args.kd_temperature))
+def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | None] | None = None,
+                     teacher: Teacher | None = None, kd_weight: float = 0.0,
+                     layer_pairs: list[tuple[int, int]] | None = None,
+                     projection: torch.nn.Module | None = None) -> CompositeLoss:
+    """MLM (weighing ``1 - kd_weight``), logits distillation (``kd_weight`` > 0), hidden-state distillation
+    (``kd_hidden_weight`` > 0), and alignment when the strategy keeps an anchor."""
+    terms: list[LossTerm] = [MaskedLMLoss(1.0 - kd_weight)]
+    if teacher is not None and kd_weight > 0:
+        terms.append(LogitsDistillation(teacher, kd_weight, args.kd_temperature))
+    if teacher is not None and args.kd_hidden_weight > 0:
+        terms.append(HiddenStateDistillation(teacher, args.kd_hidden_weight, layer_pairs, projection))
     if anchor_arch is not None:
         terms.append(AnchorAlignment(anchor_arch, args.align_hidden_weight, args.align_logits_weight,
                                      args.align_temperature))
@@ -163,5 +192,5 @@ def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels:
     return soft_target_kl(student_logits, target_logits, temperature, mask=labels != -100)
 
 
-__all__ = ["AnchorAlignment", "CompositeLoss", "LogitsDistillation", "LossTerm", "MaskedLMLoss", "StepContext",
-           "alignment_loss", "build_loss_terms", "hidden_alignment", "masked_kl"]
+__all__ = ["AnchorAlignment", "CompositeLoss", "HiddenStateDistillation", "LogitsDistillation", "LossTerm",
+           "MaskedLMLoss", "StepContext", "alignment_loss", "build_loss_terms", "hidden_alignment", "masked_kl"]

@@ -54,6 +54,7 @@ from .setup import (
     run_settings,
     setup_strategy,
 )
+from .teacher import kd_projection, layer_map, resolve_kd_weight
 
 TRAIN_LOG, ANCHOR_LOG, RESULTS = "train_log.jsonl", "anchor_history.jsonl", "all_results.json"
 
@@ -88,7 +89,11 @@ class PretrainRecipe:
         if self.resume is not None:
             check_resume_settings(self.resume, self.settings)
         self.strategy = setup_strategy(args.group(StrategyArguments), self.config, args.seed)
-        self.teacher = load_teacher(args.group(LossArguments), self.tokenizer)
+        loss = args.group(LossArguments)
+        self.teacher = load_teacher(loss, self.tokenizer)
+        self.kd_weight = resolve_kd_weight(loss, self.teacher)
+        self.layer_pairs = None if self.teacher is None or loss.kd_hidden_weight == 0 else layer_map(
+            loss.kd_layer_map, self.config.num_hidden_layers, self.teacher.num_layers)
         check_init_from_bert(model, self.tokenizer)
         self.train_set, self.held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length,
                                                      self.accelerator, args.seed)
@@ -99,7 +104,9 @@ class PretrainRecipe:
         model = build_model(args.group(ModelArguments), self.config,
                             None if self.strategy.is_supernet else self.strategy.eval_arch())
         if self.teacher is not None:
-            self.teacher.to(accelerator.device)
+            self.teacher.model.to(accelerator.device)
+        # Trained with the run and saved in its checkpoints, never exported.
+        projection = kd_projection(self.config.hidden_size, self.teacher, args.kd_hidden_weight)
         # Masking is reseeded per micro-batch from (seed, rank, epoch, position), so it needs no saved state and a
         # resumed run masks exactly as an uninterrupted one on every rank. Dropout alone uses the global RNG (saved
         # per rank by accelerate); the loaders get generators of their own so that creating an iterator draws nothing.
@@ -110,15 +117,18 @@ class PretrainRecipe:
         eval_dataloader = self._eval_loader(self.held_out)
         anchor_dataloader = self._eval_loader(self.held_out.select(range(min(args.anchor_eval_samples,
                                                                               len(self.held_out)))))
+        trained = model if projection is None else torch.nn.ModuleList([model, projection])
         optimizer, scheduler, self.max_train_steps = build_optimizer(
-            args.group(OptimizationArguments), model, len(self.train_set), accelerator.num_processes)
+            args.group(OptimizationArguments), trained, len(self.train_set), accelerator.num_processes)
         self.model, self.optimizer, self.eval_dataloader, self.anchor_dataloader, self.lr_scheduler = \
             accelerator.prepare(model, optimizer, eval_dataloader, anchor_dataloader, scheduler)
+        self.projection = None if projection is None else accelerator.prepare_model(projection)
         # Training batches stay on the CPU for masking; the loop moves them to the device.
         self.train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=False)
         self.unwrapped = accelerator.unwrap_model(self.model)
-        self.loss = build_loss_terms(args.group(LossArguments), self.teacher,
-                                     (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None)
+        self.loss = build_loss_terms(args.group(LossArguments),
+                                     (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None,
+                                     self.teacher, self.kd_weight, self.layer_pairs, self.projection)
 
         self.state = TrainingState(strategy=self.strategy)
         accelerator.register_for_checkpointing(self.state)
@@ -195,12 +205,13 @@ class PretrainRecipe:
         self.local_tokens += int(batch["attention_mask"].sum())  # on the CPU batch: no device sync
         batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in self.masker(batch).items()}
         arch_kwargs = {"arch": arch} if self.strategy.is_supernet else {}
-        with accelerator.accumulate(self.model):
+        with accelerator.accumulate(*self.trained_models):
             outputs = self.model(**batch, output_hidden_states=self.loss.needs_hidden_states(arch), **arch_kwargs)
             losses = self.loss(StepContext(batch, outputs, self.unwrapped, arch, accelerator.autocast))
             accelerator.backward(losses["loss"])
             if accelerator.sync_gradients and self.args.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
+                accelerator.clip_grad_norm_([p for m in self.trained_models for p in m.parameters()],
+                                            self.args.max_grad_norm)
             self.optimizer.step()
             self.lr_scheduler.step()
             self.optimizer.zero_grad()
@@ -222,6 +233,10 @@ class PretrainRecipe:
         if self.args.with_tracking and step % self.args.logging_steps == 0:
             self.accelerator.log({k: v for k, v in record.items() if isinstance(v, float)}, step=step)
         return record
+
+    @property
+    def trained_models(self) -> list[torch.nn.Module]:
+        return [self.model] if self.projection is None else [self.model, self.projection]
 
     def score_on_anchor_blocks(self, arch: list[str]) -> MLMScore:
         return evaluate_mlm(self.unwrapped, self.anchor_dataloader, self.accelerator, arch=arch)

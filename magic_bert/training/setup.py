@@ -15,7 +15,7 @@ import datasets
 import torch
 import transformers
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, BertTokenizer, get_scheduler
+from transformers import AutoConfig, AutoTokenizer, BertTokenizer, get_scheduler
 
 from ..bert_interop import from_bert
 from ..configuration_magic_bert import MagicBertConfig
@@ -43,6 +43,7 @@ from .arguments import (
 )
 from .checkpointing import resolve_resume_path
 from .strategies import SamplerStrategy, build_strategy
+from .teacher import Teacher, load_teacher_model
 
 # What must not change between a checkpoint and the run that resumes it (or batches, masks and children differ).
 RESUME_SETTINGS = ("arch", "preset", "config_name", "sampler", "seed", "per_device_train_batch_size",
@@ -132,13 +133,13 @@ def check_same_vocabulary(vocab_size: int, name: str, tokenizer, param: str) -> 
                          f"pass `tokenizer_name` {name}.")
 
 
-def load_teacher(loss: LossArguments, tokenizer) -> torch.nn.Module | None:
-    name = loss.teacher_name_or_path
-    if name is None:
+def load_teacher(loss: LossArguments, tokenizer) -> Teacher | None:
+    """The teacher (with or without an MLM head), which must share the tokenizer's vocabulary."""
+    if loss.teacher_name_or_path is None:
         return None
-    teacher = load_user_file(f"`teacher_name_or_path` {name!r}", lambda: AutoModelForMaskedLM.from_pretrained(name))
-    check_same_vocabulary(teacher.config.vocab_size, name, tokenizer, "teacher_name_or_path")
-    return teacher.eval().requires_grad_(False)
+    teacher = load_teacher_model(loss.teacher_name_or_path)
+    check_same_vocabulary(teacher.model.config.vocab_size, teacher.name, tokenizer, "teacher_name_or_path")
+    return teacher
 
 
 def check_init_from_bert(model: ModelArguments, tokenizer) -> None:
