@@ -12,9 +12,7 @@ plus ``--config FILE``), checked by their own ``check()``, and run by :func:`run
         args.check()                          # library callers are checked too
         ...
 
-    def main(argv=None):
-        (args,) = parse_args(SearchArguments, argv=argv, description=__doc__)
-        run(search, args)
+    main = command_main(SearchArguments, search, __doc__)   # parse, then run; bad input → one line, exit 1
 """
 
 from __future__ import annotations
