@@ -356,3 +356,44 @@ def test_bad_search_encoder_budgets_name_the_parameter():
     args = SearchArguments(supernet="s", output_dir="o", max_encoder_params=10, min_encoder_params=20)
     with pytest.raises(InputError, match="`min_encoder_params` 20 is larger than `max_encoder_params` 10"):
         args.check()
+
+
+WORKER = """
+import json, os, sys
+import torch
+from accelerate import Accelerator
+from magic_bert import MagicBertSupernetForMaskedLM, from_bert, inherit_from_bert, space_from_bert
+from tests.test_compression import held_out_batches, tiny_bert
+
+accelerator = Accelerator(cpu=True)
+bert = tiny_bert()
+supernet = from_bert(bert, MagicBertSupernetForMaskedLM, config=space_from_bert(bert))
+# Each rank holds different batches: only the main process's ranking may count.
+inherit_from_bert(supernet, bert, "importance", held_out_batches(seed=int(os.environ["RANK"])), accelerator)
+weight = supernet.bert.encoder.layer[1].ops["ffn_32"].intermediate.weight
+with open(f"{sys.argv[1]}/rank{os.environ['RANK']}.json", "w") as f:
+    json.dump({"rows": weight.sum(dim=1).tolist()}, f)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_inherit_the_main_process_ranking(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    (tmp_path / "worker.py").write_text(WORKER)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    completed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                "--master_port", "29541", str(tmp_path / "worker.py"), str(tmp_path)],
+                               capture_output=True, text=True, cwd=repo, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0 == rank1
+    bert = tiny_bert()
+    order = neuron_orders(bert, "importance", held_out_batches(seed=0))[0][:32]
+    expected = bert.bert.encoder.layer[0].intermediate.dense.weight[torch.tensor(order)]
+    assert rank0["rows"] == expected.sum(dim=1).tolist()
+    assert order != neuron_orders(bert, "importance", held_out_batches(seed=1))[0][:32]  # the ranks' data disagree
