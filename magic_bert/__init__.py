@@ -7,6 +7,7 @@ Importing the package registers the models with transformers' Auto classes: a su
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 from .bert_interop import from_bert, to_bert
+from .compression import inherit_from_bert, space_from_bert
 from .configuration_magic_bert import PRESETS, MagicBertConfig, MagicBertSupernetConfig
 from .modeling_magic_bert import (
     MagicBertForMaskedLM,
@@ -42,6 +43,8 @@ __all__ = [
     "OpSpec",
     "SearchSpace",
     "from_bert",
+    "inherit_from_bert",
     "parse_op",
+    "space_from_bert",
     "to_bert",
 ]

@@ -61,6 +61,50 @@ class SearchSpace:
     def max_params(self) -> int:
         return self.base_params + self.num_layers * max(self._op_params.values())
 
+    @property
+    def min_encoder_params(self) -> int:
+        """Parameters of the searchable layers alone (no embeddings, pooler or head) of the smallest child."""
+        return self.min_params - self.base_params
+
+    @property
+    def max_encoder_params(self) -> int:
+        return self.max_params - self.base_params
+
+    def encoder_params(self, arch) -> int:
+        """Parameters of ``arch``'s layers only: ``num_params(arch)`` minus embeddings and pooler."""
+        return self.num_params(arch) - self.base_params
+
+    def total_budget(self, max_params: float | None = None, min_params: float | None = None,
+                     max_encoder_params: float | None = None,
+                     min_encoder_params: float | None = None) -> tuple[float | None, float | None]:
+        """One ``(max_params, min_params)`` budget on the whole model meaning both budgets (encoder params = total
+        minus the fixed embeddings and pooler, so an encoder bound is a total bound shifted by ``base_params``).
+
+        A ``ValueError`` names an encoder budget that is not a number, is inverted or falls outside the space."""
+        if max_encoder_params is None and min_encoder_params is None:
+            return max_params, min_params
+        try:
+            high = math.inf if max_encoder_params is None else float(max_encoder_params)
+            low = -math.inf if min_encoder_params is None else float(min_encoder_params)
+        except (TypeError, ValueError):
+            high = low = math.nan
+        if math.isnan(low) or math.isnan(high):
+            raise ValueError(f"Encoder budgets must be numbers, got min_encoder_params={min_encoder_params!r}, "
+                             f"max_encoder_params={max_encoder_params!r}.")
+        if low > high:
+            raise ValueError(f"min_encoder_params={low:,.0f} is larger than max_encoder_params={high:,.0f}.")
+        if high < self.min_encoder_params or low > self.max_encoder_params:
+            raise ValueError(
+                f"Infeasible encoder budget [{_fmt(min_encoder_params)}, {_fmt(max_encoder_params)}]: the layers of "
+                f"this search space have between {self.min_encoder_params:,} (smallest) and "
+                f"{self.max_encoder_params:,} (largest) parameters."
+            )
+        shifted_high = None if math.isinf(high) else self.base_params + high
+        shifted_low = None if math.isinf(low) else self.base_params + low
+        both_high = [v for v in (max_params, shifted_high) if v is not None]
+        both_low = [v for v in (min_params, shifted_low) if v is not None]
+        return (min(map(float, both_high)) if both_high else None), (max(map(float, both_low)) if both_low else None)
+
     def validate(self, arch) -> list[str]:
         """Canonical op names of ``arch``; a ``ValueError`` names the bad layer/op and what is allowed."""
         return [spec.name for spec in self._specs(arch)]

@@ -8,6 +8,7 @@ from ..cli import ArgumentGroups, arg, at_least, positive
 from ..data import check_data_file
 from ..errors import InputError
 from ..supernet_inputs import HeldOutArguments
+from ..training.arguments import check_budget_order
 
 
 @dataclass
@@ -24,6 +25,8 @@ class InterferenceArguments(ArgumentGroups, HeldOutArguments):
     per_device_batch_size: int = arg(16, "Batch size of those batches.")
     max_params: float | None = arg(None, "Sample children inside this budget.")
     min_params: float | None = arg(None, "... and at least this many parameters.")
+    max_encoder_params: float | None = arg(None, "... and at most this many in the layers alone (no embeddings).")
+    min_encoder_params: float | None = arg(None, "... and at least this many in the layers alone.")
     seed: int = arg(42, "Children, pairs and the held-out masks.")
 
     def check(self) -> None:
@@ -34,6 +37,8 @@ class InterferenceArguments(ArgumentGroups, HeldOutArguments):
         at_least(1, num_children=self.num_children, pairs_per_m=self.pairs_per_m, num_batches=self.num_batches,
                  per_device_batch_size=self.per_device_batch_size)
         positive(max_params=self.max_params)
+        check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",
+                           self.min_encoder_params)
         if self.children_file is not None:
             check_data_file(self.children_file, "children_file")
 
@@ -48,6 +53,8 @@ class RankCorrelationArguments(ArgumentGroups, HeldOutArguments):
     children_seed: int = arg(0, "Seed of that draw.")
     max_params: float | None = arg(None, "Draw children inside this budget.")
     min_params: float | None = arg(None, "... and at least this many parameters.")
+    max_encoder_params: float | None = arg(None, "... and at most this many in the layers alone (no embeddings).")
+    min_encoder_params: float | None = arg(None, "... and at least this many in the layers alone.")
     num_eval_batches: int = arg(8, "Held-out batches each child is scored on.")
     per_device_eval_batch_size: int = arg(32, "Batch size of those batches.")
     train_file: str | None = arg(None, "Standalone training text (default: the embedded corpus).")
@@ -72,6 +79,8 @@ class RankCorrelationArguments(ArgumentGroups, HeldOutArguments):
                  synthetic_documents=self.synthetic_documents)
         at_least(0, num_warmup_steps=self.num_warmup_steps)
         positive(learning_rate=self.learning_rate, max_params=self.max_params)
+        check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",
+                           self.min_encoder_params)
 
 
 __all__ = ["InterferenceArguments", "RankCorrelationArguments"]

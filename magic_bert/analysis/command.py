@@ -56,7 +56,7 @@ def analyze(args: InterferenceArguments) -> dict:
     else:
         with invalid_value("`max_params` / `min_params`"):
             children = sample_sharing_children(space, layer, op, args.num_children, random.Random(args.seed),
-                                               args.max_params, args.min_params)
+                                               *_total_budget(space, args))
 
     tokenizer = load_tokenizer(args.tokenizer_name or args.supernet)
     blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed)
@@ -64,8 +64,8 @@ def analyze(args: InterferenceArguments) -> dict:
     batches = list(DataLoader(blocks, batch_size=args.per_device_batch_size, collate_fn=default_data_collator))
 
     matrices = similarity_matrix(supernet, children, batches, layer, op)
-    curve = similarity_vs_m(supernet, batches, layer, op, args.pairs_per_m, args.seed, args.max_params,
-                            args.min_params)
+    curve = similarity_vs_m(supernet, batches, layer, op, args.pairs_per_m, args.seed,
+                            *_total_budget(space, args))
     what = {"supernet": str(args.supernet), "layer": layer, "op": op, "num_batches": len(batches),
             "batch_size": args.per_device_batch_size}
 
@@ -117,13 +117,19 @@ def _standalone_template(args: RankCorrelationArguments, first: str) -> Pretrain
         synthetic_documents=args.synthetic_documents)
 
 
+def _total_budget(space, args) -> tuple[float | None, float | None]:
+    """``(max_params, min_params)`` meaning the parameter and the encoder budgets together."""
+    with invalid_value("`max_encoder_params` / `min_encoder_params`"):
+        return space.total_budget(args.max_params, args.min_params, args.max_encoder_params, args.min_encoder_params)
+
+
 def correlate(args: RankCorrelationArguments) -> dict:
     args.check()
     output = check_output_dir(args.output_dir, args.overwrite_output_dir)
     supernets = _load_same_space(args.supernet)
+    space = supernets[0].config.search_space
     with invalid_value("`max_params` / `min_params`"):
-        children = sample_children(supernets[0].config.search_space, args.num_children, args.children_seed,
-                                   args.max_params, args.min_params)
+        children = sample_children(space, args.num_children, args.children_seed, *_total_budget(space, args))
 
     tokenizer = load_tokenizer(args.tokenizer_name or args.supernet[0])
     blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed)

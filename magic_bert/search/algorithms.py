@@ -107,11 +107,20 @@ class Constraints:
     seq_len: int = 128
     max_latency: float | None = None
     latency_table: LatencyTable | None = None
+    max_encoder_params: float | None = None  # parameters of the layers alone (no embeddings, pooler or head)
+    min_encoder_params: float | None = None
+
+    def _total_budget(self, space: SearchSpace) -> tuple[float | None, float | None]:
+        return space.total_budget(self.max_params, self.min_params, self.max_encoder_params, self.min_encoder_params)
 
     def check(self, space: SearchSpace) -> None:
         """An infeasible budget fails now, naming the smallest and largest achievable sizes."""
-        with invalid_value("`max_params` / `min_params`"):
-            space.sample(random.Random(0), max_params=self.max_params, min_params=self.min_params)
+        with invalid_value("`max_encoder_params` / `min_encoder_params`"):
+            space.total_budget(None, None, self.max_encoder_params, self.min_encoder_params)
+        with invalid_value("`max_params` / `min_params`" if self.max_encoder_params is None and
+                           self.min_encoder_params is None else "The parameter and encoder budgets together"):
+            max_params, min_params = self._total_budget(space)
+            space.sample(random.Random(0), max_params=max_params, min_params=min_params)
         if self.max_flops is not None:
             smallest = min(space.flops([op.name] * space.num_layers, self.seq_len) for op in space.ops)
             if self.max_flops < smallest:
@@ -122,7 +131,8 @@ class Constraints:
             raise InputError("A latency budget needs a latency table (`latency_table` or `measure_latency`).")
 
     def measure(self, space: SearchSpace, arch) -> dict:
-        out = {"params": space.num_params(arch), "flops": space.flops(arch, self.seq_len)}
+        out = {"params": space.num_params(arch), "flops": space.flops(arch, self.seq_len),
+               "encoder_params": space.encoder_params(arch)}
         if self.latency_table is not None:
             out["latency"] = self.latency_table.latency(arch)
         return out
@@ -131,12 +141,15 @@ class Constraints:
         m = self.measure(space, arch)
         return ((self.max_params is None or m["params"] <= self.max_params)
                 and (self.min_params is None or m["params"] >= self.min_params)
+                and (self.max_encoder_params is None or m["encoder_params"] <= self.max_encoder_params)
+                and (self.min_encoder_params is None or m["encoder_params"] >= self.min_encoder_params)
                 and (self.max_flops is None or m["flops"] <= self.max_flops)
                 and (self.max_latency is None or m["latency"] <= self.max_latency))
 
     def sample(self, space: SearchSpace, rng: random.Random, tries: int = 1000) -> list[str]:
+        max_params, min_params = self._total_budget(space)
         for _ in range(tries):
-            arch = space.sample(rng, max_params=self.max_params, min_params=self.min_params)
+            arch = space.sample(rng, max_params=max_params, min_params=min_params)
             if self.allows(space, arch):
                 return arch
         raise InputError(f"No architecture met every constraint in {tries} draws ({self._describe()}); "
@@ -158,6 +171,7 @@ class Candidate:
     latency: float | None = None
     generation: int = 0
     order: int = 0  # evaluation order (0 = first scored)
+    encoder_params: int | None = None  # params of the layers alone
 
     def score(self, metric: str) -> float:
         """Higher is better."""

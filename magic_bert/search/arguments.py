@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..cli import ArgumentGroups, arg, at_least, in_range, positive
 from ..errors import InputError
 from ..supernet_inputs import HeldOutArguments
+from ..training.arguments import check_budget_order
 from .algorithms import METRICS, STRATEGIES
 from .export import FORMATS, HEADS, INITS
 
@@ -18,6 +19,8 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
     overwrite_output_dir: bool = arg(False, "Replace a non-empty --output_dir.")
     max_params: float | None = arg(None, "Parameter budget, e.g. 60e6.")
     min_params: float | None = arg(None, "Smallest parameter count allowed.")
+    max_encoder_params: float | None = arg(None, "Budget on the layers alone (no embeddings, pooler or head).")
+    min_encoder_params: float | None = arg(None, "Smallest encoder parameter count allowed.")
     max_flops: float | None = arg(None, "FLOPs of one sequence of --seq_len tokens.")
     seq_len: int = arg(128, "Sequence length for FLOPs and latency.")
     latency_table: str | None = arg(None, "A latency_table.json from --measure_latency.")
@@ -48,6 +51,8 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
         at_least(2, population_size=self.population_size, parents=self.parents)
         at_least(1, generations=self.generations)
         positive(max_params=self.max_params, max_flops=self.max_flops, max_latency=self.max_latency)
+        check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",
+                           self.min_encoder_params)
         in_range("mutation_prob", self.mutation_prob, 0, 1, "(]")
         in_range("crossover", self.crossover, 0, 1)
 

@@ -49,7 +49,8 @@ def search(args: SearchArguments) -> SearchResult:
     space = supernet.config.search_space
     if args.measure_latency:
         table = measure_latency(supernet, seq_len=args.seq_len, device=accelerator.device)
-    constraints = Constraints(args.max_params, args.min_params, args.max_flops, args.seq_len, args.max_latency, table)
+    constraints = Constraints(args.max_params, args.min_params, args.max_flops, args.seq_len, args.max_latency, table,
+                              args.max_encoder_params, args.min_encoder_params)
     constraints.check(space)
     tokenizer = load_tokenizer(args.tokenizer_name or supernet_dir)
 
@@ -93,10 +94,12 @@ def _run_strategy(args: SearchArguments, scorer: CandidateScorer, rng: random.Ra
 def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | None, args: SearchArguments) -> None:
     best = result.best
     (staging / "arch.json").write_text(json.dumps({
-        "arch": best.arch, "params": best.params, "flops": best.flops, "seq_len": args.seq_len,
+        "arch": best.arch, "params": best.params, "encoder_params": best.encoder_params, "flops": best.flops,
+        "seq_len": args.seq_len,
         "latency": best.latency, "eval_loss": best.loss, "eval_accuracy": best.accuracy, "metric": result.metric,
         "supernet": str(args.supernet), "strategy": args.strategy, "num_evaluated": len(result.candidates),
         "constraints": {"max_params": args.max_params, "min_params": args.min_params,
+                        "max_encoder_params": args.max_encoder_params, "min_encoder_params": args.min_encoder_params,
                         "max_flops": args.max_flops, "max_latency": args.max_latency}}, indent=2))
     (staging / "candidates.jsonl").write_text("".join(json.dumps(c.__dict__) + "\n" for c in result.candidates))
     plot_pareto(result.candidates, staging / "pareto.png", result.metric)

@@ -144,10 +144,22 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
         init_text="inherited from the supernet" if init == "inherit" else "freshly initialised (train from scratch)",
         format_text="magic_bert (remote code included)" if fmt == "magic_bert" else "plain transformers BERT",
         training_text=training_text, search_text=search_text, glue_table=glue_table, usage=usage,
+        inherited_text=_inherited_text(getattr(space.config, "inherited", None), arch),
         data_text="the supernet's pre-training text (see its train_log.jsonl and all_results.json)",
         loading_text="Loading needs `import magic_bert` or `trust_remote_code=True`." if fmt == "magic_bert" else
         "A stock transformers BERT checkpoint: no custom code.",
     )
+
+
+def _inherited_text(inherited: dict | None, arch: list[str]) -> str:
+    """What the supernet's ops of this arch started from (``--init_from_bert``), or ``""``."""
+    if not isinstance(inherited, dict) or not isinstance(inherited.get("ops"), dict):
+        return ""
+    ops = [op for op in dict.fromkeys(arch) if op in inherited["ops"]]
+    source = f"BERT `{inherited['bert']}`" if inherited.get("bert") else "a BERT"
+    return (f"every candidate op of the supernet started from {source} (sublayers 2j and 2j+1 from its layer j; "
+            f"FFN neurons ranked by {inherited.get('method')}); this arch's ops: "
+            + "; ".join(f"`{op}`: {inherited['ops'][op]}" for op in ops))
 
 
 def _glue_table(glue: dict[str, dict[str, float]]) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from transformers.trainer_utils import SchedulerType
 
 from ..cli import ArgumentGroups, arg, at_least, in_range, parse_one, positive
+from ..compression import INHERIT_METHODS
 from ..configuration_magic_bert import PRESETS
 from ..data import SPECIAL_TOKENS
 from ..errors import InputError
@@ -39,9 +40,16 @@ class DataArguments:
 
 @dataclass
 class ModelArguments:
-    preset: str = arg("tiny", "Search space preset.", choices=sorted(PRESETS))
+    preset: str | None = arg(None, "Search space preset (default: the space around --init_from_bert when given, "
+                                   "else tiny).", choices=sorted(PRESETS))
     config_name: str | None = arg(None, "A MagicBertConfig (path or Hub id) instead of --preset.")
-    init_from_bert: str | None = arg(None, "Initialise from a BertForMaskedLM (path or Hub id) of the same size.")
+    init_from_bert: str | None = arg(None, "Start every candidate op from this BERT (BertForMaskedLM or BertModel; "
+                                           "path or Hub id). Without --preset / --config_name the space is built "
+                                           "around it.")
+    inherit: str = arg("importance", "With --init_from_bert, which FFN neurons a narrower ffn keeps: importance "
+                                     "(MLM gradient x activation on held-out blocks; mean |activation| x output "
+                                     "weights without an MLM head), magnitude (weights only) or first.",
+                       choices=list(INHERIT_METHODS))
     gradient_checkpointing: bool = arg(False, "Recompute activations in the backward pass to save memory.")
 
 
@@ -71,6 +79,9 @@ class StrategyArguments:
                                  "a JSON list, or op names separated by spaces/commas.")
     max_params: float | None = arg(None, "Sample only children with at most this many parameters (e.g. 60e6).")
     min_params: float | None = arg(None, "... and at least this many.")
+    max_encoder_params: float | None = arg(None, "Sample only children whose layers (no embeddings, pooler or head) "
+                                                 "have at most this many parameters.")
+    min_encoder_params: float | None = arg(None, "... and at least this many.")
     anchor_arch: str | None = arg(None, "MAGIC-A/AT initial anchor (same forms as --arch). Default: the BERT-like "
                                         "child [largest mha, largest ffn] * L/2, shrunk into the budget.")
     anchor_eval_steps: int = arg(50, "MAGIC-A/AT: compare the current child with the anchor every N steps.")
@@ -128,6 +139,12 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         """Every cheap check of the values, in one place (files and checkpoints are checked where they load)."""
         if self.output_dir is None:
             raise InputError("`output_dir` is required.")
+        if self.preset is None and self.config_name is None and self.init_from_bert is None:
+            self.preset = "tiny"  # the default space (and what checkpoints of earlier runs recorded)
+        if self.inherit not in INHERIT_METHODS:
+            raise InputError(f"`inherit` {self.inherit!r} is not a method; choose one of {list(INHERIT_METHODS)}.")
+        check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",
+                           self.min_encoder_params)
         if self.dataset_name is not None and self.train_file is not None:
             raise InputError("Pass either `dataset_name` or `train_file`, not both.")
         if self.validation_file is not None and self.train_file is None:
@@ -171,10 +188,18 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
                              f"{self.checkpointing_steps!r}.")
 
 
+def check_budget_order(high_name: str, high: float | None, low_name: str, low: float | None) -> None:
+    """Budgets are positive and the lower bound is not above the upper one."""
+    positive(**{high_name: high})
+    if high is not None and low is not None and low > high:
+        raise InputError(f"`{low_name}` {low:,.0f} is larger than `{high_name}` {high:,.0f}.")
+
+
 def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     """Parse the command line (and ``--config FILE``; the command line wins)."""
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
 __all__ = ["GROUPS", "DataArguments", "LossArguments", "ModelArguments", "OptimizationArguments",
-           "PretrainArguments", "RunArguments", "StrategyArguments", "parse_pretrain_args"]
+           "PretrainArguments", "RunArguments", "StrategyArguments", "check_budget_order",
+           "parse_pretrain_args"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import datasets
@@ -17,7 +18,8 @@ import transformers
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from transformers import AutoConfig, AutoTokenizer, BertTokenizer, get_scheduler
 
-from ..bert_interop import from_bert
+from ..bert_interop import _check_matches_bert
+from ..compression import space_from_bert, supernet_from_bert
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import (
     check_data_file,
@@ -27,7 +29,7 @@ from ..data import (
     tokenize_and_group,
     train_wordpiece_tokenizer,
 )
-from ..errors import InputError, load_user_file
+from ..errors import InputError, invalid_value, load_user_file
 from ..io_utils import check_output_dir
 from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
 from ..optim import adamw_parameter_groups
@@ -88,10 +90,15 @@ def load_training_text(data: DataArguments, seed: int) -> datasets.DatasetDict:
 
 
 def base_config(model: ModelArguments) -> MagicBertConfig:
+    """``config_name``, else ``preset``, else the space around ``init_from_bert``, else the ``tiny`` preset."""
     if model.config_name is not None:
         return load_user_file(f"`config_name` {model.config_name!r}",
                               lambda: MagicBertConfig.from_pretrained(model.config_name))
-    return MagicBertConfig.from_preset(model.preset)
+    if model.preset is None and model.init_from_bert is not None:
+        with invalid_value(f"`init_from_bert` {model.init_from_bert!r}"):
+            return load_user_file(f"`init_from_bert` {model.init_from_bert!r}",
+                                  lambda: space_from_bert(model.init_from_bert))
+    return MagicBertConfig.from_preset(model.preset or "tiny")
 
 
 def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator: Accelerator, resume: Path | None,
@@ -143,11 +150,15 @@ def load_teacher(loss: LossArguments, tokenizer) -> Teacher | None:
 
 
 def check_init_from_bert(model: ModelArguments, tokenizer) -> None:
+    """The BERT exists, shares the tokenizer's vocabulary and fits the space (sizes, sublayers, its own ops)."""
     name = model.init_from_bert
     if name is None:
         return
     bert_config = load_user_file(f"`init_from_bert` {name!r}", lambda: AutoConfig.from_pretrained(name))
     check_same_vocabulary(bert_config.vocab_size, name, tokenizer, "init_from_bert")
+    with invalid_value(f"`init_from_bert` {name!r} does not fit the search space (drop `preset` / `config_name` "
+                       "for a space built around it)"):
+        _check_matches_bert(build_config(model, tokenizer), bert_config)
 
 
 def setup_strategy(strategy: StrategyArguments, config: MagicBertConfig, seed: int) -> SamplerStrategy:
@@ -179,10 +190,13 @@ def build_blocks(data: DataArguments, raw: datasets.DatasetDict, tokenizer, max_
     return train, held_out
 
 
-def build_model(model: ModelArguments, config: MagicBertConfig, arch: list[str] | None) -> torch.nn.Module:
-    """The supernet (``arch=None``) or one fixed model, fresh or from ``init_from_bert``."""
+def build_model(model: ModelArguments, config: MagicBertConfig, arch: list[str] | None,
+                batches: Iterable[dict] | None = None, accelerator: Accelerator | None = None) -> torch.nn.Module:
+    """The supernet (``arch=None``) or one fixed model, fresh or from ``init_from_bert``: then every candidate op
+    starts from the BERT (``inherit`` ranks FFN neurons; ``importance`` on ``batches``, the held-out blocks, ranked
+    on the main process of ``accelerator``)."""
     if model.init_from_bert is not None:
-        supernet = from_bert(model.init_from_bert, MagicBertSupernetForMaskedLM, config=config)
+        supernet = supernet_from_bert(model.init_from_bert, config, model.inherit, batches, accelerator)
         built = supernet if arch is None else supernet.export(arch)
     else:
         built = MagicBertSupernetForMaskedLM(config) if arch is None else MagicBertForMaskedLM(config.with_arch(arch))

@@ -139,17 +139,24 @@ class ArchSampler(SamplerStrategy):
     name = "spos"
 
     def __init__(self, space: SearchSpace, seed: int = 0, max_params: float | None = None,
-                 min_params: float | None = None):
+                 min_params: float | None = None, max_encoder_params: float | None = None,
+                 min_encoder_params: float | None = None):
         super().__init__(space, seed)
-        self.max_params, self.min_params = max_params, min_params
+        self.max_encoder_params, self.min_encoder_params = max_encoder_params, min_encoder_params
+        # Encoder budgets are total budgets shifted by the fixed embeddings: draws and moves see one budget.
+        self.max_params, self.min_params = space.total_budget(max_params, min_params, max_encoder_params,
+                                                              min_encoder_params)
         self.last_arch: list[str] | None = None
         # Fail now (before any training) on an infeasible budget.
-        space.sample(_step_rng(seed, -1), max_params=max_params, min_params=min_params)
+        space.sample(_step_rng(seed, -1), max_params=self.max_params, min_params=self.min_params)
 
     @classmethod
     def from_arguments(cls, space: SearchSpace, args: StrategyArguments, seed: int) -> ArchSampler:
+        _check_encoder_budget(space, args)
         with invalid_value("`max_params` / `min_params`"):
-            return cls(space, seed=seed, max_params=args.max_params, min_params=args.min_params)
+            return cls(space, seed=seed, max_params=args.max_params, min_params=args.min_params,
+                       max_encoder_params=getattr(args, "max_encoder_params", None),
+                       min_encoder_params=getattr(args, "min_encoder_params", None))
 
     def next_arch(self, step: int) -> list[str]:
         self.last_arch = self._draw(step)
@@ -228,10 +235,13 @@ class AnchoredSampling:
     min_params: float | None
 
     def __init__(self, space: SearchSpace, seed: int = 0, max_params: float | None = None,
-                 min_params: float | None = None, anchor_arch: list[str] | None = None, eval_steps: int = 50):
-        super().__init__(space, seed=seed, max_params=max_params, min_params=min_params)
+                 min_params: float | None = None, anchor_arch: list[str] | None = None, eval_steps: int = 50,
+                 max_encoder_params: float | None = None, min_encoder_params: float | None = None):
+        super().__init__(space, seed=seed, max_params=max_params, min_params=min_params,
+                         max_encoder_params=max_encoder_params, min_encoder_params=min_encoder_params)
+        # self.max_params / min_params now hold the combined budget (encoder bounds included).
         initial = space.validate(anchor_arch) if anchor_arch is not None else default_anchor_arch(
-            space, max_params, min_params)
+            space, self.max_params, self.min_params)
         self.anchor = Anchor(initial)
         self.history = self.anchor.history
         self.eval_steps = eval_steps
@@ -242,9 +252,11 @@ class AnchoredSampling:
         if args.anchor_arch is not None:
             with invalid_value(f"`anchor_arch` {args.anchor_arch!r}"):
                 anchor = space.validate(load_arch(args.anchor_arch))
+        _check_encoder_budget(space, args)
         with invalid_value("`max_params` / `min_params`"):
             return cls(space, seed=seed, max_params=args.max_params, min_params=args.min_params, anchor_arch=anchor,
-                       eval_steps=args.anchor_eval_steps)
+                       eval_steps=args.anchor_eval_steps, max_encoder_params=getattr(args, "max_encoder_params", None),
+                       min_encoder_params=getattr(args, "min_encoder_params", None))
 
     @property
     def anchor_arch(self) -> list[str]:
@@ -289,14 +301,16 @@ class MagicAT(AnchoredSampling, TopologySampler):
     name = "magic-at"
 
 
-def default_anchor_arch(space: SearchSpace, max_params: float | None = None,
-                        min_params: float | None = None) -> list[str]:
+def default_anchor_arch(space: SearchSpace, max_params: float | None = None, min_params: float | None = None,
+                        max_encoder_params: float | None = None,
+                        min_encoder_params: float | None = None) -> list[str]:
     """The initial anchor when none is given: the largest BERT-like child ``[mha, ffn] * L/2`` inside the budget.
 
     The largest-parameter child would be all-FFN in these spaces (no token mixing at all), a poor anchor, so we
     prefer the strongest BERT-shaped child. Without mha/ffn ops, an odd layer count or any BERT-like child in
     budget, a seeded draw from the budget.
     """
+    max_params, min_params = space.total_budget(max_params, min_params, max_encoder_params, min_encoder_params)
     half, odd = divmod(space.num_layers, 2)
     mha = [op.name for op in space.ops if op.kind == "mha"]
     ffn = [op.name for op in space.ops if op.kind == "ffn"]
@@ -306,6 +320,13 @@ def default_anchor_arch(space: SearchSpace, max_params: float | None = None,
     if fits:
         return max(fits, key=space.num_params)
     return space.sample(_step_rng(0, -2), max_params=max_params, min_params=min_params)
+
+
+def _check_encoder_budget(space: SearchSpace, args: StrategyArguments) -> None:
+    """An encoder budget that is inverted or outside the space fails naming the encoder flags."""
+    with invalid_value("`max_encoder_params` / `min_encoder_params`"):
+        space.total_budget(None, None, getattr(args, "max_encoder_params", None),
+                           getattr(args, "min_encoder_params", None))
 
 
 def build_strategy(args: StrategyArguments, space: SearchSpace, seed: int) -> SamplerStrategy:

@@ -1,0 +1,284 @@
+"""Compress a pretrained BERT: a search space built around it, and every candidate op of the supernet started from it.
+
+* :func:`space_from_bert` — the BERT's hidden size, vocabulary, positions and token types, ``2 × layers`` sublayers
+  and the ops ``identity``, ``mha:<H/2>``, ``mha:<H>``, ``ffn:<I/4>``, ``ffn:<I/2>``, ``ffn:<I>``, ``conv:3/5/7``.
+* :func:`inherit_from_bert` — every op of sublayers ``2j`` and ``2j+1`` starts from BERT layer ``j``:
+
+  - ``mha:<h>`` takes the layer's query/key/value/output projections and attention LayerNorm (every ``mha`` has
+    full-width projections, so ``h`` heads are a re-split of the same weights);
+  - ``ffn:<n>`` takes the ``n`` most important neurons of the layer's FFN (:data:`INHERIT_METHODS`); ``ffn:<I>`` is
+    BERT's FFN in its own order, and a wider ``ffn`` adds neurons with zero output weights (the same function);
+  - ``conv:<k>`` starts with a zero pointwise projection (weight and bias) and the LayerNorm BERT has at that
+    sublayer (attention's at ``2j``, the FFN's at ``2j+1``). Its forward is ``LayerNorm(x + act(pointwise(...)))``
+    and ``act(0) = 0`` for BERT's activations, so a fresh conv computes exactly ``LayerNorm_bert(x)``: BERT's
+    sublayer with its attention / FFN term removed. It cannot be ``x`` itself (a post-LayerNorm block renormalises);
+    this is the identity through the residual that BERT's next sublayer expects. The depthwise conv keeps its fresh
+    initialisation, so the gradient reaches the pointwise weights from the first step (``gelu'(0) = 0.5``).
+
+  What each op inherited is recorded in ``config.inherited`` (saved in ``config.json``, shown on model cards).
+
+This module is part of the installed package only (checkpoint folders never import it).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, BertConfig, BertForMaskedLM, PreTrainedModel
+
+from .bert_interop import _SHARED_FIELDS
+from .configuration_magic_bert import MagicBertConfig, MagicBertSupernetConfig
+from .errors import InputError, invalid_value
+
+INHERIT_METHODS = ("importance", "magnitude", "first")
+CONV_KERNELS = (3, 5, 7)
+
+
+# ------------------------------------------------------------------------------------------------------- the space
+def _bert_config(bert) -> BertConfig:
+    """The BERT config of a config, a BERT model, or a path / Hub id (only its config.json is read)."""
+    if isinstance(bert, PreTrainedModel):
+        bert = bert.config
+    elif isinstance(bert, str | Path):
+        bert = AutoConfig.from_pretrained(str(bert))
+    if not isinstance(bert, BertConfig):
+        raise InputError(f"`bert` must be a BERT (model, config, path or Hub id); got {type(bert).__name__}.")
+    return bert
+
+
+def default_bert_ops(bert_config: BertConfig) -> list[str]:
+    """``identity``, ``mha:<H/2>``, ``mha:<H>``, ``ffn:<I/4>``, ``ffn:<I/2>``, ``ffn:<I>``, ``conv:3/5/7`` (duplicates
+    and head counts that do not divide the hidden size dropped)."""
+    heads, inner, hidden = bert_config.num_attention_heads, bert_config.intermediate_size, bert_config.hidden_size
+    mha = sorted({h for h in (heads // 2, heads) if h >= 1 and hidden % h == 0})
+    ffn = sorted({i for i in (inner // 4, inner // 2, inner) if i >= 1})
+    return ["identity", *(f"mha:{h}" for h in mha), *(f"ffn:{i}" for i in ffn), *(f"conv:{k}" for k in CONV_KERNELS)]
+
+
+def space_from_bert(bert, ops: list[str] | None = None) -> MagicBertSupernetConfig:
+    """The supernet config of a search space around ``bert`` (a BERT model, its config, or a path / Hub id).
+
+    Dimensions, vocabulary, positions, token types and activation are BERT's; there are ``2 × num_hidden_layers``
+    sublayers (BERT layer ``j`` is sublayers ``2j`` and ``2j+1``); ``ops`` defaults to :func:`default_bert_ops` and
+    must contain BERT's own two ops, so that its own arch is a child.
+    """
+    bert_config = _bert_config(bert)
+    ops = default_bert_ops(bert_config) if ops is None else list(ops)
+    own = [f"mha:{bert_config.num_attention_heads}", f"ffn:{bert_config.intermediate_size}"]
+    with invalid_value("`ops`"):
+        config = MagicBertSupernetConfig(**{field: getattr(bert_config, field) for field in _SHARED_FIELDS},
+                                         num_hidden_layers=2 * bert_config.num_hidden_layers, candidate_ops=ops)
+    missing = [op for op in own if op not in config.candidate_ops]
+    if missing:
+        raise InputError(f"`ops` must include BERT's own ops {own} (its arch is a child of the space); "
+                         f"missing {missing}.")
+    return config
+
+
+# ------------------------------------------------------------------------------------------------- neuron order
+def _bert_layers(bert: PreTrainedModel):
+    return (bert.bert if isinstance(bert, BertForMaskedLM) else bert).encoder.layer
+
+
+def _magnitude_scores(bert: PreTrainedModel) -> list[torch.Tensor]:
+    """Norm of each neuron's input weights × norm of its output weights (no data)."""
+    return [layer.intermediate.dense.weight.double().norm(dim=1) * layer.output.dense.weight.double().norm(dim=0)
+            for layer in _bert_layers(bert)]
+
+
+def _model_inputs(batch: dict, device: torch.device) -> dict:
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    return {key: torch.as_tensor(batch[key]).to(device) for key in keys if batch.get(key) is not None}
+
+
+def _activation_scores(bert: PreTrainedModel, batches: Iterable[dict], max_batches: int) -> list[torch.Tensor]:
+    """Per neuron: with an MLM head, ``|Σ activation × ∂MLM loss/∂activation|`` summed over batches (the first-order
+    loss change of removing it, as DynaBERT ranks neurons); without one, mean ``|activation|`` over real tokens ×
+    the norm of its output weights."""
+    layers = _bert_layers(bert)
+    with_head = isinstance(bert, BertForMaskedLM)
+    device = next(bert.parameters()).device
+    scores = [torch.zeros(layer.intermediate.dense.out_features, dtype=torch.float64) for layer in layers]
+    activations: list[torch.Tensor] = []
+    hooks = [layer.intermediate.register_forward_hook(lambda _m, _i, out: activations.append(out)) for layer in layers]
+    tokens, seen, training = 0, 0, bert.training
+    bert.eval()
+    try:
+        for batch in batches:
+            if seen >= max_batches:
+                break
+            seen += 1
+            activations.clear()
+            inputs = _model_inputs(batch, device)
+            mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).unsqueeze(-1).double()
+            tokens += int(mask.sum())
+            if with_head:
+                if batch.get("labels") is None:
+                    raise InputError("`batches` need masked-LM `labels` to rank neurons by importance with an MLM "
+                                     "head (held-out blocks masked once have them).")
+                ids = inputs.pop("input_ids")
+                with torch.enable_grad():  # gradients w.r.t. activations only: the weights' .grad stays untouched
+                    embeds = bert.get_input_embeddings()(ids).detach().requires_grad_()
+                    loss = bert(inputs_embeds=embeds, labels=torch.as_tensor(batch["labels"]).to(device),
+                                **inputs).loss
+                    grads = torch.autograd.grad(loss, activations)
+                for j, (act, grad) in enumerate(zip(activations, grads, strict=True)):
+                    scores[j] += ((act * grad).double() * mask).sum(dim=(0, 1)).abs().cpu()
+            else:
+                with torch.no_grad():
+                    bert(**inputs)
+                for j, act in enumerate(activations):
+                    scores[j] += (act.detach().double().abs() * mask).sum(dim=(0, 1)).cpu()
+    finally:
+        for hook in hooks:
+            hook.remove()
+        bert.train(training)
+    if seen == 0:
+        raise InputError("`batches` is empty: ranking neurons by importance needs held-out batches.")
+    if not with_head:
+        scores = [s / max(tokens, 1) * layer.output.dense.weight.detach().double().norm(dim=0).cpu()
+                  for s, layer in zip(scores, layers, strict=True)]
+    return scores
+
+
+def neuron_orders(bert: PreTrainedModel, method: str = "importance", batches: Iterable[dict] | None = None,
+                  max_batches: int = 8) -> list[list[int]]:
+    """For each BERT layer, its FFN neurons from most to least important (a stable sort: ties keep index order).
+
+    ``importance`` needs ``batches`` (an iterable of held-out batches; the first ``max_batches`` are used),
+    ``magnitude`` and ``first`` need no data. ``bert`` is a ``BertForMaskedLM`` (its MLM loss ranks neurons) or a
+    ``BertModel``.
+    """
+    if method not in INHERIT_METHODS:
+        raise InputError(f"`inherit` {method!r} is not a method; choose one of {list(INHERIT_METHODS)}.")
+    if method == "first":
+        return [list(range(layer.intermediate.dense.out_features)) for layer in _bert_layers(bert)]
+    if method == "magnitude":
+        scores = _magnitude_scores(bert)
+    elif batches is None:
+        raise InputError("`inherit` importance needs held-out `batches` (or use `inherit` magnitude).")
+    else:
+        scores = _activation_scores(bert, batches, max_batches)
+    return [torch.argsort(-s.detach().cpu(), stable=True).tolist() for s in scores]
+
+
+# ---------------------------------------------------------------------------------------------------- inheritance
+def _copy(target: torch.nn.Module, source: torch.nn.Module) -> None:
+    target.weight.copy_(source.weight)
+    target.bias.copy_(source.bias)
+
+
+def _inherit_ffn(op: torch.nn.Module, bert_layer, order: list[int], method: str) -> str:
+    inner, n = len(order), op.intermediate.out_features
+    w_in, b_in = bert_layer.intermediate.dense.weight, bert_layer.intermediate.dense.bias
+    w_out = bert_layer.output.dense.weight
+    kept = list(range(inner)) if n >= inner else order[:n]  # BERT's own width keeps BERT's order: exactly BERT
+    index = torch.tensor(kept, device=w_in.device)
+    m = len(kept)
+    op.intermediate.weight[:m].copy_(w_in[index])
+    op.intermediate.bias[:m].copy_(b_in[index])
+    op.output.weight[:, :m].copy_(w_out[:, index])
+    op.output.weight[:, m:].zero_()  # extra neurons (a wider ffn) add nothing until trained
+    op.output.bias.copy_(bert_layer.output.dense.bias)
+    _copy(op.LayerNorm, bert_layer.output.LayerNorm)
+    if n == inner:
+        return "BERT's FFN"
+    if n > inner:
+        return f"BERT's FFN + {n - inner} new neurons with zero output weights"
+    return f"{method}: {n} of {inner} neurons"
+
+
+def _inherit_mha(op: torch.nn.Module, bert_layer) -> str:
+    attention = bert_layer.attention
+    for name in ("query", "key", "value"):
+        _copy(getattr(op, name), getattr(attention.self, name))
+    _copy(op.output, attention.output.dense)
+    _copy(op.LayerNorm, attention.output.LayerNorm)
+    return "BERT's attention projections, re-split into heads"
+
+
+def _inherit_conv(op: torch.nn.Module, layer_norm: torch.nn.LayerNorm) -> str:
+    op.pointwise.weight.zero_()
+    op.pointwise.bias.zero_()
+    _copy(op.LayerNorm, layer_norm)
+    return "zero pointwise projection: starts as BERT's LayerNorm of the sublayer"
+
+
+def _check_fits(supernet, bert: PreTrainedModel) -> None:
+    config, bert_config = supernet.config, bert.config
+    if config.hidden_size != bert_config.hidden_size or config.num_hidden_layers != 2 * bert_config.num_hidden_layers:
+        raise InputError(f"`bert` (hidden {bert_config.hidden_size}, {bert_config.num_hidden_layers} layers) does not "
+                         f"fit a supernet of hidden {config.hidden_size} with {config.num_hidden_layers} sublayers "
+                         "(2 per BERT layer).")
+
+
+@torch.no_grad()
+def inherit_from_bert(supernet, bert: PreTrainedModel, method: str = "importance",
+                      batches: Iterable[dict] | None = None, accelerator=None, max_batches: int = 8,
+                      orders: list[list[int]] | None = None) -> dict:
+    """Start every candidate op of ``supernet`` (a :class:`MagicBertSupernetForMaskedLM` or supernet model) from
+    ``bert`` (a ``BertForMaskedLM`` or ``BertModel`` of the same hidden size and half the sublayers); see the module
+    docstring for what each op takes. Embeddings and head are not touched (``from_bert`` loads them).
+
+    The neuron order is computed on the main process and sent to every rank when ``accelerator`` is given (else
+    computed here: deterministic for the same data and weights), or taken from ``orders``. Returns the record also
+    stored in ``supernet.config.inherited``: ``{"method": ..., "ops": {op: what it inherited}}``.
+    """
+    _check_fits(supernet, bert)
+    if orders is None:
+        def compute() -> list[list[int]]:
+            return neuron_orders(bert, method, batches, max_batches)
+
+        if accelerator is None:
+            orders = compute()
+        else:
+            from .ranks import computed_on_main
+
+            orders = computed_on_main(accelerator, compute)
+    base = getattr(supernet, "bert", supernet)
+    bert_layers = _bert_layers(bert)
+    record: dict[str, str] = {}
+    for position, layer in enumerate(base.encoder.layer):
+        bert_layer = bert_layers[position // 2]
+        layer_norm = (bert_layer.attention.output.LayerNorm if position % 2 == 0 else bert_layer.output.LayerNorm)
+        for spec in supernet.config.op_specs:
+            op = layer.ops[spec.key]
+            if spec.kind == "mha":
+                record[spec.name] = _inherit_mha(op, bert_layer)
+            elif spec.kind == "ffn":
+                record[spec.name] = _inherit_ffn(op, bert_layer, orders[position // 2], method)
+            elif spec.kind == "conv":
+                record[spec.name] = _inherit_conv(op, layer_norm)
+            else:
+                record[spec.name] = "nothing (no parameters)"
+    inherited = {"method": method, "ops": record}
+    supernet.config.inherited = inherited
+    return inherited
+
+
+def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "importance",
+                       batches: Iterable[dict] | None = None, accelerator=None):
+    """A :class:`MagicBertSupernetForMaskedLM` of ``config`` whose every candidate op starts from BERT ``name``:
+    BERT's own arch is BERT exactly, and :func:`inherit_from_bert` fills the other ops. Without ``batches``,
+    ``importance`` falls back to ``magnitude`` with a warning (recorded as such)."""
+    from .bert_interop import from_bert
+    from .modeling_magic_bert import MagicBertSupernetForMaskedLM
+
+    bert, info = BertForMaskedLM.from_pretrained(name, output_loading_info=True)
+    # A BertModel checkpoint (no MLM head) loads with a fresh head: rank its neurons without the MLM loss.
+    has_head = not any(key.startswith("cls.") for key in info.get("missing_keys", ()))
+    supernet = from_bert(bert, MagicBertSupernetForMaskedLM, config=config)
+    if method == "importance" and batches is None:
+        warnings.warn("`inherit` importance got no held-out batches; FFN neurons are ranked by magnitude instead.",
+                      stacklevel=2)
+        method = "magnitude"
+    inherit_from_bert(supernet, bert if has_head else bert.bert, method, batches, accelerator)
+    supernet.config.inherited["bert"] = str(name)
+    return supernet
+
+
+__all__ = ["CONV_KERNELS", "INHERIT_METHODS", "default_bert_ops", "inherit_from_bert", "neuron_orders",
+           "space_from_bert", "supernet_from_bert"]
