@@ -270,6 +270,9 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
     bert, info = BertForMaskedLM.from_pretrained(name, output_loading_info=True)
     # A BertModel checkpoint (no MLM head) loads with a fresh head: rank its neurons without the MLM loss.
     has_head = not any(key.startswith("cls.") for key in info.get("missing_keys", ()))
+    if not has_head:
+        warnings.warn(f"`init_from_bert` {name!r} has no MLM head: the student's head is tied to the embeddings with "
+                      "a fresh transform (distil hidden states with `kd_hidden_weight` to teach it).", stacklevel=2)
     supernet = from_bert(bert, MagicBertSupernetForMaskedLM, config=config)
     if method == "importance" and batches is None:
         warnings.warn("`inherit` importance got no held-out batches; FFN neurons are ranked by magnitude instead.",

@@ -316,7 +316,8 @@ def test_init_from_bert_puts_bert_in_its_own_arch(tmp_path, word_tokenizer_dir):
                                       num_attention_heads=2, intermediate_size=256, max_position_embeddings=128,
                                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)).eval()
     bert.save_pretrained(tmp_path / "bert")
-    args = parse_pretrain_args(["--init_from_bert", str(tmp_path / "bert"), "--output_dir", str(tmp_path / "o")])
+    args = parse_pretrain_args(["--init_from_bert", str(tmp_path / "bert"), "--inherit", "magnitude", "--output_dir",
+                                str(tmp_path / "o")])
     config = pretraining_inputs.build_config(args.group(ModelArguments), tokenizer)
     supernet = pretraining_inputs.build_model(args.group(ModelArguments), config, None).eval()
     input_ids, mask = make_batch(len(tokenizer))

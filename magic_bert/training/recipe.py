@@ -101,8 +101,10 @@ class PretrainRecipe:
     def setup_training(self) -> None:
         """Model, loaders, optimizer and schedule, ``prepare``, the resumed state and a clean output folder."""
         args, accelerator = self.args, self.accelerator
+        # With init_from_bert, FFN neurons are ranked by importance on the held-out blocks (main process, shared).
         model = build_model(args.group(ModelArguments), self.config,
-                            None if self.strategy.is_supernet else self.strategy.eval_arch())
+                            None if self.strategy.is_supernet else self.strategy.eval_arch(),
+                            batches=self._eval_loader(self.held_out), accelerator=accelerator)
         if self.teacher is not None:
             self.teacher.model.to(accelerator.device)
         # Trained with the run and saved in its checkpoints, never exported.
