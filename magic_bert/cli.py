@@ -148,5 +148,12 @@ def in_range(name: str, value: float, low: float, high: float, closed: str = "[]
         raise InputError(f"`{name}` must be in {closed[0]}{low}, {high}{closed[1]}, got {value}.")
 
 
-__all__ = ["ArgumentGroups", "arg", "at_least", "command_main", "in_range", "parse_args", "parse_one", "positive",
-           "run"]
+def check_budget_order(high_name: str, high: float | None, low_name: str, low: float | None) -> None:
+    """Budgets are positive and the lower bound is not above the upper one."""
+    positive(**{high_name: high})
+    if high is not None and low is not None and low > high:
+        raise InputError(f"`{low_name}` {low:,.0f} is larger than `{high_name}` {high:,.0f}.")
+
+
+__all__ = ["ArgumentGroups", "arg", "at_least", "check_budget_order", "command_main", "in_range", "parse_args",
+           "parse_one", "positive", "run"]

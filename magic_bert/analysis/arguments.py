@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..cli import ArgumentGroups, arg, at_least, positive
+from ..cli import ArgumentGroups, arg, at_least, check_budget_order, positive
 from ..data import check_data_file
 from ..errors import InputError
 from ..supernet_inputs import HeldOutArguments
-from ..training.arguments import check_budget_order
 
 
 @dataclass

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli import ArgumentGroups, arg, at_least, in_range, positive
+from ..cli import ArgumentGroups, arg, at_least, check_budget_order, in_range, positive
 from ..errors import InputError
 from ..supernet_inputs import HeldOutArguments
-from ..training.arguments import check_budget_order
 from .algorithms import METRICS, STRATEGIES
 from .export import FORMATS, HEADS, INITS
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from transformers.trainer_utils import SchedulerType
 
-from ..cli import ArgumentGroups, arg, at_least, in_range, parse_one, positive
+from ..cli import ArgumentGroups, arg, at_least, check_budget_order, in_range, parse_one, positive
 from ..compression import INHERIT_METHODS
 from ..configuration_magic_bert import PRESETS
 from ..data import SPECIAL_TOKENS
@@ -188,18 +188,10 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
                              f"{self.checkpointing_steps!r}.")
 
 
-def check_budget_order(high_name: str, high: float | None, low_name: str, low: float | None) -> None:
-    """Budgets are positive and the lower bound is not above the upper one."""
-    positive(**{high_name: high})
-    if high is not None and low is not None and low > high:
-        raise InputError(f"`{low_name}` {low:,.0f} is larger than `{high_name}` {high:,.0f}.")
-
-
 def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     """Parse the command line (and ``--config FILE``; the command line wins)."""
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
 __all__ = ["GROUPS", "DataArguments", "LossArguments", "ModelArguments", "OptimizationArguments",
-           "PretrainArguments", "RunArguments", "StrategyArguments", "check_budget_order",
-           "parse_pretrain_args"]
+           "PretrainArguments", "RunArguments", "StrategyArguments", "parse_pretrain_args"]
