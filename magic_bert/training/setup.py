@@ -48,8 +48,9 @@ from .strategies import SamplerStrategy, build_strategy
 from .teacher import Teacher, load_teacher_model
 
 # What must not change between a checkpoint and the run that resumes it (or batches, masks and children differ).
-RESUME_SETTINGS = ("arch", "preset", "config_name", "sampler", "seed", "per_device_train_batch_size",
+RESUME_SETTINGS = ("arch", "preset", "config_name", "init_from_bert", "sampler", "seed", "per_device_train_batch_size",
                    "gradient_accumulation_steps", "max_seq_length", "mlm_probability", "max_params", "min_params",
+                   "max_encoder_params", "min_encoder_params", "teacher_name_or_path", "kd_hidden_weight",
                    "num_processes")
 
 
