@@ -83,22 +83,9 @@ class SearchSpace:
         A ``ValueError`` names an encoder budget that is not a number, is inverted or falls outside the space."""
         if max_encoder_params is None and min_encoder_params is None:
             return max_params, min_params
-        try:
-            high = math.inf if max_encoder_params is None else float(max_encoder_params)
-            low = -math.inf if min_encoder_params is None else float(min_encoder_params)
-        except (TypeError, ValueError):
-            high = low = math.nan
-        if math.isnan(low) or math.isnan(high):
-            raise ValueError(f"Encoder budgets must be numbers, got min_encoder_params={min_encoder_params!r}, "
-                             f"max_encoder_params={max_encoder_params!r}.")
-        if low > high:
-            raise ValueError(f"min_encoder_params={low:,.0f} is larger than max_encoder_params={high:,.0f}.")
-        if high < self.min_encoder_params or low > self.max_encoder_params:
-            raise ValueError(
-                f"Infeasible encoder budget [{_fmt(min_encoder_params)}, {_fmt(max_encoder_params)}]: the layers of "
-                f"this search space have between {self.min_encoder_params:,} (smallest) and "
-                f"{self.max_encoder_params:,} (largest) parameters."
-            )
+        low, high = _checked_range(min_encoder_params, max_encoder_params, self.min_encoder_params,
+                                   self.max_encoder_params, "min_encoder_params", "max_encoder_params",
+                                   "encoder budget", "the layers of this search space")
         shifted_high = None if math.isinf(high) else self.base_params + high
         shifted_low = None if math.isinf(low) else self.base_params + low
         both_high = [v for v in (max_params, shifted_high) if v is not None]
@@ -128,22 +115,8 @@ class SearchSpace:
         return sum(parse_op(x) != parse_op(y) for x, y in zip(a, b, strict=True))
 
     def _check_budget(self, min_params: float | None, max_params: float | None) -> tuple[float, float]:
-        try:
-            low = -math.inf if min_params is None else float(min_params)
-            high = math.inf if max_params is None else float(max_params)
-        except (TypeError, ValueError):
-            low = high = math.nan
-        if math.isnan(low) or math.isnan(high):
-            raise ValueError(f"Budgets must be numbers, got min_params={min_params!r}, max_params={max_params!r}.")
-        if low > high:
-            raise ValueError(f"min_params={low:,.0f} is larger than max_params={high:,.0f}.")
-        if high < self.min_params or low > self.max_params:
-            raise ValueError(
-                f"Infeasible parameter budget [{_fmt(min_params)}, {_fmt(max_params)}]: architectures of this "
-                f"search space have between {self.min_params:,} (smallest) and {self.max_params:,} (largest) "
-                "parameters."
-            )
-        return low, high
+        return _checked_range(min_params, max_params, self.min_params, self.max_params, "min_params", "max_params",
+                              "parameter budget", "architectures of this search space")
 
     def in_budget(self, arch, min_params: float | None = None, max_params: float | None = None) -> bool:
         n = self.num_params(arch)
@@ -245,6 +218,25 @@ def load_arch(value) -> list[str]:
             raise ValueError(f"Arch {text!r} must be a list of op names.")
         return [str(op) for op in data]
     return [part for part in text.replace(",", " ").split() if part]
+
+
+def _checked_range(low_value, high_value, smallest: int, largest: int, low_name: str, high_name: str,
+                   budget: str, what: str) -> tuple[float, float]:
+    """``(low, high)`` of a budget (open ends are ∓inf); a ``ValueError`` names a bound that is not a number, an
+    inverted pair, or a budget outside ``[smallest, largest]``."""
+    try:
+        low = -math.inf if low_value is None else float(low_value)
+        high = math.inf if high_value is None else float(high_value)
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if math.isnan(low) or math.isnan(high):
+        raise ValueError(f"Budgets must be numbers, got {low_name}={low_value!r}, {high_name}={high_value!r}.")
+    if low > high:
+        raise ValueError(f"{low_name}={low:,.0f} is larger than {high_name}={high:,.0f}.")
+    if high < smallest or low > largest:
+        raise ValueError(f"Infeasible {budget} [{_fmt(low_value)}, {_fmt(high_value)}]: {what} have between "
+                         f"{smallest:,} (smallest) and {largest:,} (largest) parameters.")
+    return low, high
 
 
 def _fmt(value: float | str | None) -> str:
