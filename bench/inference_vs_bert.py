@@ -6,29 +6,32 @@ SDPA both, measured interleaved in one run. Goal: <= 1.00.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import BertConfig, BertModel
 
 from magic_bert import MagicBertModel, from_bert
+from magic_bert.cli import arg, parse_one
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_medians, print_table  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--bert_layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--vocab", type=int, default=8000)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=40)
-    args = parser.parse_args()
+@dataclass
+class InferenceArguments:
+    hidden: int = arg(256, "Hidden size.")
+    bert_layers: int = arg(4, "BERT layers (twice as many MagicBert layers).")
+    heads: int = arg(4, "Attention heads.")
+    vocab: int = arg(8000, "Vocabulary size.")
+    batch: int = arg(8, "Batch size.")
+    seq: int = arg(128, "Sequence length.")
+    rounds: int = arg(40, "Timed rounds.")
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_one(InferenceArguments, argv, __doc__)
 
     torch.manual_seed(0)
     bert_config = BertConfig(vocab_size=args.vocab, hidden_size=args.hidden, num_hidden_layers=args.bert_layers,

@@ -11,22 +11,23 @@ No ``--tokenizer_name`` (nothing may be downloaded): the recipe trains a WordPie
 corpus. Its few hundred words give a vocabulary far below the presets' sizes (30522 for ``60m``), so the
 embedding and MLM-head cost, and the parameter count, are underestimated; the ``vocab`` column shows what was used.
 
-    python bench/pretrain_throughput.py [--tiny_steps 100 --tiny_batch 16 --60m_steps 20 --60m_batch 4 --seq 128
+    python bench/pretrain_throughput.py [--tiny_steps 100 --tiny_batch 16 --big_steps 20 --big_batch 4 --seq 128
                                          --samplers spos magic-at]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from magic_bert import PRESETS
+from magic_bert.cli import arg, parse_one
 from magic_bert.training.arguments import parse_pretrain_args
 from magic_bert.training.recipe import pretrain
 
@@ -55,19 +56,20 @@ def run_once(preset: str, sampler: str, steps: int, batch: int, seq: int, docume
             f"{wall:.1f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["tiny", "60m"], choices=sorted(PRESETS))
-    parser.add_argument("--samplers", nargs="+", default=["spos", "magic-at"],
-                        choices=["spos", "magic-t", "magic-a", "magic-at"])
-    parser.add_argument("--tiny_steps", type=int, default=100)
-    parser.add_argument("--tiny_batch", type=int, default=16)
-    parser.add_argument("--60m_steps", dest="big_steps", type=int, default=20, help="also used for 110m")
-    parser.add_argument("--60m_batch", dest="big_batch", type=int, default=4, help="also used for 110m")
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--documents", type=int, default=500, help="synthetic documents (enough blocks for the runs)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+@dataclass
+class ThroughputArguments:
+    presets: list[str] = field(default_factory=lambda: ["tiny", "60m"], metadata={"help": "Presets to time."})
+    samplers: list[str] = field(default_factory=lambda: ["spos", "magic-at"], metadata={"help": "Samplers to time."})
+    tiny_steps: int = arg(100, "Steps for the tiny preset.")
+    tiny_batch: int = arg(16, "Batch size for the tiny preset.")
+    big_steps: int = arg(20, "Steps for the 60m / 110m presets.")
+    big_batch: int = arg(4, "Batch size for the 60m / 110m presets.")
+    seq: int = arg(128, "Sequence length.")
+    documents: int = arg(500, "Synthetic documents (enough blocks for the runs).")
+    seed: int = arg(0, "Seed.")
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_one(ThroughputArguments, argv, __doc__)
     logging.disable(logging.WARNING)  # the recipe's own progress bar and results table still print
 
     rows = []

@@ -19,17 +19,18 @@ tensors. Not ``ru_maxrss``: Linux carries that across exec, so a child would rep
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
+from magic_bert.cli import arg, parse_one
 from magic_bert.training.arguments import LossArguments, PretrainArguments, StrategyArguments
 from magic_bert.training.losses import StepContext, build_loss_terms
 from magic_bert.training.strategies import build_strategy
@@ -103,19 +104,22 @@ def memory_in_subprocess(name: str, argv: list[str]) -> dict[str, int]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--vocab", type=int, default=8000)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--mem_steps", type=int, default=5, help="steps per memory subprocess (0: skip memory)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)  # internal: one memory measurement
-    args = parser.parse_args()
+@dataclass
+class SamplerOverheadArguments:
+    hidden: int = arg(256, "Hidden size.")
+    layers: int = arg(8, "Supernet layers.")
+    vocab: int = arg(8000, "Vocabulary size.")
+    batch: int = arg(8, "Batch size.")
+    seq: int = arg(128, "Sequence length.")
+    rounds: int = arg(20, "Timed rounds.")
+    warmup: int = arg(3, "Untimed rounds first.")
+    mem_steps: int = arg(5, "Steps per memory subprocess (0: skip memory).")
+    seed: int = arg(0, "Seed.")
+    variant: str | None = arg(None, "Internal: one memory measurement in a fresh process.", choices=list(VARIANTS))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_one(SamplerOverheadArguments, argv, __doc__)
 
     config = MagicBertConfig(hidden_size=args.hidden, num_hidden_layers=args.layers, vocab_size=args.vocab,
                              max_position_embeddings=max(args.seq, 128))

@@ -9,16 +9,17 @@ the best held-out loss each found per seed (lower is better) and the mean differ
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, default_data_collator
 
 from magic_bert import MagicBertSupernetForMaskedLM
+from magic_bert.cli import arg, parse_one
 from magic_bert.data import held_out_blocks, load_held_out_text
 from magic_bert.evaluation import evaluate_mlm
 from magic_bert.search.algorithms import CandidateScorer, Constraints, evolution_search, random_search
@@ -27,16 +28,20 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import print_table  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--supernet", required=True)
-    parser.add_argument("--max_params", type=float, help="default: the middle of the space's range")
-    parser.add_argument("--population_size", type=int, default=10)
-    parser.add_argument("--generations", type=int, default=6)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--eval_blocks", type=int, default=64)
-    parser.add_argument("--max_seq_length", type=int, default=128)
-    args = parser.parse_args()
+@dataclass
+class SearchStrategiesArguments:
+    supernet: str | None = arg(None, "A trained supernet folder (required).")
+    max_params: float | None = arg(None, "Default: the middle of the space's range.")
+    population_size: int = arg(10, "Archs per generation.")
+    generations: int = arg(6, "Generations (random search gets the same number of evaluations).")
+    seeds: int = arg(3, "Search seeds.")
+    eval_blocks: int = arg(64, "Held-out blocks each child is scored on.")
+    max_seq_length: int = arg(128, "Block length.")
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_one(SearchStrategiesArguments, argv, __doc__)
+    if args.supernet is None:
+        raise SystemExit("error: --supernet is required.")
 
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(args.supernet).eval()
     space = supernet.config.search_space

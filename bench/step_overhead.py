@@ -7,14 +7,15 @@ Same batch, forward + backward + AdamW step, the two measured interleaved in one
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
+from magic_bert.cli import arg, parse_one
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_medians, print_table  # noqa: E402
@@ -29,17 +30,19 @@ def train_step(model, optimizer, batch, **kwargs):
     return step
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=8)
-    parser.add_argument("--vocab", type=int, default=8000)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--archs", type=int, default=3, help="number of sampled children measured")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+@dataclass
+class StepOverheadArguments:
+    hidden: int = arg(256, "Hidden size.")
+    layers: int = arg(8, "Supernet layers.")
+    vocab: int = arg(8000, "Vocabulary size.")
+    batch: int = arg(8, "Batch size.")
+    seq: int = arg(128, "Sequence length.")
+    rounds: int = arg(30, "Timed rounds.")
+    archs: int = arg(3, "Number of sampled children measured.")
+    seed: int = arg(0, "Seed of weights, inputs and children.")
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_one(StepOverheadArguments, argv, __doc__)
 
     torch.manual_seed(args.seed)
     config = MagicBertConfig(hidden_size=args.hidden, num_hidden_layers=args.layers, vocab_size=args.vocab,
