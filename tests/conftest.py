@@ -14,6 +14,22 @@ from magic_bert import MagicBertConfig  # noqa: E402
 
 TOLERANCE = 1e-5
 
+# The first lines of a subprocess script that must run without magic_bert (remote code, a stock tokenizer).
+BLOCK_MAGIC_BERT = """import importlib.abc, sys
+
+class BlockMagicBert(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "magic_bert" or name.startswith("magic_bert."):
+            raise ImportError("magic_bert is blocked in this process")
+
+sys.meta_path.insert(0, BlockMagicBert())
+try:
+    import magic_bert  # noqa: F401
+    raise SystemExit("magic_bert should not be importable here")
+except ImportError:
+    pass
+"""
+
 
 @pytest.fixture
 def tiny_config() -> MagicBertConfig:

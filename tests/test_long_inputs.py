@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoTokenizer, pipeline
 from magic_bert.search.export import export_checkpoint
 from magic_bert.synthetic_corpus import vocabulary
 
-from .conftest import make_word_tokenizer
+from .conftest import BLOCK_MAGIC_BERT, make_word_tokenizer
 
 ARCH = ["mha:2", "conv:5", "ffn:256", "identity"]
 WORDS = 600
@@ -89,21 +89,9 @@ def test_pipelines_take_long_inputs_with_magic_bert_imported(exported, monkeypat
     assert result["label"] in labels and 0 < result["score"] <= 1
 
 
-REMOTE_SCRIPT = textwrap.dedent(
+REMOTE_SCRIPT = BLOCK_MAGIC_BERT + textwrap.dedent(
     """
-    import builtins, importlib.abc, json, logging, sys
-
-    class BlockMagicBert(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "magic_bert" or name.startswith("magic_bert."):
-                raise ImportError("magic_bert is blocked in this process")
-
-    sys.meta_path.insert(0, BlockMagicBert())
-    try:
-        import magic_bert  # noqa: F401
-        raise SystemExit("magic_bert should not be importable here")
-    except ImportError:
-        pass
+    import builtins, json, logging, sys
 
     prompts, messages = [], []
 

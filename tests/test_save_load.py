@@ -18,7 +18,7 @@ from magic_bert import (
     MagicBertSupernetForMaskedLM,
 )
 
-from .conftest import TOLERANCE, max_diff
+from .conftest import BLOCK_MAGIC_BERT, TOLERANCE, max_diff
 
 ARCH = ["mha:2", "ffn:256", "conv:3", "identity"]
 CODE_FILES = {"configuration_magic_bert.py", "modeling_magic_bert.py", "op_specs.py", "search_space.py"}
@@ -121,21 +121,9 @@ def test_a_supernet_folder_of_the_first_version_still_loads_or_explains(tiny_con
     assert type(AutoModelForMaskedLM.from_pretrained(tmp_path / "converted")) is MagicBertSupernetForMaskedLM
 
 
-REMOTE_SCRIPT = textwrap.dedent(
+REMOTE_SCRIPT = BLOCK_MAGIC_BERT + textwrap.dedent(
     """
-    import importlib.abc, sys
-
-    class BlockMagicBert(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "magic_bert" or name.startswith("magic_bert."):
-                raise ImportError("magic_bert is blocked in this process")
-
-    sys.meta_path.insert(0, BlockMagicBert())
-    try:
-        import magic_bert  # noqa: F401
-        raise SystemExit("magic_bert should not be importable here")
-    except ImportError:
-        pass
+    import sys
 
     import torch
     from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification

@@ -181,11 +181,35 @@ def _mean_std(values: list[float]) -> dict:
             "values": values}
 
 
-def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one straight pipeline)
+@dataclass
+class _Study:
+    """What every run of the study shares: data, tokenizer, space, budget, children, held-out batches."""
+
+    settings: StudySettings
+    output: Path
+    shared: Path
+    train_file: str
+    valid_file: str
+    data_description: str
+    tokenizer_dir: str
+    config_dir: str
+    space: object
+    max_params: float
+    children: list
+    matrix_children: list
+    vocab_digest: str
+    eval_loader: DataLoader
+    probe_batches: list
+
+    def score(self, model, arch=None):
+        return evaluate_mlm(model, self.eval_loader, arch=arch)
+
+
+def _prepare(settings: StudySettings) -> _Study:
+    """Data, tokenizer, config and children; everything that can be refused is checked before the first run."""
     settings.check()
     output = Path(settings.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     shared = Path(settings.shared_dir or settings.output_dir)
     shared.mkdir(parents=True, exist_ok=True)
     train_file, valid_file, data_description = _data_files(settings, shared)
@@ -194,15 +218,10 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
     space = config.search_space
     max_params = settings.max_params or space.min_params + 0.6 * (space.max_params - space.min_params)
     layer, op = settings.interference_layer, settings.interference_op
-
-    # Everything that can be refused is checked before the first run: budget, children, the shared op.
     children = sample_children(space, settings.num_children, settings.children_seed, max_params)
-    probe_net = MagicBertSupernetForMaskedLM(config)
-    shared_op(probe_net, layer, op)
+    shared_op(MagicBertSupernetForMaskedLM(config), layer, op)
     matrix_children = sample_sharing_children(space, layer, op, settings.matrix_children,
                                               random.Random(settings.children_seed), max_params)
-    del probe_net
-
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     vocab_digest = hashlib.sha256(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode()).hexdigest()
     blocks = held_out_blocks(load_held_out_text(validation_file=valid_file), tokenizer, settings.max_seq_length,
@@ -212,71 +231,81 @@ def run_study(settings: StudySettings, log=print) -> dict:  # noqa: C901 (one st
     probe_batches = list(DataLoader(blocks.select(range(min(settings.interference_batches * settings.batch_size,
                                                             len(blocks)))),
                                     batch_size=settings.batch_size, collate_fn=default_data_collator))
+    return _Study(settings, output, shared, train_file, valid_file, data_description, tokenizer_dir, config_dir, space,
+                  max_params, children, matrix_children, vocab_digest, eval_loader, probe_batches)
 
-    def score(model, arch=None):
-        return evaluate_mlm(model, eval_loader, arch=arch)
 
-    # The shared standalone set: each child trained alone once per standalone seed (cached by arch and schedule).
-    # The reference is the mean over those seeds; the agreement between two seeds measures the reference's own noise.
-    per_seed = {}
+def _standalone_reference(study: _Study, log) -> tuple[list[dict], dict | None]:
+    """Each child trained alone once per standalone seed (cached by arch and schedule). The reference is the mean over
+    those seeds; the agreement between two seeds measures the reference's own noise."""
+    settings, per_seed = study.settings, {}
     for standalone_seed in settings.standalone_seeds:
-        template = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, standalone_seed,
-                             settings.standalone_steps, "unused", None)
-        cache = StandaloneCache(shared / "standalone_cache", template, score,
-                                fingerprint={"held_out": valid_file, "eval_blocks": settings.eval_blocks,
-                                             "max_seq_length": settings.max_seq_length, "vocab": vocab_digest})
+        template = _run_args(settings, study.train_file, study.valid_file, study.tokenizer_dir, study.config_dir,
+                             standalone_seed, settings.standalone_steps, "unused", None)
+        cache = StandaloneCache(study.shared / "standalone_cache", template, study.score,
+                                fingerprint={"held_out": study.valid_file, "eval_blocks": settings.eval_blocks,
+                                             "max_seq_length": settings.max_seq_length, "vocab": study.vocab_digest})
         t0 = time.perf_counter()
-        per_seed[standalone_seed] = cache.scores(children)
-        log(f"standalone set, seed {standalone_seed}: {len(children)} children ({cache.trained} trained now) in "
-            f"{time.perf_counter() - t0:.0f} s")
+        per_seed[standalone_seed] = cache.scores(study.children)
+        log(f"standalone set, seed {standalone_seed}: {len(study.children)} children ({cache.trained} trained now) "
+            f"in {time.perf_counter() - t0:.0f} s")
     standalone = [{"arch": arch, "eval_loss": statistics.fmean(per_seed[s][i]["eval_loss"] for s in per_seed),
-                   "per_seed": {str(s): per_seed[s][i] for s in per_seed}} for i, arch in enumerate(children)]
-    standalone_losses = [entry["eval_loss"] for entry in standalone]
+                   "per_seed": {str(s): per_seed[s][i] for s in per_seed}} for i, arch in enumerate(study.children)]
     seeds = list(per_seed)
     ceiling = None if len(seeds) < 2 else rank_correlation([e["eval_loss"] for e in per_seed[seeds[0]]],
                                                            [e["eval_loss"] for e in per_seed[seeds[1]]])
+    return standalone, ceiling
 
-    runs = []
-    for seed in settings.seeds:
-        for sampler in settings.samplers:
-            args = _run_args(settings, train_file, valid_file, tokenizer_dir, config_dir, seed,
-                             settings.supernet_steps, str(output / "supernets" / f"{sampler}-seed{seed}"),
-                             max_params)
-            args.sampler = sampler
-            args.anchor_eval_steps, args.anchor_eval_samples = settings.anchor_eval_steps, settings.anchor_eval_samples
-            args.align_hidden_weight, args.align_logits_weight = (settings.align_hidden_weight,
-                                                                  settings.align_logits_weight)
-            folder = _train_supernet(args, vocab_digest, log)
-            supernet = MagicBertSupernetForMaskedLM.from_pretrained(folder)
-            inherited = [score(supernet, arch).loss for arch in children]
-            correlation = rank_correlation(inherited, standalone_losses)
-            curve = similarity_vs_m(supernet, probe_batches, layer, op, settings.pairs_per_m, settings.children_seed,
-                                    max_params)
-            run = {"sampler": sampler, "seed": seed, "supernet": str(folder), **correlation,
-                   "inherited_losses": inherited, "similarity_vs_m": curve, **_io_gradient_link(curve),
-                   "train_results": json.loads((folder / "all_results.json").read_text())}
-            if seed == settings.seeds[0]:
-                run["similarity_matrix"] = similarity_matrix(supernet, matrix_children, probe_batches, layer, op)
-            write_json_atomic(folder / "analysis.json", run)
-            log(f"{sampler} seed {seed}: tau {correlation['kendall_tau']:+.3f} rho {correlation['spearman_rho']:+.3f}"
-                f" grad sim m=1 {curve[0]['gradient_mean']:.3f} m={curve[-1]['m']} {curve[-1]['gradient_mean']:.3f}")
-            runs.append(run)
 
+def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list[float], log) -> dict:
+    """Train (or reuse) one supernet, then its rank correlation and interference curve (and matrix on seed 0)."""
+    settings, layer, op = study.settings, study.settings.interference_layer, study.settings.interference_op
+    args = _run_args(settings, study.train_file, study.valid_file, study.tokenizer_dir, study.config_dir, seed,
+                     settings.supernet_steps, str(study.output / "supernets" / f"{sampler}-seed{seed}"),
+                     study.max_params)
+    args.sampler = sampler
+    args.anchor_eval_steps, args.anchor_eval_samples = settings.anchor_eval_steps, settings.anchor_eval_samples
+    args.align_hidden_weight, args.align_logits_weight = settings.align_hidden_weight, settings.align_logits_weight
+    folder = _train_supernet(args, study.vocab_digest, log)
+    supernet = MagicBertSupernetForMaskedLM.from_pretrained(folder)
+    inherited = [study.score(supernet, arch).loss for arch in study.children]
+    correlation = rank_correlation(inherited, standalone_losses)
+    curve = similarity_vs_m(supernet, study.probe_batches, layer, op, settings.pairs_per_m, settings.children_seed,
+                            study.max_params)
+    run = {"sampler": sampler, "seed": seed, "supernet": str(folder), **correlation,
+           "inherited_losses": inherited, "similarity_vs_m": curve, **_io_gradient_link(curve),
+           "train_results": json.loads((folder / "all_results.json").read_text())}
+    if seed == settings.seeds[0]:
+        run["similarity_matrix"] = similarity_matrix(supernet, study.matrix_children, study.probe_batches, layer, op)
+    write_json_atomic(folder / "analysis.json", run)
+    log(f"{sampler} seed {seed}: tau {correlation['kendall_tau']:+.3f} rho {correlation['spearman_rho']:+.3f}"
+        f" grad sim m=1 {curve[0]['gradient_mean']:.3f} m={curve[-1]['m']} {curve[-1]['gradient_mean']:.3f}")
+    return run
+
+
+def run_study(settings: StudySettings, log=print) -> dict:
+    """The whole study: the standalone reference, then every sampler × seed, then the report and figures."""
+    started = time.perf_counter()
+    study = _prepare(settings)
+    standalone, ceiling = _standalone_reference(study, log)
+    standalone_losses = [entry["eval_loss"] for entry in standalone]
+    runs = [_analyse_run(study, sampler, seed, standalone_losses, log)
+            for seed in settings.seeds for sampler in settings.samplers]
     summary = _summarise(runs, settings)
-    report = {"settings": dataclasses.asdict(settings), "data": data_description, "max_params": max_params,
-              "space_size": space.size, "children": children, "standalone": standalone,
-              "standalone_seed_agreement": ceiling,
-              "matrix_children": matrix_children, "summary": summary,
+    report = {"settings": dataclasses.asdict(settings), "data": study.data_description,
+              "max_params": study.max_params, "space_size": study.space.size, "children": study.children,
+              "standalone": standalone, "standalone_seed_agreement": ceiling,
+              "matrix_children": study.matrix_children, "summary": summary,
               "runs": [{k: v for k, v in run.items() if k != "similarity_matrix"} for run in runs],
               "wall_seconds": time.perf_counter() - started}
-    _write_figures(output, runs, summary, settings, standalone_losses, matrix_children)
-    write_json_atomic(output / "study.json", report)
+    _write_figures(study.output, runs, summary, settings, standalone_losses, study.matrix_children)
+    write_json_atomic(study.output / "study.json", report)
     table = format_summary(summary, settings)
     if ceiling is not None:
         table += (f"\n\nTwo standalone seeds agree with Kendall τ {ceiling['kendall_tau']:+.3f}, Spearman ρ "
                   f"{ceiling['spearman_rho']:+.3f}: the noise of the standalone reference itself (the reference used "
                   "is their mean, somewhat less noisy).")
-    (output / "study.md").write_text(table + "\n")
+    write_text_atomic(study.output / "study.md", table + "\n")
     log(table)
     return report
 
