@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .errors import InputError
+from .output_folder import check_output_dir  # noqa: F401 - where commands have long imported it
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -92,19 +92,6 @@ def publish_dir(final: str | Path, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return replace_dir(staging, final)
-
-
-def check_output_dir(output_dir: str | Path | None, overwrite: bool, hint: str = "") -> Path:
-    """The output folder, refused when it is missing or holds files and ``overwrite_output_dir`` is not set."""
-    if output_dir is None:
-        raise InputError("`output_dir` is required.")
-    output = Path(output_dir)
-    if output.exists() and not output.is_dir():
-        raise InputError(f"`output_dir` {str(output)!r} is a file, not a folder.")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise InputError(f"`output_dir` {str(output)!r} exists and is not empty; pass `overwrite_output_dir` to "
-                         f"replace it{hint}.")
-    return output
 
 
 __all__ = [

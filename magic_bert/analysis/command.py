@@ -17,6 +17,7 @@ from ..cli import command_main, parse_one
 from ..errors import InputError, invalid_value, load_user_file
 from ..evaluation import evaluate_mlm
 from ..io_utils import check_output_dir, publish_dir
+from ..output_folder import locks_output_dir
 from ..search_space import load_arch
 from ..supernet_inputs import HeldOutArguments, held_out, load_supernet, load_tokenizer
 from ..training.arguments import PretrainArguments
@@ -43,6 +44,7 @@ def _children_from_file(path: str, space, layer: int, op: str) -> list[list[str]
     return children
 
 
+@locks_output_dir("supernet", "children_file", "validation_file", "tokenizer_name")
 def analyze(args: InterferenceArguments) -> dict:
     args.check()
     output = check_output_dir(args.output_dir, args.overwrite_output_dir)
@@ -123,6 +125,7 @@ def _total_budget(space, args) -> tuple[float | None, float | None]:
         return space.total_budget(args.max_params, args.min_params, args.max_encoder_params, args.min_encoder_params)
 
 
+@locks_output_dir("supernet", "cache_dir", "train_file", "validation_file", "tokenizer_name")
 def correlate(args: RankCorrelationArguments) -> dict:
     args.check()
     output = check_output_dir(args.output_dir, args.overwrite_output_dir)

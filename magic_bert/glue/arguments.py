@@ -84,7 +84,7 @@ class FinetuneArguments:
         """Every check that needs no file read beyond its existence: bad values raise an InputError naming them."""
         if self.model_name_or_path is None:
             raise InputError("`model_name_or_path` is required.")
-        check_output_dir(self.output_dir, self.overwrite_output_dir)
+        check_output_dir(self.output_dir, self.overwrite_output_dir, inputs=glue_inputs(self))
         if self.task_name is not None and self.task_name != "all":
             get_task(self.task_name)
         at_least(1, max_seq_length=self.max_seq_length, per_device_train_batch_size=self.per_device_train_batch_size,
@@ -135,4 +135,20 @@ class FinetuneArguments:
             raise InputError(f"`data_dir` {self.data_dir!r} is not a folder.")
 
 
-__all__ = ["FinetuneArguments"]
+__all__ = ["FinetuneArguments", "glue_inputs", "writes_into_model"]
+
+
+def writes_into_model(args: FinetuneArguments) -> bool:
+    """``--update_model_card`` with the model's own folder as ``--output_dir``: results are added to that folder
+    (on purpose), nothing in it is replaced but the files the run writes."""
+    model = Path(args.model_name_or_path) if args.model_name_or_path else None
+    return bool(args.update_model_card and model is not None and model.is_dir() and args.output_dir is not None
+                and model.resolve() == Path(args.output_dir).resolve())
+
+
+def glue_inputs(args: FinetuneArguments) -> dict[str, str | list[str] | None]:
+    """The local paths the run reads, which its output folder must not hold."""
+    names = ["teacher_name_or_path", "init_from_mnli", "train_file", "validation_file", "test_file", "data_dir"]
+    if not writes_into_model(args):
+        names.append("model_name_or_path")
+    return {name: getattr(args, name) for name in names}

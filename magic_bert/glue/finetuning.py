@@ -39,7 +39,8 @@ from ..distillation import soft_target_kl
 from ..errors import InputError, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import adamw_parameter_groups
-from .arguments import FinetuneArguments
+from ..output_folder import RunFolder, locked_output_dir
+from .arguments import FinetuneArguments, glue_inputs, writes_into_model
 from .custom import task_from_files
 from .metrics import compute_glue, glue_average, score_note, task_score
 from .report import results_table, update_model_card, write_submission
@@ -300,17 +301,33 @@ def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
     ``results.md`` (the table).
     """
     tasks, accelerator, tokenizer, data = _start(args)
-    accelerator.wait_for_everyone()  # every process has checked the output folder before the main one fills it
-    rates = args.learning_rate_grid()
     output = Path(args.output_dir)
-    if accelerator.is_main_process:
-        if output.exists() and args.overwrite_output_dir:
-            shutil.rmtree(output)
-        output.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    if args.with_tracking:
-        accelerator.init_trackers("magic_bert_glue", {k: v for k, v in vars(args).items()
-                                                      if isinstance(v, int | float | str | bool)})
+    with locked_output_dir(output, args.overwrite_output_dir, accelerator, inputs=glue_inputs(args)):
+        # An old results folder is moved aside and deleted only once this run succeeds; with
+        # --update_model_card into the model's own folder, the results are added to it instead.
+        run_folder = RunFolder(output)
+        if accelerator.is_main_process and writes_into_model(args):
+            output.mkdir(parents=True, exist_ok=True)
+        elif accelerator.is_main_process:
+            run_folder.start()
+        accelerator.wait_for_everyone()
+        if args.with_tracking:
+            accelerator.init_trackers("magic_bert_glue", {k: v for k, v in vars(args).items()
+                                                          if isinstance(v, int | float | str | bool)})
+        best, runs = _run_grid(args, tasks, accelerator, tokenizer, data, output)
+        if accelerator.is_main_process:
+            _write_results(args, output, tasks, best, runs)
+            run_folder.commit()
+        if args.with_tracking:
+            accelerator.end_training()
+        accelerator.wait_for_everyone()
+    return best
+
+
+def _run_grid(args: FinetuneArguments, tasks: list[GlueTask], accelerator, tokenizer, data: dict, output: Path
+              ) -> tuple[dict[str, RunResult], list[dict]]:
+    """Every task × every learning rate; the best run of each task, and a record of every run."""
+    rates = args.learning_rate_grid()
     best: dict[str, RunResult] = {}
     runs, log = [], []
     for task in tasks:
@@ -327,12 +344,7 @@ def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
         winner = output / task.name / f"lr_{best[task.name].learning_rate:g}"
         if accelerator.is_main_process and len(rates) > 1 and args.save_best_model and winner.exists():
             publish_dir(output / task.name / "best_model", partial(shutil.copytree, winner, dirs_exist_ok=True))
-    if accelerator.is_main_process:
-        _write_results(args, output, tasks, best, runs)
-    if args.with_tracking:
-        accelerator.end_training()
-    accelerator.wait_for_everyone()
-    return best
+    return best, runs
 
 
 def _write_results(args: FinetuneArguments, output: Path, tasks: list[GlueTask], best: dict[str, RunResult],
@@ -356,7 +368,7 @@ def _write_results(args: FinetuneArguments, output: Path, tasks: list[GlueTask],
     if args.update_model_card:
         card = output / "README.md"
         source = Path(args.model_name_or_path) / "README.md"
-        if source.is_file():
+        if source.is_file() and source.resolve() != card.resolve():
             shutil.copy(source, card)
         update_model_card(card, {n: {k: v for k, v in m.items() if k not in ("learning_rate", "epoch")}
                                  for n, m in eval_results.items()}, Path(args.model_name_or_path).name, records)

@@ -21,6 +21,7 @@ from transformers import default_data_collator
 from ..cli import command_main, parse_one
 from ..evaluation import evaluate_mlm
 from ..io_utils import check_output_dir, publish_dir
+from ..output_folder import locks_output_dir
 from ..ranks import main_process_first
 from ..supernet_inputs import HeldOutArguments, check_supernet_dir, held_out, load_supernet, load_tokenizer
 from .algorithms import (
@@ -38,6 +39,7 @@ from .arguments import ExportArguments, SearchArguments
 from .export import export_checkpoint, push_to_hub
 
 
+@locks_output_dir("supernet", "latency_table", "tokenizer_name", "validation_file")
 def search(args: SearchArguments) -> SearchResult:
     """Search ``args.supernet`` and write the outputs; every input is checked before anything is written."""
     args.check()
@@ -107,6 +109,7 @@ def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | No
         table.save(staging / "latency_table.json")
 
 
+@locks_output_dir("supernet", "arch", "glue_results")
 def export(args: ExportArguments) -> Path:
     args.check()
     output = export_checkpoint(args.supernet, args.arch, args.output_dir, head=args.head, init=args.init,

@@ -1,24 +1,34 @@
-"""Training state and checkpoints that are never half-written.
+"""Training state and checkpoints that are never half-written, never taken for complete when they are not, and
+never run code when loaded.
 
-``accelerator.save_state`` writes model, optimizer, scheduler, per-rank RNG states and every registered object
-(here the ``TrainingState``: step, epoch position, the sampler strategy) into ``.tmp-step_N``; the folder is renamed to
-``step_N`` only when every rank has finished. A folder named ``step_N`` is therefore complete, and ``latest`` is the
-highest such N. (Multi-node runs need ``--output_dir`` on a filesystem all nodes share: the main process renames.)
+``accelerator.save_state`` writes model, optimizer, scheduler and per-rank RNG states into a uniquely named staging
+folder ``.tmp-step_N-*``; the main process adds ``training_state.json`` (the :class:`TrainingState`: step, epoch
+position, the sampler strategy, as JSON rather than accelerate's pickled custom objects), ``checkpoint.json`` (the step
+and the settings a resume must keep) and, last, ``manifest.json`` (every file's size and SHA-256), then renames the
+folder to ``step_N`` once every rank has finished. ``latest`` is the highest step whose files match its manifest.
+(Multi-node runs need ``--output_dir`` on a filesystem all nodes share: the main process renames.)
+
+Accelerate still unpickles its RNG states (with ``torch.load(weights_only=True)``, which refuses arbitrary code, but
+a checkpoint is a program's state all the same): resume only from checkpoints you trust.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
-from ..io_utils import replace_dir
+from accelerate.utils import broadcast_object_list
+
+from ..errors import InputError, load_user_file
+from ..io_utils import replace_dir, staging_dir, write_json_atomic
 
 CHECKPOINT_PATTERN = re.compile(r"^(step|epoch)_(\d+)$")
-STATE_FILE = "custom_checkpoint_0.pkl"  # what accelerate writes for the first registered object
+STATE_FILE = "training_state.json"
+MANIFEST = "manifest.json"  # written last: a folder without it is not a checkpoint
 
 
 @dataclass
@@ -47,13 +57,45 @@ class TrainingState:
             self.strategy.load_state_dict(state["strategy"])
 
 
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    write_json_atomic(folder / MANIFEST, {str(p.relative_to(folder)): {"size": p.stat().st_size,
+                                                                        "sha256": file_digest(p)} for p in files})
+
+
+def manifest_problem(folder: Path) -> str | None:
+    """Why ``folder`` is not a complete checkpoint (a missing, truncated or changed file), or None."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        return f"no readable {MANIFEST} ({type(error).__name__})"
+    for name, expected in manifest.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != expected["size"] or file_digest(path) != expected["sha256"]:
+            return f"{name} does not match its manifest (truncated or changed)"
+    extra = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                   if p.is_file() and p.name != MANIFEST and str(p.relative_to(folder)) not in manifest)
+    return f"{', '.join(extra)} not in its manifest (added after the save)" if extra else None
+
+
 def checkpoint_step(path: Path) -> int | None:
     match = CHECKPOINT_PATTERN.match(path.name)
-    return int(match.group(2)) if match and (path / STATE_FILE).is_file() else None
+    return int(match.group(2)) if match and (path / MANIFEST).is_file() else None
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in ``output_dir``, oldest first (by the step recorded in the folder)."""
+    """Checkpoints in ``output_dir`` (folders named step_N or epoch_N with a manifest), oldest first (by the step
+    recorded in the folder). Their files are verified only when one is chosen (:func:`resolve_resume_path`)."""
     folder = Path(output_dir)
     if not folder.is_dir():
         return []
@@ -67,41 +109,57 @@ def _recorded_step(path: Path) -> int:
 
 
 def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str | None) -> Path | None:
-    """The checkpoint folder to resume from, or a clear error when there is none (checked before any work)."""
+    """The checkpoint folder to resume from, verified against its manifest, or a clear error (before any work).
+
+    ``latest`` skips, with a warning, newer checkpoints whose files do not match their manifest."""
     if resume_from_checkpoint is None:
         return None
     if resume_from_checkpoint == "latest":
-        found = list_checkpoints(output_dir) if output_dir else []
-        if not found:
-            raise InputError(f"`resume_from_checkpoint` latest: no complete checkpoint (step_N/ or epoch_N/) in "
-                             f"`output_dir` {output_dir!r}.")
-        return found[-1]
+        for candidate in reversed(list_checkpoints(output_dir) if output_dir else []):
+            problem = manifest_problem(candidate)
+            if problem is None:
+                return candidate
+            print(f"warning: skipping checkpoint {candidate}: {problem}")
+        raise InputError(f"`resume_from_checkpoint` latest: no complete checkpoint (step_N/ or epoch_N/ with a "
+                         f"matching {MANIFEST}) in `output_dir` {output_dir!r}.")
     path = Path(resume_from_checkpoint)
-    if not path.is_dir() or not (path / STATE_FILE).is_file():
+    if not path.is_dir() or not (path / MANIFEST).is_file():
         raise InputError(f"`resume_from_checkpoint` {resume_from_checkpoint!r} is not a checkpoint folder written by "
-                         "this recipe (expected a folder with the accelerate state); pass 'latest' or such a folder.")
+                         f"this recipe (expected a folder with {MANIFEST}); pass 'latest' or such a folder.")
+    problem = manifest_problem(path)
+    if problem is not None:
+        raise InputError(f"`resume_from_checkpoint` {resume_from_checkpoint!r} is damaged: {problem}.")
     return path
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, name: str, completed_steps: int, save_extra=None,
+def load_checkpoint(accelerator, path: Path, state: TrainingState) -> None:
+    """Model, optimizer, scheduler and RNG states through accelerate; the training state from its JSON."""
+    accelerator.load_state(str(path))
+    state.load_state_dict(load_user_file(f"`resume_from_checkpoint` {str(path)!r}",
+                                         lambda: json.loads((path / STATE_FILE).read_text())))
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, name: str, state: TrainingState, save_extra=None,
                     total_limit: int | None = None, settings: dict | None = None) -> Path:
-    """``accelerator.save_state`` into a temporary folder, renamed to ``name`` once complete (all ranks call this).
+    """``accelerator.save_state`` into a unique staging folder, renamed to ``name`` once complete (all ranks call
+    this).
 
     ``save_extra(folder)`` (main process) adds files such as the tokenizer; ``settings`` (what a resume must not
     change) go into ``checkpoint.json`` with the step.
     """
     final = Path(output_dir) / name
-    staging = Path(output_dir) / f".tmp-{name}"
-    if accelerator.is_main_process and staging.exists():
-        shutil.rmtree(staging)
-    accelerator.wait_for_everyone()
+    staging = [staging_dir(final) if accelerator.is_main_process else None]
+    broadcast_object_list(staging)  # every rank writes its RNG state into the same folder
+    staging = staging[0]
     accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if save_extra is not None:
             save_extra(staging)
-        (staging / "checkpoint.json").write_text(json.dumps({"completed_steps": completed_steps,
-                                                             "settings": settings or {}}))
+        write_json_atomic(staging / STATE_FILE, state.state_dict())
+        write_json_atomic(staging / "checkpoint.json", {"completed_steps": state.completed_steps,
+                                                        "settings": settings or {}})
+        write_manifest(staging)
         replace_dir(staging, final)
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
@@ -110,4 +168,4 @@ def save_checkpoint(accelerator, output_dir: str | Path, name: str, completed_st
     return final
 
 
-__all__ = ["TrainingState", "list_checkpoints", "resolve_resume_path", "save_checkpoint"]
+__all__ = ["TrainingState", "list_checkpoints", "load_checkpoint", "resolve_resume_path", "save_checkpoint"]

@@ -12,6 +12,7 @@ and the loss terms (``losses.py``: MLM, distillation, alignment, each weighted a
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,8 +26,11 @@ from tqdm.auto import tqdm
 from transformers import default_data_collator
 
 from ..data import BatchMasker, fit_tokenizer_to_model
+from ..errors import InputError
 from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
 from ..io_utils import read_jsonl, staging_dir, write_json_atomic, write_jsonl_atomic
+from ..output_folder import OutputLock, RunFolder, check_output_dir
+from ..ranks import computed_on_main
 from .arguments import (
     DataArguments,
     LossArguments,
@@ -35,9 +39,10 @@ from .arguments import (
     PretrainArguments,
     StrategyArguments,
 )
-from .checkpointing import TrainingState, list_checkpoints, save_checkpoint
+from .checkpointing import TrainingState, list_checkpoints, load_checkpoint, save_checkpoint
 from .losses import StepContext, build_loss_terms
 from .setup import (
+    OUTPUT_HINT,
     base_config,
     build_blocks,
     build_config,
@@ -51,6 +56,7 @@ from .setup import (
     load_training_text,
     make_accelerator,
     max_seq_length_for,
+    pretrain_inputs,
     run_settings,
     setup_strategy,
 )
@@ -67,9 +73,14 @@ class PretrainResult:
     anchor_history: list = field(default_factory=list)
 
 
+class NonFiniteLossError(InputError):
+    """The loss became NaN or infinite: training stops instead of writing a model of NaNs."""
+
+
 class PretrainRecipe:
     def __init__(self, args: PretrainArguments):
         self.args = args
+        self.lock: OutputLock | None = None  # taken once the arguments are checked
 
     # -- setup -------------------------------------------------------------------------------------------------
     def setup_inputs(self) -> None:
@@ -77,6 +88,7 @@ class PretrainRecipe:
         args = self.args
         self.resume = check_inputs(args)
         self.accelerator = make_accelerator(args.group(OptimizationArguments), args)
+        computed_on_main(self.accelerator, self._lock_output_dir)
         set_seed(args.seed)
         data, model = args.group(DataArguments), args.group(ModelArguments)
         raw = load_training_text(data, args.seed)
@@ -97,6 +109,18 @@ class PretrainRecipe:
         check_init_from_bert(model, self.tokenizer)
         self.train_set, self.held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length,
                                                      self.accelerator, args.seed)
+
+    def _lock_output_dir(self) -> None:
+        """One run per output folder (main process), checked again under the lock: another run may have filled it."""
+        self.lock = OutputLock(self.args.output_dir)
+        self.lock.acquire()  # check_inputs has checked the folder: nothing is written before
+        check_output_dir(self.args.output_dir, self.args.overwrite_output_dir or self.resume is not None, OUTPUT_HINT,
+                         inputs=None if self.resume is not None else pretrain_inputs(self.args))
+
+    def close(self) -> None:
+        """Release the output folder (also after a failure)."""
+        if self.lock is not None:
+            self.lock.release()
 
     def setup_training(self) -> None:
         """Model, loaders, optimizer and schedule, ``prepare``, the resumed state and a clean output folder."""
@@ -133,12 +157,14 @@ class PretrainRecipe:
                                      self.teacher, self.kd_weight, self.layer_pairs, self.projection)
 
         self.state = TrainingState(strategy=self.strategy)
-        accelerator.register_for_checkpointing(self.state)
         if self.resume is not None:
             accelerator.print(f"Resuming from {self.resume}")
-            accelerator.load_state(str(self.resume))
+            load_checkpoint(accelerator, self.resume, self.state)
         self.output = Path(args.output_dir)
+        self.run_folder = RunFolder(self.output)
         if accelerator.is_main_process:
+            if self.resume is None:
+                self.run_folder.start()  # an old folder is moved aside, deleted once this run succeeds
             _prepare_output_dir(self.output, self.resume, self.state.completed_steps)
             write_jsonl_atomic(self.output / ANCHOR_LOG, self.strategy.history)
         accelerator.wait_for_everyone()
@@ -186,6 +212,7 @@ class PretrainRecipe:
                 if log is not None:
                     log.write(json.dumps(record) + "\n")
                     log.flush()
+                self.stop_if_not_finite(record)
                 progress.update(1)
                 progress.set_postfix(loss=f"{record['loss']:.3f}")
                 self.maybe_checkpoint(epoch_done=state.batches_in_epoch == len(self.train_dataloader))
@@ -218,6 +245,17 @@ class PretrainRecipe:
             self.lr_scheduler.step()
             self.optimizer.zero_grad()
         return losses
+
+    def stop_if_not_finite(self, record: dict) -> None:
+        """Stop on a NaN or infinite loss; ranks agree (a rank's own loss may be the only bad one)."""
+        bad = torch.tensor(float(not math.isfinite(record["loss"])), device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        if bad.item():
+            raise NonFiniteLossError(
+                f"the loss is not finite at step {record['step']} "
+                f"({ {k: v for k, v in record.items() if 'loss' in k} }); training stopped and no model was "
+                f"saved. Check the training text and try a lower `learning_rate` (was {self.args.learning_rate}).")
 
     def end_step(self, arch: list[str], running: dict[str, torch.Tensor], micro_batches: int) -> dict:
         """The step's log record (mean losses over its micro-batches, lr, arch, the strategy's own fields)."""
@@ -256,8 +294,8 @@ class PretrainRecipe:
     def checkpoint(self, name: str) -> None:
         # Every rank calls this: the tokens of all ranks are folded into the saved (rank 0) state.
         self.state.train_tokens += self._reduce_local_tokens()
-        save_checkpoint(self.accelerator, self.output, name, self.state.completed_steps,
-                        self.tokenizer.save_pretrained, self.args.checkpoints_total_limit, self.settings)
+        save_checkpoint(self.accelerator, self.output, name, self.state, self.tokenizer.save_pretrained,
+                        self.args.checkpoints_total_limit, self.settings)
 
     def _reduce_local_tokens(self) -> int:
         tokens = torch.tensor(self.local_tokens, device=self.accelerator.device)
@@ -299,6 +337,7 @@ class PretrainRecipe:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             _save_final(final, self.tokenizer, self.output, results, strategy.history)
+            self.run_folder.commit()
         accelerator.wait_for_everyone()
         accelerator.print(results_table(results))
         return PretrainResult(final, results, self.archs, list(strategy.history))
@@ -307,21 +346,20 @@ class PretrainRecipe:
 def pretrain(args: PretrainArguments) -> PretrainResult:
     """Run every phase of :class:`PretrainRecipe`."""
     recipe = PretrainRecipe(args)
-    recipe.setup_inputs()
-    recipe.setup_training()
-    recipe.train()
-    return recipe.finish()
+    try:
+        recipe.setup_inputs()
+        recipe.setup_training()
+        recipe.train()
+        return recipe.finish()
+    finally:
+        recipe.close()
 
 
 def _prepare_output_dir(output: Path, resume: Path | None, completed_steps: int) -> None:
-    """Fresh run: drop old checkpoints and logs. Resume: keep the log up to the checkpoint (taken from the
+    """Fresh run: the folder is new (:class:`RunFolder`). Resume: keep the log up to the checkpoint (taken from the
     checkpoint's own run when that is another folder) and drop checkpoints of the abandoned steps after it."""
     output.mkdir(parents=True, exist_ok=True)
     if resume is None:
-        for old in list_checkpoints(output) + [p for p in output.glob(".tmp-*") if p.is_dir()]:
-            shutil.rmtree(old)
-        for name in (TRAIN_LOG, ANCHOR_LOG, RESULTS):
-            (output / name).unlink(missing_ok=True)
         return
     (output / RESULTS).unlink(missing_ok=True)
     source = resume.parent / TRAIN_LOG if (resume.parent / TRAIN_LOG).is_file() else output / TRAIN_LOG

@@ -61,9 +61,18 @@ def check_inputs(args: PretrainArguments) -> Path | None:
     check_data_file(args.train_file, "train_file")
     check_data_file(args.validation_file, "validation_file")
     resume = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
-    check_output_dir(args.output_dir, args.overwrite_output_dir or resume is not None,
-                     hint=" (its old checkpoints and logs go) or `resume_from_checkpoint` latest to continue")
+    check_output_dir(args.output_dir, args.overwrite_output_dir or resume is not None, OUTPUT_HINT,
+                     inputs=None if resume is not None else pretrain_inputs(args))
     return resume
+
+
+OUTPUT_HINT = " (kept aside until the new run succeeds) or `resume_from_checkpoint` latest to continue"
+
+
+def pretrain_inputs(args: PretrainArguments) -> dict[str, str | None]:
+    """The local paths a fresh run reads, which its output folder must not hold (resuming writes there on purpose)."""
+    return {name: getattr(args, name) for name in ("train_file", "validation_file", "tokenizer_name", "config_name",
+                                                   "init_from_bert", "teacher_name_or_path", "arch", "anchor_arch")}
 
 
 def make_accelerator(optim: OptimizationArguments, run: RunArguments) -> Accelerator:

@@ -193,6 +193,10 @@ class TopologySampler(ArchSampler):
                                  min_params=self.min_params)
 
 
+def _as_json(score: float | tuple):
+    return list(score) if isinstance(score, tuple) else score
+
+
 @dataclass
 class Anchor:
     """The anchor child of MAGIC-A: a top-performing arch and its held-out score; replaced by a better child."""
@@ -211,8 +215,9 @@ class Anchor:
         self.score = anchor_score
         if arch == self.arch or not child_score > anchor_score:
             return None
-        event = {"step": step, "old_arch": self.arch, "new_arch": list(arch), "old_score": anchor_score,
-                 "new_score": child_score}
+        # Scores as JSON has them (a tuple becomes a list), so a resumed run's history equals an uninterrupted one's.
+        event = {"step": step, "old_arch": self.arch, "new_arch": list(arch), "old_score": _as_json(anchor_score),
+                 "new_score": _as_json(child_score)}
         self.arch, self.score = list(arch), child_score
         self.history.append(event)
         return event

@@ -1,0 +1,182 @@
+"""Output folders a run can trust: one run at a time, never one that holds the run's own inputs, and an old
+result replaced only once the new one exists.
+
+- :class:`OutputLock` holds an exclusive ``fcntl.flock`` on ``<parent>/.<name>.lock`` for as long as a command writes
+  ``<parent>/<name>`` (main process only). The lock file sits next to the folder, not inside it, because a finished
+  folder is replaced whole; it is never deleted (deleting a lock file lets two runs lock two different files). The
+  operating system releases the lock when the process ends, even on ``kill -9``.
+- :func:`check_output_dir` refuses a folder that is a file, lies under a file, is not writable, is not empty
+  (without ``overwrite_output_dir``) or is, or holds, one of the run's input paths.
+- :class:`RunFolder` is for runs that fill their folder over time (pre-training, fine-tuning): an old folder is moved
+  aside when the run starts and deleted only when it succeeds, so a failed or killed run leaves it as
+  ``.old-<name>-*`` next to the new one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, runs are not protected from each other
+    fcntl = None
+
+
+InputPaths = str | Path | list[str] | None  # a parameter's value: a path, several, or none
+
+
+def _first_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _holds(folder: Path, path: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output_dir(output_dir: str | Path | None, overwrite: bool, hint: str = "",
+                     inputs: Mapping[str, InputPaths] | None = None) -> Path:
+    """The output folder, checked before anything is read or written.
+
+    Refused: no folder given; a file, or a path under a file; a place this process cannot write; a non-empty folder
+    without ``overwrite_output_dir``; a folder that is or holds one of ``inputs`` (``{parameter: local path}``;
+    values that are not existing local paths, such as Hub ids, are ignored), since writing the run's results there
+    would replace what the run reads.
+    """
+    if output_dir is None:
+        raise InputError("`output_dir` is required.")
+    output = Path(output_dir)
+    existing = _first_existing(output.absolute())
+    if existing != output.absolute() and not existing.is_dir():
+        raise InputError(f"`output_dir` {str(output)!r} lies under {str(existing)!r}, which is a file, not a folder.")
+    if output.exists() and not output.is_dir():
+        raise InputError(f"`output_dir` {str(output)!r} is a file, not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"`output_dir` {str(output)!r}: {str(existing)!r} is not writable by this user.")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise InputError(f"`output_dir` {str(output)!r} exists and is not empty; pass `overwrite_output_dir` to "
+                         f"replace it{hint}.")
+    resolved = output.resolve()
+    for name, values in (inputs or {}).items():
+        for value in values if isinstance(values, list | tuple) else [values]:
+            if value is not None and Path(value).exists() and _holds(resolved, Path(value).resolve()):
+                raise InputError(f"`output_dir` {str(output)!r} holds `{name}` {str(value)!r}, an input of this "
+                                 "run: writing the results there would replace it. Choose another `output_dir`.")
+    return output
+
+
+def lock_file(output_dir: str | Path) -> Path:
+    output = Path(output_dir).absolute()
+    return output.parent / f".{output.name}.lock"
+
+
+class OutputLock:
+    """An exclusive, non-blocking lock on an output folder (see the module's docstring)."""
+
+    def __init__(self, output_dir: str | Path):
+        self.output_dir = Path(output_dir)
+        self.path = lock_file(output_dir)
+        self._file = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise an :class:`InputError` when another run holds it."""
+        if fcntl is None or self._file is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(self.path, "a")  # noqa: SIM115 - held open for as long as the lock
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise InputError(f"`output_dir` {str(self.output_dir)!r} is in use by another run (it holds "
+                             f"{str(self.path)!r}); wait for it to finish or choose another `output_dir`.") from None
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file releases the lock
+            self._file = None
+
+    def __enter__(self) -> OutputLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+@contextmanager
+def locked_output_dir(output_dir: str | Path, overwrite: bool, accelerator=None, hint: str = "",
+                      inputs: Mapping[str, InputPaths] | None = None) -> Iterator[Path]:
+    """Check ``output_dir``, hold its lock (on the main process; every rank gets the same error when another run
+    holds it) and check the folder again under the lock, since another run may have filled it meanwhile."""
+    lock = OutputLock(output_dir)
+
+    def acquire() -> None:
+        check_output_dir(output_dir, overwrite, hint, inputs)  # nothing, not even the lock file, before this
+        lock.acquire()
+        check_output_dir(output_dir, overwrite, hint, inputs)
+
+    if accelerator is None:
+        acquire()
+    else:
+        from .ranks import computed_on_main
+
+        computed_on_main(accelerator, acquire)
+    try:
+        yield Path(output_dir)
+    finally:
+        lock.release()
+
+
+def locks_output_dir(*input_names: str) -> Callable[[Callable], Callable]:
+    """Decorate a command ``fn(args)`` to run while holding ``args.output_dir``'s lock, after ``args.check()``;
+    ``input_names`` are the arguments holding paths the command reads (which its output folder must not hold)."""
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def locked(args, *rest, **kwargs):
+            from accelerate import PartialState
+
+            args.check()  # bad values first: nothing, not even the lock file, is written before
+            inputs = {name: getattr(args, name) for name in input_names}
+            with locked_output_dir(args.output_dir, args.overwrite_output_dir, PartialState(), inputs=inputs):
+                return command(args, *rest, **kwargs)
+
+        return locked
+
+    return decorate
+
+
+class RunFolder:
+    """A folder that a run fills over time. :meth:`start` moves a non-empty old folder aside (``.old-<name>-*``
+    next to it) and creates a fresh one; :meth:`commit` deletes the old folder once the run has succeeded."""
+
+    def __init__(self, output_dir: str | Path):
+        self.path = Path(output_dir)
+        self.previous: Path | None = None
+
+    def start(self) -> Path:
+        if self.path.is_dir() and any(self.path.iterdir()):
+            aside = Path(tempfile.mkdtemp(prefix=f".old-{self.path.name}-", dir=self.path.parent))
+            self.previous = aside / self.path.name
+            os.replace(self.path, self.previous)
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
+
+    def commit(self) -> None:
+        if self.previous is not None:
+            shutil.rmtree(self.previous.parent, ignore_errors=True)
+            self.previous = None
+
+
+__all__ = ["OutputLock", "RunFolder", "check_output_dir", "lock_file", "locked_output_dir", "locks_output_dir"]
