@@ -146,7 +146,9 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
         training_text=training_text, search_text=search_text, glue_table=glue_table, usage=usage,
         inherited_text=_inherited_text(getattr(space.config, "inherited", None), arch),
         data_text="the supernet's pre-training text (see its train_log.jsonl and all_results.json)",
-        loading_text="Loading needs `import magic_bert` or `trust_remote_code=True`." if fmt == "magic_bert" else
+        loading_text="Loading needs `import magic_bert` or `trust_remote_code=True`; the latter executes this "
+        "folder's `.py` files (the modeling code saved with the weights): read them, or pin a `revision` you "
+        "trust." if fmt == "magic_bert" else
         "A stock transformers BERT checkpoint: no custom code.",
     )
 

@@ -112,8 +112,8 @@ class OptimizationArguments:
 class RunArguments:
     seed: int = arg(42, "Seed of initialisation, data order, masking and the child sequence.")
     output_dir: str | None = arg(None, "Where the model, tokenizer, logs and checkpoints go (required).")
-    overwrite_output_dir: bool = arg(False, "Start afresh in a non-empty --output_dir (removes its old "
-                                            "checkpoints and logs).")
+    overwrite_output_dir: bool = arg(False, "Start afresh in a non-empty --output_dir (the old folder is moved "
+                                            "aside and deleted once the new run succeeds).")
     checkpointing_steps: str | None = arg(None, "Save the training state every N steps, or 'epoch'.")
     checkpoints_total_limit: int | None = arg(None, "Keep only the newest N checkpoints.")
     resume_from_checkpoint: str | None = arg(None, "'latest' (newest checkpoint in --output_dir) or a checkpoint "
