@@ -106,6 +106,7 @@ def test_model_card_parses_and_holds_the_glue_numbers(trained_supernet_dir, tmp_
         assert f"`{op}`" in text
     assert "evolution search over 200 children" in text and "| RTE | MRPC | AVG |" in text
     assert "Intended use" in text and "Limitations" in text
+    assert "`trust_remote_code=True`; the latter executes this folder's `.py` files" in text
 
 
 @pytest.mark.parametrize("case, message", [

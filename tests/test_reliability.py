@@ -3,9 +3,12 @@ inputs and are replaced only once the new result exists; checkpoints carry a ver
 
 import itertools
 import json
+import os
 import pathlib
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,3 +237,22 @@ def test_an_output_dir_under_a_regular_file_is_one_message(command, tmp_path, sm
     }[command]
     assert "which is a file, not a folder" in one_line_error(main, [*argv, "--output_dir", out])
     assert blocker.read_text() == "x"
+
+
+@pytest.mark.slow
+def test_two_runs_started_at_once_into_one_folder(tmp_path, small):  # noqa: F811
+    """One finishes with its own log and model; the other stops with one line (in use, or no longer empty)."""
+    out = tmp_path / "shared"
+    argv = [sys.executable, "-m", "magic_bert.training.command", *map(str, small), "--max_train_steps", "3",
+            "--checkpointing_steps", "1", "--output_dir", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    runs = [subprocess.Popen([*argv, "--seed", str(seed)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for seed in (1, 2)]
+    outcomes = [(run.wait(timeout=600), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in outcomes) == [0, 1]
+    (winner,) = [seed for seed, (code, _) in zip((1, 2), outcomes, strict=True) if code == 0]
+    (error,) = [err.strip().splitlines()[-1] for code, err in outcomes if code == 1]
+    assert "is in use by another run" in error or "exists and is not empty" in error
+    assert json.loads((out / "step_3" / "checkpoint.json").read_text())["settings"]["seed"] == winner
+    assert resolve_resume_path("latest", str(out)).name == "step_3"
+    assert [r["step"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())] == [1, 2, 3]
