@@ -1,14 +1,26 @@
-"""GLUE metrics against sklearn/scipy, the paper's per-task score and average, the evaluate-style metric object; the
-GLUE outputs: submission files, the paper-ordered results table and the model card's model-index."""
+"""GLUE metrics against sklearn/scipy, the paper's per-task score and average, the package's `evaluate` module (and
+fine-tuning's dev scores through it, one and two processes); the GLUE outputs: submission files, the paper-ordered
+results table and the model card's model-index."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
+import evaluate
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
+from magic_bert.errors import InputError
 from magic_bert.glue.metrics import (
+    GLUE_METRIC_MODULE,
     METRICS,
     PAPER_METRIC,
     GlueMetric,
@@ -16,11 +28,14 @@ from magic_bert.glue.metrics import (
     f1_binary,
     f1_macro,
     glue_average,
+    load_glue_metric,
     matthews_correlation,
     task_score,
 )
 from magic_bert.glue.report import results_table, submission_rows, update_model_card, write_submission
-from magic_bert.glue.tasks import PAPER_ORDER, TASKS, get_task
+from magic_bert.glue.tasks import PAPER_ORDER, TASKS, GlueTask, get_task
+
+REPO = Path(__file__).resolve().parent.parent
 
 TOL = 1e-12
 SIZES = (1, 2, 7, 64, 1001)
@@ -200,48 +215,182 @@ def test_glue_average():
     assert glue_average({**scores, "ax": 100.0}) == pytest.approx(0.45, abs=TOL)  # not a paper column
 
 
-# ---------------------------------------------------------------------------------------------------- GlueMetric
+# ------------------------------------------------------------------------------------------ the evaluate module
 
 
-@pytest.mark.parametrize("task", ["cola", "mrpc", "qqp", "sst2", "mnli", "stsb"])
-def test_glue_metric_batches_equal_one_shot(task):
-    rng = np.random.default_rng(11)
-    n = 37
-    if task == "stsb":
-        r = rng.uniform(0, 5, n)
-        p = r + rng.normal(0, 1, n)
-    else:
-        k = 3 if task == "mnli" else 2
-        p, r = rng.integers(0, k, n), rng.integers(0, k, n)
-    one_shot = compute_glue(task, p, r)
-    metric = GlueMetric(task)
-    for start, stop in ((0, 10), (10, 11), (11, 30), (30, 37)):
+@pytest.fixture(autouse=True, scope="module")
+def evaluate_cache(tmp_path_factory):
+    """evaluate copies the module script into its modules cache and makes a folder per config: both in tmp here."""
+    root = tmp_path_factory.mktemp("evaluate_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate.config, "HF_MODULES_CACHE", root / "modules")
+        patch.setattr(evaluate.config, "HF_METRICS_CACHE", root / "metrics")
+        yield root
+
+
+def random_task_data(task, n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    if task.is_regression:
+        r = np.round(rng.uniform(0, 5, n), 1).astype(np.float32)
+        return (r + rng.normal(0, 1.5, n)).astype(np.float32), r
+    return rng.integers(0, task.num_labels, n), rng.integers(0, task.num_labels, n)
+
+
+def sklearn_metrics(names, p, r) -> dict[str, float]:
+    p64, r64 = np.asarray(p, dtype=float), np.asarray(r, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        every = {"accuracy": lambda: accuracy_score(r, p), "f1": lambda: f1_score(r, p, zero_division=0),
+                 "matthews_correlation": lambda: matthews_corrcoef(r, p),
+                 "macro_f1": lambda: f1_score(r, p, average="macro"),
+                 "pearson": lambda: stats.pearsonr(p64, r64)[0], "spearmanr": lambda: stats.spearmanr(p64, r64)[0]}
+        return {name: every[name]() for name in names}
+
+
+def test_the_metric_is_an_evaluate_module_loaded_by_path(evaluate_cache):
+    metric = load_glue_metric("mrpc")
+    assert isinstance(metric, evaluate.Metric) and (metric.name, metric.config_name) == ("glue", "mrpc")
+    assert metric.compute(predictions=[1, 0, 1], references=[1, 1, 1]) == {"f1": 0.8, "accuracy": 2 / 3}
+    assert GlueMetric is load_glue_metric
+    # evaluate ran its copy of the script (in the tmp cache); kept in memory, the metric wrote no data files.
+    [copy] = (evaluate_cache / "modules").rglob("glue/*/glue.py")
+    assert copy.read_text() == (GLUE_METRIC_MODULE / "glue.py").read_text()
+    assert not [p for p in (evaluate_cache / "metrics").rglob("*") if p.is_file()]
+    # Plain evaluate.load on the package's folder, as users load the Hub's glue metric, gives the same.
+    same = evaluate.load(str(GLUE_METRIC_MODULE), "mrpc")
+    assert same.compute(predictions=[1, 0, 1], references=[1, 1, 1]) == {"f1": 0.8, "accuracy": 2 / 3}
+
+
+@pytest.mark.parametrize("task", PAPER_ORDER)
+@pytest.mark.parametrize("n", (2, 7, 301))
+def test_evaluate_metric_equals_sklearn_and_scipy(task, n):
+    task = get_task(task)
+    p, r = random_task_data(task, n, seed=n)
+    metric = load_glue_metric(task.name)
+    cuts = [0, n // 3, n // 3 + 1, n]
+    for i, (start, stop) in enumerate(zip(cuts, cuts[1:], strict=False)):
         batch_p, batch_r = p[start:stop], r[start:stop]
-        if start == 10:  # lists work as well as arrays
-            batch_p, batch_r = batch_p.tolist(), batch_r.tolist()
-        metric.add_batch(predictions=batch_p, references=batch_r)
+        metric.add_batch(predictions=batch_p.tolist() if i == 1 else batch_p,  # lists work as well as arrays
+                         references=batch_r.tolist() if i == 1 else batch_r)
     got = metric.compute()
-    assert got.keys() == one_shot.keys()
-    assert got == pytest.approx(one_shot, abs=TOL)
+    assert list(got) == list(task.metrics)
+    assert got == compute_glue(task, p, r)  # exactly: the same functions on the same (float32) values
+    assert got == pytest.approx(sklearn_metrics(task.metrics, p, r), abs=TOL)
     # compute() resets: the next result is of the new data only.
-    again = metric.compute(predictions=p[:20], references=r[:20])
-    assert again == pytest.approx(compute_glue(task, p[:20], r[:20]), abs=TOL)
-    assert metric._predictions == [] and metric._references == []
+    assert metric.compute(predictions=p[:2], references=r[:2]) == compute_glue(task, p[:2], r[:2])
 
 
-def test_glue_metric_compute_adds_to_the_batches():
-    metric = GlueMetric("sst2")
-    metric.add_batch(predictions=[1, 1], references=[1, 0])
-    assert metric.compute(predictions=[0, 0], references=[0, 0]) == {"accuracy": 0.75}
-    assert metric.compute(predictions=[1], references=[0]) == {"accuracy": 0.0}
+def test_a_users_records_pass_their_metrics():
+    classes = GlueTask("reviews", ("text",), ("neg", "pos"), "reviews", ("reviews.tsv",), "reviews",
+                       metrics=("accuracy", "macro_f1"), dataset="reviews.csv")
+    scores = GlueTask("ratings", ("text",), (), "ratings", ("ratings.tsv",), "ratings",
+                      metrics=("pearson", "spearmanr"), main_metric="spearmanr", dataset="ratings.csv")
+    p, r = [1, 0, 1, 1], [1, 0, 0, 1]
+    assert load_glue_metric(classes).compute(predictions=p, references=r) == pytest.approx(
+        {"accuracy": 0.75, "macro_f1": 11 / 15}, abs=TOL)
+    metric = load_glue_metric(scores)
+    assert metric.config_name == "ratings" and metric.features["predictions"].dtype == "float32"
+    assert metric.compute(predictions=[1.0, 2.5, 2.0], references=[1.0, 2.0, 3.0]) == pytest.approx(
+        sklearn_metrics(scores.metrics, [1.0, 2.5, 2.0], [1.0, 2.0, 3.0]), abs=1e-7)
 
 
-@pytest.mark.parametrize("task", ["wnli", "ax", "SST-2", "all"])
+@pytest.mark.parametrize("config, kwargs, message", [
+    ("wnli", {}, "`config_name`"),
+    ("ax", {}, "`config_name`"),
+    ("mine", {"metrics": ["bleu"]}, "`metrics`"),
+    ("mine", {"metrics": []}, "`metrics`"),
+    ("mine", {"metrics": ["accuracy", "pearson"]}, "mixes regression"),
+])
+def test_bad_configs_raise_input_errors(config, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        evaluate.load(str(GLUE_METRIC_MODULE), config, **kwargs)
+
+
+@pytest.mark.parametrize("task", ["wnli", "SST-2", "all"])
 def test_unknown_task_raises(task):
     with pytest.raises(ValueError, match="Unknown GLUE task"):
         compute_glue(task, [0, 1], [0, 1])
     with pytest.raises(ValueError, match="Unknown GLUE task"):
-        GlueMetric(task)
+        load_glue_metric(task)
+
+
+# ----------------------------------------------------------------------------- fine-tuning's dev scores through it
+
+
+class ScoresAsLogits(torch.nn.Module):
+    """A stand-in classifier whose logits are the batch's ``input_ids`` (float scores): predictions are known."""
+
+    def forward(self, input_ids, **kwargs):
+        return SimpleNamespace(logits=input_ids)
+
+
+def score_loaders(task, n: int, batch_size: int):
+    """Dev loaders of random scores and labels for every dev split of ``task``, and the metrics they must give."""
+    from torch.utils.data import DataLoader
+
+    loaders, expected = {}, {}
+    for i, split in enumerate(task.dev_splits):
+        rng = np.random.default_rng(i)
+        scores = rng.normal(size=(n, task.num_labels)).astype(np.float32)
+        labels = random_task_data(task, n, seed=i)[1]
+        rows = [{"input_ids": torch.from_numpy(s), "labels": torch.tensor(y)} for s, y in zip(scores, labels,
+                                                                                              strict=True)]
+        loaders[split] = DataLoader(rows, batch_size=batch_size)
+        predictions = scores[:, 0] if task.is_regression else scores.argmax(1)
+        expected |= {task.metric_prefix(split) + k: v for k, v in compute_glue(task, predictions, labels).items()}
+    return loaders, expected
+
+
+@pytest.mark.parametrize("task", ["mrpc", "stsb", "mnli", "cola"])
+def test_dev_metrics_are_exactly_the_local_functions(task):
+    from accelerate import Accelerator
+
+    from magic_bert.glue.finetuning import dev_metrics
+
+    task = get_task(task)
+    accelerator = Accelerator(cpu=True)
+    loaders, expected = score_loaders(task, 13, 4)
+    loaders = {split: accelerator.prepare(loader) for split, loader in loaders.items()}
+    got = dev_metrics(ScoresAsLogits(), loaders, accelerator, task)
+    assert list(got) == list(expected) and got == expected
+
+
+WORKER = textwrap.dedent("""
+    import json, os, sys
+    from accelerate import Accelerator
+    from magic_bert.glue.finetuning import dev_metrics
+    from magic_bert.glue.tasks import get_task
+    from tests.test_glue_metrics import ScoresAsLogits, score_loaders
+
+    accelerator = Accelerator()
+    report = {}
+    for name in sys.argv[2:]:
+        task = get_task(name)
+        loaders, expected = score_loaders(task, 13, 2)  # 13 rows: the second rank's last batch is padding
+        loaders = {split: accelerator.prepare(loader) for split, loader in loaders.items()}
+        report[name] = {"got": dev_metrics(ScoresAsLogits(), loaders, accelerator, task), "expected": expected,
+                        "processes": accelerator.num_processes}
+    with open(f"{sys.argv[1]}/rank{os.environ['RANK']}.json", "w") as f:
+        json.dump(report, f)
+""")
+
+
+@pytest.mark.slow
+def test_two_processes_score_the_dev_set_like_one(tmp_path, evaluate_cache):
+    (tmp_path / "worker.py").write_text(WORKER)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
+           "HF_MODULES_CACHE": str(evaluate_cache / "modules"), "HF_METRICS_CACHE": str(evaluate_cache / "metrics"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    tasks = ["mrpc", "stsb", "mnli"]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29561", str(tmp_path / "worker.py"), str(tmp_path), *tasks],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0 == rank1 and set(rank0) == set(tasks)
+    for name in tasks:
+        assert rank0[name]["processes"] == 2
+        assert rank0[name]["got"] == rank0[name]["expected"], name  # every row once, none twice: exact
 
 
 # ---------------------------------------------------------------------------------------------- glue_report

@@ -1,4 +1,5 @@
-"""Packaging: the wheel builds offline, ships the model-card template, and an export runs from the installed wheel.
+"""Packaging: the wheel builds offline, ships the model-card template and the `evaluate` metric module, an export
+runs from the installed wheel and the GLUE metric loads from it (evaluate's copy in a temporary HF_HOME).
 
 The wheel is built from a copy of the repository (pip builds in-tree, and a stale ``build/`` there could leak removed
 files into the wheel); it is installed into a venv that sees the system's torch / transformers but whose own
@@ -19,6 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "magic_bert/search/templates/model_card.md"
+METRIC_SCRIPT = "magic_bert/glue/evaluate_metrics/glue/glue.py"
 ARCH = ["mha:2", "conv:5", "ffn:256", "identity"]
 
 EXPORT_SCRIPT = textwrap.dedent(
@@ -33,6 +35,7 @@ EXPORT_SCRIPT = textwrap.dedent(
 
     import magic_bert
     from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
+    from magic_bert.glue.metrics import load_glue_metric
     from magic_bert.search.export import export_checkpoint
     from magic_bert.synthetic_corpus import vocabulary
 
@@ -52,7 +55,10 @@ EXPORT_SCRIPT = textwrap.dedent(
         expected = supernet(**inputs, arch=arch).logits[mask]
         diff = (model(**inputs).logits[mask] - expected).abs().max().item()
     card = ModelCard.load(out / "README.md")
-    print(json.dumps({"package": magic_bert.__file__, "model_module": sys.modules[type(model).__module__].__file__,
+    metric = load_glue_metric("mrpc")
+    metric.add_batch(predictions=[1, 0, 1], references=[1, 1, 1])
+    print(json.dumps({"metric": metric.compute(), "metric_module": sys.modules[type(metric).__module__].__file__,
+                      "package": magic_bert.__file__, "model_module": sys.modules[type(model).__module__].__file__,
                       "arch": model.config.arch, "max_diff": diff, "card_text": card.text,
                       "card_model_name": card.data.model_name, "files": sorted(p.name for p in out.iterdir())}))
     """
@@ -75,7 +81,7 @@ def test_wheel_ships_the_template_and_exports_from_a_venv(tmp_path):
           "-w", str(tmp_path / "dist"), str(source)])
     [wheel] = (tmp_path / "dist").glob("magic_bert-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert TEMPLATE in names and "magic_bert/bert_interop.py" in names
+    assert TEMPLATE in names and METRIC_SCRIPT in names and "magic_bert/bert_interop.py" in names
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)])
@@ -87,7 +93,8 @@ def test_wheel_ships_the_template_and_exports_from_a_venv(tmp_path):
     work.mkdir()
     (work / "export_from_wheel.py").write_text(EXPORT_SCRIPT)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+               HF_HOME=str(tmp_path / "hf_home"))
     done = _run([str(python), "-I", "export_from_wheel.py", ",".join(ARCH)], cwd=work, env=env)
     result = json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -99,3 +106,10 @@ def test_wheel_ships_the_template_and_exports_from_a_venv(tmp_path):
     text = result["card_text"]
     assert result["card_model_name"] == "me/tiny-child" and "{{" not in text and "}}" not in text
     assert all(f"`{op}`" in text for op in ARCH) and "Intended use" in text
+    # The metric ran from evaluate's copy of the installed script, which imported the installed package.
+    assert result["metric"] == {"f1": 0.8, "accuracy": 2 / 3}
+    module = Path(result["metric_module"]).resolve()
+    assert module.is_relative_to((tmp_path / "hf_home" / "modules").resolve()) and module.name == "glue.py", module
+    assert module.read_text() == zipfile.ZipFile(wheel).read(METRIC_SCRIPT).decode()
+    source = Path(json.loads(module.with_suffix(".json").read_text())["original file path"]).resolve()
+    assert source.is_relative_to(site_packages), source  # loaded by path from the installed package

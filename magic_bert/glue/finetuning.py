@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import (
@@ -42,7 +42,7 @@ from ..optim import adamw_parameter_groups
 from ..output_folder import RunFolder, locked_output_dir
 from .arguments import FinetuneArguments, glue_inputs, writes_into_model
 from .custom import task_from_files
-from .metrics import compute_glue, glue_average, score_note, task_score
+from .metrics import glue_average, load_glue_metric, score_note, task_score
 from .report import results_table, update_model_card, write_submission
 from .tasks import TASKS, GlueTask, get_task, load_glue
 
@@ -131,9 +131,11 @@ def distillation_loss(student_logits, teacher_logits, task: GlueTask, temperatur
 
 
 @torch.no_grad()
-def predict(model, dataloader, accelerator, task: GlueTask, desc: str = "Predicting") -> tuple[np.ndarray, np.ndarray]:
-    """(predictions, labels) over a dev/test loader, gathered across processes. A transient progress bar (local main
-    process only) shows the batches."""
+def predict(model, dataloader, accelerator, task: GlueTask, desc: str = "Predicting",
+            metric=None) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions, labels) over a dev/test loader, gathered across processes (``gather_for_metrics``: the
+    sampler's padding dropped); each gathered batch also goes to ``metric.add_batch`` when a metric is given. A
+    transient progress bar (local main process only) shows the batches."""
     model.eval()
     predictions, labels = [], []
     for batch in tqdm(dataloader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
@@ -142,17 +144,21 @@ def predict(model, dataloader, accelerator, task: GlueTask, desc: str = "Predict
         out, ref = accelerator.gather_for_metrics((out, batch["labels"]))
         predictions.append(out.float().cpu().numpy() if task.is_regression else out.cpu().numpy())
         labels.append(ref.cpu().numpy())
+        if metric is not None:
+            metric.add_batch(predictions=predictions[-1], references=labels[-1])
     model.train()
     return np.concatenate(predictions), np.concatenate(labels)
 
 
 def dev_metrics(model, dev_loaders: dict, accelerator, task: GlueTask) -> dict[str, float]:
+    """The task's ``evaluate`` metric of each dev split (MNLI: prefixed ``matched_`` / ``mismatched_``). Every rank
+    holds the gathered predictions; all use the main process's result, so they decide alike."""
+    metric = load_glue_metric(task)
     metrics = {}
     for split, loader in dev_loaders.items():
-        predictions, labels = predict(model, loader, accelerator, task, desc=f"{task.name} {split}")
-        result = compute_glue(task, predictions, labels)
-        metrics |= {task.metric_prefix(split) + k: v for k, v in result.items()}
-    return metrics
+        predict(model, loader, accelerator, task, desc=f"{task.name} {split}", metric=metric)
+        metrics |= {task.metric_prefix(split) + k: v for k, v in metric.compute().items()}
+    return broadcast_object_list([metrics])[0] if accelerator.num_processes > 1 else metrics
 
 
 @dataclass

@@ -1,18 +1,23 @@
-"""GLUE metrics computed locally (``evaluate.load("glue", ...)`` needs the Hub), with ``evaluate``'s interface:
-``GlueMetric(task).add_batch(predictions=..., references=...)`` then ``.compute()``, or ``.compute(predictions=...,
-references=...)`` at once. Which metrics a task reports, and which one is its score, come from its record
-(:class:`~magic_bert.glue.tasks.GlueTask`); the keys match ``evaluate``'s glue module: ``matthews_correlation``
-(CoLA), ``pearson`` and ``spearmanr`` (STS-B), ``f1`` and ``accuracy`` (MRPC, QQP), ``accuracy`` (the rest), plus
-``macro_f1`` for a user's classes. ``task_score`` reduces them to the one number per task of the paper's table.
+"""GLUE metrics computed locally, and the package's ``evaluate`` module that reports them.
+
+``load_glue_metric(task)`` is ``evaluate.load`` on the module shipped in ``glue/evaluate_metrics/glue/`` (loaded by
+path, so nothing is downloaded; no scikit-learn): ``add_batch(predictions=..., references=...)`` then ``compute()``,
+as transformers' ``run_glue_no_trainer.py`` does with ``evaluate.load("glue", task)``. Which metrics a task reports,
+and which one is its score, come from its record (:class:`~magic_bert.glue.tasks.GlueTask`); the keys match
+``evaluate``'s glue module: ``matthews_correlation`` (CoLA), ``pearson`` and ``spearmanr`` (STS-B), ``f1`` and
+``accuracy`` (MRPC, QQP), ``accuracy`` (the rest), plus ``macro_f1`` for a user's classes. ``task_score`` reduces them
+to the one number per task of the paper's table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+from ..errors import InputError
 from .tasks import PAPER_ORDER, TASKS, GlueTask, get_task
 
 # The paper's metric of each task whose score is not accuracy (derived from the task records).
@@ -75,9 +80,14 @@ def _task(task: str | GlueTask) -> GlueTask:
     return task if isinstance(task, GlueTask) else get_task(task)
 
 
+def compute_metrics(names: Sequence[str], predictions, references) -> dict[str, float]:
+    """The metrics ``names`` (keys of ``METRICS``), in that order."""
+    return {name: METRICS[name](predictions, references) for name in names}
+
+
 def compute_glue(task: str | GlueTask, predictions, references) -> dict[str, float]:
     """The task's metrics (its record's ``metrics``, in that order)."""
-    return {name: METRICS[name](predictions, references) for name in _task(task).metrics}
+    return compute_metrics(_task(task).metrics, predictions, references)
 
 
 def task_score(task: str | GlueTask, metrics: dict[str, float]) -> float:
@@ -105,25 +115,44 @@ def score_note(tasks: Iterable[GlueTask]) -> str:
                      f"{METRIC_TITLES.get(t.main_metric, t.main_metric)}" for t in tasks)
 
 
-class GlueMetric:
-    """An ``evaluate``-style metric object for one GLUE task or a user's task record (local; nothing downloaded)."""
-
-    def __init__(self, task: str | GlueTask):
-        self.task = _task(task)
-        self._predictions: list = []
-        self._references: list = []
-
-    def add_batch(self, *, predictions, references) -> None:
-        self._predictions.extend(np.asarray(predictions).tolist())
-        self._references.extend(np.asarray(references).tolist())
-
-    def compute(self, *, predictions=None, references=None) -> dict[str, float]:
-        if predictions is not None:
-            self.add_batch(predictions=predictions, references=references)
-        result = compute_glue(self.task, self._predictions, self._references)
-        self._predictions, self._references = [], []
-        return result
+# The package's `evaluate` module (folder and script share the name, as `evaluate.load(<folder>)` requires).
+GLUE_METRIC_MODULE = Path(__file__).parent / "evaluate_metrics" / "glue"
+# Metrics of real-valued predictions (the module stores those as float32, the rest as int64).
+REGRESSION_METRICS = ("pearson", "spearmanr")
 
 
-__all__ = ["METRICS", "PAPER_METRIC", "GlueMetric", "compute_glue", "f1_binary", "f1_macro", "glue_average",
+def glue_metric_names(config_name: str, metrics: Sequence[str] | None = None) -> tuple[str, ...]:
+    """What the ``evaluate`` module computes: ``metrics`` when given (any task record's), else the GLUE task
+    ``config_name``'s."""
+    if metrics is None:
+        if config_name not in TASKS:
+            raise InputError(f"Unknown GLUE metric config {config_name!r} (`config_name`); allowed: "
+                             f"{list(PAPER_ORDER)}, or any name with `metrics` from {sorted(METRICS)}.")
+        return TASKS[config_name].metrics
+    unknown = [name for name in metrics if name not in METRICS]
+    if unknown or not metrics:
+        raise InputError(f"`metrics` {list(metrics)} must name one or more of {sorted(METRICS)}.")
+    if len({name in REGRESSION_METRICS for name in metrics}) > 1:
+        raise InputError(f"`metrics` {list(metrics)} mixes regression {list(REGRESSION_METRICS)} and classification "
+                         "metrics.")
+    return tuple(metrics)
+
+
+def load_glue_metric(task: str | GlueTask):
+    """The ``evaluate`` metric of ``task`` (a GLUE task name or any record), loaded from the package by path and kept in
+    memory: ``add_batch`` gathered predictions, then ``compute``. A GLUE task loads as ``evaluate.load(<module>,
+    "mrpc")``; another record passes its ``metrics`` too."""
+    import evaluate  # here: importing evaluate costs a second, and only scoring needs it
+
+    task = _task(task)
+    extra = {} if TASKS.get(task.name) == task else {"metrics": task.metrics}
+    return evaluate.load(str(GLUE_METRIC_MODULE), task.name, keep_in_memory=True, **extra)
+
+
+# The evaluate-style object of earlier versions: now the real `evaluate` metric.
+GlueMetric = load_glue_metric
+
+
+__all__ = ["GLUE_METRIC_MODULE", "METRICS", "PAPER_METRIC", "REGRESSION_METRICS", "GlueMetric", "compute_glue",
+           "compute_metrics", "f1_binary", "f1_macro", "glue_average", "glue_metric_names", "load_glue_metric",
            "matthews_correlation", "mean_score", "pearson", "score_note", "spearman", "task_score"]
