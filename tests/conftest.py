@@ -1,11 +1,16 @@
 """Shared fixtures: tiny configs and inputs made here, never downloaded."""
 
 import os
+import tempfile
 
 # Tests never touch the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# evaluate copies metric scripts into a modules cache and makes a metrics folder: both in a temporary place, not ~.
+_CACHE = tempfile.mkdtemp(prefix="magic_bert_tests_")
+os.environ["HF_MODULES_CACHE"] = os.path.join(_CACHE, "modules")
+os.environ["HF_METRICS_CACHE"] = os.path.join(_CACHE, "metrics")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
