@@ -131,6 +131,11 @@ def test_validation_split_of_a_streamed_dataset(tmp_path, word_tokenizer_dir):
                  "--max_train_steps", 3, "--output_dir", tmp_path / "out")
     assert result.results["train_steps"] == 3 and result.results["eval_num_tokens"] > 0
     assert 0 < result.results["unigram_accuracy"] < 1
+    (data / "validation.jsonl").unlink()
+    with pytest.raises(InputError, match="has no validation split: pass `validation_file` or `held_out_documents`"):
+        run("--streaming", "--dataset_name", data, "--text_column_name", "body", "--tokenizer_name",
+            word_tokenizer_dir, "--max_train_steps", 3, "--output_dir", tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
 
 
 @pytest.mark.parametrize("change, message", [
