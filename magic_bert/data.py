@@ -6,6 +6,7 @@ child sees the same masked positions.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from itertools import chain
 from pathlib import Path
 
@@ -105,7 +106,11 @@ def held_out_blocks(text: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, 
 
 def text_column(dataset: datasets.Dataset, name: str | None) -> str:
     """``name`` if given (checked), else ``text`` if present, else the first column (as run_mlm does)."""
-    columns = dataset.column_names
+    return pick_text_column(dataset.column_names, name)
+
+
+def pick_text_column(columns: list[str], name: str | None) -> str:
+    """:func:`text_column` from the column names alone (a stream knows them only once it has been read)."""
     if name is not None:
         if name not in columns:
             raise InputError(f"`text_column_name` {name!r} is not a column of the data; columns: {columns}.")
@@ -143,6 +148,15 @@ def fit_tokenizer_to_model(tokenizer, config) -> None:
         tokenizer.model_max_length = limit
 
 
+def group_into_blocks(examples: dict, max_seq_length: int) -> dict:
+    """A batch of tokenised texts concatenated and cut into blocks of exactly ``max_seq_length`` (the remainder
+    shorter than one block is dropped), as run_mlm's ``group_texts``."""
+    concatenated = {key: list(chain.from_iterable(examples[key])) for key in examples}
+    total = len(concatenated["input_ids"]) // max_seq_length * max_seq_length
+    return {key: [values[i:i + max_seq_length] for i in range(0, total, max_seq_length)]
+            for key, values in concatenated.items()}
+
+
 def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
                        text_column_name: str | None = None, num_proc: int | None = None,
                        load_from_cache_file: bool = True) -> datasets.DatasetDict:
@@ -151,12 +165,7 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
     The remainder shorter than one block is dropped; a split too small for one block is an error.
     """
     columns = {split: text_column(dataset, text_column_name) for split, dataset in raw.items()}
-
-    def group(examples):
-        concatenated = {key: list(chain.from_iterable(examples[key])) for key in examples}
-        total = len(concatenated["input_ids"]) // max_seq_length * max_seq_length
-        return {key: [values[i:i + max_seq_length] for i in range(0, total, max_seq_length)]
-                for key, values in concatenated.items()}
+    group = partial(group_into_blocks, max_seq_length=max_seq_length)
 
     # Each split with its own text column and extra columns (a .txt train file may come with a .jsonl validation).
     grouped = datasets.DatasetDict()
@@ -238,11 +247,13 @@ def mask_once(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, mlm
 __all__ = [
     "BatchMasker",
     "check_data_file",
+    "group_into_blocks",
     "held_out_blocks",
     "load_held_out_text",
     "load_text_datasets",
     "mask_once",
     "mlm_collator",
+    "pick_text_column",
     "synthetic_datasets",
     "text_column",
     "tokenize_and_group",

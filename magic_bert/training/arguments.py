@@ -36,6 +36,16 @@ class DataArguments:
     tokenizer_name: str | None = arg(None, "BERT-style tokenizer (Hub id or path). Without it, a WordPiece "
                                            "tokenizer of --vocab_size is trained on the training text.")
     vocab_size: int | None = arg(None, "Size of the trained tokenizer (default: the preset's vocab_size).")
+    streaming: bool = arg(False, "Stream --dataset_name / --train_file instead of loading it whole: shuffled with a "
+                                 "buffer, split across processes, tokenised lazily. Needs --max_train_steps and "
+                                 "held-out text (--validation_file, the dataset's validation split or "
+                                 "--held_out_documents).")
+    shuffle_buffer_size: int = arg(10_000, "With --streaming: documents in the shuffle buffer (seeded by --seed, "
+                                           "reseeded each pass over the stream).")
+    held_out_documents: int | None = arg(None, "With --streaming: hold out the first N documents of the stream "
+                                               "(training skips them) when there is no --validation_file.")
+    tokenizer_train_documents: int = arg(10_000, "With --streaming and no --tokenizer_name: train the WordPiece "
+                                                 "tokenizer on the first N training documents of the stream.")
 
 
 @dataclass
@@ -147,8 +157,9 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
                            self.min_encoder_params)
         if self.dataset_name is not None and self.train_file is not None:
             raise InputError("Pass either `dataset_name` or `train_file`, not both.")
-        if self.validation_file is not None and self.train_file is None:
+        if self.validation_file is not None and self.train_file is None and not self.streaming:
             raise InputError("`validation_file` needs `train_file`.")
+        self._check_streaming()
         if self.arch is not None and (self.sampler is not None or self.anchor_arch is not None):
             raise InputError("`arch` trains one fixed architecture; `sampler` and `anchor_arch` apply to supernets "
                              "only.")
@@ -186,6 +197,31 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
                 str(self.checkpointing_steps).isdigit() and int(self.checkpointing_steps) > 0):
             raise InputError(f"`checkpointing_steps` must be a positive integer or 'epoch', got "
                              f"{self.checkpointing_steps!r}.")
+
+    def _check_streaming(self) -> None:
+        """A stream has no length: steps must be given, epochs cannot be counted and held-out text must exist."""
+        if not self.streaming:
+            if self.held_out_documents is not None:
+                raise InputError("`held_out_documents` applies with `streaming` only (without it, "
+                                 "`validation_split_percentage` holds out part of the training data).")
+            return
+        if self.dataset_name is None and self.train_file is None:
+            raise InputError("`streaming` needs `dataset_name` or `train_file` (the embedded synthetic corpus is "
+                             "generated in memory, not streamed).")
+        if self.max_train_steps is None:
+            raise InputError("`streaming` needs `max_train_steps` (a stream has no length to count epochs in).")
+        if self.checkpointing_steps == "epoch":
+            raise InputError("`checkpointing_steps` 'epoch' does not apply with `streaming`; pass a number of steps.")
+        if self.preprocessing_num_workers is not None:
+            raise InputError("`preprocessing_num_workers` does not apply with `streaming` (each process tokenises "
+                             "its share lazily).")
+        if self.validation_file is not None and self.held_out_documents is not None:
+            raise InputError("Pass either `validation_file` or `held_out_documents`, not both.")
+        if self.train_file is not None and self.validation_file is None and self.held_out_documents is None:
+            raise InputError("`streaming` needs held-out text: `validation_file`, or `held_out_documents` N (the "
+                             "first N documents of the stream, which training skips).")
+        at_least(1, shuffle_buffer_size=self.shuffle_buffer_size, held_out_documents=self.held_out_documents,
+                 tokenizer_train_documents=self.tokenizer_train_documents)
 
 
 def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:

@@ -41,6 +41,9 @@ class TrainingState:
     batches_in_epoch: int = 0  # micro-batches of the current epoch already consumed
     train_tokens: int = 0  # non-padding tokens seen by all processes up to the last checkpoint
     train_seconds: float = 0.0
+    # --streaming: each rank's complete passes over its share of the stream and micro-batches of the current pass
+    stream_passes: list[int] = field(default_factory=list)
+    stream_batches: list[int] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     def state_dict(self) -> dict:
@@ -48,11 +51,14 @@ class TrainingState:
             "completed_steps": self.completed_steps, "epoch": self.epoch, "batches_in_epoch": self.batches_in_epoch,
             "train_tokens": self.train_tokens, "train_seconds": self.train_seconds,
             "strategy": None if self.strategy is None else self.strategy.state_dict(),
+            "stream_passes": list(self.stream_passes), "stream_batches": list(self.stream_batches),
         }
 
     def load_state_dict(self, state: dict) -> None:
         for key in ("completed_steps", "epoch", "batches_in_epoch", "train_tokens", "train_seconds"):
             setattr(self, key, state[key])
+        for key in ("stream_passes", "stream_batches"):  # absent from checkpoints of runs before --streaming
+            setattr(self, key, [int(value) for value in state.get(key, [])])
         if self.strategy is not None:
             self.strategy.load_state_dict(state["strategy"])
 

@@ -31,6 +31,7 @@ from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
 from ..io_utils import read_jsonl, staging_dir, write_json_atomic, write_jsonl_atomic
 from ..output_folder import OutputLock, RunFolder, check_output_dir
 from ..ranks import computed_on_main
+from ..streaming import StreamingBatches, gather_positions, unigram_sample
 from .arguments import (
     DataArguments,
     LossArguments,
@@ -137,20 +138,25 @@ class PretrainRecipe:
         # resumed run masks exactly as an uninterrupted one on every rank. Dropout alone uses the global RNG (saved
         # per rank by accelerate); the loaders get generators of their own so that creating an iterator draws nothing.
         self.masker = BatchMasker(self.tokenizer, args.mlm_probability, seed=args.seed)
-        train_dataloader = DataLoader(self.train_set, shuffle=True, collate_fn=default_data_collator,
-                                      batch_size=args.per_device_train_batch_size,
-                                      generator=torch.Generator().manual_seed(args.seed))
+        self.streaming = args.streaming
+        train_dataloader = StreamingBatches(self.train_set, args.per_device_train_batch_size) if self.streaming \
+            else DataLoader(self.train_set, shuffle=True, collate_fn=default_data_collator,
+                            batch_size=args.per_device_train_batch_size,
+                            generator=torch.Generator().manual_seed(args.seed))
         eval_dataloader = self._eval_loader(self.held_out)
         anchor_dataloader = self._eval_loader(self.held_out.select(range(min(args.anchor_eval_samples,
                                                                               len(self.held_out)))))
         trained = model if projection is None else torch.nn.ModuleList([model, projection])
         optimizer, scheduler, self.max_train_steps = build_optimizer(
-            args.group(OptimizationArguments), trained, len(self.train_set), accelerator.num_processes)
+            args.group(OptimizationArguments), trained, 0 if self.streaming else len(self.train_set),
+            accelerator.num_processes)
         self.model, self.optimizer, self.eval_dataloader, self.anchor_dataloader, self.lr_scheduler = \
             accelerator.prepare(model, optimizer, eval_dataloader, anchor_dataloader, scheduler)
         self.projection = None if projection is None else accelerator.prepare_model(projection)
-        # Training batches stay on the CPU for masking; the loop moves them to the device.
-        self.train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=False)
+        # Training batches stay on the CPU for masking; the loop moves them to the device. A stream is already
+        # split across ranks (each rank's batches are its own).
+        self.train_dataloader = train_dataloader if self.streaming else accelerator.prepare_data_loader(
+            train_dataloader, device_placement=False)
         self.unwrapped = accelerator.unwrap_model(self.model)
         self.loss = build_loss_terms(args.group(LossArguments),
                                      (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None,
@@ -160,6 +166,9 @@ class PretrainRecipe:
         if self.resume is not None:
             accelerator.print(f"Resuming from {self.resume}")
             load_checkpoint(accelerator, self.resume, self.state)
+            if self.streaming:  # this rank continues with the next unseen batch of its share
+                rank = accelerator.process_index
+                self.train_dataloader.resume_at(self.state.stream_passes[rank], self.state.stream_batches[rank])
         self.output = Path(args.output_dir)
         self.run_folder = RunFolder(self.output)
         if accelerator.is_main_process:
@@ -183,7 +192,8 @@ class PretrainRecipe:
         accelerator, state = self.accelerator, self.state
         mode = (f"supernet, sampler {self.strategy.name}" if self.strategy.is_supernet
                 else "fixed arch " + " ".join(self.strategy.eval_arch()))
-        accelerator.print(f"Pre-training ({mode}): {len(self.train_set)} blocks of {self.max_seq_length} tokens, "
+        blocks = "streamed" if self.streaming else len(self.train_set)
+        accelerator.print(f"Pre-training ({mode}): {blocks} blocks of {self.max_seq_length} tokens, "
                           f"{self.max_train_steps} steps, {accelerator.num_processes} process(es)")
         progress = tqdm(range(self.max_train_steps), initial=state.completed_steps,
                         disable=not accelerator.is_local_main_process)
@@ -193,8 +203,8 @@ class PretrainRecipe:
         self.model.train()
         while state.completed_steps < self.max_train_steps:
             self.train_dataloader.set_epoch(state.epoch)
-            batches = (skip_first_batches(self.train_dataloader, state.batches_in_epoch) if state.batches_in_epoch
-                       else self.train_dataloader)
+            batches = (skip_first_batches(self.train_dataloader, state.batches_in_epoch)
+                       if state.batches_in_epoch and not self.streaming else self.train_dataloader)
             tick = time.perf_counter()
             for batch in batches:
                 if micro_batches == 0:  # one child per optimizer step, drawn at its first micro-batch
@@ -215,7 +225,8 @@ class PretrainRecipe:
                 self.stop_if_not_finite(record)
                 progress.update(1)
                 progress.set_postfix(loss=f"{record['loss']:.3f}")
-                self.maybe_checkpoint(epoch_done=state.batches_in_epoch == len(self.train_dataloader))
+                self.maybe_checkpoint(epoch_done=not self.streaming
+                                      and state.batches_in_epoch == len(self.train_dataloader))
                 tick = time.perf_counter()
                 if state.completed_steps >= self.max_train_steps:
                     break
@@ -294,6 +305,9 @@ class PretrainRecipe:
     def checkpoint(self, name: str) -> None:
         # Every rank calls this: the tokens of all ranks are folded into the saved (rank 0) state.
         self.state.train_tokens += self._reduce_local_tokens()
+        if self.streaming:
+            self.state.stream_passes, self.state.stream_batches = gather_positions(self.accelerator,
+                                                                                   self.train_dataloader)
         save_checkpoint(self.accelerator, self.output, name, self.state, self.tokenizer.save_pretrained,
                         self.args.checkpoints_total_limit, self.settings)
 
@@ -306,7 +320,7 @@ class PretrainRecipe:
     def _reference_scores(self) -> dict:
         """What the final score is to be read against, on the same masked tokens: a model of token frequencies
         only (the unigram baseline) and, for a supernet, a random child inside the budget."""
-        unigram = unigram_baseline(self.train_set, self.held_out, len(self.tokenizer))
+        unigram = unigram_baseline(unigram_sample(self.train_set), self.held_out, len(self.tokenizer))
         scores = {"unigram_loss": unigram.loss, "unigram_accuracy": unigram.accuracy}
         child = self.strategy.random_child()
         if child is not None:

@@ -23,6 +23,7 @@ from ..compression import space_from_bert, supernet_from_bert
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import (
     check_data_file,
+    held_out_blocks,
     load_text_datasets,
     mask_once,
     text_column,
@@ -34,6 +35,7 @@ from ..io_utils import check_output_dir
 from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
 from ..optim import adamw_parameter_groups
 from ..ranks import computed_on_main, main_process_first
+from ..streaming import load_streaming_text, rank_blocks, tokenizer_texts
 from .arguments import (
     DataArguments,
     LossArguments,
@@ -51,7 +53,7 @@ from .teacher import Teacher, load_teacher_model
 RESUME_SETTINGS = ("arch", "preset", "config_name", "init_from_bert", "sampler", "seed", "per_device_train_batch_size",
                    "gradient_accumulation_steps", "max_seq_length", "mlm_probability", "max_params", "min_params",
                    "max_encoder_params", "min_encoder_params", "teacher_name_or_path", "kd_hidden_weight",
-                   "num_processes")
+                   "num_processes", "streaming", "shuffle_buffer_size", "held_out_documents")
 
 
 def check_inputs(args: PretrainArguments) -> Path | None:
@@ -92,7 +94,11 @@ def make_accelerator(optim: OptimizationArguments, run: RunArguments) -> Acceler
     return accelerator
 
 
-def load_training_text(data: DataArguments, seed: int) -> datasets.DatasetDict:
+def load_training_text(data: DataArguments, seed: int) -> datasets.DatasetDict | dict:
+    """The raw text; with ``streaming`` a dict of the training stream, the held-out text and the text column
+    (:func:`magic_bert.streaming.load_streaming_text`)."""
+    if data.streaming:
+        return load_streaming_text(data)
     raw = load_text_datasets(data.dataset_name, data.dataset_config_name, data.train_file, data.validation_file,
                              data.validation_split_percentage, data.synthetic_documents, seed=seed)
     text_column(raw["train"], data.text_column_name)
@@ -121,7 +127,8 @@ def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator:
         return AutoTokenizer.from_pretrained(resume)
 
     def train() -> dict:
-        texts = raw["train"][text_column(raw["train"], data.text_column_name)]
+        texts = (tokenizer_texts(raw, data.tokenizer_train_documents) if data.streaming
+                 else raw["train"][text_column(raw["train"], data.text_column_name)])
         return train_wordpiece_tokenizer(texts, data.vocab_size or default_vocab_size).get_vocab()
 
     vocab = computed_on_main(accelerator, train)  # trained once, on the main process, and sent to every rank
@@ -186,7 +193,10 @@ def max_seq_length_for(data: DataArguments, config: MagicBertConfig) -> int:
 
 def build_blocks(data: DataArguments, raw: datasets.DatasetDict, tokenizer, max_seq_length: int,
                  accelerator: Accelerator, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Training blocks (without token types) and the held-out blocks, masked once with ``seed``."""
+    """Training blocks (without token types) and the held-out blocks, masked once with ``seed``. With
+    ``streaming`` the training blocks are this rank's share of the stream, made lazily."""
+    if data.streaming:
+        return streaming_blocks(data, raw, tokenizer, max_seq_length, accelerator, seed)
 
     def make() -> tuple[datasets.DatasetDict, datasets.Dataset]:
         blocks = tokenize_and_group(raw, tokenizer, max_seq_length, data.text_column_name,
@@ -195,9 +205,24 @@ def build_blocks(data: DataArguments, raw: datasets.DatasetDict, tokenizer, max_
 
     blocks, held_out = main_process_first(accelerator, make)
     train = blocks["train"].remove_columns([c for c in blocks["train"].column_names if c == "token_type_ids"])
+    return train, _cap_eval_samples(data, held_out)
+
+
+def streaming_blocks(data: DataArguments, raw: dict, tokenizer, max_seq_length: int, accelerator: Accelerator,
+                     seed: int) -> tuple[datasets.IterableDataset, datasets.Dataset]:
+    """This rank's stream of training blocks and the held-out blocks (not streamed; made on the main process
+    first, then found in the cache by the others)."""
+    held_out = main_process_first(accelerator, lambda: held_out_blocks(
+        raw["validation"], tokenizer, max_seq_length, data.mlm_probability, seed, data.text_column_name))
+    train = rank_blocks(raw, tokenizer, max_seq_length, seed, data.shuffle_buffer_size, accelerator.process_index,
+                        accelerator.num_processes)
+    return train, _cap_eval_samples(data, held_out)
+
+
+def _cap_eval_samples(data: DataArguments, held_out: datasets.Dataset) -> datasets.Dataset:
     if data.max_eval_samples is not None:
         held_out = held_out.select(range(min(data.max_eval_samples, len(held_out))))
-    return train, held_out
+    return held_out
 
 
 def build_model(model: ModelArguments, config: MagicBertConfig, arch: list[str] | None,
@@ -250,4 +275,4 @@ def check_resume_settings(resume: Path, settings: dict) -> None:
 __all__ = ["base_config", "build_blocks", "build_config", "build_model", "build_optimizer", "build_tokenizer",
            "check_init_from_bert", "check_inputs", "check_resume_settings", "check_same_vocabulary", "load_teacher",
            "load_training_text", "make_accelerator", "max_seq_length_for",
-           "run_settings", "setup_strategy"]
+           "run_settings", "setup_strategy", "streaming_blocks"]
