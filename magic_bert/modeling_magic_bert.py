@@ -223,6 +223,14 @@ class MagicBertPreTrainedModel(PreTrainedModel):
     def search_space(self):
         return self.config.search_space
 
+    def get_correct_attn_implementation(self, requested_attention: str | None, is_init_check: bool = False) -> str:
+        # transformers accepts paged attention for any model; it serves generation from a paged KV cache and, on this
+        # encoder, gives other outputs than eager with padding: refuse it rather than run it.
+        if requested_attention is not None and requested_attention.startswith("paged|"):
+            raise ValueError(f"{type(self).__name__} does not support attn_implementation={requested_attention!r} "
+                             "(paged attention is for generation); use 'sdpa', 'eager' or 'flex_attention'.")
+        return super().get_correct_attn_implementation(requested_attention, is_init_check)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # auto_map names only classes whose code this folder will hold (the heads file travels with head models).
         self.config.auto_map = default_auto_map(self.config.arch is None, heads=self._saves_heads_code)
