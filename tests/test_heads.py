@@ -119,6 +119,10 @@ def test_heads_save_and_load_through_the_auto_classes(kind, tiny_config, tmp_pat
     assert {p.name for p in (tmp_path / "base").glob("*.py")} == CODE_FILES
     assert not any("heads" in ref for ref in json.loads((tmp_path / "base" / "config.json").read_text())["auto_map"]
                    .values())
+    # ...and, with magic_bert imported, it loads under a head again: the same encoder weights.
+    again = auto_class.from_pretrained(tmp_path / "base", **overrides)
+    assert type(again) is magic_class
+    assert torch.equal(again.bert.encoder.layer[0].query.weight, model.bert.encoder.layer[0].query.weight)
 
 
 def test_multiple_choice_takes_inputs_embeds(tiny_config):
