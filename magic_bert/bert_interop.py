@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import re
 
-from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, PreTrainedModel
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForMultipleChoice,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    PreTrainedModel,
+)
 
 from .configuration_magic_bert import MagicBertConfig
 from .modeling_magic_bert import (
@@ -21,6 +30,11 @@ from .modeling_magic_bert import (
     MagicBertModel,
     MagicBertPreTrainedModel,
     MagicBertSupernetForMaskedLM,
+)
+from .modeling_magic_bert_heads import (
+    MagicBertForMultipleChoice,
+    MagicBertForQuestionAnswering,
+    MagicBertForTokenClassification,
 )
 
 # BERT module inside layer j -> (offset of the MagicBert layer, module name inside that op).
@@ -43,6 +57,9 @@ _BERT_CLASS = {
     MagicBertForMaskedLM: BertForMaskedLM,
     MagicBertSupernetForMaskedLM: BertForMaskedLM,
     MagicBertForSequenceClassification: BertForSequenceClassification,
+    MagicBertForTokenClassification: BertForTokenClassification,
+    MagicBertForQuestionAnswering: BertForQuestionAnswering,
+    MagicBertForMultipleChoice: BertForMultipleChoice,
 }
 _SHARED_FIELDS = (
     "vocab_size", "hidden_size", "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
@@ -97,10 +114,11 @@ def magic_to_bert_state_dict(state_dict: dict) -> dict:
 def _load_bert(bert, bert_class: type[PreTrainedModel]) -> PreTrainedModel:
     if isinstance(bert, (str, bytes)) or hasattr(bert, "__fspath__"):
         return bert_class.from_pretrained(bert)
-    if not isinstance(bert, (BertModel, BertForMaskedLM, BertForSequenceClassification)):
+    bert_classes = list(dict.fromkeys(_BERT_CLASS.values()))
+    if not isinstance(bert, tuple(bert_classes)):
         raise ValueError(
-            f"Expected a transformers BertModel, BertForMaskedLM or BertForSequenceClassification (or a path / Hub "
-            f"id), got {type(bert).__name__}."
+            f"Expected a transformers BertModel or one of its heads ({', '.join(c.__name__ for c in bert_classes[1:])}"
+            f"), or a path / Hub id; got {type(bert).__name__}."
         )
     if type(bert) is not bert_class:
         raise ValueError(f"Importing into this class needs a {bert_class.__name__}, got a {type(bert).__name__}.")
@@ -130,8 +148,8 @@ def from_bert(bert, model_class: type[MagicBertPreTrainedModel] = MagicBertForMa
     BERT-shaped arch ``[mha:<heads>, ffn:<intermediate_size>] * num_hidden_layers``.
 
     ``model_class`` is :class:`MagicBertModel` (from a ``BertModel``), :class:`MagicBertForMaskedLM` or
-    :class:`MagicBertSupernetForMaskedLM` (from a ``BertForMaskedLM``), or :class:`MagicBertForSequenceClassification`
-    (from a ``BertForSequenceClassification``).
+    :class:`MagicBertSupernetForMaskedLM` (from a ``BertForMaskedLM``), or the head of the same name as a BERT head:
+    ``MagicBertFor{SequenceClassification,TokenClassification,QuestionAnswering,MultipleChoice}``.
 
     For the supernet, ``config`` may give a larger search space (more candidate ops) with BERT's dimensions and
     ``2 * num_hidden_layers`` layers: BERT's weights go into the ``mha``/``ffn`` ops of its own arch, the other ops
@@ -169,9 +187,8 @@ def to_bert(model: PreTrainedModel) -> PreTrainedModel:
         raise ValueError("to_bert needs a fixed architecture; call supernet.export(arch) first.")
     magic_class = type(model)
     if magic_class not in _BERT_CLASS:
-        raise ValueError(
-            f"to_bert takes a MagicBertModel / ForMaskedLM / ForSequenceClassification, got {magic_class}."
-        )
+        fixed = [c.__name__ for c in _BERT_CLASS if c is not MagicBertSupernetForMaskedLM]
+        raise ValueError(f"to_bert takes one of {fixed}, got {magic_class}.")
     config = model.config
     if not config.is_bert_shaped:
         raise ValueError(

@@ -39,20 +39,36 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def default_auto_map(supernet: bool) -> dict[str, str]:
-    """Where each Auto class finds our code next to a checkpoint (for ``trust_remote_code`` loading)."""
+# The task heads live in a module of their own, copied next to a checkpoint only when a head model is saved.
+HEADS_MODULE = "modeling_magic_bert_heads"
+HEAD_AUTO_CLASSES = {
+    "AutoModelForTokenClassification": "MagicBertForTokenClassification",
+    "AutoModelForQuestionAnswering": "MagicBertForQuestionAnswering",
+    "AutoModelForMultipleChoice": "MagicBertForMultipleChoice",
+}
+
+
+def default_auto_map(supernet: bool, heads: bool = False) -> dict[str, str]:
+    """Where each Auto class finds our code next to a checkpoint (for ``trust_remote_code`` loading).
+
+    ``heads`` adds the token-classification / question-answering / multiple-choice classes, whose file is saved
+    only with those models (so other checkpoints keep the four core files and never point at a missing one).
+    """
     if supernet:
         return {
             "AutoConfig": "configuration_magic_bert.MagicBertSupernetConfig",
             "AutoModel": "modeling_magic_bert.MagicBertSupernetModel",
             "AutoModelForMaskedLM": "modeling_magic_bert.MagicBertSupernetForMaskedLM",
         }
-    return {
+    auto_map = {
         "AutoConfig": "configuration_magic_bert.MagicBertConfig",
         "AutoModel": "modeling_magic_bert.MagicBertModel",
         "AutoModelForMaskedLM": "modeling_magic_bert.MagicBertForMaskedLM",
         "AutoModelForSequenceClassification": "modeling_magic_bert.MagicBertForSequenceClassification",
     }
+    if heads:
+        auto_map.update({auto: f"{HEADS_MODULE}.{name}" for auto, name in HEAD_AUTO_CLASSES.items()})
+    return auto_map
 
 
 def default_candidate_ops(hidden_size: int) -> list[str]:
@@ -127,8 +143,11 @@ class MagicBertConfig(PreTrainedConfig):
         self.candidate_ops = [spec.name for spec in ops]  # canonical names, JSON-friendly
         if self.arch is not None:
             self.arch = [spec.name for spec in parse_arch(self.arch, self.candidate_ops, self.num_hidden_layers)]
-        # Hub users load our checkpoints with trust_remote_code: point every Auto class at the saved code.
-        self.auto_map = default_auto_map(self.arch is None)
+        # Hub users load our checkpoints with trust_remote_code: point every Auto class at the saved code (the heads
+        # too when this config comes from a folder that holds their file).
+        saved = getattr(self, "auto_map", None)
+        heads = isinstance(saved, dict) and any(str(ref).startswith(f"{HEADS_MODULE}.") for ref in saved.values())
+        self.auto_map = default_auto_map(self.arch is None, heads=heads and self.arch is not None)
 
     @property
     def op_specs(self) -> list[OpSpec]:
@@ -191,6 +210,7 @@ class MagicBertSupernetConfig(MagicBertConfig):
         super().__post_init__(**kwargs)
 
 
-__all__ = ["MagicBertConfig", "MagicBertSupernetConfig", "PRESETS", "default_auto_map", "default_candidate_ops"]
+__all__ = ["HEADS_MODULE", "HEAD_AUTO_CLASSES", "MagicBertConfig", "MagicBertSupernetConfig", "PRESETS",
+           "default_auto_map", "default_candidate_ops"]
 MagicBertConfig.register_for_auto_class()
 MagicBertSupernetConfig.register_for_auto_class()

@@ -26,9 +26,10 @@ from transformers.models.bert.modeling_bert import (
     BertPooler,
     eager_attention_forward,
 )
+from transformers.utils import is_peft_available
 from transformers.utils.generic import can_return_tuple
 
-from .configuration_magic_bert import MagicBertConfig, MagicBertSupernetConfig
+from .configuration_magic_bert import MagicBertConfig, MagicBertSupernetConfig, default_auto_map
 from .op_specs import OP_KINDS, OpSpec, attach_op_module, op_kind, parse_arch
 
 
@@ -201,8 +202,12 @@ class MagicBertPreTrainedModel(PreTrainedModel):
     config_class = MagicBertConfig
     base_model_prefix = "bert"
     supports_gradient_checkpointing = True
+    # Back-ends with outputs equal to eager's (tests/test_attention_backends.py); flash-attention is untested here.
     _supports_sdpa = True
+    _supports_flex_attn = True
     _supports_attention_backend = True
+    # Head classes whose code lives in the heads module set this: their folders hold that file too.
+    _saves_heads_code = False
     # Every registered op module stays on one device (kinds registered after this point are not listed).
     _no_split_modules = ["BertEmbeddings", *(kind.module.__name__ for kind in OP_KINDS.values() if kind.module)]
 
@@ -217,6 +222,19 @@ class MagicBertPreTrainedModel(PreTrainedModel):
     @property
     def search_space(self):
         return self.config.search_space
+
+    def get_correct_attn_implementation(self, requested_attention: str | None, is_init_check: bool = False) -> str:
+        # transformers accepts paged attention for any model; it serves generation from a paged KV cache and, on this
+        # encoder, gives other outputs than eager with padding: refuse it rather than run it.
+        if requested_attention is not None and requested_attention.startswith("paged|"):
+            raise ValueError(f"{type(self).__name__} does not support attn_implementation={requested_attention!r} "
+                             "(paged attention is for generation); use 'sdpa', 'eager' or 'flex_attention'.")
+        return super().get_correct_attn_implementation(requested_attention, is_init_check)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # auto_map names only classes whose code this folder will hold (the heads file travels with head models).
+        self.config.auto_map = default_auto_map(self.config.arch is None, heads=self._saves_heads_code)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 class MagicBertModel(MagicBertPreTrainedModel):
@@ -482,6 +500,28 @@ class MagicBertForSequenceClassification(MagicBertPreTrainedModel):
         )
 
 
+# peft's default targets when `target_modules` is not given: BERT's LoRA default. `output` would name both the
+# attention and the FFN projection, so it is left out.
+PEFT_TARGET_MODULES = ["query", "value"]
+
+
+def register_peft_target_modules() -> bool:
+    """Register :data:`PEFT_TARGET_MODULES` for both model types with LoRA and every peft adapter whose BERT default
+    is the same (AdaLoRA, LoHa, LoKr, VeRA, OFT, ...). Runs on import, here and in remote code; False without peft."""
+    if is_peft_available():  # optional: remote code must load without it (transformers skips this import check)
+        from peft.utils import constants
+
+        for name, mapping in vars(constants).items():
+            if name.startswith("TRANSFORMERS_MODELS_TO_") and name.endswith("_TARGET_MODULES_MAPPING") and (
+                    isinstance(mapping, dict) and mapping.get("bert") == PEFT_TARGET_MODULES):
+                for model_type in (MagicBertConfig.model_type, MagicBertSupernetConfig.model_type):
+                    mapping.setdefault(model_type, list(PEFT_TARGET_MODULES))
+        return True
+    return False
+
+
+register_peft_target_modules()
+
 # `save_pretrained` copies this code next to the weights and completes the config's `auto_map`.
 MagicBertModel.register_for_auto_class("AutoModel")
 MagicBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
@@ -497,4 +537,6 @@ __all__ = [
     "MagicBertPreTrainedModel",
     "MagicBertSupernetForMaskedLM",
     "MagicBertSupernetModel",
+    "PEFT_TARGET_MODULES",
+    "register_peft_target_modules",
 ]

@@ -63,7 +63,7 @@ class ExportArguments:
     output_dir: str | None = arg(None, "Where the checkpoint goes (required).")
     overwrite_output_dir: bool = arg(False, "Replace a non-empty --output_dir.")
     head: str = arg("masked_lm", "The model head.", choices=list(HEADS))
-    num_labels: int = arg(2, "With --head sequence_classification.")
+    num_labels: int = arg(2, "With --head sequence_classification or token_classification.")
     init: str = arg("inherit", "Supernet weights, or fresh ones.", choices=list(INITS))
     format: str = arg("magic_bert", "magic_bert (remote code) or a plain BERT (BERT-shaped archs).",
                       choices=list(FORMATS))

@@ -4,7 +4,7 @@ The checkpoint is written to a temporary folder next to ``output_dir`` and renam
 ``config.json`` (with the arch), ``model.safetensors``, the tokenizer, the modeling code with a complete ``auto_map``
 (``trust_remote_code`` loading), and ``README.md`` rendered from the packaged
 ``search/templates/model_card.md``. ``format="bert"``
-writes a plain transformers ``BertForMaskedLM`` / ``BertForSequenceClassification`` instead (BERT-shaped archs only).
+writes the plain transformers ``BertFor*`` model of the head instead (BERT-shaped archs only).
 
 The tokenizer is saved as the stock class it is (``tokenizer_class`` in ``tokenizer_config.json``) with its
 ``model_max_length`` cut to the model's ``max_position_embeddings``, so ``truncation=True`` (pipelines included)
@@ -31,10 +31,26 @@ from ..modeling_magic_bert import (
     MagicBertForSequenceClassification,
     MagicBertSupernetForMaskedLM,
 )
+from ..modeling_magic_bert_heads import (
+    MagicBertForMultipleChoice,
+    MagicBertForQuestionAnswering,
+    MagicBertForTokenClassification,
+)
 from ..search_space import load_arch
 from ..supernet_inputs import check_supernet_dir, load_supernet
 
-HEADS = ("masked_lm", "sequence_classification")
+# --head -> (model class, Hub pipeline tag, what the card says the head is)
+HEAD_MODELS = {
+    "masked_lm": (MagicBertForMaskedLM, "fill-mask", "plus the masked-LM head"),
+    "sequence_classification": (MagicBertForSequenceClassification, "text-classification", "plus the classifier"),
+    "token_classification": (MagicBertForTokenClassification, "token-classification",
+                             "plus a token classifier"),
+    "question_answering": (MagicBertForQuestionAnswering, "question-answering", "plus a span (start / end) head"),
+    "multiple_choice": (MagicBertForMultipleChoice, "multiple-choice", "plus a multiple-choice scorer"),
+}
+HEADS = tuple(HEAD_MODELS)
+# Heads whose output size is --num_labels (question answering has two outputs, multiple choice one).
+LABELLED_HEADS = ("sequence_classification", "token_classification")
 INITS = ("inherit", "scratch")
 FORMATS = ("magic_bert", "bert")
 # Package data (in the wheel): the card every export renders.
@@ -76,19 +92,18 @@ def load_glue_results(path: str | Path) -> dict[str, dict[str, float]]:
 def _build_model(supernet: MagicBertSupernetForMaskedLM, arch: list[str], head: str, init: str, num_labels: int,
                  seed: int):
     config = supernet.config.with_arch(arch)
-    if head == "masked_lm":
-        if init == "inherit":
-            return supernet.export(arch)
-        torch.manual_seed(seed)
-        return MagicBertForMaskedLM(config)
-    config.num_labels = num_labels
+    if head == "masked_lm" and init == "inherit":
+        return supernet.export(arch)
+    if head in LABELLED_HEADS:
+        config.num_labels = num_labels
     torch.manual_seed(seed)
-    model = MagicBertForSequenceClassification(config)
+    model = HEAD_MODELS[head][0](config)
     if init == "inherit":
-        # The encoder and embeddings come from the supernet; the pooler and classifier start fresh.
+        # The encoder and embeddings come from the supernet; the pooler and the head start fresh.
         encoder = {k: v for k, v in supernet.export(arch).state_dict().items() if k.startswith("bert.")}
         missing, unexpected = model.load_state_dict(encoder, strict=False)
-        assert not unexpected and all(k.startswith(("bert.pooler", "classifier")) for k in missing), missing
+        assert not unexpected and all(not k.startswith("bert.") or k.startswith("bert.pooler") for k in missing), (
+            missing, unexpected)
     return model
 
 
@@ -119,28 +134,25 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
                                                dataset_split="validation", metric_type=metric, metric_value=value))
         glue_table = _glue_table(glue)
     seq_len = 128
+    model_class, pipeline_tag, head_text = HEAD_MODELS[head]
+    auto_class = "AutoModel" + model_class.__name__.removeprefix("MagicBert").removeprefix("Model")
     usage = ("import magic_bert  # or: trust_remote_code=True without it\n"
-             "from transformers import AutoModelForMaskedLM, AutoTokenizer\n"
-             f"model = AutoModelForMaskedLM.from_pretrained(\"{model_name}\")" if fmt == "magic_bert" and
-             head == "masked_lm" else
-             "import magic_bert  # or: trust_remote_code=True without it\n"
-             "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
-             f"model = AutoModelForSequenceClassification.from_pretrained(\"{model_name}\")" if fmt == "magic_bert"
+             f"from transformers import {auto_class}, AutoTokenizer\n"
+             f"model = {auto_class}.from_pretrained(\"{model_name}\")" if fmt == "magic_bert"
              else f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained(\"{model_name}\")  "
                   "# a plain BERT")
     if fmt == "magic_bert":  # AutoTokenizer reads config.json first, whose auto_map needs the same opt-in
         usage += (f"\ntokenizer = AutoTokenizer.from_pretrained(\"{model_name}\")  "
                   "# trust_remote_code=True too without magic_bert")
     card_data = ModelCardData(library_name="transformers", license="apache-2.0", language="en",
-                              tags=["magic_bert", "neural-architecture-search", "bert", "fill-mask" if head ==
-                                    "masked_lm" else "text-classification"],
-                              pipeline_tag="fill-mask" if head == "masked_lm" else "text-classification",
+                              tags=["magic_bert", "neural-architecture-search", "bert", pipeline_tag],
+                              pipeline_tag=pipeline_tag,
                               model_name=model_name, eval_results=eval_results or None)
     return ModelCard.from_template(
         card_data, template_str=TEMPLATE.read_text(encoding="utf-8"), model_name=model_name, sampler_text=sampler_text,
         arch=arch,        num_layers=len(arch), candidate_ops=space.config.candidate_ops, hidden_size=space.hidden_size,
         params=f"{space.num_params(arch):,}", flops=f"{space.flops(arch, seq_len):,}", seq_len=seq_len,
-        head=head, head_text="plus the masked-LM head" if head == "masked_lm" else "plus the classifier",
+        head=head, head_text=head_text,
         init_text="inherited from the supernet" if init == "inherit" else "freshly initialised (train from scratch)",
         format_text="magic_bert (remote code included)" if fmt == "magic_bert" else "plain transformers BERT",
         training_text=training_text, search_text=search_text, glue_table=glue_table, usage=usage,
@@ -246,5 +258,5 @@ def push_to_hub(output_dir: str | Path, hub_model_id: str, hub_token: str | None
                              commit_message="Upload magic_bert export")
 
 
-__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "INITS", "export_checkpoint",
+__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "HEAD_MODELS", "INITS", "LABELLED_HEADS", "export_checkpoint",
            "load_glue_results", "push_to_hub"]
