@@ -23,13 +23,14 @@ from ..compression import space_from_bert, supernet_from_bert
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import (
     check_data_file,
+    check_has_text,
     load_text_datasets,
     mask_once,
     text_column,
     tokenize_and_group,
     train_wordpiece_tokenizer,
 )
-from ..errors import InputError, invalid_value, load_user_file
+from ..errors import InputError, check_weight_files, invalid_value, load_user_file
 from ..io_utils import check_output_dir
 from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
 from ..optim import adamw_parameter_groups
@@ -61,6 +62,8 @@ def check_inputs(args: PretrainArguments) -> Path | None:
     check_data_file(args.train_file, "train_file")
     check_data_file(args.validation_file, "validation_file")
     resume = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
+    if resume is not None:  # a garbage or truncated model.safetensors: one line now, not a traceback in load_state
+        check_weight_files(resume, f"`resume_from_checkpoint` {str(resume)!r}")
     check_output_dir(args.output_dir, args.overwrite_output_dir or resume is not None,
                      hint=" (its old checkpoints and logs go) or `resume_from_checkpoint` latest to continue")
     return resume
@@ -84,9 +87,19 @@ def make_accelerator(optim: OptimizationArguments, run: RunArguments) -> Acceler
 
 
 def load_training_text(data: DataArguments, seed: int) -> datasets.DatasetDict:
+    """The raw splits, each holding some text: blank text would give special tokens only (a 5-token vocabulary and
+    a NaN loss), so it is refused naming its file or dataset."""
     raw = load_text_datasets(data.dataset_name, data.dataset_config_name, data.train_file, data.validation_file,
                              data.validation_split_percentage, data.synthetic_documents, seed=seed)
-    text_column(raw["train"], data.text_column_name)
+    for split, dataset in raw.items() if data.train_file or data.dataset_name else ():  # the embedded corpus has text
+        if data.train_file is None:
+            source = f"`dataset_name` {data.dataset_name!r} (its {split} split)"
+        elif split == "validation" and data.validation_file is not None:
+            source = f"`validation_file` {data.validation_file!r}"
+        else:
+            source = f"`train_file` {data.train_file!r}" + (
+                f" (the {data.validation_split_percentage}% held out for validation)" if split == "validation" else "")
+        check_has_text(dataset, text_column(dataset, data.text_column_name), source)
     return raw
 
 
@@ -109,7 +122,8 @@ def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator:
         return load_user_file(f"`tokenizer_name` {data.tokenizer_name!r}",
                               lambda: AutoTokenizer.from_pretrained(data.tokenizer_name))
     if resume is not None and (resume / "tokenizer_config.json").is_file():
-        return AutoTokenizer.from_pretrained(resume)
+        return load_user_file(f"`resume_from_checkpoint` {str(resume)!r} (its tokenizer)",
+                              lambda: AutoTokenizer.from_pretrained(resume))
 
     def train() -> dict:
         texts = raw["train"][text_column(raw["train"], data.text_column_name)]
