@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertForSequenceClassification
 
+from magic_bert.glue.arguments import FinetuneArguments
 from magic_bert.glue.command import main as glue_main
+from magic_bert.glue.finetuning import finetune_glue, load_model, resolve_tasks
 from magic_bert.search.command import main_export, main_search
 from magic_bert.synthetic_corpus import generate_corpus
 from magic_bert.training.command import main as pretrain_main
@@ -68,7 +71,7 @@ def test_resume_from_unreadable_weights(run_dir, tmp_path, word_tokenizer_dir, h
 
 def test_training_file_that_is_not_utf8(tmp_path, word_tokenizer_dir):
     text = tmp_path / "latin1.txt"
-    text.write_bytes("the cat sat on the mat\n".encode() * 50 + "caf\u00e9 cr\u00e8me\n".encode("latin-1"))
+    text.write_bytes(b"the cat sat on the mat\n" * 50 + "caf\u00e9 cr\u00e8me\n".encode("latin-1"))
     message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, "--train_file", text,
                                              "--output_dir", tmp_path / "out"])
     assert "--train_file" in message and "latin1.txt" in message and "UTF-8" in message
@@ -93,6 +96,21 @@ def test_training_file_of_blank_lines(tmp_path, word_tokenizer_dir, own_tokenize
     message = one_line_error(pretrain_main, [*tokenizer, *SMALL, "--train_file", text, "--max_seq_length", 8,
                                              "--output_dir", tmp_path / "out"])
     assert "--train_file" in message and "blank.txt" in message and "no text" in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--init_from_bert", "--teacher_name_or_path"])
+def test_bert_or_teacher_with_unreadable_weights(tmp_path, word_tokenizer_dir, flag):
+    """Its weights load only in the training setup (or mid-way through it): refused with the inputs instead."""
+    bert = tmp_path / "bert"
+    tokenizer = AutoTokenizer.from_pretrained(word_tokenizer_dir)
+    BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64)).save_pretrained(bert)
+    tokenizer.save_pretrained(bert)
+    corrupt(bert / "model.safetensors", "truncated")
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, flag, bert,
+                                             "--output_dir", tmp_path / "out"])
+    assert message.startswith(f"error: {flag} ") and f"{bert / 'model.safetensors'}" in message
     assert not (tmp_path / "out").exists()
 
 
@@ -226,17 +244,20 @@ def test_finetuning_a_checkpoint_whose_arch_no_longer_matches_its_weights(masked
 def test_new_heads_still_fine_tune(masked_lm_child, glue_inputs, tmp_path, source):
     """The legitimate cases: a masked-LM checkpoint gets a new classifier (and pooler); a saved 2-class classifier
     is replaced by a 3-class one. The encoder is loaded as saved."""
-    from magic_bert.glue.finetuning import finetune_glue
-    from magic_bert.glue.arguments import FinetuneArguments
-
     model = masked_lm_child if source == "masked_lm_child" else glue_inputs["bert"]
     out = tmp_path / "out"
-    finetune_glue(FinetuneArguments(model_name_or_path=str(model), train_file=str(glue_inputs["train"]),
-                                    validation_file=[str(glue_inputs["dev"])], output_dir=str(out),
-                                    per_device_train_batch_size=8, max_seq_length=32, num_train_epochs=1,
-                                    max_train_steps=1))
-    saved = json.loads((out / "reviews" / "best_model" / "config.json").read_text())
-    assert saved["id2label"] == {"0": "neg", "1": "neutral", "2": "pos"}
+    args = FinetuneArguments(model_name_or_path=str(model), train_file=str(glue_inputs["train"]),
+                             validation_file=[str(glue_inputs["dev"])], output_dir=str(out),
+                             per_device_train_batch_size=8, max_seq_length=32, num_train_epochs=1, max_train_steps=1)
+    (task,) = resolve_tasks(args)
+    loaded = load_model(args, task, None).state_dict()
+    saved = load_file(model / "model.safetensors")
+    encoder = [key for key in loaded if key.startswith("bert.") and not key.startswith("bert.pooler.")]
+    assert encoder and all(torch.equal(loaded[key], saved[key]) for key in encoder)
+    assert loaded["classifier.weight"].shape[0] == 3
+    finetune_glue(args)
+    config = json.loads((out / "reviews" / "best_model" / "config.json").read_text())
+    assert config["id2label"] == {"0": "neg", "1": "neutral", "2": "pos"}
 
 
 def test_cola_row_with_a_missing_field(glue_inputs, old_results, tmp_path):

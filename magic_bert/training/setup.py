@@ -159,6 +159,7 @@ def load_teacher(loss: LossArguments, tokenizer) -> Teacher | None:
     """The teacher (with or without an MLM head), which must share the tokenizer's vocabulary."""
     if loss.teacher_name_or_path is None:
         return None
+    check_weight_files(loss.teacher_name_or_path, f"`teacher_name_or_path` {loss.teacher_name_or_path!r}")
     teacher = load_teacher_model(loss.teacher_name_or_path)
     check_same_vocabulary(teacher.model.config.vocab_size, teacher.name, tokenizer, "teacher_name_or_path")
     return teacher
@@ -170,6 +171,7 @@ def check_init_from_bert(model: ModelArguments, tokenizer) -> None:
     if name is None:
         return
     bert_config = load_user_file(f"`init_from_bert` {name!r}", lambda: AutoConfig.from_pretrained(name))
+    check_weight_files(name, f"`init_from_bert` {name!r}")  # loaded only after the held-out blocks are built
     check_same_vocabulary(bert_config.vocab_size, name, tokenizer, "init_from_bert")
     with invalid_value(f"`init_from_bert` {name!r} does not fit the search space (drop `preset` / `config_name` "
                        "for a space built around it)"):
