@@ -126,6 +126,7 @@ EXPORT = ["--arch", "mha:2 ffn:256 mha:2 ffn:256"]
     ("invalid_json", "config.json"),
     ("json_not_an_object", "config.json"),
     ("config_with_a_bad_arch", "config.json"),
+    ("fixed_child", "config.json"),
 ])
 def test_search_and_export_of_an_unreadable_supernet(run_dir, tmp_path, command, case, named):
     supernet = tmp_path / "supernet"
@@ -138,7 +139,8 @@ def test_search_and_export_of_an_unreadable_supernet(run_dir, tmp_path, command,
     elif case == "json_not_an_object":
         config.write_text("[1, 2]")
     else:
-        config.write_text(json.dumps({**json.loads(config.read_text()), "arch": 5}))
+        arch = 5 if case == "config_with_a_bad_arch" else ["mha:2", "ffn:256", "mha:2", "ffn:256"]
+        config.write_text(json.dumps({**json.loads(config.read_text()), "arch": arch}))
     main, extra = (main_search, SEARCH) if command == "search" else (main_export, EXPORT)
     message = one_line_error(main, ["--supernet", supernet, "--output_dir", tmp_path / "out", *extra])
     assert "--supernet" in message and f"{supernet / named}" in message
