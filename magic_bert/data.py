@@ -72,6 +72,11 @@ def load_text_datasets(dataset_name: str | None = None, dataset_config_name: str
             raise InputError(f"`validation_split_percentage` must be in (0, 100), got {validation_split_percentage}.")
         train = raw["train"]
         cut = max(1, len(train) * validation_split_percentage // 100)
+        if cut >= len(train):  # else the training split is empty (or the held-out one cannot be cut)
+            source = f"`train_file` {train_file!r}" if train_file is not None else f"`dataset_name` {dataset_name!r}"
+            raise InputError(f"{source} has {len(train)} row(s): holding out {validation_split_percentage}% "
+                             "(`validation_split_percentage`) of them leaves none to train on; pass a "
+                             "`validation_file` or more rows.")
         raw = datasets.DatasetDict({"train": train.select(range(cut, len(train))),
                                     "validation": train.select(range(cut))})
     return datasets.DatasetDict({"train": raw["train"], "validation": raw["validation"]})
@@ -116,6 +121,16 @@ def pick_text_column(columns: list[str], name: str | None) -> str:
             raise InputError(f"`text_column_name` {name!r} is not a column of the data; columns: {columns}.")
         return name
     return "text" if "text" in columns else columns[0]
+
+
+def check_has_text(dataset: datasets.Dataset, column: str, source: str) -> None:
+    """``dataset[column]`` holds some non-blank text (stops at the first batch that does, so a real corpus costs
+    one batch); only blank rows would tokenise to special tokens alone."""
+    for batch in dataset.select_columns([column]).iter(batch_size=1000):
+        if any(isinstance(text, str) and text.strip() for text in batch[column]):
+            return
+    raise InputError(f"{source} holds no text (only {len(dataset)} blank row(s)): it would tokenise to special "
+                     "tokens alone; pass a file with text.")
 
 
 def train_wordpiece_tokenizer(texts, vocab_size: int, model_max_length: int | None = None) -> BertTokenizer:
@@ -247,6 +262,7 @@ def mask_once(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, mlm
 __all__ = [
     "BatchMasker",
     "check_data_file",
+    "check_has_text",
     "group_into_blocks",
     "held_out_blocks",
     "load_held_out_text",

@@ -11,6 +11,8 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -53,11 +55,36 @@ def _known_load_failures() -> tuple[type[BaseException], ...]:
 def load_user_file(what: str, load: Callable[[], T]) -> T:
     """``load()``, with the known failures of loading a user's file turned into one :class:`InputError` that names
     ``what`` (the parameter and the file, e.g. ``"`train_file` 'a.csv'"``). Anything else propagates unchanged."""
+    known = _known_load_failures()
     try:
         return load()
-    except _known_load_failures() as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"{what}: {first_line}") from error
+    except known as error:
+        raise InputError(f"{what}: {_reason(error, known)}") from error
+
+
+def _reason(error: BaseException, known: tuple[type[BaseException], ...]) -> str:
+    """The first line of the innermost known failure behind ``error`` (datasets' "An error occurred while generating
+    the dataset" hides the real one, e.g. a UnicodeDecodeError), with what is allowed where that is clear."""
+    while isinstance(error.__cause__, known):
+        error = error.__cause__
+    text = str(error).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
+    return reason + ("; the file must be UTF-8 text" if isinstance(error, UnicodeDecodeError) else "")
+
+
+def check_weight_files(folder: str | Path, what: str) -> None:
+    """Every ``*.safetensors`` file of a local model folder or checkpoint is complete (its header parses and covers
+    the file): a garbage or truncated file is refused by name before any work, not met as a traceback mid-run. A Hub
+    id (no such folder) is left to transformers' download checks."""
+    from safetensors import safe_open
+
+    def open_header(file: Path) -> None:
+        with safe_open(file, framework="pt"):
+            pass
+
+    folder = Path(folder)
+    for file in sorted(folder.glob("*.safetensors")) if folder.is_dir() else ():
+        load_user_file(f"{what}: {str(file)!r} is not a complete safetensors file", partial(open_header, file))
 
 
 @contextmanager
@@ -72,4 +99,4 @@ def invalid_value(what: str) -> Iterator[None]:
         raise InputError(f"{what}: {error}") from error
 
 
-__all__ = ["InputError", "invalid_value", "load_user_file"]
+__all__ = ["InputError", "check_weight_files", "invalid_value", "load_user_file"]

@@ -3,14 +3,16 @@ supernet and its tokenizer, and the held-out text options with their blocks, mas
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
 from .cli import arg, at_least, in_range
+from .configuration_magic_bert import MagicBertSupernetConfig
 from .data import check_data_file, held_out_blocks, load_held_out_text
-from .errors import InputError, load_user_file
+from .errors import InputError, check_weight_files, invalid_value, load_user_file
 from .modeling_magic_bert import MagicBertSupernetForMaskedLM
 
 
@@ -32,6 +34,12 @@ class HeldOutArguments:
         in_range("mlm_probability", self.mlm_probability, 0, 1, "()")
         check_data_file(self.validation_file, "validation_file")
 
+    def check_fits(self, config) -> None:
+        """The blocks fit the supernet's position embeddings (checked once it is loaded, before any scoring)."""
+        if self.max_seq_length > config.max_position_embeddings:
+            raise InputError(f"`max_seq_length` {self.max_seq_length} exceeds the supernet's max_position_embeddings "
+                             f"{config.max_position_embeddings}; pass at most that.")
+
 
 def held_out(args: HeldOutArguments, tokenizer, seed: int) -> datasets.Dataset:
     """Held-out blocks, masked once with ``seed``: the same blocks and masks on every call and every rank."""
@@ -47,12 +55,27 @@ def check_supernet_dir(path: str | Path, param: str = "supernet") -> Path:
     return folder
 
 
+def load_supernet_config(path: str | Path, param: str = "supernet") -> MagicBertSupernetConfig:
+    """The config of a saved supernet; a config.json that is not JSON, not an object or not a supernet's (a fixed
+    child, a bad field) is refused naming the file."""
+    file = check_supernet_dir(path, param) / "config.json"
+    what = f"`{param}` {str(path)!r}: {str(file)!r}"
+    fields = load_user_file(what, lambda: json.loads(file.read_text(encoding="utf-8")))
+    if not isinstance(fields, dict):
+        raise InputError(f"{what} must hold a JSON object of config fields, got {type(fields).__name__}.")
+    if isinstance(fields.get("arch"), list):
+        raise InputError(f"{what} is a fixed child (arch {fields['arch']}), not a supernet: pass a pre-training "
+                         "output folder.")
+    with invalid_value(what):  # the config's own checks (search space, ops, sizes) raise ValueError
+        return load_user_file(what, lambda: MagicBertSupernetConfig.from_pretrained(file.parent))
+
+
 def load_supernet(path: str | Path, param: str = "supernet") -> MagicBertSupernetForMaskedLM:
     """A supernet saved by pre-training; a fixed model or an unreadable folder is refused by name."""
-    folder = check_supernet_dir(path, param)
-    supernet = load_user_file(f"`{param}` {str(path)!r}",
-                              lambda: MagicBertSupernetForMaskedLM.from_pretrained(folder))
-    return supernet
+    config = load_supernet_config(path, param)
+    check_weight_files(path, f"`{param}` {str(path)!r}")
+    return load_user_file(f"`{param}` {str(path)!r}",
+                          lambda: MagicBertSupernetForMaskedLM.from_pretrained(path, config=config))
 
 
 def load_tokenizer(name_or_path: str | Path, param: str = "tokenizer_name"):
@@ -61,4 +84,5 @@ def load_tokenizer(name_or_path: str | Path, param: str = "tokenizer_name"):
     return load_user_file(f"`{param}` {str(name_or_path)!r}", lambda: AutoTokenizer.from_pretrained(name_or_path))
 
 
-__all__ = ["HeldOutArguments", "check_supernet_dir", "held_out", "load_supernet", "load_tokenizer"]
+__all__ = ["HeldOutArguments", "check_supernet_dir", "held_out", "load_supernet", "load_supernet_config",
+           "load_tokenizer"]

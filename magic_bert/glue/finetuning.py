@@ -36,7 +36,7 @@ from transformers import (
 
 from ..data import fit_tokenizer_to_model
 from ..distillation import soft_target_kl
-from ..errors import InputError, load_user_file
+from ..errors import InputError, check_weight_files, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import adamw_parameter_groups
 from ..output_folder import RunFolder, locked_output_dir
@@ -89,12 +89,19 @@ def _model_source(args: FinetuneArguments, task: GlueTask) -> tuple[str, str]:
 
 
 def check_models(args: FinetuneArguments, tasks: list[GlueTask], tokenizer) -> None:
-    """Every model a run will load fits the tokenizer (and the teacher the task), checked before any work."""
-    for parameter, source in {_model_source(args, t) for t in tasks}:
+    """Every model a run will load fits the tokenizer and ``max_seq_length``, has readable weights and loads with
+    only a new pooler and classifier (the teacher: fits the task too), checked before any work and before the
+    output folder is touched. Each starting checkpoint is loaded once here, with its first task's head."""
+    first_task = {}
+    for task in tasks:
+        first_task.setdefault(_model_source(args, task), task)
+    for (parameter, source), task in first_task.items():
         config = load_user_file(f"`{parameter}` {source!r}", partial(AutoConfig.from_pretrained, source))
         if len(tokenizer) > config.vocab_size:
             raise InputError(f"The tokenizer has {len(tokenizer)} tokens but `{parameter}` {source!r} has embeddings "
                              f"for {config.vocab_size}: they do not belong together.")
+        _check_positions(args.max_seq_length, config, parameter, source)
+        load_model(args, task, tokenizer)
     if args.teacher_name_or_path is not None:
         name = args.teacher_name_or_path
         config = load_user_file(f"`teacher_name_or_path` {name!r}", partial(AutoConfig.from_pretrained, name))
@@ -103,16 +110,51 @@ def check_models(args: FinetuneArguments, tasks: list[GlueTask], tokenizer) -> N
             raise InputError(f"`teacher_name_or_path` {name!r} has {config.num_labels} outputs and a vocabulary of "
                              f"{config.vocab_size}; the task(s) need {sorted(needed)} outputs and the tokenizer has "
                              f"{len(tokenizer)} tokens.")
+        _check_positions(args.max_seq_length, config, "teacher_name_or_path", name)
+        check_weight_files(name, f"`teacher_name_or_path` {name!r}")
+
+
+def _check_positions(max_seq_length: int, config, parameter: str, source: str) -> None:
+    """Inputs truncated to ``max_seq_length`` must fit the model's position embeddings."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_seq_length > positions:
+        raise InputError(f"`max_seq_length` {max_seq_length} exceeds the max_position_embeddings {positions} of "
+                         f"`{parameter}` {source!r}; pass at most {positions}.")
 
 
 def load_model(args: FinetuneArguments, task: GlueTask, tokenizer):
+    """The task's classifier from its starting checkpoint. A head of another size (MNLI's 3 classes for RTE's 2, a
+    masked-LM checkpoint's missing classifier) is new; any other weight that would be new or dropped (a config.json
+    whose arch no longer matches the weights) is refused."""
     parameter, source = _model_source(args, task)
+    what = f"`{parameter}` {source!r}"
+    check_weight_files(source, what)
     labels = {"num_labels": task.num_labels}
     if not task.is_regression:  # the names are saved in the model's config
         labels |= {"id2label": dict(enumerate(task.labels)), "label2id": {n: i for i, n in enumerate(task.labels)}}
-    # A head of another size (MNLI's 3 classes for RTE's 2) is re-initialised; the encoder is kept.
-    return load_user_file(f"`{parameter}` {source!r}", partial(
-        AutoModelForSequenceClassification.from_pretrained, source, ignore_mismatched_sizes=True, **labels))
+    model, info = load_user_file(what, partial(AutoModelForSequenceClassification.from_pretrained, source,
+                                               ignore_mismatched_sizes=True, output_loading_info=True, **labels))
+    _check_only_head_is_new(model, info, what)
+    return model
+
+
+def _check_only_head_is_new(model, info: dict, what: str) -> None:
+    """transformers re-initialises mismatched and missing weights with a warning table only: refuse that for any
+    weight of the base model but its pooler (the embeddings and the encoder must load as saved)."""
+    prefix = f"{model.base_model_prefix}."
+
+    def in_encoder(key: str) -> bool:
+        return key.startswith(prefix) and not key.startswith(f"{prefix}pooler.")
+
+    problems = [f"{key} (saved {list(saved)}, config {list(now)})" for key, saved, now in
+                sorted(info.get("mismatched_keys", [])) if in_encoder(key)]
+    problems += [f"{key} (missing)" for key in sorted(info.get("missing_keys", [])) if in_encoder(key)]
+    problems += [f"{key} (unused)" for key in sorted(info.get("unexpected_keys", [])) if in_encoder(key)]
+    if problems:
+        raise InputError(f"{what}: its config.json does not match its weights; {len(problems)} encoder weight(s) "
+                         f"would be re-initialised or dropped: {', '.join(problems[:3])}"
+                         f"{', ...' if len(problems) > 3 else ''}; only the pooler and the classifier may be new: "
+                         "fix config.json (e.g. its arch) or pass the checkpoint it was saved with.")
 
 
 def load_teacher(args: FinetuneArguments):
@@ -293,8 +335,8 @@ def _start(args: FinetuneArguments) -> tuple[list[GlueTask], Accelerator, object
     name = args.model_name_or_path
     tokenizer = load_user_file(f"`model_name_or_path` {name!r} (its tokenizer)",
                                partial(AutoTokenizer.from_pretrained, name))
+    check_models(args, tasks, tokenizer)  # cheaper than tokenising every task, and max_seq_length is checked first
     data = {task.name: prepare_data(args, task, tokenizer) for task in tasks}
-    check_models(args, tasks, tokenizer)
     return tasks, accelerator, tokenizer, data
 
 

@@ -206,7 +206,10 @@ def read_glue_file(task: GlueTask, path: str | Path, require_labels: bool = True
     if require_labels and task.label_column not in columns:
         raise InputError(f"{task.name}: {path} has no label column ({task.label_column!r}, or {task.tsv_label!r} in "
                          "the original layout).")
-    data = {key: ["" if r.get(key) is None else str(r[key]) for r in rows] for key in task.keys}
+    missing = next(((i + 1, key) for i, r in enumerate(rows) for key in task.keys if r.get(key) is None), None)
+    if missing is not None:  # a short csv row or a record without the key: not an empty text
+        raise InputError(f"{task.name}: {path}, row {missing[0]} has no {missing[1]!r} (a text column of the task).")
+    data = {key: [str(r[key]) for r in rows] for key in task.keys}
     data["label"] = [_label_id(task, r.get(task.label_column), f"{path}, row {i + 1}") for i, r in enumerate(rows)]
     unlabelled = [i + 1 for i, r in enumerate(rows) if _no_label(task, r.get(task.label_column))]
     if require_labels and unlabelled:
@@ -224,8 +227,12 @@ def _tsv_records(task: GlueTask, rows: list[list[str]], path: Path) -> list[dict
     header = rows[0]
     if task.positions is not None and not set(task.tsv_keys) <= set(header):  # CoLA train/dev: no header
         label_at, text_at = task.positions
-        return [{task.keys[0]: row[text_at] if len(row) > text_at else "", task.label_column: row[label_at]}
-                for row in rows]
+        short = [i + 1 for i, row in enumerate(rows) if len(row) <= max(label_at, text_at)]
+        if short:  # a missing sentence would otherwise become an empty one
+            raise InputError(f"{task.name}: {path}, line {short[0]} has {len(rows[short[0] - 1])} fields; the "
+                             f"original layout has the label in field {label_at + 1} and the "
+                             f"{task.keys[0]!r} in field {text_at + 1}.")
+        return [{task.keys[0]: row[text_at], task.label_column: row[label_at]} for row in rows]
     names = dict(zip(task.tsv_keys, task.keys, strict=True))
     records = []
     for i, row in enumerate(rows[1:], start=1):

@@ -55,6 +55,13 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
         in_range("mutation_prob", self.mutation_prob, 0, 1, "(]")
         in_range("crossover", self.crossover, 0, 1)
 
+    def check_fits(self, config) -> None:
+        """The held-out blocks, and the sequences timed with `measure_latency`, fit the supernet's positions."""
+        HeldOutArguments.check_fits(self, config)
+        if self.measure_latency and self.seq_len > config.max_position_embeddings:
+            raise InputError(f"`seq_len` {self.seq_len} exceeds the supernet's max_position_embeddings "
+                             f"{config.max_position_embeddings}; `measure_latency` times sequences of that length.")
+
 
 @dataclass
 class ExportArguments:

@@ -48,6 +48,7 @@ def search(args: SearchArguments) -> SearchResult:
     table = LatencyTable.load(args.latency_table) if args.latency_table else None
     accelerator = Accelerator()
     supernet = load_supernet(supernet_dir)
+    args.check_fits(supernet.config)
     space = supernet.config.search_space
     if args.measure_latency:
         table = measure_latency(supernet, seq_len=args.seq_len, device=accelerator.device)

@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
 
 from ..bert_interop import to_bert
 from ..data import fit_tokenizer_to_model
@@ -37,7 +36,7 @@ from ..modeling_magic_bert_heads import (
     MagicBertForTokenClassification,
 )
 from ..search_space import load_arch
-from ..supernet_inputs import check_supernet_dir, load_supernet
+from ..supernet_inputs import check_supernet_dir, load_supernet, load_tokenizer
 
 # --head -> (model class, Hub pipeline tag, what the card says the head is)
 HEAD_MODELS = {
@@ -226,7 +225,7 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     if format == "bert" and not supernet.config.with_arch(arch).is_bert_shaped:
         raise InputError(f"`format` bert needs a BERT-shaped arch [mha:<h>, ffn:<i>] * n; got {arch}. "
                          "Use `format` magic_bert.")
-    tokenizer = AutoTokenizer.from_pretrained(supernet_dir) if (supernet_dir / "tokenizer_config.json").is_file() \
+    tokenizer = load_tokenizer(supernet_dir, "supernet") if (supernet_dir / "tokenizer_config.json").is_file() \
         else None
 
     model = _build_model(supernet, arch, head, init, num_labels, seed).eval()

@@ -23,6 +23,7 @@ from ..compression import space_from_bert, supernet_from_bert
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import (
     check_data_file,
+    check_has_text,
     held_out_blocks,
     load_text_datasets,
     mask_once,
@@ -30,7 +31,7 @@ from ..data import (
     tokenize_and_group,
     train_wordpiece_tokenizer,
 )
-from ..errors import InputError, invalid_value, load_user_file
+from ..errors import InputError, check_weight_files, invalid_value, load_user_file
 from ..io_utils import check_output_dir
 from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
 from ..optim import adamw_parameter_groups
@@ -63,6 +64,8 @@ def check_inputs(args: PretrainArguments) -> Path | None:
     check_data_file(args.train_file, "train_file")
     check_data_file(args.validation_file, "validation_file")
     resume = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
+    if resume is not None:  # a garbage or truncated model.safetensors: one line now, not a traceback in load_state
+        check_weight_files(resume, f"`resume_from_checkpoint` {str(resume)!r}")
     check_output_dir(args.output_dir, args.overwrite_output_dir or resume is not None, OUTPUT_HINT,
                      inputs=None if resume is not None else pretrain_inputs(args))
     return resume
@@ -95,13 +98,22 @@ def make_accelerator(optim: OptimizationArguments, run: RunArguments) -> Acceler
 
 
 def load_training_text(data: DataArguments, seed: int) -> datasets.DatasetDict | dict:
-    """The raw text; with ``streaming`` a dict of the training stream, the held-out text and the text column
-    (:func:`magic_bert.streaming.load_streaming_text`)."""
+    """The raw splits, each holding some text: blank text would give special tokens only (a 5-token vocabulary and
+    a NaN loss), so it is refused naming its file or dataset. With ``streaming``, a dict of the training stream, the
+    held-out text and the text column (:func:`magic_bert.streaming.load_streaming_text`)."""
     if data.streaming:
         return load_streaming_text(data)
     raw = load_text_datasets(data.dataset_name, data.dataset_config_name, data.train_file, data.validation_file,
                              data.validation_split_percentage, data.synthetic_documents, seed=seed)
-    text_column(raw["train"], data.text_column_name)
+    for split, dataset in raw.items() if data.train_file or data.dataset_name else ():  # the embedded corpus has text
+        if data.train_file is None:
+            source = f"`dataset_name` {data.dataset_name!r} (its {split} split)"
+        elif split == "validation" and data.validation_file is not None:
+            source = f"`validation_file` {data.validation_file!r}"
+        else:
+            source = f"`train_file` {data.train_file!r}" + (
+                f" (the {data.validation_split_percentage}% held out for validation)" if split == "validation" else "")
+        check_has_text(dataset, text_column(dataset, data.text_column_name), source)
     return raw
 
 
@@ -124,7 +136,8 @@ def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator:
         return load_user_file(f"`tokenizer_name` {data.tokenizer_name!r}",
                               lambda: AutoTokenizer.from_pretrained(data.tokenizer_name))
     if resume is not None and (resume / "tokenizer_config.json").is_file():
-        return AutoTokenizer.from_pretrained(resume)
+        return load_user_file(f"`resume_from_checkpoint` {str(resume)!r} (its tokenizer)",
+                              lambda: AutoTokenizer.from_pretrained(resume))
 
     def train() -> dict:
         texts = (tokenizer_texts(raw, data.tokenizer_train_documents) if data.streaming
@@ -161,6 +174,7 @@ def load_teacher(loss: LossArguments, tokenizer) -> Teacher | None:
     """The teacher (with or without an MLM head), which must share the tokenizer's vocabulary."""
     if loss.teacher_name_or_path is None:
         return None
+    check_weight_files(loss.teacher_name_or_path, f"`teacher_name_or_path` {loss.teacher_name_or_path!r}")
     teacher = load_teacher_model(loss.teacher_name_or_path)
     check_same_vocabulary(teacher.model.config.vocab_size, teacher.name, tokenizer, "teacher_name_or_path")
     return teacher
@@ -172,6 +186,7 @@ def check_init_from_bert(model: ModelArguments, tokenizer) -> None:
     if name is None:
         return
     bert_config = load_user_file(f"`init_from_bert` {name!r}", lambda: AutoConfig.from_pretrained(name))
+    check_weight_files(name, f"`init_from_bert` {name!r}")  # loaded only after the held-out blocks are built
     check_same_vocabulary(bert_config.vocab_size, name, tokenizer, "init_from_bert")
     with invalid_value(f"`init_from_bert` {name!r} does not fit the search space (drop `preset` / `config_name` "
                        "for a space built around it)"):
