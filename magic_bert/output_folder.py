@@ -146,10 +146,13 @@ def locks_output_dir(*input_names: str) -> Callable[[Callable], Callable]:
         @functools.wraps(command)
         def locked(args, *rest, **kwargs):
             from accelerate import PartialState
+            from accelerate.utils import parse_flag_from_env
 
             args.check()  # bad values first: nothing, not even the lock file, is written before
             inputs = {name: getattr(args, name) for name in input_names}
-            with locked_output_dir(args.output_dir, args.overwrite_output_dir, PartialState(), inputs=inputs):
+            # The process state as the command's Accelerator() will find it (ACCELERATE_USE_CPU: gloo on CPU).
+            state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+            with locked_output_dir(args.output_dir, args.overwrite_output_dir, state, inputs=inputs):
                 return command(args, *rest, **kwargs)
 
         return locked

@@ -49,6 +49,7 @@ def analyze(args: InterferenceArguments) -> dict:
     args.check()
     output = check_output_dir(args.output_dir, args.overwrite_output_dir)
     supernet = load_supernet(args.supernet)
+    args.check_fits(supernet.config)
     space = supernet.config.search_space
     layer = space.num_layers // 2 if args.layer is None else args.layer
     op = args.op or _default_op(space)
@@ -130,6 +131,7 @@ def correlate(args: RankCorrelationArguments) -> dict:
     args.check()
     output = check_output_dir(args.output_dir, args.overwrite_output_dir)
     supernets = _load_same_space(args.supernet)
+    args.check_fits(supernets[0].config)
     space = supernets[0].config.search_space
     with invalid_value("`max_params` / `min_params`"):
         children = sample_children(space, args.num_children, args.children_seed, *_total_budget(space, args))
