@@ -92,7 +92,9 @@ def test_wheel_ships_the_template_and_exports_from_a_venv(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     (work / "export_from_wheel.py").write_text(EXPORT_SCRIPT)
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # Not the suite's own module caches (conftest): the venv's HF_HOME below holds evaluate's copy.
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTHONPATH", "HF_MODULES_CACHE", "HF_METRICS_CACHE")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
                HF_HOME=str(tmp_path / "hf_home"))
     done = _run([str(python), "-I", "export_from_wheel.py", ",".join(ARCH)], cwd=work, env=env)

@@ -121,13 +121,16 @@ def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str | No
     if resume_from_checkpoint is None:
         return None
     if resume_from_checkpoint == "latest":
+        skipped = []
         for candidate in reversed(list_checkpoints(output_dir) if output_dir else []):
             problem = manifest_problem(candidate)
             if problem is None:
                 return candidate
             print(f"warning: skipping checkpoint {candidate}: {problem}")
+            skipped.append(f"{candidate.name}: {problem}")
         raise InputError(f"`resume_from_checkpoint` latest: no complete checkpoint (step_N/ or epoch_N/ with a "
-                         f"matching {MANIFEST}) in `output_dir` {output_dir!r}.")
+                         f"matching {MANIFEST}) in `output_dir` {output_dir!r}"
+                         + (f"; damaged: {'; '.join(skipped)}." if skipped else "."))
     path = Path(resume_from_checkpoint)
     if not path.is_dir() or not (path / MANIFEST).is_file():
         raise InputError(f"`resume_from_checkpoint` {resume_from_checkpoint!r} is not a checkpoint folder written by "
