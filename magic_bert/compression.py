@@ -301,5 +301,5 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
     return supernet
 
 
-__all__ = ["CONV_KERNELS", "INHERIT_METHODS", "bert_layers_arch", "default_bert_ops", "inherit_from_bert", "neuron_orders",
-           "space_from_bert", "supernet_from_bert"]
+__all__ = ["CONV_KERNELS", "INHERIT_METHODS", "bert_layers_arch", "default_bert_ops", "inherit_from_bert",
+           "neuron_orders", "space_from_bert", "supernet_from_bert"]
