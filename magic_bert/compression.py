@@ -16,6 +16,8 @@
     initialisation, so the gradient reaches the pointwise weights from the first step (``gelu'(0) = 0.5``).
 
   What each op inherited is recorded in ``config.inherited`` (saved in ``config.json``, shown on model cards).
+* :func:`bert_layers_arch` — the child of that space that is exactly some of BERT's layers (``identity`` elsewhere):
+  a hand-designed student such as DistilBERT's every other layer, built from the teacher's own weights.
 
 This module is part of the installed package only (checkpoint folders never import it).
 """
@@ -76,6 +78,22 @@ def space_from_bert(bert, ops: list[str] | None = None) -> MagicBertSupernetConf
         raise InputError(f"`ops` must include BERT's own ops {own} (its arch is a child of the space); "
                          f"missing {missing}.")
     return config
+
+
+def bert_layers_arch(bert, layers: Iterable[int]) -> list[str]:
+    """The arch of the space around ``bert`` that computes BERT's ``layers`` (in order) and nothing else.
+
+    Sublayers ``2j`` and ``2j+1`` inherit BERT layer ``j``, so keeping layer ``j`` is ``[mha:<H>, ffn:<I>]`` there
+    and dropping it is ``[identity, identity]`` (which passes hidden states through unchanged). Exported from a
+    supernet built by :func:`supernet_from_bert`, ``bert_layers_arch(bert, [0, 2, 4])`` is BERT's layers 0, 2 and 4
+    with their weights: DistilBERT's initialisation."""
+    bert_config = _bert_config(bert)
+    depth, layers = bert_config.num_hidden_layers, list(layers)
+    kept = sorted(set(layers))
+    if not kept or any(not isinstance(j, int) or not 0 <= j < depth for j in kept):
+        raise InputError(f"`layers` must be layer indices in [0, {depth - 1}]; got {layers}.")
+    own = [f"mha:{bert_config.num_attention_heads}", f"ffn:{bert_config.intermediate_size}"]
+    return [op for j in range(depth) for op in (own if j in kept else ["identity", "identity"])]
 
 
 # ------------------------------------------------------------------------------------------------- neuron order
@@ -283,5 +301,5 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
     return supernet
 
 
-__all__ = ["CONV_KERNELS", "INHERIT_METHODS", "default_bert_ops", "inherit_from_bert", "neuron_orders",
-           "space_from_bert", "supernet_from_bert"]
+__all__ = ["CONV_KERNELS", "INHERIT_METHODS", "bert_layers_arch", "default_bert_ops", "inherit_from_bert",
+           "neuron_orders", "space_from_bert", "supernet_from_bert"]

@@ -1,5 +1,6 @@
 """Compressing a pretrained BERT: the space around it, every candidate op inherited from it, encoder budgets."""
 
+import copy
 import importlib.util
 import json
 import random
@@ -399,3 +400,37 @@ def test_two_processes_inherit_the_main_process_ranking(tmp_path):
     expected = bert.bert.encoder.layer[0].intermediate.dense.weight[torch.tensor(order)]
     assert rank0["rows"] == expected.sum(dim=1).tolist()
     assert order != neuron_orders(bert, "importance", held_out_batches(seed=1))[0][:32]  # the ranks' data disagree
+
+
+# --------------------------------------------------------------------------------------------- hand-designed students
+@pytest.mark.parametrize("layers", [[0, 2], [0, 1], [3]])
+def test_bert_layers_arch_exports_exactly_those_bert_layers(tmp_path, layers):
+    """`--init_from_bert BERT --arch <bert_layers_arch>` (what pre-training builds) is BERT's own layers, no head."""
+    from magic_bert.compression import bert_layers_arch
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=1000, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                                intermediate_size=128, max_position_embeddings=128, hidden_dropout_prob=0.0,
+                                attention_probs_dropout_prob=0.0)).eval()
+    bert.save_pretrained(tmp_path / "bert")
+    arch = bert_layers_arch(tmp_path / "bert", layers)
+    assert arch[2 * layers[0]:2 * layers[0] + 2] == ["mha:4", "ffn:128"]
+    assert arch.count("identity") == 8 - 2 * len(layers)
+    with pytest.warns(UserWarning):  # no MLM head; magnitude ranking needs no batches
+        child = setup.build_model(ModelArguments(init_from_bert=str(tmp_path / "bert"), inherit="magnitude"),
+                                  space_from_bert(tmp_path / "bert"), arch).eval()
+    cut = copy.deepcopy(bert)  # the BERT's own layers, in order, and nothing else
+    cut.encoder.layer = torch.nn.ModuleList([cut.encoder.layer[j] for j in layers])
+    cut.config.num_hidden_layers = len(layers)
+    ids, mask = make_batch()
+    with torch.no_grad():
+        expected = cut(ids, attention_mask=mask).last_hidden_state
+        got = child.bert(ids, attention_mask=mask).last_hidden_state
+    assert max_diff(got, expected, mask) < TOLERANCE
+
+
+def test_bert_layers_arch_refuses_layers_outside_the_bert():
+    from magic_bert.compression import bert_layers_arch
+
+    with pytest.raises(InputError, match="`layers` must be layer indices in \\[0, 1\\]"):
+        bert_layers_arch(tiny_bert(cls=BertModel), [0, 2])

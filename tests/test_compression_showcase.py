@@ -1,0 +1,142 @@
+"""bench/compression_showcase.py --quick: every stage on a tiny BERT, the embedded corpus and generated task files
+(never ../shared), a rerun that skips them, the report from the stage JSONs alone, and the paired bootstrap."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from magic_bert.compression import bert_layers_arch
+from magic_bert.errors import InputError
+
+from .conftest import BLOCK_MAGIC_BERT
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import compression_showcase as showcase  # noqa: E402
+from showcase_report import build_report, paired_bootstrap, task_score_of  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("showcase")
+    argv = ["--quick", "--output_dir", str(root / "out"), "--docs_dir", str(root / "docs")]
+    first = showcase.main(argv)
+    second = showcase.main(argv)  # everything done: only the report is rebuilt
+    return root, argv, first, second
+
+
+def result(root: Path, stage: str) -> dict:
+    return json.loads((root / "out" / "results" / f"{stage}.json").read_text())
+
+
+@pytest.mark.slow
+def test_quick_runs_every_stage_once(quick_run):
+    root, argv, first, second = quick_run
+    names = [s.name for s in showcase.all_stages(showcase.make_plan(showcase.ShowcaseArguments(
+        quick=True, primary_seeds="1,2", secondary_seeds="1")))]
+    assert list(first) == names
+    assert list(second) == ["report"]
+    assert {"distil_spos", "distil_magic", "kd_distil", "glue_magic_s2", "glue_magic_nokd_s1", "card"} <= set(first)
+    assert all(result(root, name)["seconds"] == first[name] for name in names)
+
+
+@pytest.mark.slow
+def test_students_are_the_teacher_layers_and_searched_archs_in_the_budget(quick_run):
+    root = quick_run[0]
+    teacher, students = result(root, "teacher"), result(root, "students")["students"]
+    assert students["distil"]["arch"] == bert_layers_arch(teacher["teacher"], [0, 2])
+    assert students["first_half"]["arch"] == bert_layers_arch(teacher["teacher"], [0, 1])
+    assert students["distil"]["encoder_params"] == teacher["max_encoder_params"] == teacher["encoder_params"] // 2
+    for name in ("magic", "spos", "random"):
+        assert teacher["min_encoder_params"] <= students[name]["encoder_params"] <= teacher["max_encoder_params"]
+    assert students["magic"]["arch"] == result(root, "search_magic")["arch"]
+    assert result(root, "kd_magic")["results"]["train_steps"] == result(root, "kd_distil")["results"]["train_steps"]
+
+
+@pytest.mark.slow
+def test_kept_dev_predictions_give_the_reported_scores(quick_run):
+    root = quick_run[0]
+    for path in sorted((root / "out" / "results").glob("glue_*.json")):
+        for task, record in json.loads(path.read_text())["tasks"].items():
+            assert record["score"] == pytest.approx(record["reported_score"], abs=1e-9), (path.name, task)
+            assert task_score_of(task, record["predictions"], record["labels"]) == pytest.approx(record["score"])
+    majority = result(root, "majority")["tasks"]["sst2"]
+    labels = np.asarray(result(root, "glue_teacher_s1")["tasks"]["sst2"]["labels"])
+    assert majority["score"] == pytest.approx(float(np.mean(labels == majority["prediction"])))
+
+
+@pytest.mark.slow
+def test_the_card_is_hub_ready_and_loads_without_magic_bert(quick_run, tmp_path):
+    root = quick_run[0]
+    card = result(root, "card")
+    assert card["max_abs_logit_diff_vs_student"] < 1e-5
+    text = (Path(card["folder"]) / "README.md").read_text()
+    for expected in ("base_model: tiny-bert-built-on-the-fly", "license: apache-2.0", "Salesforce/wikitext",
+                     "model-index", "CC BY-SA", "GLUE MRPC"):
+        assert expected in text
+    script = BLOCK_MAGIC_BERT + (
+        "from transformers import AutoModelForMaskedLM\n"
+        f"model = AutoModelForMaskedLM.from_pretrained({card['folder']!r}, trust_remote_code=True)\n"
+        "print(type(model).__name__, model.config.arch)\n")
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": "",
+           "PYTHONNOUSERSITE": "1"}
+    completed = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == f"MagicBertForMaskedLM {card['arch']}"
+
+
+@pytest.mark.slow
+def test_the_report_comes_from_the_stage_jsons_alone(quick_run, tmp_path):
+    root, _, _, _ = quick_run
+    docs = root / "docs"
+    text = (docs / "compression.md").read_text()
+    assert "95 % interval" in text and "| majority class / mean score |" in text and "pending" not in text
+    assert (docs / "compression" / "latency_vs_glue.png").stat().st_size > 0
+    copies = docs / "results" / "compression"
+    assert json.loads((copies / "glue_magic_s1.json").read_text()) == result(root, "glue_magic_s1")
+    summary = json.loads((copies / "summary.json").read_text())
+    assert summary["primary_difference"]["seeds"] == 2
+    # Only the JSONs, somewhere else: the same document.
+    results = tmp_path / "results"
+    results.mkdir()
+    for path in (root / "out" / "results").glob("*.json"):
+        (results / path.name).write_text(path.read_text())
+    plan = showcase.make_plan(showcase.ShowcaseArguments(quick=True, primary_seeds="1,2", secondary_seeds="1"))
+    build_report(results, tmp_path / "docs", [s.name for s in showcase.all_stages(plan)], showcase.COMMANDS,
+                 quick=True)
+    assert (tmp_path / "docs" / "compression.md").read_text() == text
+
+
+def test_paired_bootstrap_is_zero_for_equal_sides_and_positive_for_a_better_one():
+    rng = np.random.default_rng(0)
+    labels = {"sst2": rng.integers(0, 2, 60), "stsb": rng.uniform(0, 5, 60)}
+    noisy = {"sst2": np.where(rng.uniform(size=60) < 0.3, 1 - labels["sst2"], labels["sst2"]),
+             "stsb": labels["stsb"] + rng.normal(0, 2, 60)}
+    good = [{t: (labels[t] if t == "sst2" else labels[t] + 0.1 * s, labels[t]) for t in labels} for s in range(3)]
+    bad = [{t: (noisy[t], labels[t]) for t in labels} for _ in range(3)]
+    same = paired_bootstrap(bad, bad, samples=50, seed=1)
+    assert same["difference"] == same["low"] == same["high"] == 0.0
+    better = paired_bootstrap(good, bad, samples=200, seed=1)
+    assert better["low"] > 0 and better["difference"] > better["low"]
+    assert paired_bootstrap(good, bad, samples=200, seed=1) == better  # same seed, same bits
+    expected = np.mean([1.0 - np.mean(noisy["sst2"] == labels["sst2"]),
+                        1.0 - task_score_of("stsb", noisy["stsb"], labels["stsb"])])
+    assert better["difference"] == pytest.approx(expected)
+
+
+def test_bad_stages_fail_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="`stages` 'bogus': unknown"):
+        showcase.run_showcase(showcase.ShowcaseArguments(quick=True, stages="bogus", output_dir=str(out)))
+    with pytest.raises(InputError, match=r"`stages`: kd_magic needs \['students'\] first"):
+        showcase.run_showcase(showcase.ShowcaseArguments(quick=True, stages="kd_magic", output_dir=str(out)))
+    with pytest.raises(InputError, match="`min_budget_fraction` must be in"):
+        showcase.run_showcase(showcase.ShowcaseArguments(quick=True, min_budget_fraction=1.5, output_dir=str(out)))
+    assert not out.exists()
