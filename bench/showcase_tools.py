@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from magic_bert.io_utils import publish_dir, write_json_atomic, write_text_atomic
-from magic_bert.training.recipe import PretrainRecipe, PretrainResult
+from magic_bert.training.recipe import PretrainRecipe, PretrainResult, run_recipe
 
 # Card metadata the export command cannot set yet (see the report of issue 18): the data and its licence.
 CARD_DATASETS = ["Salesforce/wikitext", "nyu-mll/glue"]
@@ -85,14 +85,7 @@ class ChildStartRecipe(PretrainRecipe):
 
 def distil_from_child(args, start: str | Path | None) -> PretrainResult:
     """Every phase of the pre-training recipe, the model starting from ``start`` when given."""
-    recipe = ChildStartRecipe(args, start)
-    try:
-        recipe.setup_inputs()
-        recipe.setup_training()
-        recipe.train()
-        return recipe.finish()
-    finally:
-        recipe.close()
+    return run_recipe(ChildStartRecipe(args, start))
 
 
 # ------------------------------------------------------------------------------------------------- fine-tuning

@@ -359,7 +359,12 @@ class PretrainRecipe:
 
 def pretrain(args: PretrainArguments) -> PretrainResult:
     """Run every phase of :class:`PretrainRecipe`."""
-    recipe = PretrainRecipe(args)
+    return run_recipe(PretrainRecipe(args))
+
+
+def run_recipe(recipe: PretrainRecipe) -> PretrainResult:
+    """Every phase of ``recipe`` (a :class:`PretrainRecipe` or a subclass), its output folder released at the end
+    even after a failure."""
     try:
         recipe.setup_inputs()
         recipe.setup_training()
@@ -418,4 +423,4 @@ def results_table(results: dict) -> str:
     return "held-out MLM loss and accuracy\n" + "\n".join(lines)
 
 
-__all__ = ["PretrainRecipe", "PretrainResult", "pretrain", "results_table"]
+__all__ = ["PretrainRecipe", "PretrainResult", "pretrain", "results_table", "run_recipe"]
