@@ -155,10 +155,11 @@ def export_student_card(plan, glue: dict[str, dict[str, float]]) -> dict:
     write_json_atomic(out / "card_glue.json", glue)
     name = "magic-bert-minilm-half" if not plan.args.quick else "magic-bert-quick"
     folder = out / "hub_model"
-    run(main_export, ["--supernet", str(out / "card_supernet"), "--arch", str(arch_file), "--output_dir", str(folder),
-                      "--overwrite_output_dir", "--glue_results", str(out / "card_glue.json"), "--model_name", name])
     base_model = plan.result("teacher")["base_model"] or "tiny-bert-built-on-the-fly"
-    metadata = add_provenance(folder / "README.md", base_model)
+    run(main_export, ["--supernet", str(out / "card_supernet"), "--arch", str(arch_file), "--output_dir", str(folder),
+                      "--overwrite_output_dir", "--glue_results", str(out / "card_glue.json"), "--model_name", name,
+                      "--base_model", base_model, "--datasets", ",".join(CARD_DATASETS), "--license", "apache-2.0"])
+    metadata = add_licences(folder / "README.md", base_model)
     loaded = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True).eval()
     ids = torch.randint(5, student.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -167,19 +168,16 @@ def export_student_card(plan, glue: dict[str, dict[str, float]]) -> dict:
             "max_abs_logit_diff_vs_student": diff}
 
 
-def add_provenance(card_path: Path, base_model: str) -> dict:
-    """``base_model``, the datasets and the licences on an exported card (the export command has no option for
-    them yet)."""
+def add_licences(card_path: Path, base_model: str) -> dict:
+    """A section on what the weights derive from and under which licences (the metadata comes from the export
+    command's --base_model, --datasets and --license)."""
     from huggingface_hub import ModelCard
 
     card = ModelCard.load(card_path)
-    card.data.base_model = base_model
-    card.data.datasets = CARD_DATASETS
-    card.data.license = "apache-2.0"
     card.text = card.text.rstrip() + "\n\n" + LICENCES.format(teacher=base_model)
     write_text_atomic(card_path, str(card))
     return {"base_model": base_model, "datasets": CARD_DATASETS, "license": "apache-2.0"}
 
 
-__all__ = ["ChildStartRecipe", "add_provenance", "distil_from_child", "export_student_card", "finetune_and_predict",
+__all__ = ["ChildStartRecipe", "add_licences", "distil_from_child", "export_student_card", "finetune_and_predict",
            "make_quick_inputs"]

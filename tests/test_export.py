@@ -11,6 +11,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer, BertForMaskedLM
 
 from magic_bert import MagicBertForMaskedLM, MagicBertForSequenceClassification, MagicBertSupernetForMaskedLM
+from magic_bert.search.command import main_export
 from magic_bert.search.export import export_checkpoint
 
 from .conftest import TOLERANCE, make_batch, max_diff
@@ -107,6 +108,17 @@ def test_model_card_parses_and_holds_the_glue_numbers(trained_supernet_dir, tmp_
     assert "evolution search over 200 children" in text and "| RTE | MRPC | AVG |" in text
     assert "Intended use" in text and "Limitations" in text
     assert "`trust_remote_code=True`; the latter executes this folder's `.py` files" in text
+    assert card.data.license == "apache-2.0" and card.data.base_model is None  # the supernet was not from the Hub
+
+
+def test_card_provenance_from_the_command_line(tmp_path, trained_supernet_dir):
+    out = tmp_path / "card"
+    main_export(["--supernet", str(trained_supernet_dir), "--arch", " ".join(ARCH), "--output_dir", str(out),
+                 "--base_model", "sentence-transformers/all-MiniLM-L6-v2", "--license", "mit",
+                 "--datasets", "Salesforce/wikitext, nyu-mll/glue"])
+    data = ModelCard.load(out / "README.md").data
+    assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and data.license == "mit"
+    assert data.datasets == ["Salesforce/wikitext", "nyu-mll/glue"]
 
 
 @pytest.mark.parametrize("case, message", [

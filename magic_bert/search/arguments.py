@@ -76,6 +76,11 @@ class ExportArguments:
                       choices=list(FORMATS))
     glue_results: str | None = arg(None, "JSON of GLUE dev results for the card's model-index.")
     model_name: str | None = arg(None, "Name in the model card (default: the hub id or the folder name).")
+    base_model: str | None = arg(None, "The card's base_model: the Hub id this model was compressed from (default: "
+                                       "the supernet's --init_from_bert when that was a Hub id).")
+    datasets: str | None = arg(None, "The card's datasets: comma-separated Hub ids of the training data.")
+    license: str = arg("apache-2.0", "The card's licence (a Hub licence id); it must allow what the weights derive "
+                                     "from.")
     seed: int = arg(42, "Initialisation of fresh weights.")
     push_to_hub: bool = arg(False, "Upload the exported folder to the Hub.")
     hub_model_id: str | None = arg(None, "The Hub repository, e.g. me/magic-bert-60m.")

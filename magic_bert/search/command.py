@@ -116,7 +116,10 @@ def export(args: ExportArguments) -> Path:
     output = export_checkpoint(args.supernet, args.arch, args.output_dir, head=args.head, init=args.init,
                                format=args.format, num_labels=args.num_labels, glue_results=args.glue_results,
                                overwrite_output_dir=args.overwrite_output_dir,
-                               model_name=args.model_name or args.hub_model_id, seed=args.seed)
+                               model_name=args.model_name or args.hub_model_id, seed=args.seed,
+                               base_model=args.base_model, license=args.license,
+                               datasets=[d.strip() for d in args.datasets.split(",") if d.strip()]
+                               if args.datasets else None)
     print(f"exported to {output}")
     if args.push_to_hub:
         push_to_hub(output, args.hub_model_id, args.hub_token, args.hub_private_repo)

@@ -106,8 +106,14 @@ def _build_model(supernet: MagicBertSupernetForMaskedLM, arch: list[str], head: 
     return model
 
 
+def default_base_model(space) -> str | None:
+    """The BERT a supernet was built from (``--init_from_bert``), when that was a Hub id rather than a local path."""
+    source = (getattr(space.config, "inherited", None) or {}).get("bert")
+    return source if source and not Path(source).exists() and "/" in source else None
+
+
 def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: Path, search_info: dict | None,
-          glue: dict | None, model_name: str):
+          glue: dict | None, model_name: str, provenance: dict):
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     training = _read_json(supernet_dir / "all_results.json")
@@ -143,10 +149,10 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
     if fmt == "magic_bert":  # AutoTokenizer reads config.json first, whose auto_map needs the same opt-in
         usage += (f"\ntokenizer = AutoTokenizer.from_pretrained(\"{model_name}\")  "
                   "# trust_remote_code=True too without magic_bert")
-    card_data = ModelCardData(library_name="transformers", license="apache-2.0", language="en",
+    card_data = ModelCardData(library_name="transformers", language="en",
                               tags=["magic_bert", "neural-architecture-search", "bert", pipeline_tag],
-                              pipeline_tag=pipeline_tag,
-                              model_name=model_name, eval_results=eval_results or None)
+                              pipeline_tag=pipeline_tag, model_name=model_name, eval_results=eval_results or None,
+                              **provenance)
     return ModelCard.from_template(
         card_data, template_str=TEMPLATE.read_text(encoding="utf-8"), model_name=model_name, sampler_text=sampler_text,
         arch=arch,        num_layers=len(arch), candidate_ops=space.config.candidate_ops, hidden_size=space.hidden_size,
@@ -199,11 +205,13 @@ def _read_json(path: Path) -> dict | None:
 def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, head: str = "masked_lm",
                       init: str = "inherit", format: str = "magic_bert", num_labels: int = 2,
                       glue_results: str | Path | None = None, overwrite_output_dir: bool = False,
-                      model_name: str | None = None, seed: int = 42) -> Path:
+                      model_name: str | None = None, seed: int = 42, base_model: str | None = None,
+                      license: str = "apache-2.0", datasets: list[str] | None = None) -> Path:
     """Write child ``arch`` of the supernet in ``supernet_dir`` as a checkpoint in ``output_dir``; returns it.
 
     ``arch`` is a list of op names, an ``arch.json`` path (from search) or a string of op names. Every input is
-    checked before anything is written.
+    checked before anything is written. ``base_model`` (default: :func:`default_base_model`), ``license`` and
+    ``datasets`` go into the card's metadata.
     """
     for name, value, allowed in (("head", head, HEADS), ("init", init, INITS), ("format", format, FORMATS)):
         if value not in allowed:
@@ -232,8 +240,10 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     if format == "bert":
         model = to_bert(model)
     model_name = model_name or output.name
+    provenance = {"license": license, "base_model": base_model or default_base_model(space), "datasets": datasets}
     card = _card(model, arch, space, head=head, init=init, fmt=format, supernet_dir=supernet_dir,
-                 search_info=search_info, glue=glue, model_name=model_name)
+                 search_info=search_info, glue=glue, model_name=model_name,
+                 provenance={k: v for k, v in provenance.items() if v})
 
     if tokenizer is not None:
         fit_tokenizer_to_model(tokenizer, model.config)
