@@ -3,13 +3,15 @@
 One function scores one model or one child of a supernet on a pre-masked held-out set (``data.mask_once``): summed
 cross-entropy, correct predictions and masked-token counts per example, gathered across processes with
 ``gather_for_metrics`` (so duplicated padding samples of an uneven split are dropped). Every process gets the same
-numbers, so decisions taken on them (anchor swaps, search) are identical on every rank.
+numbers, so decisions taken on them (anchor swaps, search) are identical on every rank. With ``keep_examples`` the
+score also keeps those per-example sums, which :func:`paired_standard_error` needs to compare two children on the
+same masked tokens without a second pass.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -23,13 +25,18 @@ class MLMScore:
     loss: float  # mean cross-entropy over masked tokens
     accuracy: float  # fraction of masked tokens predicted exactly
     num_tokens: int  # masked tokens scored
+    # (examples, 3) float64: summed loss, correct predictions, masked tokens of each example, in the loader's
+    # (gathered) order; only with ``evaluate_mlm(keep_examples=True)``.
+    examples: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def perplexity(self) -> float:
         return math.exp(self.loss) if self.loss < 700 else math.inf
 
     def as_dict(self, prefix: str = "eval_") -> dict:
-        return {f"{prefix}{key}": value for key, value in {**asdict(self), "perplexity": self.perplexity}.items()}
+        values = {"loss": self.loss, "accuracy": self.accuracy, "num_tokens": self.num_tokens,
+                  "perplexity": self.perplexity}
+        return {f"{prefix}{key}": value for key, value in values.items()}
 
 
 def _example_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -52,7 +59,7 @@ def _batches_to_score(dataloader, max_batches: int | None) -> int | None:
 
 @torch.no_grad()
 def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: int | None = None,
-                 progress: bool = False, desc: str = "Held-out MLM") -> MLMScore:
+                 progress: bool = False, desc: str = "Held-out MLM", keep_examples: bool = False) -> MLMScore:
     """Score ``model`` (a child of a supernet when ``arch`` is given) on the batches of ``dataloader``.
 
     ``dataloader`` yields pre-masked batches (``input_ids``, ``attention_mask``, ``labels``); with an ``accelerator``
@@ -63,11 +70,13 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
 
     ``progress=True`` shows a transient progress bar (``desc``; on stderr, local main process only) for long
     evaluations such as a final held-out score; off by default for the many short ones (search, anchors, analysis).
+    ``keep_examples=True`` keeps the per-example sums on the score (``MLMScore.examples``) for paired comparisons.
     """
     was_training = model.training
     model.eval()
     extra = {} if arch is None else {"arch": arch}
     sums = torch.zeros(3, dtype=torch.float64)
+    kept: list[torch.Tensor] = []
     # Transient (leave=False): a search scores thousands of children, and their bars must not pile up.
     shown = progress and (accelerator is None or accelerator.is_local_main_process)
     bar = tqdm(total=_batches_to_score(dataloader, max_batches), desc=desc, leave=False, disable=not shown)
@@ -80,7 +89,10 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
             per_example = _example_sums(logits, batch["labels"])
             if accelerator is not None:
                 per_example = accelerator.gather_for_metrics(per_example)
-            sums += per_example.double().sum(0).cpu()
+            per_example = per_example.double().cpu()
+            sums += per_example.sum(0)
+            if keep_examples:
+                kept.append(per_example)
             bar.update(1)
     finally:
         bar.close()
@@ -88,7 +100,34 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
     loss_sum, correct, count = sums.tolist()
     if count == 0:
         raise InputError("The held-out set has no masked tokens to score; pass more validation text.")
-    return MLMScore(loss=loss_sum / count, accuracy=correct / count, num_tokens=int(count))
+    return MLMScore(loss=loss_sum / count, accuracy=correct / count, num_tokens=int(count),
+                    examples=torch.cat(kept) if keep_examples else None)
+
+
+def paired_standard_error(first: MLMScore, second: MLMScore) -> float:
+    """Standard error of ``first.loss - second.loss`` when both scored the same masked tokens of the same blocks.
+
+    Both losses are ratios (summed loss over masked tokens), so the difference is ``D = sum(d_i) / sum(n_i)`` with
+    ``d_i`` the difference of block ``i``'s summed losses and ``n_i`` its masked tokens. Its delta-method
+    (cluster-robust) variance is ``B / (B - 1) * sum((d_i - D n_i)^2) / (sum n_i)^2`` over the ``B`` blocks with
+    masked tokens: blocks, not tokens, are the independent units (tokens of one block share their context). The
+    pairing removes what both children find hard, which is most of the variance of either loss.
+    """
+    if first.examples is None or second.examples is None:
+        raise ValueError("paired_standard_error needs scores from evaluate_mlm(..., keep_examples=True).")
+    if first.examples.shape != second.examples.shape or not torch.equal(first.examples[:, 2],
+                                                                         second.examples[:, 2]):
+        raise ValueError("paired_standard_error needs two scores of the same masked tokens (same blocks, same order).")
+    tokens = first.examples[:, 2]
+    scored = tokens > 0
+    blocks = int(scored.sum())
+    if blocks < 2:
+        raise ValueError(f"paired_standard_error needs at least 2 blocks with masked tokens, got {blocks}.")
+    differences = (first.examples[:, 0] - second.examples[:, 0])[scored]
+    tokens = tokens[scored]
+    total = tokens.sum()
+    residuals = differences - differences.sum() / total * tokens
+    return math.sqrt(blocks / (blocks - 1) * float(residuals.pow(2).sum())) / float(total)
 
 
 
@@ -109,4 +148,4 @@ def unigram_baseline(train_blocks, held_out, vocab_size: int) -> MLMScore:
     return MLMScore(loss=-log_probs[labels].mean().item(), accuracy=accuracy, num_tokens=labels.numel())
 
 
-__all__ = ["MLMScore", "evaluate_mlm", "unigram_baseline"]
+__all__ = ["MLMScore", "evaluate_mlm", "paired_standard_error", "unigram_baseline"]

@@ -15,7 +15,12 @@ from ..compression import INHERIT_METHODS
 from ..configuration_magic_bert import PRESETS
 from ..data import SPECIAL_TOKENS
 from ..errors import InputError
-from .strategies import SAMPLER_CHOICES, STRATEGIES
+from .strategies import DEFAULT_SWAP_MARGIN, SAMPLER_CHOICES, STRATEGIES
+
+# The named alignment settings of MAGIC-A/AT (the paper aligns operators' outputs; the logits term is ours).
+ALIGNMENTS = {"paper": "hidden-state alignment only (align_logits_weight 0)",
+              "full": "hidden-state and logits alignment (both weights > 0)"}
+DEFAULT_ALIGN_WEIGHT = 0.1
 
 
 @dataclass
@@ -76,10 +81,33 @@ class LossArguments:
     kd_layer_map: str | None = arg(None, "Hidden-state pairs 'student:teacher,...' as indices into hidden_states "
                                          "(0 = embeddings). Default: student 2k <-> teacher k (sublayer 2j+1 <-> "
                                          "layer j+1), spread evenly when the depths are not 2:1.")
-    align_hidden_weight: float = arg(0.1, "MAGIC-A/AT: weight of the per-layer hidden-state MSE to the anchor.")
-    align_logits_weight: float = arg(0.1, "MAGIC-A/AT: weight of the T^2-scaled KL to the anchor's predictions "
-                                          "(0: the paper's hidden-states-only alignment).")
+    alignment: str | None = arg(None, "MAGIC-A/AT alignment with the anchor: 'paper' (per-layer hidden states only, "
+                                      "logits weight 0) or 'full' (hidden states and predictions). Default: full "
+                                      "unless --align_logits_weight is 0. The weights below set the terms' sizes.",
+                                choices=list(ALIGNMENTS))
+    align_hidden_weight: float | None = arg(None, "MAGIC-A/AT: weight of the per-layer hidden-state MSE to the "
+                                                  "anchor (default 0.1).")
+    align_logits_weight: float | None = arg(None, "MAGIC-A/AT: weight of the T^2-scaled KL to the anchor's "
+                                                  "predictions (default 0.1; 0 with --alignment paper).")
     align_temperature: float = arg(1.0, "MAGIC-A/AT: temperature of that KL.")
+
+    def alignment_weights(self) -> tuple[float, float]:
+        """``(hidden, logits)`` weights: ``alignment`` names which terms are on, the weights their sizes. An unset
+        weight gets the setting's value; one that contradicts the setting (0 for a term it needs, logits > 0 under
+        paper) is refused."""
+        at_least(0, align_hidden_weight=self.align_hidden_weight, align_logits_weight=self.align_logits_weight)
+        needs = {"paper": {"align_hidden_weight": True, "align_logits_weight": False},
+                 "full": {"align_hidden_weight": True, "align_logits_weight": True}}.get(self.alignment, {})
+        wrong = [f"`{name}` {getattr(self, name)}" for name, on in needs.items()
+                 if getattr(self, name) is not None and (getattr(self, name) > 0) != on]
+        if wrong:
+            raise InputError(f"`alignment` {self.alignment} contradicts {' and '.join(wrong)}: {self.alignment} "
+                             f"means {ALIGNMENTS[self.alignment]}; drop the weight or choose the other setting.")
+        hidden = DEFAULT_ALIGN_WEIGHT if self.align_hidden_weight is None else self.align_hidden_weight
+        logits = self.align_logits_weight
+        if logits is None:
+            logits = 0.0 if self.alignment == "paper" else DEFAULT_ALIGN_WEIGHT
+        return hidden, logits
 
 
 @dataclass
@@ -95,7 +123,16 @@ class StrategyArguments:
     anchor_arch: str | None = arg(None, "MAGIC-A/AT initial anchor (same forms as --arch). Default: the BERT-like "
                                         "child [largest mha, largest ffn] * L/2, shrunk into the budget.")
     anchor_eval_steps: int = arg(50, "MAGIC-A/AT: compare the current child with the anchor every N steps.")
-    anchor_eval_samples: int = arg(256, "Held-out blocks used for anchor comparisons.")
+    anchor_eval_file: str | None = arg(None, "MAGIC-A/AT: held-out text of the anchor checks (same formats as "
+                                             "--validation_file). Without it the checks use the first validation "
+                                             "blocks, which the final score (and search and analysis, by default) "
+                                             "then skip.")
+    anchor_eval_samples: int = arg(256, "MAGIC-A/AT: blocks of the anchor checks: the first N of --anchor_eval_file, "
+                                        "or of the validation set, at most half of it (the rest scores the final "
+                                        "model).")
+    anchor_swap_margin: float = arg(DEFAULT_SWAP_MARGIN, "MAGIC-A/AT: a child replaces the anchor when its loss on "
+                                                         "the anchor blocks is lower by this many paired standard "
+                                                         "errors (0: any lower loss).")
 
     @property
     def strategy_name(self) -> str:
@@ -167,12 +204,14 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         if strategy is None or self.sampler == "fixed":
             raise InputError(f"Unknown `sampler` {self.sampler!r}; allowed: "
                              f"{[name for name in STRATEGIES if name != 'fixed']}.")
-        if self.anchor_arch is not None and not strategy.uses_anchor:
-            raise InputError(f"`anchor_arch` needs `sampler` magic-a or magic-at (got {self.strategy_name}).")
+        for name in ("anchor_arch", "anchor_eval_file", "alignment"):
+            if getattr(self, name) is not None and not strategy.uses_anchor:
+                raise InputError(f"`{name}` needs `sampler` magic-a or magic-at (got {self.strategy_name}).")
+        self.align_hidden_weight, self.align_logits_weight = self.alignment_weights()
         at_least(1, per_device_train_batch_size=self.per_device_train_batch_size,
                  per_device_eval_batch_size=self.per_device_eval_batch_size,
                  gradient_accumulation_steps=self.gradient_accumulation_steps,
-                 anchor_eval_steps=self.anchor_eval_steps, anchor_eval_samples=self.anchor_eval_samples,
+                 anchor_eval_steps=self.anchor_eval_steps,
                  logging_steps=self.logging_steps, num_train_epochs=self.num_train_epochs,
                  max_train_steps=self.max_train_steps, max_eval_samples=self.max_eval_samples,
                  checkpoints_total_limit=self.checkpoints_total_limit,
@@ -181,7 +220,8 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature,
                  align_temperature=self.align_temperature)
         at_least(8, max_seq_length=self.max_seq_length)
-        at_least(0, align_hidden_weight=self.align_hidden_weight, align_logits_weight=self.align_logits_weight)
+        at_least(2, anchor_eval_samples=self.anchor_eval_samples)  # a paired standard error needs 2 blocks
+        at_least(0, anchor_swap_margin=self.anchor_swap_margin)
         if self.vocab_size is not None and self.vocab_size <= len(SPECIAL_TOKENS):
             raise InputError(f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens, got "
                              f"{self.vocab_size}.")
@@ -229,5 +269,5 @@ def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
-__all__ = ["GROUPS", "DataArguments", "LossArguments", "ModelArguments", "OptimizationArguments",
+__all__ = ["ALIGNMENTS", "GROUPS", "DataArguments", "LossArguments", "ModelArguments", "OptimizationArguments",
            "PretrainArguments", "RunArguments", "StrategyArguments", "parse_pretrain_args"]

@@ -101,7 +101,7 @@ class AnchorAlignment(LossTerm):
                  logits_weight: float = 1.0, temperature: float = 1.0):
         self.anchor_arch, self.temperature = anchor_arch, temperature
         self.weights = {"align_hidden_loss": hidden_weight}
-        if logits_weight > 0:  # weight 0 is the paper's setting: hidden states only, no extra head
+        if logits_weight > 0:  # weight 0 is `--alignment paper`: hidden states only, no extra head
             self.weights["align_logits_loss"] = logits_weight
 
     def needs_hidden_states(self, arch: list[str] | None) -> bool:
@@ -159,8 +159,8 @@ def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | 
     if teacher is not None and args.kd_hidden_weight > 0:
         terms.append(HiddenStateDistillation(teacher, args.kd_hidden_weight, layer_pairs, projection))
     if anchor_arch is not None:
-        terms.append(AnchorAlignment(anchor_arch, args.align_hidden_weight, args.align_logits_weight,
-                                     args.align_temperature))
+        hidden_weight, logits_weight = args.alignment_weights()  # --alignment paper: logits weight 0
+        terms.append(AnchorAlignment(anchor_arch, hidden_weight, logits_weight, args.align_temperature))
     return CompositeLoss(terms)
 
 

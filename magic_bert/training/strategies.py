@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import InputError, invalid_value
+from ..evaluation import paired_standard_error
 from ..search_space import SearchSpace, load_arch
 
 if TYPE_CHECKING:
@@ -94,6 +95,10 @@ class SamplerStrategy:
     def eval_arch(self) -> list[str]:
         """The arch scored on the held-out set at the end of training."""
         raise NotImplementedError
+
+    def results(self) -> dict:
+        """Fields for all_results.json (MAGIC-A: anchor checks, swap rate, margin)."""
+        return {}
 
     def random_child(self) -> list[str] | None:
         """A child drawn inside the run's budget (with a fixed seed), scored at the end next to ``eval_arch`` so the
@@ -193,46 +198,59 @@ class TopologySampler(ArchSampler):
                                  min_params=self.min_params)
 
 
-def _as_json(score: float | tuple):
-    return list(score) if isinstance(score, tuple) else score
+DEFAULT_SWAP_MARGIN = 2.0  # paired standard errors (see Anchor)
 
 
 @dataclass
 class Anchor:
-    """The anchor child of MAGIC-A: a top-performing arch and its held-out score; replaced by a better child."""
+    """The anchor child of MAGIC-A: a top-performing arch, replaced by a child that is clearly better.
+
+    At a check both the anchor and the child just trained are scored now, on the same masked tokens of the anchor's
+    held-out blocks, and the child replaces the anchor when ``child_loss < anchor_loss - margin * paired_se``
+    (``paired_se``: the standard error of the loss difference, :func:`magic_bert.evaluation.paired_standard_error`).
+    A margin of 2 lets a child that is no better through about 2 % of the time (a one-sided z-test); 0 is the plain
+    "lower loss" rule, which swaps at nearly half the checks on noise alone.
+    """
 
     arch: list[str]
-    score: float | tuple | None = None  # any comparable score, e.g. (accuracy, -loss)
+    margin: float = DEFAULT_SWAP_MARGIN
+    loss: float | None = None  # the anchor's held-out loss at the last check
+    checks: int = 0
     history: list[dict] = field(default_factory=list)
 
-    def consider(self, step: int, arch: list[str], child_score: float | tuple,
-                 anchor_score: float | tuple) -> dict | None:
-        """Swap in ``arch`` if its score beats the anchor's (both measured now, on the same held-out data).
+    def threshold(self, anchor_loss: float, paired_se: float) -> float:
+        """The loss a child must beat (strictly) to replace the anchor."""
+        return anchor_loss - (self.margin * paired_se if self.margin else 0.0)
 
-        Returns the swap record (step, old, new, scores) or ``None``. Callers pass scores already reduced
-        across ranks so that every rank decides the same.
+    def consider(self, step: int, arch: list[str], child_loss: float, anchor_loss: float,
+                 paired_se: float) -> dict | None:
+        """Count a check and swap in ``arch`` if its loss beats :meth:`threshold`; returns the swap record or None.
+
+        Callers pass scores already reduced across ranks so that every rank decides the same.
         """
-        self.score = anchor_score
-        if arch == self.arch or not child_score > anchor_score:
+        self.loss = anchor_loss
+        self.checks += 1
+        if arch == self.arch or not child_loss < self.threshold(anchor_loss, paired_se):
             return None
-        # Scores as JSON has them (a tuple becomes a list), so a resumed run's history equals an uninterrupted one's.
-        event = {"step": step, "old_arch": self.arch, "new_arch": list(arch), "old_score": _as_json(anchor_score),
-                 "new_score": _as_json(child_score)}
-        self.arch, self.score = list(arch), child_score
+        event = {"step": step, "old_arch": self.arch, "new_arch": list(arch), "old_loss": anchor_loss,
+                 "new_loss": child_loss, "paired_se": paired_se, "margin": self.margin}
+        self.arch, self.loss = list(arch), child_loss
         self.history.append(event)
         return event
 
     def state_dict(self) -> dict:
-        return {"arch": self.arch, "score": self.score, "history": self.history}
+        return {"arch": self.arch, "loss": self.loss, "checks": self.checks, "history": self.history}
 
     def load_state_dict(self, state: dict) -> None:
-        self.arch, self.score, self.history = state["arch"], state["score"], list(state["history"])
+        # Checkpoints of the old accuracy rule hold "score" and no check count: the count starts there at 0.
+        self.arch, self.history = state["arch"], list(state["history"])
+        self.loss, self.checks = state.get("loss"), state.get("checks", 0)
 
 
 class AnchoredSampling:
-    """MAGIC-A's anchor, mixed into a sampler: children align with it, and every ``eval_steps`` steps the child
-    just trained replaces it when its held-out MLM accuracy is higher, or equal with a lower loss (early in
-    training many children tie on accuracy)."""
+    """MAGIC-A's anchor, mixed into a sampler: children align with it, and every ``eval_steps`` steps the child just
+    trained replaces it when its masked-LM loss on the anchor's held-out blocks is lower by ``swap_margin`` paired
+    standard errors (:class:`Anchor`). The scorer must keep per-example sums (``keep_examples``)."""
 
     uses_anchor = True
     space: SearchSpace
@@ -241,13 +259,14 @@ class AnchoredSampling:
 
     def __init__(self, space: SearchSpace, seed: int = 0, max_params: float | None = None,
                  min_params: float | None = None, anchor_arch: list[str] | None = None, eval_steps: int = 50,
-                 max_encoder_params: float | None = None, min_encoder_params: float | None = None):
+                 max_encoder_params: float | None = None, min_encoder_params: float | None = None,
+                 swap_margin: float = DEFAULT_SWAP_MARGIN):
         super().__init__(space, seed=seed, max_params=max_params, min_params=min_params,
                          max_encoder_params=max_encoder_params, min_encoder_params=min_encoder_params)
         # self.max_params / min_params now hold the combined budget (encoder bounds included).
         initial = space.validate(anchor_arch) if anchor_arch is not None else default_anchor_arch(
             space, self.max_params, self.min_params)
-        self.anchor = Anchor(initial)
+        self.anchor = Anchor(initial, margin=swap_margin)
         self.history = self.anchor.history
         self.eval_steps = eval_steps
 
@@ -261,7 +280,8 @@ class AnchoredSampling:
         with invalid_value("`max_params` / `min_params`"):
             return cls(space, seed=seed, max_params=args.max_params, min_params=args.min_params, anchor_arch=anchor,
                        eval_steps=args.anchor_eval_steps, max_encoder_params=getattr(args, "max_encoder_params", None),
-                       min_encoder_params=getattr(args, "min_encoder_params", None))
+                       min_encoder_params=getattr(args, "min_encoder_params", None),
+                       swap_margin=getattr(args, "anchor_swap_margin", DEFAULT_SWAP_MARGIN))
 
     @property
     def anchor_arch(self) -> list[str]:
@@ -272,16 +292,24 @@ class AnchoredSampling:
             return {}
         child = score(arch)
         current = child if arch == self.anchor.arch else score(self.anchor.arch)
-        event = self.anchor.consider(step, arch, (child.accuracy, -child.loss), (current.accuracy, -current.loss))
+        paired_se = paired_standard_error(child, current)
+        threshold = self.anchor.threshold(current.loss, paired_se)
+        event = self.anchor.consider(step, arch, child.loss, current.loss, paired_se)
         if event is not None:
-            event |= {"old_accuracy": current.accuracy, "new_accuracy": child.accuracy, "old_loss": current.loss,
-                      "new_loss": child.loss}
-        return {"child_accuracy": child.accuracy, "child_eval_loss": child.loss,
-                "anchor_accuracy": current.accuracy, "anchor_eval_loss": current.loss,
+            event |= {"old_accuracy": current.accuracy, "new_accuracy": child.accuracy}
+        return {"child_eval_loss": child.loss, "child_accuracy": child.accuracy,
+                "anchor_eval_loss": current.loss, "anchor_accuracy": current.accuracy,
+                "anchor_eval_tokens": child.num_tokens, "anchor_paired_se": paired_se,
+                "anchor_swap_margin": self.anchor.margin, "anchor_swap_threshold": threshold,
                 "anchor_swapped": event is not None}
 
     def eval_arch(self) -> list[str]:
         return self.anchor.arch
+
+    def results(self) -> dict:
+        checks = self.anchor.checks
+        return {"anchor_checks": checks, "anchor_swap_rate": len(self.history) / checks if checks else None,
+                "anchor_swap_margin": self.anchor.margin}
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "anchor": self.anchor.state_dict()}
@@ -342,6 +370,6 @@ def build_strategy(args: StrategyArguments, space: SearchSpace, seed: int) -> Sa
     return STRATEGIES[name].from_arguments(space, args, seed)
 
 
-__all__ = ["SAMPLERS", "SAMPLER_CHOICES", "STRATEGIES", "Anchor", "AnchoredSampling", "ArchSampler", "FixedArch",
+__all__ = ["DEFAULT_SWAP_MARGIN", "SAMPLERS", "SAMPLER_CHOICES", "STRATEGIES", "Anchor", "AnchoredSampling", "ArchSampler", "FixedArch",
            "MagicA", "MagicAT", "SamplerStrategy", "TopologySampler", "build_strategy", "default_anchor_arch",
            "register_strategy"]
