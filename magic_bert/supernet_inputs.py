@@ -4,6 +4,7 @@ supernet and its tokenizer, and the held-out text options with their blocks, mas
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,14 @@ class HeldOutArguments:
     tokenizer_name: str | None = arg(None, "Default: the tokenizer saved with the supernet.")
     max_seq_length: int = arg(128, "Block length of the held-out text.")
     mlm_probability: float = arg(0.15, "Fraction of tokens masked (once, with the seed).")
+    skip_held_out_blocks: int | None = arg(None, "Skip the first N held-out blocks. Default: the validation blocks "
+                                                 "the supernet's MAGIC-A/AT anchor checks used (all_results.json "
+                                                 "held_out_skipped_blocks; the most over several supernets), so "
+                                                 "children are not scored on the blocks that chose the anchor.")
 
     def check(self) -> None:
         at_least(8, max_seq_length=self.max_seq_length)
+        at_least(0, skip_held_out_blocks=self.skip_held_out_blocks)
         in_range("mlm_probability", self.mlm_probability, 0, 1, "()")
         check_data_file(self.validation_file, "validation_file")
 
@@ -41,11 +47,38 @@ class HeldOutArguments:
                              f"{config.max_position_embeddings}; pass at most that.")
 
 
-def held_out(args: HeldOutArguments, tokenizer, seed: int) -> datasets.Dataset:
-    """Held-out blocks, masked once with ``seed``: the same blocks and masks on every call and every rank."""
+def held_out(args: HeldOutArguments, tokenizer, seed: int, supernets: Sequence[str | Path] = ()) -> datasets.Dataset:
+    """Held-out blocks, masked once with ``seed``: the same blocks and masks on every call and every rank. The first
+    ``skip_held_out_blocks`` are skipped (default: the most any of ``supernets`` reserved for its anchor checks);
+    masks are drawn before skipping, so the blocks kept are masked as pre-training masked them."""
+    skip = blocks_to_skip(args, supernets)
     text = load_held_out_text(args.dataset_name, args.dataset_config_name, args.validation_file,
                               args.validation_split, seed=seed)
-    return held_out_blocks(text, tokenizer, args.max_seq_length, args.mlm_probability, seed, args.text_column_name)
+    blocks = held_out_blocks(text, tokenizer, args.max_seq_length, args.mlm_probability, seed, args.text_column_name)
+    if skip >= len(blocks):
+        raise InputError(f"Skipping {skip} held-out blocks (`skip_held_out_blocks`, by default the supernet's anchor "
+                         f"blocks) leaves none of the {len(blocks)}; pass more held-out text or a lower "
+                         "`skip_held_out_blocks`.")
+    return blocks.select(range(skip, len(blocks))) if skip else blocks
+
+
+def blocks_to_skip(args: HeldOutArguments, supernets: Sequence[str | Path] = ()) -> int:
+    """``skip_held_out_blocks``, else the most validation blocks any of ``supernets`` gave its anchor checks."""
+    if args.skip_held_out_blocks is not None:
+        return args.skip_held_out_blocks
+    return max((anchor_blocks_skipped(folder) for folder in supernets), default=0)
+
+
+def anchor_blocks_skipped(folder: str | Path) -> int:
+    """The validation blocks a supernet's anchor checks used, as its all_results.json records them (0 without one:
+    SPOS, ``anchor_eval_file``, or runs from before the anchor had blocks of its own)."""
+    results = Path(folder) / "all_results.json"
+    if not results.is_file():
+        return 0
+    fields = load_user_file(f"`supernet` {str(folder)!r}: {str(results)!r}",
+                            lambda: json.loads(results.read_text(encoding="utf-8")))
+    skipped = fields.get("held_out_skipped_blocks") if isinstance(fields, dict) else None
+    return skipped if isinstance(skipped, int) else 0
 
 
 def check_supernet_dir(path: str | Path, param: str = "supernet") -> Path:
@@ -84,5 +117,5 @@ def load_tokenizer(name_or_path: str | Path, param: str = "tokenizer_name"):
     return load_user_file(f"`{param}` {str(name_or_path)!r}", lambda: AutoTokenizer.from_pretrained(name_or_path))
 
 
-__all__ = ["HeldOutArguments", "check_supernet_dir", "held_out", "load_supernet", "load_supernet_config",
-           "load_tokenizer"]
+__all__ = ["HeldOutArguments", "anchor_blocks_skipped", "blocks_to_skip", "check_supernet_dir", "held_out",
+           "load_supernet", "load_supernet_config", "load_tokenizer"]

@@ -19,7 +19,7 @@ from ..evaluation import evaluate_mlm
 from ..io_utils import check_output_dir, publish_dir
 from ..output_folder import locks_output_dir
 from ..search_space import load_arch
-from ..supernet_inputs import HeldOutArguments, held_out, load_supernet, load_tokenizer
+from ..supernet_inputs import HeldOutArguments, blocks_to_skip, held_out, load_supernet, load_tokenizer
 from ..training.arguments import PretrainArguments
 from .arguments import InterferenceArguments, RankCorrelationArguments
 from .interference import check_shared, sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
@@ -62,7 +62,7 @@ def analyze(args: InterferenceArguments) -> dict:
                                                *_total_budget(space, args))
 
     tokenizer = load_tokenizer(args.tokenizer_name or args.supernet)
-    blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed)
+    blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed, [args.supernet])
     blocks = blocks.select(range(min(len(blocks), args.num_batches * args.per_device_batch_size)))
     batches = list(DataLoader(blocks, batch_size=args.per_device_batch_size, collate_fn=default_data_collator))
 
@@ -137,13 +137,16 @@ def correlate(args: RankCorrelationArguments) -> dict:
         children = sample_children(space, args.num_children, args.children_seed, *_total_budget(space, args))
 
     tokenizer = load_tokenizer(args.tokenizer_name or args.supernet[0])
-    blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed)
+    blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed, args.supernet)  # no anchor blocks
     blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size)))
     loader = DataLoader(blocks, batch_size=args.per_device_eval_batch_size, collate_fn=default_data_collator)
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else output.parent / "standalone_cache"
     fingerprint = {"held_out": [args.validation_file, args.dataset_name, args.dataset_config_name,
                                 args.validation_split], "blocks": len(blocks), "vocab": tokenizer.get_vocab()}
+    skipped = blocks_to_skip(args.group(HeldOutArguments), args.supernet)
+    if skipped:  # only then, so that caches of runs that skipped nothing stay valid
+        fingerprint["skipped_blocks"] = skipped
     cache = StandaloneCache(cache_dir, _standalone_template(args, str(args.supernet[0])),
                             lambda model: evaluate_mlm(model, loader), fingerprint)
     bar = tqdm(total=len(children), desc="standalone children", unit="child")

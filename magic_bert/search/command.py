@@ -58,7 +58,8 @@ def search(args: SearchArguments) -> SearchResult:
     tokenizer = load_tokenizer(args.tokenizer_name or supernet_dir)
 
     # An error on the main process stops every rank.
-    blocks = main_process_first(accelerator, lambda: held_out(args.group(HeldOutArguments), tokenizer, args.seed))
+    blocks = main_process_first(accelerator, lambda: held_out(args.group(HeldOutArguments), tokenizer, args.seed,
+                                                               [supernet_dir]))  # without its anchor's blocks
     # The same first blocks for every arch: num_eval_batches per process.
     blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size
                                      * accelerator.num_processes)))

@@ -60,6 +60,7 @@ from .setup import (
     pretrain_inputs,
     run_settings,
     setup_strategy,
+    split_anchor_blocks,
 )
 from .teacher import kd_projection, layer_map, resolve_kd_weight
 
@@ -108,8 +109,12 @@ class PretrainRecipe:
         self.layer_pairs = None if self.teacher is None or loss.kd_hidden_weight == 0 else layer_map(
             loss.kd_layer_map, self.config.num_hidden_layers, self.teacher.num_layers)
         check_init_from_bert(model, self.tokenizer)
-        self.train_set, self.held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length,
-                                                     self.accelerator, args.seed)
+        self.train_set, held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length, self.accelerator,
+                                                args.seed)
+        # The anchor checks' own blocks; the final score skips validation blocks they took (all_results.json says so).
+        self.anchor_blocks, self.held_out, self.skipped_blocks = split_anchor_blocks(
+            args.group(StrategyArguments), data, self.strategy.uses_anchor, held_out, self.tokenizer,
+            self.max_seq_length, self.accelerator, args.seed)
 
     def _lock_output_dir(self) -> None:
         """One run per output folder (main process), checked again under the lock: another run may have filled it."""
@@ -144,8 +149,7 @@ class PretrainRecipe:
                             batch_size=args.per_device_train_batch_size,
                             generator=torch.Generator().manual_seed(args.seed))
         eval_dataloader = self._eval_loader(self.held_out)
-        anchor_dataloader = self._eval_loader(self.held_out.select(range(min(args.anchor_eval_samples,
-                                                                              len(self.held_out)))))
+        anchor_dataloader = self._eval_loader(self.anchor_blocks)
         trained = model if projection is None else torch.nn.ModuleList([model, projection])
         optimizer, scheduler, self.max_train_steps = build_optimizer(
             args.group(OptimizationArguments), trained, 0 if self.streaming else len(self.train_set),
@@ -290,7 +294,7 @@ class PretrainRecipe:
         return [self.model] if self.projection is None else [self.model, self.projection]
 
     def score_on_anchor_blocks(self, arch: list[str]) -> MLMScore:
-        return evaluate_mlm(self.unwrapped, self.anchor_dataloader, self.accelerator, arch=arch)
+        return evaluate_mlm(self.unwrapped, self.anchor_dataloader, self.accelerator, arch=arch, keep_examples=True)
 
     def maybe_checkpoint(self, epoch_done: bool) -> None:
         state, every = self.state, self.args.checkpointing_steps
@@ -343,6 +347,8 @@ class PretrainRecipe:
                    "sampler": strategy.name if strategy.is_supernet else None,
                    "num_parameters": self.unwrapped.num_parameters(),
                    "anchor_swaps": len(strategy.history) if strategy.uses_anchor else None,
+                   "anchor_eval_blocks": len(self.anchor_blocks) if strategy.uses_anchor else None,
+                   "held_out_skipped_blocks": self.skipped_blocks, **strategy.results(),
                    **self._reference_scores()}
         if self.args.with_tracking:
             accelerator.log({k: v for k, v in results.items() if isinstance(v, float)}, step=state.completed_steps)
@@ -419,7 +425,8 @@ def results_table(results: dict) -> str:
     ratio = results["eval_accuracy"] / results["unigram_accuracy"] if results["unigram_accuracy"] else float("inf")
     lines.append(f"accuracy {ratio:.2f}x the unigram baseline; perplexity {results['eval_perplexity']:.2f}; "
                  f"{results['train_steps']} steps, {results['train_tokens_per_second'] or 0:,.0f} train tokens/s"
-                 + (f"; {results['anchor_swaps']} anchor swaps" if results["anchor_swaps"] is not None else ""))
+                 + (f"; {results['anchor_swaps']} anchor swaps in {results.get('anchor_checks')} checks"
+                    if results["anchor_swaps"] is not None else ""))
     return "held-out MLM loss and accuracy\n" + "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ from ..bert_interop import _check_matches_bert
 from ..compression import space_from_bert, supernet_from_bert
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import (
+    DATA_FILE_TYPES,
     check_data_file,
     check_has_text,
     held_out_blocks,
@@ -54,7 +55,8 @@ from .teacher import Teacher, load_teacher_model
 RESUME_SETTINGS = ("arch", "preset", "config_name", "init_from_bert", "sampler", "seed", "per_device_train_batch_size",
                    "gradient_accumulation_steps", "max_seq_length", "mlm_probability", "max_params", "min_params",
                    "max_encoder_params", "min_encoder_params", "teacher_name_or_path", "kd_hidden_weight",
-                   "num_processes", "streaming", "shuffle_buffer_size", "held_out_documents")
+                   "num_processes", "streaming", "shuffle_buffer_size", "held_out_documents", "anchor_eval_file",
+                   "anchor_eval_samples", "anchor_swap_margin")
 
 
 def check_inputs(args: PretrainArguments) -> Path | None:
@@ -63,6 +65,7 @@ def check_inputs(args: PretrainArguments) -> Path | None:
     args.check()
     check_data_file(args.train_file, "train_file")
     check_data_file(args.validation_file, "validation_file")
+    check_data_file(args.anchor_eval_file, "anchor_eval_file")
     resume = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
     if resume is not None:  # a garbage or truncated model.safetensors: one line now, not a traceback in load_state
         check_weight_files(resume, f"`resume_from_checkpoint` {str(resume)!r}")
@@ -77,7 +80,8 @@ OUTPUT_HINT = " (kept aside until the new run succeeds) or `resume_from_checkpoi
 def pretrain_inputs(args: PretrainArguments) -> dict[str, str | None]:
     """The local paths a fresh run reads, which its output folder must not hold (resuming writes there on purpose)."""
     return {name: getattr(args, name) for name in ("train_file", "validation_file", "tokenizer_name", "config_name",
-                                                   "init_from_bert", "teacher_name_or_path", "arch", "anchor_arch")}
+                                                   "init_from_bert", "teacher_name_or_path", "arch", "anchor_arch",
+                                                   "anchor_eval_file")}
 
 
 def make_accelerator(optim: OptimizationArguments, run: RunArguments) -> Accelerator:
@@ -220,7 +224,7 @@ def build_blocks(data: DataArguments, raw: datasets.DatasetDict, tokenizer, max_
 
     blocks, held_out = main_process_first(accelerator, make)
     train = blocks["train"].remove_columns([c for c in blocks["train"].column_names if c == "token_type_ids"])
-    return train, _cap_eval_samples(data, held_out)
+    return train, held_out
 
 
 def streaming_blocks(data: DataArguments, raw: dict, tokenizer, max_seq_length: int, accelerator: Accelerator,
@@ -231,13 +235,51 @@ def streaming_blocks(data: DataArguments, raw: dict, tokenizer, max_seq_length: 
         raw["validation"], tokenizer, max_seq_length, data.mlm_probability, seed, data.text_column_name))
     train = rank_blocks(raw, tokenizer, max_seq_length, seed, data.shuffle_buffer_size, accelerator.process_index,
                         accelerator.num_processes)
-    return train, _cap_eval_samples(data, held_out)
+    return train, held_out
 
 
-def _cap_eval_samples(data: DataArguments, held_out: datasets.Dataset) -> datasets.Dataset:
+def split_anchor_blocks(strategy: StrategyArguments, data: DataArguments, uses_anchor: bool,
+                        held_out: datasets.Dataset, tokenizer, max_seq_length: int, accelerator: Accelerator,
+                        seed: int) -> tuple[datasets.Dataset, datasets.Dataset, int]:
+    """``(anchor blocks, final blocks, validation blocks skipped)``: the anchor checks score their own blocks, the
+    first ``anchor_eval_samples`` of ``anchor_eval_file``, else of the validation blocks (at most half of them),
+    which the final score then skips. The final blocks are capped at ``max_eval_samples``. Without an anchor, every
+    validation block is final (the anchor loader, never iterated, gets them too)."""
+    skipped = 0
+    if not uses_anchor:
+        anchor = held_out
+    elif strategy.anchor_eval_file is not None:
+        anchor = main_process_first(accelerator, lambda: anchor_file_blocks(strategy.anchor_eval_file, data,
+                                                                            tokenizer, max_seq_length, seed))
+        anchor = anchor.select(range(min(strategy.anchor_eval_samples, len(anchor))))
+    else:
+        skipped = min(strategy.anchor_eval_samples, len(held_out) // 2)
+        anchor, held_out = held_out.select(range(skipped)), held_out.select(range(skipped, len(held_out)))
+    if uses_anchor:
+        _check_anchor_blocks(anchor, strategy, len(held_out) + skipped)
     if data.max_eval_samples is not None:
         held_out = held_out.select(range(min(data.max_eval_samples, len(held_out))))
-    return held_out
+    return anchor, held_out, skipped
+
+
+def anchor_file_blocks(path: str, data: DataArguments, tokenizer, max_seq_length: int,
+                       seed: int) -> datasets.Dataset:
+    """``anchor_eval_file`` as held-out blocks, masked once with ``seed`` (as the validation blocks are)."""
+    text = load_user_file(f"`anchor_eval_file` {path!r}", lambda: datasets.load_dataset(
+        DATA_FILE_TYPES[Path(path).suffix], data_files={"validation": path})["validation"])
+    check_has_text(text, text_column(text, data.text_column_name), f"`anchor_eval_file` {path!r}")
+    return held_out_blocks(text, tokenizer, max_seq_length, data.mlm_probability, seed, data.text_column_name)
+
+
+def _check_anchor_blocks(anchor: datasets.Dataset, strategy: StrategyArguments, validation_blocks: int) -> None:
+    """A paired standard error needs at least 2 anchor blocks with masked tokens."""
+    scored = sum(any(label != -100 for label in labels) for labels in anchor["labels"])
+    if scored < 2:
+        source = (f"`anchor_eval_file` {strategy.anchor_eval_file!r}" if strategy.anchor_eval_file is not None
+                  else f"the validation set ({validation_blocks} blocks; the anchor takes at most half)")
+        raise InputError(f"The anchor checks need at least 2 held-out blocks with masked tokens; {source} gives "
+                         f"{scored}. Pass more text (`anchor_eval_file` or `validation_file`) or raise "
+                         "`anchor_eval_samples`.")
 
 
 def build_model(model: ModelArguments, config: MagicBertConfig, arch: list[str] | None,
@@ -290,4 +332,4 @@ def check_resume_settings(resume: Path, settings: dict) -> None:
 __all__ = ["base_config", "build_blocks", "build_config", "build_model", "build_optimizer", "build_tokenizer",
            "check_init_from_bert", "check_inputs", "check_resume_settings", "check_same_vocabulary", "load_teacher",
            "load_training_text", "make_accelerator", "max_seq_length_for",
-           "run_settings", "setup_strategy", "streaming_blocks"]
+           "run_settings", "setup_strategy", "split_anchor_blocks", "streaming_blocks"]

@@ -370,6 +370,6 @@ def build_strategy(args: StrategyArguments, space: SearchSpace, seed: int) -> Sa
     return STRATEGIES[name].from_arguments(space, args, seed)
 
 
-__all__ = ["DEFAULT_SWAP_MARGIN", "SAMPLERS", "SAMPLER_CHOICES", "STRATEGIES", "Anchor", "AnchoredSampling", "ArchSampler", "FixedArch",
-           "MagicA", "MagicAT", "SamplerStrategy", "TopologySampler", "build_strategy", "default_anchor_arch",
-           "register_strategy"]
+__all__ = ["DEFAULT_SWAP_MARGIN", "SAMPLERS", "SAMPLER_CHOICES", "STRATEGIES", "Anchor", "AnchoredSampling",
+           "ArchSampler", "FixedArch", "MagicA", "MagicAT", "SamplerStrategy", "TopologySampler", "build_strategy",
+           "default_anchor_arch", "register_strategy"]
