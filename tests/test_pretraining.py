@@ -80,10 +80,11 @@ def test_magic_t_changes_exactly_one_layer_per_step(tmp_path, small):
         assert SearchSpace.distance(previous, current) == 1
 
 
-def test_magic_a_swaps_only_on_a_better_score_and_aligns(tmp_path, small):
+def test_magic_a_swaps_only_on_a_loss_lower_by_the_margin_and_aligns(tmp_path, small):
     out = tmp_path / "a"
+    # Margin 0.5 paired standard errors: low enough that this short run swaps, so the rule is exercised.
     result = run(*small, "--sampler", "magic-a", "--max_train_steps", 12, "--anchor_eval_steps", 2,
-                 "--learning_rate", 2e-3, "--output_dir", out)
+                 "--anchor_swap_margin", 0.5, "--learning_rate", 2e-3, "--output_dir", out)
     log = read_jsonl(out / "train_log.jsonl")
     checks = [r for r in log if "anchor_swapped" in r]
     assert [r["step"] for r in checks] == [2, 4, 6, 8, 10, 12]
@@ -95,17 +96,23 @@ def test_magic_a_swaps_only_on_a_better_score_and_aligns(tmp_path, small):
         assert (align == 0) == (record["arch"] == anchor)
         assert record["loss"] == pytest.approx(record["mlm_loss"] + 0.1 * align, abs=1e-5)
         if "anchor_swapped" in record:
-            better = (record["child_accuracy"], -record["child_eval_loss"]) > (
-                record["anchor_accuracy"], -record["anchor_eval_loss"])
+            assert record["anchor_swap_margin"] == 0.5
+            threshold = record["anchor_eval_loss"] - 0.5 * record["anchor_paired_se"]
+            assert record["anchor_swap_threshold"] == pytest.approx(threshold, abs=1e-12)
+            assert (record["anchor_paired_se"] == 0) == (record["arch"] == anchor)
+            better = record["child_eval_loss"] < record["anchor_swap_threshold"]
             assert record["anchor_swapped"] == (better and record["arch"] != anchor)
             if record["anchor_swapped"]:
                 event = next(swaps)
                 assert (event["step"], event["old_arch"], event["new_arch"]) == (record["step"], anchor, record["arch"])
+                assert (event["paired_se"], event["margin"]) == (record["anchor_paired_se"], 0.5)
                 anchor = record["arch"]
     assert next(swaps, None) is None
     assert result.anchor_history, "this seed is expected to swap at least once (so the rule is exercised)"
     assert read_jsonl(out / "anchor_history.jsonl") == json.loads(json.dumps(result.anchor_history))
-    assert json.loads((out / "all_results.json").read_text())["eval_arch"] == anchor
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["eval_arch"] == anchor
+    assert results["anchor_checks"] == 6 and results["anchor_swap_rate"] == len(result.anchor_history) / 6
 
 
 def test_kd_with_a_tiny_teacher(tmp_path, small, word_tokenizer_dir):

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -59,17 +61,20 @@ def test_build_sampler_flags_and_errors(tiny_config):
         build_strategy(StrategyArguments(sampler="darts"), space, seed=0)
 
 
-def test_anchor_swaps_only_on_a_strictly_higher_score():
-    anchor = Anchor(arch=["identity"] * 4)
-    assert anchor.consider(5, ["mha:2"] * 4, child_score=0.30, anchor_score=0.30) is None
-    assert anchor.consider(6, ["mha:2"] * 4, child_score=0.29, anchor_score=0.30) is None
-    assert anchor.arch == ["identity"] * 4
-    event = anchor.consider(7, ["mha:2"] * 4, child_score=0.31, anchor_score=0.30)
-    assert event == {"step": 7, "old_arch": ["identity"] * 4, "new_arch": ["mha:2"] * 4, "old_score": 0.30,
-                     "new_score": 0.31}
-    assert anchor.arch == ["mha:2"] * 4 and anchor.score == 0.31 and anchor.history == [event]
+def test_anchor_swaps_only_on_a_loss_lower_by_the_margin():
+    anchor = Anchor(arch=["identity"] * 4, margin=2.0)
+    # Threshold 3.0 - 2 * 0.05 = 2.9: equal, a bit lower and exactly at the threshold all keep the anchor.
+    assert anchor.consider(5, ["mha:2"] * 4, child_loss=3.0, anchor_loss=3.0, paired_se=0.05) is None
+    assert anchor.consider(6, ["mha:2"] * 4, child_loss=2.95, anchor_loss=3.0, paired_se=0.05) is None
+    assert anchor.consider(7, ["mha:2"] * 4, child_loss=2.875, anchor_loss=3.0, paired_se=0.0625) is None
+    assert anchor.arch == ["identity"] * 4 and anchor.checks == 3
+    event = anchor.consider(8, ["mha:2"] * 4, child_loss=2.85, anchor_loss=3.0, paired_se=0.05)
+    assert event == {"step": 8, "old_arch": ["identity"] * 4, "new_arch": ["mha:2"] * 4, "old_loss": 3.0,
+                     "new_loss": 2.85, "paired_se": 0.05, "margin": 2.0}
+    assert anchor.arch == ["mha:2"] * 4 and anchor.loss == 2.85 and anchor.history == [event]
+    assert anchor.checks == 4
     restored = Anchor(arch=["identity"] * 4)
-    restored.load_state_dict(anchor.state_dict())
+    restored.load_state_dict(json.loads(json.dumps(anchor.state_dict())))  # JSON-native, as checkpoints keep it
     assert restored == anchor
 
 
@@ -137,8 +142,11 @@ def test_sampler_names_are_the_full_choice(tiny_config):
         other.load_state_dict(sampler.state_dict())
 
 
-def test_anchor_compares_tuples_lexicographically():
-    anchor = Anchor(["a"])
-    assert anchor.consider(1, ["b"], (0.5, -2.0), (0.5, -2.1)) is not None  # same accuracy, lower loss
+def test_margin_zero_is_the_plain_lower_loss_rule():
+    anchor = Anchor(["a"], margin=0.0)
+    assert anchor.consider(1, ["b"], 2.0, 2.0, paired_se=0.5) is None  # a tie keeps the anchor
+    assert anchor.consider(2, ["b"], 1.999, 2.0, paired_se=0.5) is not None  # any lower loss swaps
     assert anchor.arch == ["b"]
-    assert anchor.consider(2, ["c"], (0.5, -2.0), (0.5, -2.0)) is None  # a tie keeps the anchor
+    assert anchor.consider(3, ["b"], 1.0, 2.0, paired_se=0.5) is None  # the anchor itself never swaps
+
+
