@@ -268,7 +268,10 @@ def anchor_file_blocks(path: str, data: DataArguments, tokenizer, max_seq_length
     text = load_user_file(f"`anchor_eval_file` {path!r}", lambda: datasets.load_dataset(
         DATA_FILE_TYPES[Path(path).suffix], data_files={"validation": path})["validation"])
     check_has_text(text, text_column(text, data.text_column_name), f"`anchor_eval_file` {path!r}")
-    return held_out_blocks(text, tokenizer, max_seq_length, data.mlm_probability, seed, data.text_column_name)
+    # Its own split name, so that too short a file is refused naming it.
+    blocks = tokenize_and_group(datasets.DatasetDict({f"`anchor_eval_file` {path!r}": text}), tokenizer,
+                                max_seq_length, data.text_column_name)
+    return mask_once(next(iter(blocks.values())), tokenizer, data.mlm_probability, seed=seed)
 
 
 def _check_anchor_blocks(anchor: datasets.Dataset, strategy: StrategyArguments, validation_blocks: int) -> None:
