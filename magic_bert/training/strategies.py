@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..evaluation import MLMScore
     from .arguments import StrategyArguments
 
-Scorer = Callable[[list[str]], "MLMScore"]  # held-out score of an arch with the current shared weights
+Scorer = Callable[[list[str]], "MLMScore"]  # an arch's anchor-block score (with per-example sums) on the shared weights
 
 STRATEGIES: dict[str, type[SamplerStrategy]] = {}
 SAMPLERS = ("spos", "magic-t", "magic-a", "magic-at")  # the paper's four (the studies compare these)
