@@ -210,3 +210,15 @@ def test_an_anchor_file_too_small_for_a_paired_se_is_refused(tmp_path, text_file
     with pytest.raises(InputError, match=message):
         _pretrain(text_files, word_tokenizer_dir, out, "--anchor_eval_file", anchor_file)
     assert not out.exists()
+
+
+def test_a_validation_set_too_small_to_share_is_refused(tmp_path, text_files, word_tokenizer_dir):
+    small = tmp_path / "two_blocks"
+    small.mkdir()
+    (small / "train.txt").write_text((text_files / "train.txt").read_text())
+    words = " ".join(synthetic_datasets(200, seed=5)["train"]["text"]).split()
+    (small / "validation.txt").write_text(" ".join(words[:135]) + "\n")  # 2 blocks of 64 tokens
+    out = tmp_path / "o"
+    with pytest.raises(InputError, match=r"validation set has 2 block\(s\): the anchor checks need 2"):
+        _pretrain(small, word_tokenizer_dir, out)
+    assert not out.exists()

@@ -128,8 +128,8 @@ class StrategyArguments:
                                              "blocks, which the final score (and search and analysis, by default) "
                                              "then skip.")
     anchor_eval_samples: int = arg(256, "MAGIC-A/AT: blocks of the anchor checks: the first N of --anchor_eval_file, "
-                                        "or of the validation set, at most half of it (the rest scores the final "
-                                        "model).")
+                                        "or of the validation set (at most half of it, at least 2; the rest "
+                                        "scores the final model).")
     anchor_swap_margin: float = arg(DEFAULT_SWAP_MARGIN, "MAGIC-A/AT: a child replaces the anchor when its loss on "
                                                          "the anchor blocks is lower by this many paired standard "
                                                          "errors (0: any lower loss).")

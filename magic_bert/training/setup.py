@@ -242,9 +242,9 @@ def split_anchor_blocks(strategy: StrategyArguments, data: DataArguments, uses_a
                         held_out: datasets.Dataset, tokenizer, max_seq_length: int, accelerator: Accelerator,
                         seed: int) -> tuple[datasets.Dataset, datasets.Dataset, int]:
     """``(anchor blocks, final blocks, validation blocks skipped)``: the anchor checks score their own blocks, the
-    first ``anchor_eval_samples`` of ``anchor_eval_file``, else of the validation blocks (at most half of them),
-    which the final score then skips. The final blocks are capped at ``max_eval_samples``. Without an anchor, every
-    validation block is final (the anchor loader, never iterated, gets them too)."""
+    first ``anchor_eval_samples`` of ``anchor_eval_file``, else of the validation blocks (at most half of them, at
+    least 2), which the final score then skips. The final blocks are capped at ``max_eval_samples``. Without an
+    anchor, every validation block is final (the anchor loader, never iterated, gets them too)."""
     skipped = 0
     if not uses_anchor:
         anchor = held_out
@@ -252,8 +252,11 @@ def split_anchor_blocks(strategy: StrategyArguments, data: DataArguments, uses_a
         anchor = main_process_first(accelerator, lambda: anchor_file_blocks(strategy.anchor_eval_file, data,
                                                                             tokenizer, max_seq_length, seed))
         anchor = anchor.select(range(min(strategy.anchor_eval_samples, len(anchor))))
-    else:
-        skipped = min(strategy.anchor_eval_samples, len(held_out) // 2)
+    else:  # at most half of the blocks, but the 2 a paired standard error needs; 1 at least is left to score
+        skipped = min(strategy.anchor_eval_samples, max(2, len(held_out) // 2))
+        if skipped >= len(held_out):
+            raise InputError(f"The validation set has {len(held_out)} block(s): the anchor checks need 2 of their own "
+                             "and the final score 1 more; pass more validation text or an `anchor_eval_file`.")
         anchor, held_out = held_out.select(range(skipped)), held_out.select(range(skipped, len(held_out)))
     if uses_anchor:
         _check_anchor_blocks(anchor, strategy, len(held_out) + skipped)
@@ -279,7 +282,7 @@ def _check_anchor_blocks(anchor: datasets.Dataset, strategy: StrategyArguments, 
     scored = sum(any(label != -100 for label in labels) for labels in anchor["labels"])
     if scored < 2:
         source = (f"`anchor_eval_file` {strategy.anchor_eval_file!r}" if strategy.anchor_eval_file is not None
-                  else f"the validation set ({validation_blocks} blocks; the anchor takes at most half)")
+                  else f"the validation set ({validation_blocks} blocks; the anchor takes at most half, at least 2)")
         raise InputError(f"The anchor checks need at least 2 held-out blocks with masked tokens; {source} gives "
                          f"{scored}. Pass more text (`anchor_eval_file` or `validation_file`) or raise "
                          "`anchor_eval_samples`.")
