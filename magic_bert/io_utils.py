@@ -17,12 +17,20 @@ from pathlib import Path
 from .output_folder import check_output_dir  # noqa: F401 - where commands have long imported it
 
 
+def _plain_file_mode(fd: int) -> None:
+    """The mode ``open()`` would give (0666 less the umask), not mkstemp's private 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """``text`` into ``path``, never half-written (a unique temporary name in the same folder, then a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _plain_file_mode(fd)
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
         os.replace(tmp, path)
@@ -52,6 +60,7 @@ def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    _plain_file_mode(fd)
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", **savefig_kwargs)

@@ -256,3 +256,15 @@ def test_two_runs_started_at_once_into_one_folder(tmp_path, small):  # noqa: F81
     assert json.loads((out / "step_3" / "checkpoint.json").read_text())["settings"]["seed"] == winner
     assert resolve_resume_path("latest", str(out)).name == "step_3"
     assert [r["step"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())] == [1, 2, 3]
+
+
+def test_atomic_files_get_the_mode_open_would_give(tmp_path):
+    from magic_bert.io_utils import write_text_atomic
+
+    umask = os.umask(0o022)
+    try:
+        written = write_text_atomic(tmp_path / "a.json", "{}")
+        (tmp_path / "b.json").write_text("{}")
+    finally:
+        os.umask(umask)
+    assert written.stat().st_mode & 0o777 == (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644
