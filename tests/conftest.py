@@ -95,3 +95,19 @@ def trained_supernet_dir(tmp_path_factory, word_tokenizer_dir):
         "--max_seq_length", "64", "--per_device_train_batch_size", "8", "--max_train_steps", "40",
         "--learning_rate", "2e-3", "--sampler", "magic-t"]))
     return out
+
+
+def run_until_first_checkpoint(start, monkeypatch) -> None:
+    """``start()`` a pre-training run that stops, as if killed, right after its first checkpoint is saved."""
+    import magic_bert.training.recipe as recipe
+
+    real_save = recipe.save_checkpoint
+
+    def save_then_crash(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(recipe, "save_checkpoint", save_then_crash)
+        with pytest.raises(KeyboardInterrupt):
+            start()

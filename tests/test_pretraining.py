@@ -17,7 +17,7 @@ from magic_bert.training.arguments import ModelArguments, parse_pretrain_args
 from magic_bert.training.checkpointing import list_checkpoints
 from magic_bert.training.strategies import default_anchor_arch
 
-from .conftest import TOLERANCE, make_batch, max_diff
+from .conftest import TOLERANCE, make_batch, max_diff, run_until_first_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 FIXED_ARCH = ["mha:2", "ffn:256", "conv:3", "identity"]
@@ -137,16 +137,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small, monkeypatch):
             "--gradient_accumulation_steps", 2, "--learning_rate", 2e-3, "--checkpointing_steps", 6]
     straight = run(*args, "--output_dir", tmp_path / "straight")
 
-    real_save = pretraining.save_checkpoint
-
-    def save_then_crash(*a, **k):
-        real_save(*a, **k)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pretraining, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        run(*args, "--output_dir", tmp_path / "resumed")
-    monkeypatch.setattr(pretraining, "save_checkpoint", real_save)
+    run_until_first_checkpoint(lambda: run(*args, "--output_dir", tmp_path / "resumed"), monkeypatch)
     assert [p.name for p in list_checkpoints(tmp_path / "resumed")] == ["step_6"]
     resumed = run(*args, "--output_dir", tmp_path / "resumed", "--resume_from_checkpoint", "latest")
 

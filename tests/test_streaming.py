@@ -22,7 +22,7 @@ from magic_bert.synthetic_corpus import generate_corpus
 from magic_bert.training.arguments import parse_pretrain_args
 from magic_bert.training.checkpointing import TrainingState, list_checkpoints
 
-from .conftest import make_word_tokenizer
+from .conftest import make_word_tokenizer, run_until_first_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -181,16 +181,7 @@ def test_the_resume_runs_cross_passes(corpus):
 def test_resume_equals_an_uninterrupted_run(tmp_path, corpus, word_tokenizer_dir, monkeypatch):
     args = streamed_args(corpus, word_tokenizer_dir)
     straight = run(*args, "--output_dir", tmp_path / "straight")
-    real_save = pretraining.save_checkpoint
-
-    def save_then_crash(*a, **k):
-        real_save(*a, **k)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pretraining, "save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
-        run(*args, "--output_dir", tmp_path / "resumed")
-    monkeypatch.setattr(pretraining, "save_checkpoint", real_save)
+    run_until_first_checkpoint(lambda: run(*args, "--output_dir", tmp_path / "resumed"), monkeypatch)
     assert [p.name for p in list_checkpoints(tmp_path / "resumed")] == ["step_4"]
     resumed = run(*args, "--output_dir", tmp_path / "resumed", "--resume_from_checkpoint", "latest")
     files = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("straight", "resumed")]

@@ -11,7 +11,7 @@ from transformers.trainer_utils import SchedulerType
 from ..cli import arg, at_least, in_range, positive
 from ..errors import InputError
 from ..io_utils import check_output_dir
-from .tasks import FILE_TYPES, PAPER_ORDER, TASKS, get_task
+from .tasks import FILE_TYPES, PAPER_ORDER, TASKS, get_task, parse_number
 
 
 @dataclass
@@ -72,10 +72,9 @@ class FinetuneArguments:
     def learning_rate_grid(self) -> list[float]:
         if self.learning_rates is None:
             return [self.learning_rate]
-        try:
-            rates = [float(x) for x in self.learning_rates.split(",") if x.strip()]
-        except ValueError:
-            raise InputError(f"`learning_rates` {self.learning_rates!r} must be comma-separated numbers.") from None
+        rates = [parse_number(x) for x in self.learning_rates.split(",") if x.strip()]
+        if None in rates:
+            raise InputError(f"`learning_rates` {self.learning_rates!r} must be comma-separated numbers.")
         if not rates or any(not r > 0 for r in rates):
             raise InputError(f"`learning_rates` {self.learning_rates!r} must be positive numbers.")
         return rates

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .tasks import GlueTask, table_records
+from .tasks import GlueTask, parse_number, table_records
 
 _INTEGER = re.compile(r"[+-]?\d+")
 
@@ -29,11 +29,7 @@ def _kind(value) -> str:
     text = str(value).strip()
     if _INTEGER.fullmatch(text):
         return "int"
-    try:
-        float(text)
-    except ValueError:
-        return "str"
-    return "float"
+    return "str" if parse_number(text) is None else "float"
 
 
 def _text_columns(columns: list[str], text_columns: list[str] | None, label_column: str, what: str) -> tuple:

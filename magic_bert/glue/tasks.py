@@ -120,24 +120,29 @@ def _no_label(task: GlueTask, value) -> bool:
     return text == "" or (task.label_ids and text in ("-1", "-1.0"))
 
 
+def parse_number(text: str) -> float | None:
+    """``text`` as a number, or None when it is not one (the one place a user's text is parsed as a float)."""
+    try:
+        return float(text)
+    except ValueError:  # float() of a string fails only this way
+        return None
+
+
 def _label_id(task: GlueTask, value, where: str) -> float | int:
     if _no_label(task, value):
         return -1.0 if task.is_regression else -1
     text = str(value).strip()
     if task.is_regression:
-        try:
-            return float(text)
-        except ValueError:
-            raise InputError(f"{where}: {task.column} scores are numbers, got {value!r}.") from None
+        score = parse_number(text)
+        if score is None:
+            raise InputError(f"{where}: {task.column} scores are numbers, got {value!r}.")
+        return score
     if text in task.labels:
         return task.labels.index(text)
     if not task.label_ids:
         raise InputError(f"{where}: label {value!r} never occurs in the training file (`train_file`); its labels "
                          f"are {list(task.labels)}.")
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
+    number = parse_number(text)
     if number is not None and number.is_integer() and 0 <= number < task.num_labels:
         return int(number)
     raise InputError(f"{where}: label {value!r} is outside {task.name}'s label set {list(task.labels)} "
