@@ -16,7 +16,7 @@ from transformers import default_data_collator
 from ..cli import command_main, parse_one
 from ..errors import InputError, invalid_value, load_user_file
 from ..evaluation import evaluate_mlm
-from ..io_utils import check_output_dir, publish_dir
+from ..io_utils import publish_dir
 from ..output_folder import locks_output_dir
 from ..search_space import load_arch
 from ..supernet_inputs import HeldOutArguments, blocks_to_skip, held_out, load_supernet, load_tokenizer
@@ -46,8 +46,7 @@ def _children_from_file(path: str, space, layer: int, op: str) -> list[list[str]
 
 @locks_output_dir("supernet", "children_file", "validation_file", "tokenizer_name")
 def analyze(args: InterferenceArguments) -> dict:
-    args.check()
-    output = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    output = Path(args.output_dir)  # checked, with the arguments, by @locks_output_dir
     supernet = load_supernet(args.supernet)
     args.check_fits(supernet.config)
     space = supernet.config.search_space
@@ -128,8 +127,7 @@ def _total_budget(space, args) -> tuple[float | None, float | None]:
 
 @locks_output_dir("supernet", "cache_dir", "train_file", "validation_file", "tokenizer_name")
 def correlate(args: RankCorrelationArguments) -> dict:
-    args.check()
-    output = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    output = Path(args.output_dir)  # checked, with the arguments, by @locks_output_dir
     supernets = _load_same_space(args.supernet)
     args.check_fits(supernets[0].config)
     space = supernets[0].config.search_space

@@ -20,7 +20,7 @@ from transformers import default_data_collator
 
 from ..cli import command_main, parse_one
 from ..evaluation import evaluate_mlm
-from ..io_utils import check_output_dir, publish_dir
+from ..io_utils import publish_dir
 from ..output_folder import locks_output_dir
 from ..ranks import main_process_first
 from ..supernet_inputs import HeldOutArguments, check_supernet_dir, held_out, load_supernet, load_tokenizer
@@ -42,8 +42,7 @@ from .export import export_checkpoint, push_to_hub
 @locks_output_dir("supernet", "latency_table", "tokenizer_name", "validation_file")
 def search(args: SearchArguments) -> SearchResult:
     """Search ``args.supernet`` and write the outputs; every input is checked before anything is written."""
-    args.check()
-    output = check_output_dir(args.output_dir, args.overwrite_output_dir)
+    output = Path(args.output_dir)  # checked, with the arguments, by @locks_output_dir
     supernet_dir = check_supernet_dir(args.supernet)
     table = LatencyTable.load(args.latency_table) if args.latency_table else None
     accelerator = Accelerator()
@@ -113,7 +112,6 @@ def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | No
 
 @locks_output_dir("supernet", "arch", "glue_results")
 def export(args: ExportArguments) -> Path:
-    args.check()
     output = export_checkpoint(args.supernet, args.arch, args.output_dir, head=args.head, init=args.init,
                                format=args.format, num_labels=args.num_labels, glue_results=args.glue_results,
                                overwrite_output_dir=args.overwrite_output_dir,
