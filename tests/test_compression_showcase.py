@@ -58,6 +58,11 @@ def test_students_are_the_teacher_layers_and_searched_archs_in_the_budget(quick_
     for name in ("magic", "spos", "random"):
         assert teacher["min_encoder_params"] <= students[name]["encoder_params"] <= teacher["max_encoder_params"]
     assert students["magic"]["arch"] == result(root, "search_magic")["arch"]
+    # Search and the random student stay under the latency cap: the DistilBERT-style arch's lookup-table estimate.
+    budget = result(root, "latency_budget")
+    assert budget["max_latency"] == pytest.approx(budget["distil_latency"]) == students["distil"]["estimated_latency"]
+    for name in ("magic", "spos", "random"):
+        assert students[name]["estimated_latency"] <= budget["max_latency"]
     assert result(root, "kd_magic")["results"]["train_steps"] == result(root, "kd_distil")["results"]["train_steps"]
 
 
