@@ -19,7 +19,7 @@ from magic_bert.errors import InputError
 from magic_bert.op_specs import parse_op
 from magic_bert.training.arguments import parse_pretrain_args
 from magic_bert.training.recipe import pretrain
-from magic_bert.training.step_probe import FIELDS, InterferenceProbe
+from magic_bert.training.step_probe import FIELDS, InterferenceProbe, probe_means
 
 from .conftest import make_batch
 
@@ -120,6 +120,16 @@ def test_no_shared_weights_gives_a_null_cosine(tiny_config, other, shared):
     assert isinstance(record["probe_prev_child_loss_rise"], float)
 
 
+def test_run_means_skip_null_cosines_and_unprobed_steps():
+    records = [{"step": 1, "loss": 5.0},
+               {"step": 2, "probe_grad_cosine": None, "probe_shared_ops": 0, "probe_prev_child_loss_rise": 0.25},
+               {"step": 4, "probe_grad_cosine": 0.5, "probe_shared_ops": 2, "probe_prev_child_loss_rise": -0.75}]
+    assert probe_means(records) == {"probe_grad_cosine_mean": 0.5, "probe_grad_cosine_count": 1,
+                                    "probe_prev_child_loss_rise_mean": -0.25, "probe_measurements": 2}
+    assert probe_means(records[:1]) == {"probe_grad_cosine_mean": None, "probe_grad_cosine_count": 0,
+                                        "probe_prev_child_loss_rise_mean": None, "probe_measurements": 0}
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--probe_interference_steps", "-1"], "`probe_interference_steps` must be at least 0"),
     (["--probe_interference_steps", "5", "--arch", "mha:2 ffn:256 mha:2 ffn:256"], "`probe_interference_steps`"),
@@ -161,7 +171,8 @@ def test_probe_never_changes_training_and_magic_t_shares_all_but_one_op(tmp_path
     assert {k: v for k, v in on.results.items() if "probe" not in k and k not in timing} == {
         k: v for k, v in off.results.items() if k not in timing}
     saved = json.loads((tmp_path / "on" / "all_results.json").read_text())
-    assert saved["probe_measurements"] == 4 and saved["probe_interference_steps"] == 1
+    assert saved["probe_measurements"] == saved["probe_grad_cosine_count"] == 4
+    assert saved["probe_interference_steps"] == 1
     assert saved["probe_grad_cosine_mean"] == pytest.approx(sum(r["probe_grad_cosine"] for r in log_on[1:]) / 4)
     assert saved["probe_prev_child_loss_rise_mean"] == pytest.approx(
         sum(r["probe_prev_child_loss_rise"] for r in log_on[1:]) / 4)

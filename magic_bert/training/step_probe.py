@@ -97,14 +97,14 @@ class InterferenceProbe:
 
 
 def probe_means(records: list[dict]) -> dict:
-    """For all_results.json: the mean cosine and loss rise over a run's log records (``None`` without any)."""
-    def mean(key: str) -> float | None:
-        values = [r[key] for r in records if r.get(key) is not None]
-        return sum(values) / len(values) if values else None
-
-    return {"probe_grad_cosine_mean": mean("probe_grad_cosine"),
-            "probe_prev_child_loss_rise_mean": mean("probe_prev_child_loss_rise"),
-            "probe_measurements": sum("probe_shared_ops" in r for r in records)}
+    """For all_results.json: the mean cosine and loss rise over a run's log records (``None`` without any), and how
+    many measurements each mean is over (a cosine needs a shared op with weights: SPOS pairs often have none)."""
+    cosines = [r["probe_grad_cosine"] for r in records if r.get("probe_grad_cosine") is not None]
+    rises = [r["probe_prev_child_loss_rise"] for r in records if "probe_prev_child_loss_rise" in r]
+    return {"probe_grad_cosine_mean": sum(cosines) / len(cosines) if cosines else None,
+            "probe_grad_cosine_count": len(cosines),
+            "probe_prev_child_loss_rise_mean": sum(rises) / len(rises) if rises else None,
+            "probe_measurements": len(rises)}
 
 
 __all__ = ["FIELDS", "InterferenceProbe", "cosine", "probe_means"]
