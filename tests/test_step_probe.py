@@ -21,7 +21,7 @@ from magic_bert.training.arguments import parse_pretrain_args
 from magic_bert.training.recipe import pretrain
 from magic_bert.training.step_probe import FIELDS, InterferenceProbe, probe_means
 
-from .conftest import make_batch
+from .conftest import make_batch, run_until_first_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 FIRST = ["mha:2", "ffn:256", "conv:3", "identity"]
@@ -139,10 +139,10 @@ def test_bad_probe_settings_are_refused(tmp_path, argv, message):
         parse_pretrain_args(["--output_dir", str(tmp_path / "out"), *argv]).check()
 
 
-def tiny_run(out: Path, tokenizer: str, *extra: str):
+def tiny_run(out: Path, tokenizer: str, *extra: str, steps: int = 5):
     return pretrain(parse_pretrain_args([
         "--output_dir", str(out), "--tokenizer_name", tokenizer, "--synthetic_documents", "200",
-        "--max_seq_length", "64", "--per_device_train_batch_size", "4", "--max_train_steps", "5",
+        "--max_seq_length", "64", "--per_device_train_batch_size", "4", "--max_train_steps", str(steps),
         "--gradient_accumulation_steps", "2", "--max_eval_samples", "16", "--learning_rate", "2e-3", *extra]))
 
 
@@ -187,6 +187,27 @@ def test_spos_probe_counts_the_ops_consecutive_children_share(tmp_path, word_tok
     for r in log[1::2]:
         assert r["probe_shared_ops"] == sum(a == b for a, b in zip(log[r["step"] - 2]["arch"], r["arch"],
                                                                      strict=True))
+
+
+@pytest.mark.slow
+def test_resumed_run_probes_as_the_straight_one(tmp_path, word_tokenizer_dir, monkeypatch):
+    """Resumed at step 3: step 4 has no step 3 in memory (no probe fields), step 6 measures as without the break,
+    and the run's means count the logged step 2 from before the break."""
+    args = ("--sampler", "magic-t", "--probe_interference_steps", "2", "--checkpointing_steps", "3")
+    tiny_run(tmp_path / "straight", word_tokenizer_dir, *args, steps=6)
+    run_until_first_checkpoint(lambda: tiny_run(tmp_path / "resumed", word_tokenizer_dir, *args, steps=6),
+                               monkeypatch)
+    resumed = tiny_run(tmp_path / "resumed", word_tokenizer_dir, *args, "--resume_from_checkpoint", "latest",
+                       steps=6)
+    straight_log, resumed_log = read_log(tmp_path / "straight"), read_log(tmp_path / "resumed")
+    assert [r["step"] for r in straight_log if "probe_shared_ops" in r] == [2, 4, 6]
+    assert [r["step"] for r in resumed_log if "probe_shared_ops" in r] == [2, 6]
+    for step in (2, 6):
+        for key in FIELDS:
+            assert resumed_log[step - 1][key] == pytest.approx(straight_log[step - 1][key], abs=1e-6)
+    assert resumed.results["probe_measurements"] == 2
+    assert resumed.results["probe_grad_cosine_mean"] == pytest.approx(
+        (resumed_log[1]["probe_grad_cosine"] + resumed_log[5]["probe_grad_cosine"]) / 2)
 
 
 WORKER = textwrap.dedent("""
