@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from magic_bert.errors import InputError
 from magic_bert.op_specs import parse_op
 from magic_bert.training.arguments import parse_pretrain_args
 from magic_bert.training.recipe import pretrain
-from magic_bert.training.step_probe import FIELDS, InterferenceProbe, probe_means
+from magic_bert.training.step_probe import FIELDS, InterferenceProbe, probe_batch, probe_means
 
 from .conftest import make_batch, run_until_first_checkpoint
 
@@ -128,6 +129,17 @@ def test_run_means_skip_null_cosines_and_unprobed_steps():
                                     "probe_prev_child_loss_rise_mean": -0.25, "probe_measurements": 2}
     assert probe_means(records[:1]) == {"probe_grad_cosine_mean": None, "probe_grad_cosine_count": 0,
                                         "probe_prev_child_loss_rise_mean": None, "probe_measurements": 0}
+
+
+def test_probe_batch_is_the_first_held_out_batch_with_masked_tokens():
+    rows = {"input_ids": [[2, 4, 9, 3]] * 5, "attention_mask": [[1] * 4] * 5,
+            "labels": [[-100, 9, -100, -100]] + [[-100] * 4] * 4}
+    batch = probe_batch(datasets.Dataset.from_dict(rows), 2)
+    assert batch["labels"].tolist() == rows["labels"][:2] and batch["input_ids"].shape == (2, 4)
+    with pytest.raises(InputError, match="`probe_interference_steps`.*no masked token"):
+        probe_batch(datasets.Dataset.from_dict({k: v[1:] for k, v in rows.items()}), 2)
+    with pytest.raises(InputError, match="`probe_interference_steps`.*0 held-out block"):
+        probe_batch(datasets.Dataset.from_dict({k: [] for k in rows}), 2)
 
 
 @pytest.mark.parametrize(("argv", "message"), [

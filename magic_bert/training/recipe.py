@@ -63,7 +63,7 @@ from .setup import (
     setup_strategy,
     split_anchor_blocks,
 )
-from .step_probe import InterferenceProbe, probe_means
+from .step_probe import InterferenceProbe, probe_batch, probe_means
 from .teacher import kd_projection, layer_map, resolve_kd_weight
 
 TRAIN_LOG, ANCHOR_LOG, RESULTS = "train_log.jsonl", "anchor_history.jsonl", "all_results.json"
@@ -117,6 +117,8 @@ class PretrainRecipe:
         self.anchor_blocks, self.held_out, self.skipped_blocks = split_anchor_blocks(
             args.group(StrategyArguments), data, self.strategy.uses_anchor, held_out, self.tokenizer,
             self.max_seq_length, self.accelerator, args.seed)
+        self.probe_batch = probe_batch(self.held_out, args.per_device_eval_batch_size) \
+            if args.probe_interference_steps else None
 
     def _lock_output_dir(self) -> None:
         """One run per output folder (main process), checked again under the lock: another run may have filled it."""
@@ -189,9 +191,9 @@ class PretrainRecipe:
         self.local_tokens = 0  # non-padding tokens this rank trained on since the last checkpoint
         self.archs: list[list[str]] = []
         # The interference probe scores on the first held-out batch, whole on every rank (same values everywhere).
-        self.probe = None if not args.probe_interference_steps else InterferenceProbe(
+        self.probe = None if self.probe_batch is None else InterferenceProbe(
             args.probe_interference_steps, self.unwrapped,
-            {k: v.to(accelerator.device) for k, v in next(iter(self._eval_loader(self.held_out))).items()})
+            {k: v.to(accelerator.device) for k, v in self.probe_batch.items()})
 
     def _eval_loader(self, dataset) -> DataLoader:
         return DataLoader(dataset, collate_fn=default_data_collator, batch_size=self.args.per_device_eval_batch_size,

@@ -26,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from transformers import default_data_collator
 
+from ..errors import InputError
 from ..evaluation import evaluate_mlm
 
 FIELDS = ("probe_grad_cosine", "probe_shared_ops", "probe_prev_child_loss_rise")
@@ -58,6 +60,16 @@ def cosine(first: torch.Tensor, second: torch.Tensor) -> float | None:
     if first.numel() == 0 or norms == 0:
         return None
     return float(first.dot(second) / norms)
+
+
+def probe_batch(held_out, batch_size: int) -> dict:
+    """The first ``batch_size`` pre-masked held-out blocks, collated (CPU); refused when they have no masked token."""
+    batch = default_data_collator([held_out[i] for i in range(min(batch_size, len(held_out)))]) if len(
+        held_out) else {}
+    if not batch or not (batch["labels"] != -100).any():
+        raise InputError(f"`probe_interference_steps` scores on the first held-out batch, but its {len(held_out)} "
+                         "held-out block(s) have no masked token there; pass more validation text.")
+    return batch
 
 
 class InterferenceProbe:
@@ -107,4 +119,4 @@ def probe_means(records: list[dict]) -> dict:
             "probe_measurements": len(rises)}
 
 
-__all__ = ["FIELDS", "InterferenceProbe", "cosine", "probe_means"]
+__all__ = ["FIELDS", "InterferenceProbe", "cosine", "probe_batch", "probe_means"]
