@@ -166,6 +166,9 @@ class RunArguments:
     resume_from_checkpoint: str | None = arg(None, "'latest' (newest checkpoint in --output_dir) or a checkpoint "
                                                    "folder.")
     logging_steps: int = arg(10, "Log to trackers every N steps (train_log.jsonl has every step).")
+    probe_interference_steps: int = arg(0, "Supernets: every N steps, log how steps t-1 and t interfere: the cosine "
+                                           "of their gradients on shared ops and how much step t raises child "
+                                           "t-1's loss on the first held-out batch (0: off; training unchanged).")
     with_tracking: bool = arg(False, "Log to experiment trackers.")
     report_to: str = arg("all", "Trackers: 'all', or a comma-separated list (tensorboard, wandb, ...).")
 
@@ -204,6 +207,10 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         if strategy is None or self.sampler == "fixed":
             raise InputError(f"Unknown `sampler` {self.sampler!r}; allowed: "
                              f"{[name for name in STRATEGIES if name != 'fixed']}.")
+        at_least(0, probe_interference_steps=self.probe_interference_steps)
+        if self.probe_interference_steps and self.arch is not None:
+            raise InputError("`probe_interference_steps` compares consecutive children of a supernet; a fixed `arch` "
+                             "trains one child (drop one of them).")
         for name in ("anchor_arch", "anchor_eval_file", "alignment"):
             if getattr(self, name) is not None and not strategy.uses_anchor:
                 raise InputError(f"`{name}` needs `sampler` magic-a or magic-at (got {self.strategy_name}).")

@@ -15,6 +15,7 @@ import json
 import math
 import shutil
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ from .setup import (
     setup_strategy,
     split_anchor_blocks,
 )
+from .step_probe import InterferenceProbe, probe_batch, probe_means
 from .teacher import kd_projection, layer_map, resolve_kd_weight
 
 TRAIN_LOG, ANCHOR_LOG, RESULTS = "train_log.jsonl", "anchor_history.jsonl", "all_results.json"
@@ -115,6 +117,8 @@ class PretrainRecipe:
         self.anchor_blocks, self.held_out, self.skipped_blocks = split_anchor_blocks(
             args.group(StrategyArguments), data, self.strategy.uses_anchor, held_out, self.tokenizer,
             self.max_seq_length, self.accelerator, args.seed)
+        self.probe_batch = probe_batch(self.held_out, args.per_device_eval_batch_size) \
+            if args.probe_interference_steps else None
 
     def _lock_output_dir(self) -> None:
         """One run per output folder (main process), checked again under the lock: another run may have filled it."""
@@ -186,6 +190,10 @@ class PretrainRecipe:
                                                               if isinstance(v, int | float | str | bool)})
         self.local_tokens = 0  # non-padding tokens this rank trained on since the last checkpoint
         self.archs: list[list[str]] = []
+        # The interference probe scores on the first held-out batch, whole on every rank (same values everywhere).
+        self.probe = None if self.probe_batch is None else InterferenceProbe(
+            args.probe_interference_steps, self.unwrapped,
+            {k: v.to(accelerator.device) for k, v in self.probe_batch.items()})
 
     def _eval_loader(self, dataset) -> DataLoader:
         return DataLoader(dataset, collate_fn=default_data_collator, batch_size=self.args.per_device_eval_batch_size,
@@ -256,10 +264,17 @@ class PretrainRecipe:
             if accelerator.sync_gradients and self.args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_([p for m in self.trained_models for p in m.parameters()],
                                             self.args.max_grad_norm)
-            self.optimizer.step()
+            with self.probe_update(arch):
+                self.optimizer.step()
             self.lr_scheduler.step()
             self.optimizer.zero_grad()
         return losses
+
+    def probe_update(self, arch: list[str]) -> AbstractContextManager:
+        """Around the optimizer step: the interference probe's measurement at sync steps (nothing otherwise)."""
+        if self.probe is None or not self.accelerator.sync_gradients:
+            return nullcontext()
+        return self.probe.around_update(self.state.completed_steps + 1, arch)
 
     def stop_if_not_finite(self, record: dict) -> None:
         """Stop on a NaN or infinite loss; ranks agree (a rank's own loss may be the only bad one)."""
@@ -282,6 +297,8 @@ class PretrainRecipe:
                   **dict(zip(running, values, strict=True)), "arch": arch}
         seen = len(self.strategy.history)
         record |= self.strategy.after_step(step, arch, self.score_on_anchor_blocks)
+        if self.probe is not None:
+            record |= self.probe.record(step)
         if self.accelerator.is_main_process and len(self.strategy.history) > seen:
             with open(self.output / ANCHOR_LOG, "a") as events:
                 events.writelines(json.dumps(event) + "\n" for event in self.strategy.history[seen:])
@@ -350,6 +367,9 @@ class PretrainRecipe:
                    "anchor_eval_blocks": len(self.anchor_blocks) if strategy.uses_anchor else None,
                    "held_out_skipped_blocks": self.skipped_blocks, **strategy.results(),
                    **self._reference_scores()}
+        if self.probe is not None:  # over the whole log: a resumed run counts the steps before its checkpoint too
+            results |= {"probe_interference_steps": self.args.probe_interference_steps,
+                        **computed_on_main(accelerator, lambda: probe_means(read_jsonl(self.output / TRAIN_LOG)))}
         if self.args.with_tracking:
             accelerator.log({k: v for k, v in results.items() if isinstance(v, float)}, step=state.completed_steps)
             accelerator.end_training()
