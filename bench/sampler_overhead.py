@@ -3,9 +3,10 @@
 Each variant has its own supernet (same seed, so the same initial weights) and AdamW; all see the same masked batch.
 A step is the recipe's own code: ``strategy.next_arch(step)`` → the child's forward → the recipe's loss terms (MLM,
 plus for MAGIC-A/AT the anchor forward under ``no_grad`` and the alignment terms) → ``accelerator.backward`` → gradient
-clipping → ``AdamW.step``. The three run interleaved in one process (``timing.interleaved_medians``). SPOS and
+clipping → ``AdamW.step``. The variants run interleaved in one process (``timing.interleaved_medians``). SPOS and
 MAGIC-A share a seed and sampler class, so they train the same child at every step; MAGIC-AT walks one op at a time
-from the same start, so its children differ (the table shows their mean size). The periodic anchor evaluation
+from the same start, so its children differ (the table shows their mean size; ``--with_magic_t`` times that walk
+without the anchor). The periodic anchor evaluation
 (every ``--anchor_eval_steps``, 50 by default) is not included: it is a held-out pass, not part of the step.
 
 Memory: each variant then runs ``--mem_steps`` steps alone in a fresh subprocess (``--variant NAME``, internal) and
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_medians, print_table  # noqa: E402
 
 VARIANTS = ("spos", "magic-a", "magic-at")
+CONTROL = "magic-t"  # --with_magic_t: MAGIC-AT's children without its anchor
 MASK_ID = 4  # any id below 5: the random tokens are drawn from [5, vocab)
 
 
@@ -133,7 +135,11 @@ class SamplerOverheadArguments:
     warmup: int = arg(3, "Untimed rounds first.")
     mem_steps: int = arg(5, "Steps per memory subprocess (0: skip memory).")
     seed: int = arg(0, "Seed.")
-    variant: str | None = arg(None, "Internal: one memory measurement in a fresh process.", choices=list(VARIANTS))
+    variant: str | None = arg(None, "Internal: one memory measurement in a fresh process.",
+                              choices=[*VARIANTS, CONTROL])
+    with_magic_t: bool = arg(False, "Also time MAGIC-T: the same children as MAGIC-AT (its walk) without the anchor, "
+                                    "so MAGIC-AT / MAGIC-T is the anchor's cost at equal children (a short run's "
+                                    "walk may train larger or smaller children than SPOS's draws).")
 
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
@@ -172,10 +178,16 @@ def main(argv: list[str] | None = None) -> None:
         measure_memory(args.variant, make, args.mem_steps)
         return
 
-    variants = {name: make(name) for name in VARIANTS}
+    names = (*VARIANTS, CONTROL) if args.with_magic_t else VARIANTS
+    variants = {name: make(name) for name in names}
     times = interleaved_medians(variants, rounds=args.rounds, warmup=args.warmup)
-    memory = {name: memory_in_subprocess(name, args.flags()) for name in VARIANTS} if args.mem_steps > 0 else {}
+    memory = {name: memory_in_subprocess(name, args.flags()) for name in names} if args.mem_steps > 0 else {}
+    report(args, config, variants, times, memory)
 
+
+def report(args: SamplerOverheadArguments, config: MagicBertConfig, variants: dict[str, Variant],
+           times: dict[str, float], memory: dict[str, dict[str, int]]) -> None:
+    """The table (time, memory and mean child size per variant), the anchor's size and the goal line."""
     rows = []
     for name, variant in variants.items():
         row = (name, f"{times[name] * 1e3:.1f}", f"{times[name] / times['spos']:.3f}",
@@ -199,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows, headers)
     worst = max(times["magic-a"], times["magic-at"]) / times["spos"]
     print(f"worst time ratio MAGIC-A/AT over SPOS: {worst:.3f} (goal <= 1.4): {'met' if worst <= 1.4 else 'NOT met'}")
+    if CONTROL in times:
+        print(f"anchor cost at equal children: MAGIC-AT / MAGIC-T = {times['magic-at'] / times[CONTROL]:.3f}")
 
 
 if __name__ == "__main__":
