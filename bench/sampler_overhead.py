@@ -6,8 +6,8 @@ plus for MAGIC-A/AT the anchor forward under ``no_grad`` and the alignment terms
 clipping → ``AdamW.step``. The variants run interleaved in one process (``timing.interleaved_medians``). SPOS and
 MAGIC-A share a seed and sampler class, so they train the same child at every step; MAGIC-AT walks one op at a time
 from the same start, so its children differ (the table shows their mean size; ``--with_magic_t`` times that walk
-without the anchor). The periodic anchor evaluation
-(every ``--anchor_eval_steps``, 50 by default) is not included: it is a held-out pass, not part of the step.
+without the anchor). The periodic anchor evaluation (every ``--anchor_eval_steps``, 50 by default) is not included:
+it is a held-out pass, not part of the step.
 
 Memory: each variant then runs ``--mem_steps`` steps alone in a fresh subprocess (``--variant NAME``, internal) and
 reports its peak resident set size (``VmHWM`` of /proc/self/status), and that peak minus the RSS just before the
@@ -37,7 +37,7 @@ import torch
 from accelerate import Accelerator
 
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
-from magic_bert.cli import arg, check_budget_order, parse_one, positive
+from magic_bert.cli import arg, check_budget_order, parse_one, positive, run
 from magic_bert.configuration_magic_bert import PRESETS
 from magic_bert.errors import InputError
 from magic_bert.training.arguments import LossArguments, PretrainArguments, StrategyArguments
@@ -164,10 +164,13 @@ class SamplerOverheadArguments:
         return [f"--{name}={getattr(self, name)}" for name in names if getattr(self, name) is not None]
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_one(SamplerOverheadArguments, argv, __doc__)
+def sampler_overhead(args: SamplerOverheadArguments) -> dict | None:
+    """Time (and measure) the variants and print the table; returns the figures (None for a --variant run)."""
     args.check()
     config = args.config()
+    # An infeasible band fails here, naming the flags, before any supernet is built.
+    build_strategy(PretrainArguments(max_params=args.max_params, min_params=args.min_params).group(StrategyArguments),
+                   config.search_space, args.seed)
     batch = make_batch(config.vocab_size, args.batch, args.seq, args.seed)
     accelerator = Accelerator(cpu=True)
 
@@ -176,13 +179,20 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.variant is not None:
         measure_memory(args.variant, make, args.mem_steps)
-        return
+        return None
 
     names = (*VARIANTS, CONTROL) if args.with_magic_t else VARIANTS
     variants = {name: make(name) for name in names}
     times = interleaved_medians(variants, rounds=args.rounds, warmup=args.warmup)
     memory = {name: memory_in_subprocess(name, args.flags()) for name in names} if args.mem_steps > 0 else {}
     report(args, config, variants, times, memory)
+    anchor = variants["magic-a"].strategy.anchor_arch
+    return {"times": times, "memory": memory, "anchor_params": config.search_space.num_params(anchor),
+            "mean_child_params": {name: v.child_params / v.steps for name, v in variants.items()}}
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    return run(sampler_overhead, parse_one(SamplerOverheadArguments, argv, __doc__))
 
 
 def report(args: SamplerOverheadArguments, config: MagicBertConfig, variants: dict[str, Variant],
