@@ -39,7 +39,7 @@ from accelerate import Accelerator
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
 from magic_bert.cli import arg, check_budget_order, parse_one, positive, run
 from magic_bert.configuration_magic_bert import PRESETS
-from magic_bert.errors import InputError
+from magic_bert.errors import InputError, invalid_value
 from magic_bert.training.arguments import LossArguments, PretrainArguments, StrategyArguments
 from magic_bert.training.losses import StepContext, build_loss_terms
 from magic_bert.training.strategies import build_strategy
@@ -167,7 +167,8 @@ class SamplerOverheadArguments:
 def sampler_overhead(args: SamplerOverheadArguments) -> dict | None:
     """Time (and measure) the variants and print the table; returns the figures (None for a --variant run)."""
     args.check()
-    config = args.config()
+    with invalid_value("`hidden` / `layers` / `vocab` with the `preset`'s ops"):
+        config = args.config()
     # An infeasible band fails here, naming the flags, before any supernet is built.
     build_strategy(PretrainArguments(max_params=args.max_params, min_params=args.min_params).group(StrategyArguments),
                    config.search_space, args.seed)

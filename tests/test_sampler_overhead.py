@@ -56,6 +56,7 @@ def test_budget_reaches_every_strategy_and_figures_match(capsys):
     (["--max_params", "-1"], "`max_params`"),
     (["--max_params", "1e5", "--min_params", "2e5"], "`min_params`"),
     (["--hidden", "0"], "`hidden`"),
+    (["--preset", "60m", "--hidden", "100"], "`hidden`"),  # mha:8 does not divide 100
 ])
 def test_bad_settings_fail_before_any_work(argv, message):
     args = sampler_overhead.parse_one(sampler_overhead.SamplerOverheadArguments, argv)
