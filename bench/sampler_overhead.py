@@ -3,10 +3,11 @@
 Each variant has its own supernet (same seed, so the same initial weights) and AdamW; all see the same masked batch.
 A step is the recipe's own code: ``strategy.next_arch(step)`` → the child's forward → the recipe's loss terms (MLM,
 plus for MAGIC-A/AT the anchor forward under ``no_grad`` and the alignment terms) → ``accelerator.backward`` → gradient
-clipping → ``AdamW.step``. The three run interleaved in one process (``timing.interleaved_medians``). SPOS and
+clipping → ``AdamW.step``. The variants run interleaved in one process (``timing.interleaved_medians``). SPOS and
 MAGIC-A share a seed and sampler class, so they train the same child at every step; MAGIC-AT walks one op at a time
-from the same start, so its children differ (the table shows their mean size). The periodic anchor evaluation
-(every ``--anchor_eval_steps``, 50 by default) is not included: it is a held-out pass, not part of the step.
+from the same start, so its children differ (the table shows their mean size; ``--with_magic_t`` times that walk
+without the anchor). The periodic anchor evaluation (every ``--anchor_eval_steps``, 50 by default) is not included:
+it is a held-out pass, not part of the step.
 
 Memory: each variant then runs ``--mem_steps`` steps alone in a fresh subprocess (``--variant NAME``, internal) and
 reports its peak resident set size (``VmHWM`` of /proc/self/status), and that peak minus the RSS just before the
@@ -15,6 +16,12 @@ process-wide, so the fresh process is what makes it per-variant; allocator cachi
 tensors. Not ``ru_maxrss``: Linux carries that across exec, so a child would report the parent's peak.
 
     python bench/sampler_overhead.py [--hidden 256 --layers 8 --vocab 8000 --batch 8 --seq 128 --rounds 20]
+    python bench/sampler_overhead.py --preset 60m --max_params 60e6 --batch 4 --rounds 6 --warmup 1
+
+``--preset`` takes a search space of the package (``60m``: hidden 512, 24 layers, vocabulary 30,522, NAS-BERT's
+ops); ``--hidden`` / ``--layers`` / ``--vocab`` override its values. ``--max_params`` / ``--min_params`` go to every
+variant's strategy as the pre-training flags do: SPOS draws in that band and the anchor is the default anchor inside
+it (its size and the mean child size are printed).
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ import torch
 from accelerate import Accelerator
 
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
-from magic_bert.cli import arg, parse_one
+from magic_bert.cli import arg, check_budget_order, parse_one, positive, run
+from magic_bert.configuration_magic_bert import PRESETS
+from magic_bert.errors import InputError, invalid_value
 from magic_bert.training.arguments import LossArguments, PretrainArguments, StrategyArguments
 from magic_bert.training.losses import StepContext, build_loss_terms
 from magic_bert.training.strategies import build_strategy
@@ -39,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_medians, print_table  # noqa: E402
 
 VARIANTS = ("spos", "magic-a", "magic-at")
+CONTROL = "magic-t"  # --with_magic_t: MAGIC-AT's children without its anchor
 MASK_ID = 4  # any id below 5: the random tokens are drawn from [5, vocab)
 
 
@@ -54,13 +64,15 @@ def make_batch(vocab: int, batch: int, seq: int, seed: int) -> dict[str, torch.T
 class Variant:
     """One supernet + AdamW + sampler strategy training with the recipe's step; calling it runs one step."""
 
-    def __init__(self, name: str, config: MagicBertConfig, batch: dict, accelerator: Accelerator, seed: int):
+    def __init__(self, name: str, config: MagicBertConfig, batch: dict, accelerator: Accelerator, seed: int,
+                 max_params: float | None = None, min_params: float | None = None):
         torch.manual_seed(seed)  # same initial weights in every variant
         space = config.search_space
         self.model = accelerator.prepare(MagicBertSupernetForMaskedLM(config).train())
         self.unwrapped = accelerator.unwrap_model(self.model)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-        self.args = PretrainArguments(sampler=name)  # the recipe's defaults: alignment weights, temperature, clipping
+        # The recipe's defaults (alignment weights, temperature, clipping) and its budget flags.
+        self.args = PretrainArguments(sampler=name, max_params=max_params, min_params=min_params)
         self.strategy = build_strategy(self.args.group(StrategyArguments), space, seed)
         self.loss = build_loss_terms(self.args.group(LossArguments),
                                      (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None)
@@ -104,41 +116,89 @@ def memory_in_subprocess(name: str, argv: list[str]) -> dict[str, int]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+SMALL = {"hidden_size": 256, "num_hidden_layers": 8, "vocab_size": 8000}  # the settings without --preset
+
+
 @dataclass
 class SamplerOverheadArguments:
-    hidden: int = arg(256, "Hidden size.")
-    layers: int = arg(8, "Supernet layers.")
-    vocab: int = arg(8000, "Vocabulary size.")
+    preset: str | None = arg(None, "A search space preset of the package (e.g. 60m); default: hidden 256, 8 layers, "
+                                   "vocab 8000 with the default ops.", choices=sorted(PRESETS))
+    hidden: int | None = arg(None, "Hidden size (overrides the preset's).")
+    layers: int | None = arg(None, "Supernet layers (overrides the preset's).")
+    vocab: int | None = arg(None, "Vocabulary size (overrides the preset's).")
+    max_params: float | None = arg(None, "Every strategy samples children with at most this many parameters (as "
+                                         "--max_params of pre-training); the anchor is the default one inside.")
+    min_params: float | None = arg(None, "... and at least this many.")
     batch: int = arg(8, "Batch size.")
     seq: int = arg(128, "Sequence length.")
     rounds: int = arg(20, "Timed rounds.")
     warmup: int = arg(3, "Untimed rounds first.")
     mem_steps: int = arg(5, "Steps per memory subprocess (0: skip memory).")
     seed: int = arg(0, "Seed.")
-    variant: str | None = arg(None, "Internal: one memory measurement in a fresh process.", choices=list(VARIANTS))
+    variant: str | None = arg(None, "Internal: one memory measurement in a fresh process.",
+                              choices=[*VARIANTS, CONTROL])
+    with_magic_t: bool = arg(False, "Also time MAGIC-T: the same children as MAGIC-AT (its walk) without the anchor, "
+                                    "so MAGIC-AT / MAGIC-T is the anchor's cost at equal children (a short run's "
+                                    "walk may train larger or smaller children than SPOS's draws).")
+
+    def check(self) -> None:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise InputError(f"`preset` {self.preset!r} is not a preset; choose one of {sorted(PRESETS)}.")
+        positive(hidden=self.hidden, layers=self.layers, vocab=self.vocab, batch=self.batch, seq=self.seq,
+                 rounds=self.rounds)
+        check_budget_order("max_params", self.max_params, "min_params", self.min_params)
+
+    def config(self) -> MagicBertConfig:
+        """The preset (or the small default space) with the explicit sizes on top."""
+        given = {"hidden_size": self.hidden, "num_hidden_layers": self.layers, "vocab_size": self.vocab}
+        overrides = {key: value for key, value in given.items() if value is not None}
+        if self.preset is None:
+            overrides = SMALL | overrides
+            return MagicBertConfig(**overrides, max_position_embeddings=max(self.seq, 128))
+        position = max(self.seq, PRESETS[self.preset]["max_position_embeddings"])
+        return MagicBertConfig.from_preset(self.preset, **overrides, max_position_embeddings=position)
+
+    def flags(self) -> list[str]:
+        """The flags a memory subprocess needs to rebuild the same variants."""
+        names = ("preset", "hidden", "layers", "vocab", "max_params", "min_params", "batch", "seq", "mem_steps", "seed")
+        return [f"--{name}={getattr(self, name)}" for name in names if getattr(self, name) is not None]
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_one(SamplerOverheadArguments, argv, __doc__)
-
-    config = MagicBertConfig(hidden_size=args.hidden, num_hidden_layers=args.layers, vocab_size=args.vocab,
-                             max_position_embeddings=max(args.seq, 128))
-    batch = make_batch(args.vocab, args.batch, args.seq, args.seed)
+def sampler_overhead(args: SamplerOverheadArguments) -> dict | None:
+    """Time (and measure) the variants and print the table; returns the figures (None for a --variant run)."""
+    args.check()
+    with invalid_value("`hidden` / `layers` / `vocab` with the `preset`'s ops"):
+        config = args.config()
+    # An infeasible band fails here, naming the flags, before any supernet is built.
+    build_strategy(PretrainArguments(max_params=args.max_params, min_params=args.min_params).group(StrategyArguments),
+                   config.search_space, args.seed)
+    batch = make_batch(config.vocab_size, args.batch, args.seq, args.seed)
     accelerator = Accelerator(cpu=True)
 
     def make(name: str) -> Variant:
-        return Variant(name, config, batch, accelerator, args.seed)
+        return Variant(name, config, batch, accelerator, args.seed, args.max_params, args.min_params)
 
     if args.variant is not None:
         measure_memory(args.variant, make, args.mem_steps)
-        return
+        return None
 
-    variants = {name: make(name) for name in VARIANTS}
+    names = (*VARIANTS, CONTROL) if args.with_magic_t else VARIANTS
+    variants = {name: make(name) for name in names}
     times = interleaved_medians(variants, rounds=args.rounds, warmup=args.warmup)
-    argv = [f"--{key}={getattr(args, key)}" for key in ("hidden", "layers", "vocab", "batch", "seq", "mem_steps",
-                                                        "seed")]
-    memory = {name: memory_in_subprocess(name, argv) for name in VARIANTS} if args.mem_steps > 0 else {}
+    memory = {name: memory_in_subprocess(name, args.flags()) for name in names} if args.mem_steps > 0 else {}
+    report(args, config, variants, times, memory)
+    anchor = variants["magic-a"].strategy.anchor_arch
+    return {"times": times, "memory": memory, "anchor_params": config.search_space.num_params(anchor),
+            "mean_child_params": {name: v.child_params / v.steps for name, v in variants.items()}}
 
+
+def main(argv: list[str] | None = None) -> dict | None:
+    return run(sampler_overhead, parse_one(SamplerOverheadArguments, argv, __doc__))
+
+
+def report(args: SamplerOverheadArguments, config: MagicBertConfig, variants: dict[str, Variant],
+           times: dict[str, float], memory: dict[str, dict[str, int]]) -> None:
+    """The table (time, memory and mean child size per variant), the anchor's size and the goal line."""
     rows = []
     for name, variant in variants.items():
         row = (name, f"{times[name] * 1e3:.1f}", f"{times[name] / times['spos']:.3f}",
@@ -152,12 +212,18 @@ def main(argv: list[str] | None = None) -> None:
     headers = ("variant", "step ms", "time/SPOS", "aligned steps", "mean child M params")
     if memory:
         headers += ("peak RSS MiB", "peak/SPOS", "step growth MiB", "growth/SPOS")
-    print(f"hidden={args.hidden} layers={args.layers} vocab={args.vocab} batch={args.batch} seq={args.seq} "
-          f"threads={torch.get_num_threads()} rounds={args.rounds} supernet params="
+    space, anchored = config.search_space, variants["magic-a"].strategy
+    print(f"preset={args.preset} hidden={config.hidden_size} layers={config.num_hidden_layers} "
+          f"vocab={config.vocab_size} batch={args.batch} seq={args.seq} max_params={args.max_params} "
+          f"min_params={args.min_params} threads={torch.get_num_threads()} rounds={args.rounds} supernet params="
           f"{variants['spos'].unwrapped.num_parameters():,}" + (f" mem_steps={args.mem_steps}" if memory else ""))
+    print(f"anchor (the default: the largest BERT-like child in budget; no checks here, so it stays) "
+          f"{space.num_params(anchored.anchor_arch) / 1e6:.2f}M params: {anchored.anchor_arch}")
     print_table(rows, headers)
     worst = max(times["magic-a"], times["magic-at"]) / times["spos"]
     print(f"worst time ratio MAGIC-A/AT over SPOS: {worst:.3f} (goal <= 1.4): {'met' if worst <= 1.4 else 'NOT met'}")
+    if CONTROL in times:
+        print(f"anchor cost at equal children: MAGIC-AT / MAGIC-T = {times['magic-at'] / times[CONTROL]:.3f}")
 
 
 if __name__ == "__main__":
