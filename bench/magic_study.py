@@ -1,7 +1,12 @@
 """SPOS vs MAGIC-T / MAGIC-A / MAGIC-AT at small scale: rank correlation and gradient interference, several seeds.
 
-    python bench/magic_study.py                       # the study of docs/magic_study.md (< 45 min on 2 CPU cores)
+    python bench/magic_study.py                       # the first study of docs/magic_study.md (< 45 min on 2 cores)
+    python bench/magic_study.py --design v2           # study v2: 64 children, 8 seeds of SPOS and MAGIC-AT, ...
     python bench/magic_study.py --quick --output_dir outputs/magic_study_quick   # smoke run, about a minute
+
+Study v2 (`--design v2`, sizes from bench/study_power.py) reads its standalone reference from
+docs/results/magic_study_v2/standalone_reference.json when that file matches its tokenizer, texts and children, and
+builds and writes it there otherwise (about an hour, resumable through the standalone cache).
 
 Real English text (WikiText-2 from ../shared/data: valid.txt to train, test.txt held out) when it is there, else the
 package's embedded corpus. Outputs in --output_dir: study.json (every number), study.md (the table),
@@ -15,11 +20,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from magic_bert.analysis.study import QUICK, StudySettings, run_study
+from magic_bert.analysis.study import QUICK, V2, StudySettings, run_study
 from magic_bert.cli import arg, run
 from magic_bert.cli import parse_args as parse_arguments
 
 WIKITEXT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "corpus" / "wikitext-2"
+REFERENCE_V2 = Path(__file__).resolve().parents[1] / "docs" / "results" / "magic_study_v2" / "standalone_reference.json"
 
 
 @dataclass
@@ -28,14 +34,20 @@ class StudyCommand:
                              "settings not given on the command line).")
     data_dir: str = arg(str(WIKITEXT), "A folder with valid.txt (trained on) and test.txt (held out); if absent, "
                                        "the embedded corpus is used.")
+    design: str = arg("v1", "v1: the first study (docs/magic_study.md); v2: the powered study of issue 16 (its "
+                            "values replace the defaults of the settings not given).", choices=["v1", "v2"])
 
 
 def parse_args(argv: list[str] | None = None) -> StudySettings:
     command, settings = parse_arguments(StudyCommand, StudySettings, argv=argv, description=__doc__)
     defaults = StudySettings()
-    if command.quick:
-        settings = dataclasses.replace(settings, **{name: value for name, value in QUICK.items()
-                                                    if getattr(settings, name) == getattr(defaults, name)})
+    preset = dict(V2, reference_file=str(REFERENCE_V2)) if command.design == "v2" else {}
+    preset |= QUICK if command.quick else {}  # --quick --design v2: v2's design at the quick sizes
+    if command.quick and command.design == "v2":
+        preset |= {"exploratory_seeds": [0], "standalone_lengths": [10, 20], "reference_file": None,
+                   "probe_interference_steps": 10}
+    settings = dataclasses.replace(settings, **{name: value for name, value in preset.items()
+                                                if getattr(settings, name) == getattr(defaults, name)})
     data = Path(command.data_dir)
     if (not command.quick and settings.train_file is None and (data / "valid.txt").is_file()
             and (data / "test.txt").is_file()):

@@ -1,6 +1,7 @@
 """The analysis command lines end to end at tiny size: interference, rank correlation, and the study's --quick mode."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -111,6 +112,40 @@ def test_study_quick_end_to_end(tmp_path):
     standalone_lines = [line for line in logged if line.startswith("standalone set")]
     assert len(standalone_lines) == 2 and all("(0 trained now)" in line for line in standalone_lines)
     assert again["summary"] == summary
+
+
+@pytest.mark.slow
+def test_study_v2_quick_primary_comparison_and_committed_reference(tmp_path):
+    out, reference = tmp_path / "study", tmp_path / "reference.json"
+    argv = ["--quick", "--design", "v2", "--output_dir", str(out), "--reference_file", str(reference),
+            "--exploratory_samplers", "magic-t"]
+    settings = magic_study.parse_args(argv)
+    assert (settings.samplers, settings.primary, settings.seeds) == (["spos", "magic-at"], ["magic-at", "spos"], [0, 1])
+    assert (settings.exploratory_seeds, settings.standalone_lengths, settings.anchor_swap_margin) == ([0], [10, 20], 2)
+    report = magic_study.run_study(settings, log=lambda line: None)
+    assert [r["sampler"] for r in report["runs"]] == ["spos", "magic-at", "spos", "magic-at", "magic-t"]
+    assert report["summary"]["magic-t"]["exploratory"] and not report["summary"]["spos"]["exploratory"]
+    # The primary comparison is the mean of the per-seed τ differences, with its interval around it.
+    primary = report["primary_comparison"]["all_pairs"]
+    taus = {(r["sampler"], r["seed"]): r["kendall_tau"] for r in report["runs"]}
+    assert primary["difference"] == pytest.approx(sum(taus[("magic-at", s)] - taus[("spos", s)] for s in (0, 1)) / 2)
+    assert primary["low"] <= primary["difference"] <= primary["high"]
+    assert set(report["standalone_seed_agreement_by_length"]) == {"10", "20"}
+    assert (report["standalone_seed_agreement_by_length"]["20"]["kendall_tau"]
+            == pytest.approx(report["standalone_seed_agreement"]["kendall_tau"]))  # 20 is the schedule's end
+    assert "probe_grad_cosine_mean" in report["summary"]["magic-t"]
+    stored = json.loads(reference.read_text())
+    assert [c["arch"] for c in stored["children"]] == report["children"]
+    # Without the standalone cache the committed reference is read, nothing is retrained, the numbers are equal.
+    shutil.rmtree(out / "standalone_cache")
+    logged = []
+    assert magic_study.run_study(settings, log=logged.append)["summary"] == report["summary"]
+    assert f"standalone reference read from {reference}" in logged and not (out / "standalone_cache").exists()
+    # A reference made for other inputs is refused before anything is trained.
+    stored["fingerprint"]["eval_blocks"] = 999
+    reference.write_text(json.dumps(stored))
+    with pytest.raises(SystemExit, match=r"belongs to other inputs \(eval_blocks differ\)"):
+        magic_study.main(argv)
 
 
 def test_study_refuses_bad_settings_before_training(tmp_path):

@@ -11,9 +11,11 @@ against one set of standalone runs, and a second call trains nothing.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
+import math
 import random
 import shutil
 from collections.abc import Callable
@@ -69,11 +71,17 @@ class StandaloneCache:
     ``fingerprint`` describes what the score is computed on (held-out set, tokenizer) and is part of the key, so a
     changed schedule or held-out set never reuses a stale result. ``score_fn(model) -> MLMScore`` scores a trained
     model; ``train_fn`` is :func:`magic_bert.pretraining.pretrain` (a parameter only so that tests can count calls).
+    ``lengths`` (steps, at most the schedule's) are also scored, on the run's checkpoints at those steps: how the
+    ranking changes along one schedule (the learning rate there has not decayed yet).
     """
 
     def __init__(self, folder: str | Path, template: PretrainArguments, score_fn: Callable[[object], MLMScore],
-                 fingerprint: dict | None = None, train_fn: Callable | None = None):
+                 fingerprint: dict | None = None, train_fn: Callable | None = None, lengths: list[int] | None = None):
         self.folder = Path(folder)
+        self.lengths = sorted(set(lengths or []))
+        if any(not 0 < n <= template.max_train_steps for n in self.lengths):
+            raise InputError(f"Standalone lengths {self.lengths} must lie in [1, {template.max_train_steps}] (the "
+                             "schedule's steps).")
         self.template = template
         self.score_fn = score_fn
         self.fingerprint = fingerprint or {}
@@ -88,7 +96,10 @@ class StandaloneCache:
 
     def get(self, arch: list[str]) -> dict | None:
         file = self.folder / f"{self.key(arch)}.json"
-        return json.loads(file.read_text()) if file.is_file() else None
+        entry = json.loads(file.read_text()) if file.is_file() else None
+        if entry is not None and any(str(n) not in entry.get("length_losses", {}) for n in self.lengths):
+            return None  # scored before these lengths were asked for: train again
+        return entry
 
     def score(self, arch: list[str]) -> dict:
         """The cached result for ``arch``, training and scoring it first on a miss."""
@@ -102,14 +113,21 @@ class StandaloneCache:
         key = self.key(arch)
         self.folder.mkdir(parents=True, exist_ok=True)
         run_dir = self.folder / f".run-{key}"
+        # Checkpoints (which change nothing in the run) at every scored length; no limit, all are read below.
+        every = {"checkpointing_steps": str(math.gcd(*self.lengths)), "checkpoints_total_limit": None} \
+            if self.lengths else {}
         args = dataclasses.replace(self.template, arch=" ".join(arch), output_dir=str(run_dir),
-                                   overwrite_output_dir=True, resume_from_checkpoint=None, max_eval_samples=1)
+                                   overwrite_output_dir=True, resume_from_checkpoint=None, max_eval_samples=1, **every)
         result = self.train_fn(args)
         self.trained += 1
         score = self.score_fn(result.model)
         entry = {"arch": list(arch), "eval_loss": score.loss, "eval_accuracy": score.accuracy,
                  "num_tokens": score.num_tokens, "train_steps": result.results["train_steps"],
                  "train_seconds": result.results["train_seconds"], "num_parameters": result.results["num_parameters"]}
+        if self.lengths:
+            entry["length_losses"] = {str(n): score.loss if n == self.template.max_train_steps else
+                                      self.score_fn(_weights_at(result.model, run_dir / f"step_{n}")).loss
+                                      for n in self.lengths}
         write_json_atomic(self.folder / f"{key}.json", entry)
         shutil.rmtree(run_dir, ignore_errors=True)  # the score is what is kept; runs are cheap to redo
         return entry
@@ -121,6 +139,15 @@ class StandaloneCache:
             if progress is not None:
                 progress(1)
         return results
+
+
+def _weights_at(model, checkpoint: Path):
+    """A copy of ``model`` with the weights of a training checkpoint (``accelerator.save_state``'s file)."""
+    from safetensors.torch import load_model
+
+    copied = copy.deepcopy(model)
+    load_model(copied, str(checkpoint / "model.safetensors"))
+    return copied.eval()
 
 
 __all__ = ["StandaloneCache", "rank_correlation", "sample_children"]

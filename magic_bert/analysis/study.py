@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, default_data_collator
 
@@ -31,7 +32,9 @@ from ..training.arguments import PretrainArguments
 from ..training.strategies import SAMPLERS
 from .interference import sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
 from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
+from .rank_bootstrap import informative_pairs, paired_tau_difference, sign_matrix, weighted_tau
 from .ranking import StandaloneCache, rank_correlation, sample_children
+from .study_reference import file_digest, load_reference, save_reference
 
 
 @dataclass
@@ -44,6 +47,13 @@ class StudySettings:
     validation_file: str | None = None
     samplers: list[str] = field(default_factory=lambda: list(SAMPLERS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # Samplers run with fewer seeds, reported apart as exploratory (study v2: MAGIC-T and MAGIC-A).
+    exploratory_samplers: list[str] = field(default_factory=list)
+    exploratory_seeds: list[int] = field(default_factory=list)
+    # The one pre-registered comparison: τ of the first minus τ of the second, paired by seed, with a bootstrap
+    # interval over children and seeds (both must be in `samplers`).
+    primary: list[str] = field(default_factory=lambda: ["magic-at", "spos"])
+    bootstrap_samples: int = 2000
     hidden_size: int = 64
     num_layers: int = 6
     candidate_ops: list[str] = field(default_factory=lambda: [
@@ -58,6 +68,8 @@ class StudySettings:
     max_params: float | None = None  # default: 60% of the way from the smallest to the largest child
     num_children: int = 16
     standalone_seeds: list[int] = field(default_factory=lambda: [0, 1])  # reference: the mean over these seeds
+    standalone_lengths: list[int] = field(default_factory=list)  # also scored on checkpoints: seed agreement by length
+    reference_file: str | None = None  # the reference as a committed JSON: used when it matches, else built there
     children_seed: int = 1234  # the standalone set and the interference pairs: the same for every supernet
     eval_blocks: int = 256
     interference_layer: int = 2
@@ -67,19 +79,30 @@ class StudySettings:
     matrix_children: int = 8
     anchor_eval_steps: int = 50
     anchor_eval_samples: int = 64
+    anchor_swap_margin: float = 0.0  # the first study's rule had no margin (it compared accuracy, then loss)
+    probe_interference_steps: int = 0  # MAGIC-T's claim during training (gradient cosine of consecutive steps)
     align_hidden_weight: float = 1.0
     align_logits_weight: float = 1.0
     synthetic_documents: int = 2000
 
     def check(self) -> None:
         """Every bad value in one message, before anything is trained or written."""
-        problems = [f"unknown sampler {s!r} (allowed: {list(SAMPLERS)})" for s in self.samplers if s not in SAMPLERS]
+        problems = [f"unknown sampler {s!r} (allowed: {list(SAMPLERS)})"
+                    for s in (*self.samplers, *self.exploratory_samplers) if s not in SAMPLERS]
         if not self.seeds or not self.standalone_seeds:
             problems.append("no seeds (both seeds and standalone_seeds need at least one)")
+        if self.exploratory_samplers and not self.exploratory_seeds:
+            problems.append("exploratory_samplers without exploratory_seeds")
+        if self.primary and (len(self.primary) != 2 or not set(self.primary) <= set(self.samplers)):
+            problems.append(f"primary={self.primary} must name two of samplers {self.samplers} (or be empty)")
+        bad_lengths = [n for n in self.standalone_lengths if not 0 < n <= self.standalone_steps]
+        if bad_lengths:
+            problems.append(f"standalone_lengths {bad_lengths} must lie in [1, standalone_steps="
+                            f"{self.standalone_steps}]")
         if self.num_children < 3:
             problems.append(f"num_children={self.num_children}: rank correlation needs at least 3")
         for name in ("supernet_steps", "standalone_steps", "eval_blocks", "interference_batches", "pairs_per_m",
-                     "batch_size", "matrix_children"):
+                     "batch_size", "matrix_children", "bootstrap_samples"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         for flag in ("train_file", "validation_file"):
@@ -96,7 +119,15 @@ QUICK = {"hidden_size": 32, "num_layers": 4, "candidate_ops": ["identity", "mha:
          "vocab_size": 400, "max_seq_length": 32, "batch_size": 8, "supernet_steps": 30, "standalone_steps": 20,
          "warmup_steps": 0, "num_children": 4, "seeds": [0, 1], "standalone_seeds": [0, 1], "eval_blocks": 16,
          "interference_layer": 1, "interference_op": "ffn:64", "interference_batches": 2, "pairs_per_m": 2,
-         "matrix_children": 3, "anchor_eval_steps": 10, "anchor_eval_samples": 8, "synthetic_documents": 300}
+         "matrix_children": 3, "anchor_eval_steps": 10, "anchor_eval_samples": 8, "synthetic_documents": 300,
+         "bootstrap_samples": 200}
+
+# Study v2 (issue 16): sizes from the power calculation (bench/study_power.py), the robust anchor rule, the package's
+# default alignment, a committed reference; `bench/magic_study.py --design v2`.
+V2 = {"output_dir": "outputs/magic_study_v2", "samplers": ["spos", "magic-at"], "seeds": list(range(8)),
+      "exploratory_samplers": ["magic-t", "magic-a"], "exploratory_seeds": [0, 1, 2], "num_children": 64,
+      "eval_blocks": 1024, "standalone_lengths": [250, 500, 1000], "anchor_swap_margin": 2.0,
+      "align_hidden_weight": 0.1, "align_logits_weight": 0.1, "probe_interference_steps": 50}
 
 
 def _data_files(settings: StudySettings, output: Path) -> tuple[str, str, str]:
@@ -235,26 +266,60 @@ def _prepare(settings: StudySettings) -> _Study:
                   max_params, children, matrix_children, vocab_digest, eval_loader, probe_batches)
 
 
-def _standalone_reference(study: _Study, log) -> tuple[list[dict], dict | None]:
-    """Each child trained alone once per standalone seed (cached by arch and schedule). The reference is the mean over
-    those seeds; the agreement between two seeds measures the reference's own noise."""
+def _standalone_reference(study: _Study, log) -> tuple[list[dict], dict | None, dict]:
+    """Each child trained alone once per standalone seed (cached by arch and schedule, or read from the committed
+    ``reference_file``). The reference is the mean over those seeds; the agreement between two seeds measures the
+    reference's own noise, also at each of ``standalone_lengths``."""
+    settings = study.settings
+    fingerprint = _reference_fingerprint(study)
+    stored = load_reference(settings.reference_file, fingerprint, study.children) if settings.reference_file else None
+    if stored is not None:
+        log(f"standalone reference read from {settings.reference_file}")
+        per_seed = {int(seed): [child["per_seed"][seed] for child in stored["children"]]
+                    for seed in stored["children"][0]["per_seed"]}
+    else:
+        per_seed = _train_reference(study, fingerprint, log)
+    standalone = [{"arch": arch, "eval_loss": statistics.fmean(per_seed[s][i]["eval_loss"] for s in per_seed),
+                   "per_seed": {str(s): per_seed[s][i] for s in per_seed}} for i, arch in enumerate(study.children)]
+    seeds = list(per_seed)
+    ceiling = None if len(seeds) < 2 else rank_correlation([e["eval_loss"] for e in per_seed[seeds[0]]],
+                                                           [e["eval_loss"] for e in per_seed[seeds[1]]])
+    by_length = {} if len(seeds) < 2 else {
+        str(n): rank_correlation(*([e["length_losses"][str(n)] for e in per_seed[s]] for s in seeds[:2]))
+        for n in settings.standalone_lengths}
+    return standalone, ceiling, by_length
+
+
+def _reference_fingerprint(study: _Study) -> dict:
+    """What a standalone score depends on besides the arch and schedule: tokenizer, texts, held-out blocks."""
+    settings = study.settings
+    return {"vocab_sha256": study.vocab_digest, "train_sha256": file_digest(study.train_file),
+            "held_out_sha256": file_digest(study.valid_file), "eval_blocks": settings.eval_blocks,
+            "max_seq_length": settings.max_seq_length, "standalone_steps": settings.standalone_steps,
+            "standalone_seeds": list(settings.standalone_seeds),
+            "standalone_lengths": list(settings.standalone_lengths),
+            "config": {k: getattr(settings, k) for k in ("hidden_size", "num_layers", "candidate_ops", "vocab_size")}}
+
+
+def _train_reference(study: _Study, fingerprint: dict, log) -> dict[int, list[dict]]:
     settings, per_seed = study.settings, {}
     for standalone_seed in settings.standalone_seeds:
         template = _run_args(settings, study.train_file, study.valid_file, study.tokenizer_dir, study.config_dir,
                              standalone_seed, settings.standalone_steps, "unused", None)
         cache = StandaloneCache(study.shared / "standalone_cache", template, study.score,
                                 fingerprint={"held_out": study.valid_file, "eval_blocks": settings.eval_blocks,
-                                             "max_seq_length": settings.max_seq_length, "vocab": study.vocab_digest})
+                                             "max_seq_length": settings.max_seq_length, "vocab": study.vocab_digest},
+                                lengths=settings.standalone_lengths)
         t0 = time.perf_counter()
         per_seed[standalone_seed] = cache.scores(study.children)
         log(f"standalone set, seed {standalone_seed}: {len(study.children)} children ({cache.trained} trained now) "
             f"in {time.perf_counter() - t0:.0f} s")
-    standalone = [{"arch": arch, "eval_loss": statistics.fmean(per_seed[s][i]["eval_loss"] for s in per_seed),
-                   "per_seed": {str(s): per_seed[s][i] for s in per_seed}} for i, arch in enumerate(study.children)]
-    seeds = list(per_seed)
-    ceiling = None if len(seeds) < 2 else rank_correlation([e["eval_loss"] for e in per_seed[seeds[0]]],
-                                                           [e["eval_loss"] for e in per_seed[seeds[1]]])
-    return standalone, ceiling
+    if settings.reference_file:
+        schedule = {k: v for k, v in dataclasses.asdict(template).items() if k in (
+            "learning_rate", "num_warmup_steps", "per_device_train_batch_size", "max_train_steps")}
+        save_reference(settings.reference_file, fingerprint, study.children, per_seed, schedule)
+        log(f"standalone reference written to {settings.reference_file}")
+    return per_seed
 
 
 def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list[float], log) -> dict:
@@ -265,6 +330,8 @@ def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list
                      study.max_params)
     args.sampler = sampler
     args.anchor_eval_steps, args.anchor_eval_samples = settings.anchor_eval_steps, settings.anchor_eval_samples
+    args.anchor_swap_margin = settings.anchor_swap_margin
+    args.probe_interference_steps = settings.probe_interference_steps
     args.align_hidden_weight, args.align_logits_weight = settings.align_hidden_weight, settings.align_logits_weight
     folder = _train_supernet(args, study.vocab_digest, log)
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(folder)
@@ -287,38 +354,90 @@ def run_study(settings: StudySettings, log=print) -> dict:
     """The whole study: the standalone reference, then every sampler × seed, then the report and figures."""
     started = time.perf_counter()
     study = _prepare(settings)
-    standalone, ceiling = _standalone_reference(study, log)
+    standalone, ceiling, by_length = _standalone_reference(study, log)
     standalone_losses = [entry["eval_loss"] for entry in standalone]
     runs = [_analyse_run(study, sampler, seed, standalone_losses, log)
             for seed in settings.seeds for sampler in settings.samplers]
+    runs += [_analyse_run(study, sampler, seed, standalone_losses, log)
+             for seed in settings.exploratory_seeds for sampler in settings.exploratory_samplers]
+    pairs = _add_informative_tau(runs, standalone_losses)
     summary = _summarise(runs, settings)
+    primary = _primary_comparison(runs, standalone_losses, pairs, settings)
     report = {"settings": dataclasses.asdict(settings), "data": study.data_description,
               "max_params": study.max_params, "space_size": study.space.size, "children": study.children,
               "standalone": standalone, "standalone_seed_agreement": ceiling,
-              "matrix_children": study.matrix_children, "summary": summary,
+              "standalone_seed_agreement_by_length": by_length, "informative_pairs": int(pairs.sum()) // 2,
+              "primary_comparison": primary, "matrix_children": study.matrix_children, "summary": summary,
               "runs": [{k: v for k, v in run.items() if k != "similarity_matrix"} for run in runs],
               "wall_seconds": time.perf_counter() - started}
     _write_figures(study.output, runs, summary, settings, standalone_losses, study.matrix_children)
     write_json_atomic(study.output / "study.json", report)
-    table = format_summary(summary, settings)
+    table = format_summary(summary, settings) + _primary_text(primary, report["informative_pairs"],
+                                                               len(study.children))
     if ceiling is not None:
         table += (f"\n\nTwo standalone seeds agree with Kendall τ {ceiling['kendall_tau']:+.3f}, Spearman ρ "
                   f"{ceiling['spearman_rho']:+.3f}: the noise of the standalone reference itself (the reference used "
                   "is their mean, somewhat less noisy).")
+        table += "".join(f" At {n} steps: τ {c['kendall_tau']:+.3f}." for n, c in by_length.items())
     write_text_atomic(study.output / "study.md", table + "\n")
     log(table)
     return report
 
 
+def _add_informative_tau(runs: list[dict], reference: list[float]) -> np.ndarray:
+    """Each run's τ over the pairs that not every run orders like the reference (those tell methods apart)."""
+    signs, reference_signs = np.stack([sign_matrix(run["inherited_losses"]) for run in runs]), sign_matrix(reference)
+    pairs = informative_pairs(signs, reference_signs)
+    taus = (weighted_tau(signs, reference_signs, np.ones((1, len(reference))), pairs)[0] if pairs.any()
+            else [None] * len(runs))
+    for run, tau in zip(runs, taus, strict=True):
+        run["kendall_tau_informative"] = None if tau is None else float(tau)
+    return pairs
+
+
+def _primary_comparison(runs: list[dict], reference: list[float], pairs: np.ndarray,
+                        settings: StudySettings) -> dict | None:
+    """The pre-registered comparison: mean τ of primary[0] minus primary[1], paired by seed, 95 % bootstrap interval
+    over children and seeds; on all pairs (the primary result) and on the informative pairs."""
+    if not settings.primary or len(settings.seeds) < 2:
+        return None
+    losses = {(run["sampler"], run["seed"]): run["inherited_losses"] for run in runs}
+    a, b = ([losses[(name, seed)] for seed in settings.seeds] for name in settings.primary)
+    result = {"a": settings.primary[0], "b": settings.primary[1],
+              "all_pairs": paired_tau_difference(a, b, reference, settings.bootstrap_samples)}
+    if pairs.any():
+        result["informative_pairs"] = paired_tau_difference(a, b, reference, settings.bootstrap_samples, pairs=pairs)
+    return result
+
+
+def _primary_text(primary: dict | None, informative: int, children: int) -> str:
+    if primary is None:
+        return ""
+    text = (f"\n\nPrimary comparison ({primary['a']} − {primary['b']}, paired by seed, 95 % bootstrap interval over "
+            f"children and seeds): Δτ = {primary['all_pairs']['difference']:+.3f} "
+            f"[{primary['all_pairs']['low']:+.3f}, {primary['all_pairs']['high']:+.3f}].")
+    if "informative_pairs" in primary:
+        part = primary["informative_pairs"]
+        text += (f" On the {informative} of {children * (children - 1) // 2} pairs not ordered like the reference by "
+                 f"every run: Δτ = {part['difference']:+.3f} [{part['low']:+.3f}, {part['high']:+.3f}].")
+    return text
+
+
 def _summarise(runs: list[dict], settings: StudySettings) -> dict:
     """Per sampler, mean ± std over seeds of tau, rho and each similarity at each m."""
     summary = {}
-    for sampler in settings.samplers:
+    for sampler in (*settings.samplers, *settings.exploratory_samplers):
         mine = [r for r in runs if r["sampler"] == sampler]
-        entry = {"kendall_tau": _mean_std([r["kendall_tau"] for r in mine]),
+        informative = [r["kendall_tau_informative"] for r in mine if r["kendall_tau_informative"] is not None]
+        entry = {"exploratory": sampler not in settings.samplers,
+                 "kendall_tau": _mean_std([r["kendall_tau"] for r in mine]),
+                 "kendall_tau_informative": _mean_std(informative) if informative else None,
                  "spearman_rho": _mean_std([r["spearman_rho"] for r in mine]),
                  "final_eval_loss": _mean_std([r["train_results"]["eval_loss"] for r in mine]),
                  "mean_inherited_loss": _mean_std([statistics.fmean(r["inherited_losses"]) for r in mine]),
+                 **{key: _mean_std(values) for key in ("probe_grad_cosine_mean", "probe_prev_child_loss_rise_mean")
+                    if (values := [r["train_results"][key] for r in mine
+                                   if r["train_results"].get(key) is not None])},
                  "input_gradient_spearman": _mean_std([r["input_gradient_spearman"] for r in mine]),
                  "output_gradient_spearman": _mean_std([r["output_gradient_spearman"] for r in mine]),
                  "similarity_vs_m": []}
@@ -342,11 +461,15 @@ def format_summary(summary: dict, settings: StudySettings) -> str:
     def point(row, kind, digits=3):
         return f"{row[f'{kind}_mean']:.{digits}f} ± {row[f'{kind}_std']:.{digits}f}"
 
-    lines = [f"| sampler | Kendall τ | Spearman ρ | grad. sim. m=1 | grad. sim. m={last} | input sim. m=1 | "
-             f"input sim. m={last} | ρ(input sim., grad. sim.) | children's inherited loss |", "|" + "---|" * 9]
+    lines = [f"| sampler | seeds | Kendall τ | τ, informative pairs | Spearman ρ | grad. sim. m=1 | grad. sim. "
+             f"m={last} | input sim. m=1 | input sim. m={last} | ρ(input sim., grad. sim.) | children's inherited "
+             "loss |", "|" + "---|" * 11]
     for sampler, entry in summary.items():
         first, final = entry["similarity_vs_m"][0], entry["similarity_vs_m"][-1]
-        lines.append(f"| {sampler} | {ms(entry['kendall_tau'])} | {ms(entry['spearman_rho'])} | "
+        name = f"{sampler} (exploratory)" if entry["exploratory"] else sampler
+        informative = ms(entry["kendall_tau_informative"]) if entry["kendall_tau_informative"] else "–"
+        lines.append(f"| {name} | {len(entry['kendall_tau']['values'])} | {ms(entry['kendall_tau'])} | "
+                     f"{informative} | {ms(entry['spearman_rho'])} | "
                      f"{point(first, 'gradient')} | {point(final, 'gradient')} | {point(first, 'input', 4)} | "
                      f"{point(final, 'input', 4)} | {ms(entry['input_gradient_spearman'], 2)} | "
                      f"{ms(entry['mean_inherited_loss'], sign='')} |")
