@@ -2,11 +2,25 @@
 
     python bench/magic_study.py                       # the first study of docs/magic_study.md (< 45 min on 2 cores)
     python bench/magic_study.py --design v2           # study v2: 64 children, 8 seeds of SPOS and MAGIC-AT, ...
+    python bench/magic_study.py --design intervention   # the alignment intervention (below)
     python bench/magic_study.py --quick --output_dir outputs/magic_study_quick   # smoke run, about a minute
 
 Study v2 (`--design v2`, sizes from bench/study_power.py) reads its standalone reference from
 docs/results/magic_study_v2/standalone_reference.json when that file matches its tokenizer, texts and children, and
 builds and writes it there otherwise (about an hour, resumable through the standalone cache).
+
+The alignment intervention (`--design intervention`, issue 16 item 5; outputs/alignment_intervention) trains, for
+each of 5 seeds, one supernet with SPOS and one with MAGIC-A whose anchor never changes (`fixed_anchor`: no anchor
+check falls inside the run, since a swap margin cannot rule a swap out when the paired standard error is 0). MAGIC-A
+draws SPOS's children for the same seed, so the two runs of a seed train the same children sequence on the same
+batches, and differ only by paper-mode alignment (each layer's output, i.e. the next shared op's input, pulled toward
+the fixed anchor's by a hidden-state MSE of weight 1.0; logits weight 0). Both are then measured at the same op and
+the same child pairs. No standalone reference is trained (`standalone_seeds` empty: no τ, shown as "–"). The
+`intervention` block of study.json (and its table in study.md) gives, per m, the change magic-a − spos of the mean
+gradient, input and output similarity of the pairs, paired by seed: each seed's difference, their mean and a 95 % t
+interval over seeds; `all_m` averages each seed's differences over m first. A positive Δ gradient similarity with an
+interval above 0 is causal evidence that aligning inputs raises gradient agreement (less interference). The block is
+written whenever `primary` is empty and exactly two samplers are given (the second minus the first).
 
 Real English text (WikiText-2 from ../shared/data: valid.txt to train, test.txt held out) when it is there, else the
 package's embedded corpus. Outputs in --output_dir: study.json (every number), study.md (the table),
@@ -20,7 +34,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from magic_bert.analysis.study import QUICK, V2, StudySettings, run_study
+from magic_bert.analysis.study import INTERVENTION, QUICK, V2, StudySettings, run_study
 from magic_bert.cli import arg, run
 from magic_bert.cli import parse_args as parse_arguments
 
@@ -34,18 +48,22 @@ class StudyCommand:
                              "settings not given on the command line).")
     data_dir: str = arg(str(WIKITEXT), "A folder with valid.txt (trained on) and test.txt (held out); if absent, "
                                        "the embedded corpus is used.")
-    design: str = arg("v1", "v1: the first study (docs/magic_study.md); v2: the powered study of issue 16 (its "
-                            "values replace the defaults of the settings not given).", choices=["v1", "v2"])
+    design: str = arg("v1", "v1: the first study (docs/magic_study.md); v2: the powered study of issue 16; "
+                            "intervention: SPOS against SPOS plus alignment toward a fixed anchor (the design's "
+                            "values replace the defaults of the settings not given).",
+                      choices=["v1", "v2", "intervention"])
 
 
 def parse_args(argv: list[str] | None = None) -> StudySettings:
     command, settings = parse_arguments(StudyCommand, StudySettings, argv=argv, description=__doc__)
     defaults = StudySettings()
-    preset = dict(V2, reference_file=str(REFERENCE_V2)) if command.design == "v2" else {}
+    preset = {"v1": {}, "v2": dict(V2, reference_file=str(REFERENCE_V2)), "intervention": INTERVENTION}[command.design]
     preset |= QUICK if command.quick else {}  # --quick --design v2: v2's design at the quick sizes
     if command.quick and command.design == "v2":
         preset |= {"exploratory_seeds": [0], "standalone_lengths": [10, 20], "reference_file": None,
                    "probe_interference_steps": 10}
+    if command.quick and command.design == "intervention":
+        preset |= {"standalone_seeds": []}  # still no reference
     settings = dataclasses.replace(settings, **{name: value for name, value in preset.items()
                                                 if getattr(settings, name) == getattr(defaults, name)})
     data = Path(command.data_dir)

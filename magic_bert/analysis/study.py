@@ -30,7 +30,7 @@ from ..io_utils import write_json_atomic, write_text_atomic
 from ..modeling_magic_bert import MagicBertSupernetForMaskedLM
 from ..training.arguments import PretrainArguments
 from ..training.strategies import SAMPLERS
-from .interference import sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
+from .interference import KINDS, sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
 from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
 from .rank_bootstrap import informative_pairs, paired_tau_difference, sign_matrix, weighted_tau
 from .ranking import StandaloneCache, rank_correlation, sample_children
@@ -67,7 +67,9 @@ class StudySettings:
     standalone_steps: int = 1000
     max_params: float | None = None  # default: 60% of the way from the smallest to the largest child
     num_children: int = 16
-    standalone_seeds: list[int] = field(default_factory=lambda: [0, 1])  # reference: the mean over these seeds
+    # The reference is the mean over these seeds. Empty: no standalone reference and no τ (the alignment intervention
+    # measures similarity only); primary, standalone_lengths and reference_file must then be empty too.
+    standalone_seeds: list[int] = field(default_factory=lambda: [0, 1])
     standalone_lengths: list[int] = field(default_factory=list)  # also scored on checkpoints: seed agreement by length
     reference_file: str | None = None  # the reference as a committed JSON: used when it matches, else built there
     children_seed: int = 1234  # the standalone set and the interference pairs: the same for every supernet
@@ -80,6 +82,10 @@ class StudySettings:
     anchor_eval_steps: int = 50
     anchor_eval_samples: int = 64
     anchor_swap_margin: float = 0.0  # the first study's rule had no margin (it compared accuracy, then loss)
+    # MAGIC-A/AT keep their initial anchor: no anchor check during training (anchor_eval_steps past the last step).
+    # A margin cannot promise that (the swap rule's paired standard error may be 0); no check can. MAGIC-A then is
+    # exactly SPOS plus alignment toward one fixed child (its draws are SPOS's draws for the same seed).
+    fixed_anchor: bool = False
     probe_interference_steps: int = 0  # MAGIC-T's claim during training (gradient cosine of consecutive steps)
     align_hidden_weight: float = 1.0
     align_logits_weight: float = 1.0
@@ -89,8 +95,12 @@ class StudySettings:
         """Every bad value in one message, before anything is trained or written."""
         problems = [f"unknown sampler {s!r} (allowed: {list(SAMPLERS)})"
                     for s in (*self.samplers, *self.exploratory_samplers) if s not in SAMPLERS]
-        if not self.seeds or not self.standalone_seeds:
-            problems.append("no seeds (both seeds and standalone_seeds need at least one)")
+        if not self.seeds:
+            problems.append("no seeds (seeds needs at least one)")
+        needs_reference = [name for name in ("primary", "standalone_lengths", "reference_file") if getattr(self, name)]
+        if not self.standalone_seeds and needs_reference:
+            problems.append(f"standalone_seeds is empty (no standalone reference, so no τ) but {needs_reference} "
+                            "need one: give standalone_seeds or leave those empty")
         if self.exploratory_samplers and not self.exploratory_seeds:
             problems.append("exploratory_samplers without exploratory_seeds")
         if self.primary and (len(self.primary) != 2 or not set(self.primary) <= set(self.samplers)):
@@ -128,6 +138,13 @@ V2 = {"output_dir": "outputs/magic_study_v2", "samplers": ["spos", "magic-at"], 
       "exploratory_samplers": ["magic-t", "magic-a"], "exploratory_seeds": [0, 1, 2], "num_children": 64,
       "eval_blocks": 1024, "standalone_lengths": [250, 500, 1000], "anchor_swap_margin": 2.0,
       "align_hidden_weight": 0.1, "align_logits_weight": 0.1, "probe_interference_steps": 50}
+
+# The alignment intervention (issue 16, item 5): the same children sequence trained by SPOS and by MAGIC-A with a
+# fixed anchor (= SPOS plus paper-mode alignment of every layer's output, hidden states only, weight 1.0), then the
+# paired by seed change in similarity at the same op and pairs (`intervention` in study.json). No τ, no reference.
+INTERVENTION = {"output_dir": "outputs/alignment_intervention", "samplers": ["spos", "magic-a"],
+                "seeds": list(range(5)), "primary": [], "standalone_seeds": [], "fixed_anchor": True,
+                "align_hidden_weight": 1.0, "align_logits_weight": 0.0}
 
 
 def _data_files(settings: StudySettings, output: Path) -> tuple[str, str, str]:
@@ -271,6 +288,8 @@ def _standalone_reference(study: _Study, log) -> tuple[list[dict], dict | None, 
     ``reference_file``). The reference is the mean over those seeds; the agreement between two seeds measures the
     reference's own noise, also at each of ``standalone_lengths``."""
     settings = study.settings
+    if not settings.standalone_seeds:  # a similarity-only design (the intervention): no reference, no τ
+        return [], None, {}
     fingerprint = _reference_fingerprint(study)
     stored = load_reference(settings.reference_file, fingerprint, study.children) if settings.reference_file else None
     if stored is not None:
@@ -323,20 +342,23 @@ def _train_reference(study: _Study, fingerprint: dict, log) -> dict[int, list[di
 
 
 def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list[float], log) -> dict:
-    """Train (or reuse) one supernet, then its rank correlation and interference curve (and matrix on seed 0)."""
+    """Train (or reuse) one supernet, then its rank correlation (when there is a reference) and interference curve
+    (and matrix on seed 0)."""
     settings, layer, op = study.settings, study.settings.interference_layer, study.settings.interference_op
     args = _run_args(settings, study.train_file, study.valid_file, study.tokenizer_dir, study.config_dir, seed,
                      settings.supernet_steps, str(study.output / "supernets" / f"{sampler}-seed{seed}"),
                      study.max_params)
     args.sampler = sampler
     args.anchor_eval_steps, args.anchor_eval_samples = settings.anchor_eval_steps, settings.anchor_eval_samples
+    if settings.fixed_anchor:  # checks happen at multiples of anchor_eval_steps: none falls inside the run
+        args.anchor_eval_steps = settings.supernet_steps + 1
     args.anchor_swap_margin = settings.anchor_swap_margin
     args.probe_interference_steps = settings.probe_interference_steps
     args.align_hidden_weight, args.align_logits_weight = settings.align_hidden_weight, settings.align_logits_weight
     folder = _train_supernet(args, study.vocab_digest, log)
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(folder)
     inherited = [study.score(supernet, arch).loss for arch in study.children]
-    correlation = rank_correlation(inherited, standalone_losses)
+    correlation = rank_correlation(inherited, standalone_losses) if standalone_losses else {}
     curve = similarity_vs_m(supernet, study.probe_batches, layer, op, settings.pairs_per_m, settings.children_seed,
                             study.max_params)
     run = {"sampler": sampler, "seed": seed, "supernet": str(folder), **correlation,
@@ -345,8 +367,9 @@ def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list
     if seed == settings.seeds[0]:
         run["similarity_matrix"] = similarity_matrix(supernet, study.matrix_children, study.probe_batches, layer, op)
     write_json_atomic(folder / "analysis.json", run)
-    log(f"{sampler} seed {seed}: tau {correlation['kendall_tau']:+.3f} rho {correlation['spearman_rho']:+.3f}"
-        f" grad sim m=1 {curve[0]['gradient_mean']:.3f} m={curve[-1]['m']} {curve[-1]['gradient_mean']:.3f}")
+    tau = f"tau {correlation['kendall_tau']:+.3f} rho {correlation['spearman_rho']:+.3f} " if correlation else ""
+    log(f"{sampler} seed {seed}: {tau}grad sim m=1 {curve[0]['gradient_mean']:.3f} m={curve[-1]['m']} "
+        f"{curve[-1]['gradient_mean']:.3f}")
     return run
 
 
@@ -360,20 +383,24 @@ def run_study(settings: StudySettings, log=print) -> dict:
             for seed in settings.seeds for sampler in settings.samplers]
     runs += [_analyse_run(study, sampler, seed, standalone_losses, log)
              for seed in settings.exploratory_seeds for sampler in settings.exploratory_samplers]
-    pairs = _add_informative_tau(runs, standalone_losses)
+    pairs = _add_informative_tau(runs, standalone_losses) if standalone else None
     summary = _summarise(runs, settings)
     primary = _primary_comparison(runs, standalone_losses, pairs, settings)
+    intervention = _intervention(runs, settings)
     report = {"settings": dataclasses.asdict(settings), "data": study.data_description,
               "max_params": study.max_params, "space_size": study.space.size, "children": study.children,
               "standalone": standalone, "standalone_seed_agreement": ceiling,
-              "standalone_seed_agreement_by_length": by_length, "informative_pairs": int(pairs.sum()) // 2,
-              "primary_comparison": primary, "matrix_children": study.matrix_children, "summary": summary,
+              "standalone_seed_agreement_by_length": by_length,
+              "informative_pairs": None if pairs is None else int(pairs.sum()) // 2, "primary_comparison": primary,
+              "intervention": intervention, "matrix_children": study.matrix_children, "summary": summary,
               "runs": [{k: v for k, v in run.items() if k != "similarity_matrix"} for run in runs],
               "wall_seconds": time.perf_counter() - started}
     _write_figures(study.output, runs, summary, settings, standalone_losses, study.matrix_children)
     write_json_atomic(study.output / "study.json", report)
-    table = format_summary(summary, settings) + _primary_text(primary, report["informative_pairs"],
-                                                               len(study.children))
+    table = (format_summary(summary, settings) + _primary_text(primary, report["informative_pairs"],
+                                                                len(study.children)) + _intervention_text(intervention))
+    if not standalone:
+        table += "\n\nNo standalone reference (`standalone_seeds` empty): no rank correlation (τ, ρ: –)."
     if ceiling is not None:
         table += (f"\n\nTwo standalone seeds agree with Kendall τ {ceiling['kendall_tau']:+.3f}, Spearman ρ "
                   f"{ceiling['spearman_rho']:+.3f}: the noise of the standalone reference itself (the reference used "
@@ -395,7 +422,7 @@ def _add_informative_tau(runs: list[dict], reference: list[float]) -> np.ndarray
     return pairs
 
 
-def _primary_comparison(runs: list[dict], reference: list[float], pairs: np.ndarray,
+def _primary_comparison(runs: list[dict], reference: list[float], pairs: np.ndarray | None,
                         settings: StudySettings) -> dict | None:
     """The pre-registered comparison: mean τ of primary[0] minus primary[1], paired by seed, 95 % bootstrap interval
     over children and seeds; on all pairs (the primary result) and on the informative pairs."""
@@ -405,7 +432,7 @@ def _primary_comparison(runs: list[dict], reference: list[float], pairs: np.ndar
     a, b = ([losses[(name, seed)] for seed in settings.seeds] for name in settings.primary)
     result = {"a": settings.primary[0], "b": settings.primary[1],
               "all_pairs": paired_tau_difference(a, b, reference, settings.bootstrap_samples)}
-    if pairs.any():
+    if pairs is not None and pairs.any():
         result["informative_pairs"] = paired_tau_difference(a, b, reference, settings.bootstrap_samples, pairs=pairs)
     return result
 
@@ -423,16 +450,70 @@ def _primary_text(primary: dict | None, informative: int, children: int) -> str:
     return text
 
 
+def _t_interval(values: list[float]) -> dict:
+    """Mean, the per-seed values and a 95 % t interval over them (None with fewer than 2 values)."""
+    from scipy import stats
+
+    mean, n = statistics.fmean(values), len(values)
+    half = (float(stats.t.ppf(0.975, n - 1)) * statistics.stdev(values) / n ** 0.5) if n > 1 else None
+    return {"mean": mean, "low": None if half is None else mean - half, "high": None if half is None else mean + half,
+            "values": values}
+
+
+def _intervention(runs: list[dict], settings: StudySettings) -> dict | None:
+    """With no primary τ comparison and exactly two samplers (the intervention design: spos, magic-a with a fixed
+    anchor), per m the change second − first in each similarity at the shared op, paired by seed (both runs of a
+    seed measure the same pairs), with a 95 % t interval over seeds; "all_m" pools the m of each seed first."""
+    if settings.primary or len(settings.samplers) != 2:
+        return None
+    first, second = settings.samplers
+    curves = {(r["sampler"], r["seed"]): r["similarity_vs_m"] for r in runs}
+    by_m, pooled = [], {kind: {seed: [] for seed in settings.seeds} for kind in KINDS}
+    for index, row in enumerate(curves[(first, settings.seeds[0])]):
+        point = {"m": row["m"]}
+        for kind in KINDS:
+            means = [(curves[(second, s)][index][f"{kind}_mean"], curves[(first, s)][index][f"{kind}_mean"])
+                     for s in settings.seeds]
+            if any(b is None or a is None for b, a in means):  # no pair at this m
+                point[kind] = None
+                continue
+            point[kind] = _t_interval([b - a for b, a in means])
+            for seed, value in zip(settings.seeds, point[kind]["values"], strict=True):
+                pooled[kind][seed].append(value)
+        by_m.append(point)
+    return {"first": first, "second": second, "seeds": list(settings.seeds), "by_m": by_m,
+            "all_m": {kind: _t_interval([statistics.fmean(v) for v in per_seed.values()])
+                      for kind, per_seed in pooled.items() if all(per_seed.values())}}
+
+
+def _intervention_text(intervention: dict | None) -> str:
+    if intervention is None:
+        return ""
+
+    def cell(stats):
+        if stats is None:
+            return "–"
+        interval = f" [{stats['low']:+.4f}, {stats['high']:+.4f}]" if stats["low"] is not None else ""
+        return f"{stats['mean']:+.4f}{interval}"
+
+    rows = [*intervention["by_m"], {"m": "all", **intervention["all_m"]}]
+    return (f"\n\nIntervention ({intervention['second']} − {intervention['first']}, paired by seed over "
+            f"{len(intervention['seeds'])} seeds, 95 % t interval):\n\n| m | Δ grad. sim. | Δ input sim. | "
+            "Δ output sim. |\n|---|---|---|---|\n"
+            + "\n".join(f"| {row['m']} | " + " | ".join(cell(row.get(kind)) for kind in KINDS) + " |"
+                        for row in rows))
+
+
 def _summarise(runs: list[dict], settings: StudySettings) -> dict:
     """Per sampler, mean ± std over seeds of tau, rho and each similarity at each m."""
     summary = {}
     for sampler in (*settings.samplers, *settings.exploratory_samplers):
         mine = [r for r in runs if r["sampler"] == sampler]
-        informative = [r["kendall_tau_informative"] for r in mine if r["kendall_tau_informative"] is not None]
+        # Without a standalone reference the runs have no τ / ρ: those fields are None.
+        ranked = {key: [r[key] for r in mine if r.get(key) is not None]
+                  for key in ("kendall_tau", "kendall_tau_informative", "spearman_rho")}
         entry = {"exploratory": sampler not in settings.samplers,
-                 "kendall_tau": _mean_std([r["kendall_tau"] for r in mine]),
-                 "kendall_tau_informative": _mean_std(informative) if informative else None,
-                 "spearman_rho": _mean_std([r["spearman_rho"] for r in mine]),
+                 **{key: _mean_std(values) if values else None for key, values in ranked.items()},
                  "final_eval_loss": _mean_std([r["train_results"]["eval_loss"] for r in mine]),
                  "mean_inherited_loss": _mean_std([statistics.fmean(r["inherited_losses"]) for r in mine]),
                  **{key: _mean_std(values) for key in ("probe_grad_cosine_mean", "probe_prev_child_loss_rise_mean")
@@ -467,9 +548,9 @@ def format_summary(summary: dict, settings: StudySettings) -> str:
     for sampler, entry in summary.items():
         first, final = entry["similarity_vs_m"][0], entry["similarity_vs_m"][-1]
         name = f"{sampler} (exploratory)" if entry["exploratory"] else sampler
-        informative = ms(entry["kendall_tau_informative"]) if entry["kendall_tau_informative"] else "–"
-        lines.append(f"| {name} | {len(entry['kendall_tau']['values'])} | {ms(entry['kendall_tau'])} | "
-                     f"{informative} | {ms(entry['spearman_rho'])} | "
+        tau, informative, rho = (ms(entry[key]) if entry[key] else "–"
+                                 for key in ("kendall_tau", "kendall_tau_informative", "spearman_rho"))
+        lines.append(f"| {name} | {len(entry['final_eval_loss']['values'])} | {tau} | {informative} | {rho} | "
                      f"{point(first, 'gradient')} | {point(final, 'gradient')} | {point(first, 'input', 4)} | "
                      f"{point(final, 'input', 4)} | {ms(entry['input_gradient_spearman'], 2)} | "
                      f"{ms(entry['mean_inherited_loss'], sign='')} |")
@@ -487,14 +568,17 @@ def _write_figures(output: Path, runs: list[dict], summary: dict, settings: Stud
     series = {}
     for run in runs:
         if run["seed"] == first_seed:
-            series[f"{run['sampler']} (τ={run['kendall_tau']:+.2f})"] = (run["inherited_losses"], standalone_losses)
+            if standalone_losses:
+                series[f"{run['sampler']} (τ={run['kendall_tau']:+.2f})"] = (run["inherited_losses"],
+                                                                              standalone_losses)
             labels = [short_arch(arch) for arch in matrix_children]
             plot_similarity_matrix(run["similarity_matrix"]["gradient"], labels,
                                    output / f"similarity_matrix_{run['sampler']}.png",
                                    f"{run['sampler']} (seed {first_seed}): gradient cosine at {op}, layer {layer}")
-    plot_rank_scatter(series, output / "rank_scatter.png",
-                      f"{len(standalone_losses)} children: supernets of seed {first_seed} vs standalone "
-                      f"(mean of {len(settings.standalone_seeds)} seeds)")
+    if series:  # none without a standalone reference
+        plot_rank_scatter(series, output / "rank_scatter.png",
+                          f"{len(standalone_losses)} children: supernets of seed {first_seed} vs standalone "
+                          f"(mean of {len(settings.standalone_seeds)} seeds)")
 
 
-__all__ = ["QUICK", "StudySettings", "format_summary", "run_study"]
+__all__ = ["INTERVENTION", "QUICK", "V2", "StudySettings", "format_summary", "run_study"]
