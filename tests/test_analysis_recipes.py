@@ -148,6 +148,59 @@ def test_study_v2_quick_primary_comparison_and_committed_reference(tmp_path):
         magic_study.main(argv)
 
 
+@pytest.mark.slow
+def test_study_intervention_quick_same_children_fixed_anchor_paired_block(tmp_path):
+    from scipy import stats
+
+    out = tmp_path / "study"
+    argv = ["--quick", "--design", "intervention", "--output_dir", str(out), "--supernet_steps", "12"]
+    # τ needs a reference: asking for a primary comparison without standalone seeds is refused before any work.
+    with pytest.raises(SystemExit, match=r"standalone_seeds is empty .* \['primary'\] need one"):
+        magic_study.main([*argv, "--primary", "magic-a", "spos"])
+    assert not out.exists()
+    settings = magic_study.parse_args(argv)
+    assert (settings.samplers, settings.primary, settings.standalone_seeds, settings.seeds) == (
+        ["spos", "magic-a"], [], [], [0, 1])
+    assert settings.fixed_anchor and (settings.align_hidden_weight, settings.align_logits_weight) == (1.0, 0.0)
+    report = magic_study.run_study(settings, log=lambda line: None)
+    supernets = out / "supernets"
+    for seed in (0, 1):
+        spos, aligned = ([json.loads(line) for line in (supernets / f"{name}-seed{seed}" / "train_log.jsonl").open()]
+                         for name in ("spos", "magic-a"))
+        # MAGIC-A draws SPOS's children, on the same batches (equal first-step masked-LM loss, before any update).
+        assert [r["arch"] for r in spos] == [r["arch"] for r in aligned] and len(spos) == 12
+        assert spos[0]["mlm_loss"] == aligned[0]["mlm_loss"]
+        # Paper-mode alignment is on (hidden states only), and the anchor is never checked, so never swapped.
+        assert any(r["align_hidden_loss"] > 0 for r in aligned) and not any("align_logits_loss" in r for r in aligned)
+        results = json.loads((supernets / f"magic-a-seed{seed}" / "all_results.json").read_text())
+        assert (results["anchor_swaps"], results["anchor_checks"]) == (0, 0)
+        history = supernets / f"magic-a-seed{seed}" / "anchor_history.jsonl"
+        assert not history.exists() or history.read_text() == ""
+    # The block equals its recomputation from the runs: per m, magic-a − spos of the pairs' mean similarity, by seed.
+    curves = {(r["sampler"], r["seed"]): r["similarity_vs_m"] for r in report["runs"]}
+    block = report["intervention"]
+    assert (block["first"], block["second"], [row["m"] for row in block["by_m"]]) == ("spos", "magic-a", [1, 2, 3])
+    for index, row in enumerate(block["by_m"]):
+        assert curves[("spos", 0)][index]["pairs"] == curves[("magic-a", 0)][index]["pairs"]  # the same pairs
+        for kind in ("gradient", "input", "output"):
+            diffs = [curves[("magic-a", s)][index][f"{kind}_mean"] - curves[("spos", s)][index][f"{kind}_mean"]
+                     for s in (0, 1)]
+            half = stats.t.ppf(0.975, 1) * stats.tstd(diffs) / 2 ** 0.5
+            assert row[kind]["values"] == pytest.approx(diffs, abs=1e-12)
+            assert (row[kind]["low"], row[kind]["mean"], row[kind]["high"]) == pytest.approx(
+                (sum(diffs) / 2 - half, sum(diffs) / 2, sum(diffs) / 2 + half), abs=1e-12)
+    pooled = [sum(row["gradient"]["values"][i] for row in block["by_m"]) / 3 for i in (0, 1)]
+    assert block["all_m"]["gradient"]["values"] == pytest.approx(pooled, abs=1e-12)
+    assert json.loads((out / "study.json").read_text())["intervention"] == json.loads(json.dumps(block))
+    # No standalone reference: nothing trained alone, no τ anywhere, "–" in the table, no rank scatter.
+    assert report["standalone"] == [] and report["standalone_seed_agreement"] is None
+    assert not (out / "standalone_cache").exists() and not (out / "rank_scatter.png").exists()
+    assert all("kendall_tau" not in run for run in report["runs"])
+    assert all(entry["kendall_tau"] is None and entry["spearman_rho"] is None for entry in report["summary"].values())
+    table = (out / "study.md").read_text()
+    assert "| spos | 2 | – | – | – |" in table and "Intervention (magic-a − spos" in table
+
+
 def test_study_refuses_bad_settings_before_training(tmp_path):
     with pytest.raises(SystemExit, match="unknown sampler 'fast'.*num_children=2"):
         magic_study.main(["--quick", "--output_dir", str(tmp_path / "s"), "--samplers", "spos", "fast",
