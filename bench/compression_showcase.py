@@ -255,14 +255,27 @@ def latency_budget_stage(plan: Plan) -> dict:
     from magic_bert.compression import bert_layers_arch, space_from_bert
     from magic_bert.search.algorithms import measure_latency
 
-    torch.manual_seed(0)  # op timings do not depend on the weights
-    supernet = MagicBertSupernetForMaskedLM(space_from_bert(plan.teacher))
-    table = measure_latency(supernet, seq_len=min(128, plan.args.glue_max_seq_length or 128),
-                            repeats=max(5, plan.args.latency_rounds))
+    seq = min(128, plan.args.glue_max_seq_length or 128)
+    if plan.args.quick:  # timings of a tiny model are noise: a FLOPs table keeps --quick (and its test) deterministic
+        table = _flops_table(space_from_bert(plan.teacher).search_space, seq)
+    else:
+        torch.manual_seed(0)  # op timings do not depend on the weights
+        table = measure_latency(MagicBertSupernetForMaskedLM(space_from_bert(plan.teacher)), seq_len=seq,
+                                repeats=max(5, plan.args.latency_rounds))
     distil = table.latency(bert_layers_arch(plan.teacher, range(0, plan.result("teacher")["layers"], 2)))
     ratio = plan.args.max_latency_ratio
     return {"table": dataclasses.asdict(table), "threads": torch.get_num_threads(), "distil_latency": distil,
             "max_latency_ratio": ratio, "max_latency": distil * ratio if ratio > 0 else None}
+
+
+def _flops_table(space, seq_len: int):
+    """A stand-in latency table for --quick: each op's FLOPs at ``seq_len``, at one picosecond per FLOP."""
+    from magic_bert.search.algorithms import LatencyTable
+
+    identity = space.flops(["identity"] * space.num_layers, seq_len)
+    ops = {op.name: (space.flops([op.name] + ["identity"] * (space.num_layers - 1), seq_len) - identity) * 1e-12
+           for op in space.ops}
+    return LatencyTable(ops=ops, base=0.0, device="flops (--quick)", seq_len=seq_len)
 
 
 def _latency_constraints(plan: Plan) -> tuple[object, float | None]:

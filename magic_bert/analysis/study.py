@@ -135,7 +135,7 @@ QUICK = {"hidden_size": 32, "num_layers": 4, "candidate_ops": ["identity", "mha:
 # Study v2 (issue 16): sizes from the power calculation (bench/study_power.py), the robust anchor rule, the package's
 # default alignment, a committed reference; `bench/magic_study.py --design v2`.
 V2 = {"output_dir": "outputs/magic_study_v2", "samplers": ["spos", "magic-at"], "seeds": list(range(8)),
-      "exploratory_samplers": ["magic-t", "magic-a"], "exploratory_seeds": [0, 1, 2], "num_children": 64,
+      "exploratory_samplers": ["magic-t", "magic-a"], "exploratory_seeds": [0, 1, 2], "num_children": 96,
       "eval_blocks": 1024, "standalone_lengths": [250, 500, 1000], "anchor_swap_margin": 2.0,
       "align_hidden_weight": 0.1, "align_logits_weight": 0.1, "probe_interference_steps": 50}
 
@@ -315,6 +315,8 @@ def _reference_fingerprint(study: _Study) -> dict:
     return {"vocab_sha256": study.vocab_digest, "train_sha256": file_digest(study.train_file),
             "held_out_sha256": file_digest(study.valid_file), "eval_blocks": settings.eval_blocks,
             "max_seq_length": settings.max_seq_length, "standalone_steps": settings.standalone_steps,
+            "learning_rate": settings.learning_rate, "batch_size": settings.batch_size,
+            "warmup_steps": settings.warmup_steps,
             "standalone_seeds": list(settings.standalone_seeds),
             "standalone_lengths": list(settings.standalone_lengths),
             "config": {k: getattr(settings, k) for k in ("hidden_size", "num_layers", "candidate_ops", "vocab_size")}}
