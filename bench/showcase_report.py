@@ -198,6 +198,15 @@ def reading(rows: list[dict], diff: dict | None) -> list[str]:
     return lines
 
 
+def _latency_cap(stages: dict[str, dict]) -> str:
+    budget = stages.get("latency_budget")
+    if not budget or budget.get("max_latency") is None:
+        return ""
+    return (f" and at most {budget['max_latency_ratio']:g} × the DistilBERT-style student's estimated CPU latency "
+            f"({budget['max_latency'] * 1e3:.2f} ms at batch 1, sequence {budget['table']['seq_len']}, from a per-op "
+            "lookup table); the random student obeys the same caps")
+
+
 def stage_table(stages: dict[str, dict], names: list[str]) -> str:
     lines = ["| stage | estimate (min) | wall time (min) |", "|---|---|---|"]
     for name in names:
@@ -248,7 +257,7 @@ def render(stages: dict, rows: list[dict], diff: dict | None, names: list[str], 
         f"{s.get('student_steps')} steps as a fixed arch (searched and random ones from their supernet's weights, "
         "hand-designed ones from the teacher's layers).",
         f"- **Search**: evolution, {s.get('population_size')} × {s.get('generations')} children scored by held-out "
-        "MLM loss with inherited weights, inside the budget.",
+        "MLM loss with inherited weights, inside the budget" + _latency_cap(stages) + ".",
         "- **Fine-tuning** (one recipe for every row): batch "
         f"{s.get('glue_batch_size')}, lr {s.get('glue_learning_rate')}, warm-up 10 %; MRPC 3 epochs, STS-B 2, CoLA 3 "
         "(length 64), SST-2 2 on its first 8,000 examples (length 64); seeds "
@@ -265,6 +274,10 @@ def render(stages: dict, rows: list[dict], diff: dict | None, names: list[str], 
         *(f"- {line}" for line in reading(rows, diff)),
         "",
         "## Wall time of each stage (2 CPU cores)",
+        "",
+        "Wall time of the stage's last, completed call; the development machine was often shared with other work, "
+        "and a distillation resumed from its checkpoint counts only the resumed part (its `train_seconds` in the "
+        "stage JSON counts every step).",
         "",
         stage_table(stages, names),
         "",
