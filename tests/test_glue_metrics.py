@@ -3,9 +3,6 @@ fine-tuning's dev scores through it, one and two processes); the GLUE outputs: s
 results table and the model card's model-index."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -34,6 +31,8 @@ from magic_bert.glue.metrics import (
 )
 from magic_bert.glue.report import results_table, submission_rows, update_model_card, write_submission
 from magic_bert.glue.tasks import PAPER_ORDER, TASKS, GlueTask, get_task
+
+from .conftest import run_two_processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -377,15 +376,10 @@ WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_two_processes_score_the_dev_set_like_one(tmp_path, evaluate_cache):
-    (tmp_path / "worker.py").write_text(WORKER)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
-           "HF_MODULES_CACHE": str(evaluate_cache / "modules"), "HF_METRICS_CACHE": str(evaluate_cache / "metrics"),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     tasks = ["mrpc", "stsb", "mnli"]
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           "29561", str(tmp_path / "worker.py"), str(tmp_path), *tasks],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
+    run_two_processes(WORKER, tmp_path / "worker.py", tmp_path, *tasks, port=29561,
+                      env={"HF_MODULES_CACHE": str(evaluate_cache / "modules"),
+                           "HF_METRICS_CACHE": str(evaluate_cache / "metrics")})
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0 == rank1 and set(rank0) == set(tasks)
     for name in tasks:

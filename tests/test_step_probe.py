@@ -4,9 +4,6 @@ with gradient accumulation), MAGIC-T's consecutive children share L-1 ops, and t
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from magic_bert.training.arguments import parse_pretrain_args
 from magic_bert.training.recipe import pretrain
 from magic_bert.training.step_probe import FIELDS, InterferenceProbe, probe_batch, probe_means
 
-from .conftest import make_batch, run_until_first_checkpoint
+from .conftest import make_batch, run_two_processes, run_until_first_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 FIRST = ["mha:2", "ffn:256", "conv:3", "identity"]
@@ -250,14 +247,7 @@ WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_two_processes_measure_the_same(tmp_path, word_tokenizer_dir):
-    worker = tmp_path / "worker.py"
-    worker.write_text(WORKER)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29571",
-         str(worker), str(tmp_path), word_tokenizer_dir],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(WORKER, tmp_path / "worker.py", tmp_path, word_tokenizer_dir, port=29571)
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert [r["step"] for r in rank0["seen"]] == [2, 4]
     assert rank0 == rank1  # all-reduced gradients, same weights, the whole probe batch on each rank

@@ -3,9 +3,6 @@ uninterrupted one bit for bit (1 and 2 processes), the tokenizer is trained on t
 combinations are refused before anything is written."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +19,7 @@ from magic_bert.synthetic_corpus import generate_corpus
 from magic_bert.training.arguments import parse_pretrain_args
 from magic_bert.training.checkpointing import TrainingState, list_checkpoints
 
-from .conftest import make_word_tokenizer, run_until_first_checkpoint
+from .conftest import make_word_tokenizer, run_two_processes, run_until_first_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -229,14 +226,8 @@ RESUME_WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_two_process_resume_equals_an_uninterrupted_run(tmp_path, corpus, word_tokenizer_dir):
-    worker = tmp_path / "worker.py"
-    worker.write_text(RESUME_WORKER)
-    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
-         str(worker), str(tmp_path / "runs"), json.dumps(streamed_args(corpus, word_tokenizer_dir))],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    run_two_processes(RESUME_WORKER, tmp_path / "worker.py", tmp_path / "runs",
+                      json.dumps(streamed_args(corpus, word_tokenizer_dir)), port=29542)
     ranks = [json.loads((tmp_path / "runs" / f"rank{r}.json").read_text()) for r in (0, 1)]
     for report in ranks:
         assert report["num_processes"] == 2
