@@ -23,8 +23,11 @@ Stages (each writes <output_dir>/results/<stage>.json when it finishes; a rerun 
   glue_<row>_s<seed>   MRPC, STS-B, CoLA, SST-2 (first 8,000) dev with one recipe; per-example predictions kept
   card           the MAGIC-AT student after its distillation, exported Hub-ready with these GLUE numbers
   report         docs/compression.md, its figure and docs/results/compression/*.json, from the stage JSONs alone
-Checkpoints and models stay under --output_dir (never committed). --quick: the same stages on a tiny BERT built on
-the fly, the embedded corpus and generated task files, in about a minute.
+Checkpoints and models stay under --output_dir (never committed). On a new machine, --results_from
+docs/results/compression takes back every committed stage whose result is all it leaves behind (a distillation
+stage only with its model folder); the stages that made a model are then redone where a later stage needs it.
+--quick: the same stages on a tiny BERT built on the fly, the embedded corpus and generated task files, in about a
+minute.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -88,6 +91,9 @@ class ShowcaseArguments:
     latency_rounds: int = arg(50, "Interleaved timing rounds.")
     keep_glue_models: bool = arg(False, "Keep each fine-tuned best_model/ (deleted once its predictions are saved).")
     seed: int = arg(42, "Seed of distillation, search and the random student.")
+    results_from: str | None = arg(None, "Take finished stage JSONs from this folder (e.g. the committed "
+                                         "docs/results/compression) where results/ lacks them; a stage that made "
+                                         "a model folder is taken only if that folder is here.")
 
     def check(self) -> None:
         at_least(1, distil_steps=self.distil_steps, student_steps=self.student_steps, batch_size=self.batch_size,
@@ -99,6 +105,8 @@ class ShowcaseArguments:
         in_range("min_budget_fraction", self.min_budget_fraction, 0, 1, "[)")
         if self.max_latency_ratio < 0:
             raise InputError(f"`max_latency_ratio` must be >= 0 (0: no cap), got {self.max_latency_ratio}.")
+        if self.results_from is not None and not Path(self.results_from).is_dir():
+            raise InputError(f"`results_from`: {self.results_from} is not a folder.")
         for name in ("primary_seeds", "secondary_seeds"):
             if not seeds_of(getattr(self, name)):
                 raise InputError(f"`{name}` must be comma-separated integers, got {getattr(self, name)!r}.")
@@ -154,6 +162,7 @@ class Stage:
     estimate: Callable[[Plan], float]
     needs: tuple[str, ...] = ()
     always: bool = False  # rebuilt on every run (the report)
+    makes: str | None = None  # the model folder (under --output_dir) that later stages read
 
 
 def teacher_stage(plan: Plan) -> dict:
@@ -298,10 +307,10 @@ def _latency_flags(plan: Plan) -> list[str]:
 
 
 def students_stage(plan: Plan) -> dict:
-    """Every student's arch and starting point; searched and random ones exported from their supernet."""
+    """Every student's arch and starting point: the teacher's layers, or the child of a supernet (exported when a
+    stage first needs it, so a machine that has only this JSON can rebuild it from the supernet)."""
     from magic_bert.compression import bert_layers_arch, space_from_bert
     from magic_bert.search.algorithms import Constraints
-    from magic_bert.search.command import main_export
 
     teacher = plan.result("teacher")
     space = space_from_bert(plan.teacher).search_space
@@ -309,17 +318,14 @@ def students_stage(plan: Plan) -> dict:
     in_budget = Constraints(max_encoder_params=teacher["max_encoder_params"], latency_table=table, max_latency=cap,
                             min_encoder_params=teacher["min_encoder_params"])
     layers = teacher["layers"]
-    students = {"magic": (plan.result("search_magic")["arch"], "magic"),
+    students = {"magic": (plan.result("search_magic")["arch"], START_SUPERNET["magic"]),
                 "distil": (bert_layers_arch(plan.teacher, range(0, layers, 2)), None),
-                "spos": (plan.result("search_spos")["arch"], "spos"),
+                "spos": (plan.result("search_spos")["arch"], START_SUPERNET["spos"]),
                 "first_half": (bert_layers_arch(plan.teacher, range(layers // 2)), None),
-                "random": (in_budget.sample(space, random.Random(plan.args.seed)), "magic")}
+                "random": (in_budget.sample(space, random.Random(plan.args.seed)), START_SUPERNET["random"])}
     rows = {}
     for name, (arch, supernet) in students.items():
         start = plan.out / f"start_{name}"
-        if supernet is not None:  # the child with the supernet's weights (and its MLM head)
-            main_export(["--supernet", str(plan.out / f"supernet_{supernet}"), "--arch", json.dumps(arch),
-                         "--output_dir", str(start), "--overwrite_output_dir"])
         rows[name] = {"arch": arch, "params": space.num_params(arch), "encoder_params": space.encoder_params(arch),
                       "estimated_latency": table.latency(arch) if table else None,
                       "start": str(start) if supernet else plan.teacher,
@@ -327,6 +333,22 @@ def students_stage(plan: Plan) -> dict:
                            str(j) for j in range(layers) if arch[2 * j] != "identity")}
     return {"students": rows, "budget": [teacher["min_encoder_params"], teacher["max_encoder_params"]],
             "max_latency": cap}
+
+
+# Students that start from a supernet's child (the others start from the teacher's layers).
+START_SUPERNET = {"magic": "magic", "spos": "spos", "random": "magic"}
+
+
+def student_start(plan: Plan, name: str) -> str:
+    """The student's starting folder; a supernet child is exported (with its MLM head) the first time it is needed."""
+    student = plan.result("students")["students"][name]
+    start = plan.out / f"start_{name}"  # not the recorded path: results may come from another machine's run
+    if not (start / "config.json").is_file():
+        from magic_bert.search.command import main_export
+
+        main_export(["--supernet", str(plan.out / f"supernet_{START_SUPERNET[name]}"), "--arch",
+                     json.dumps(student["arch"]), "--output_dir", str(start), "--overwrite_output_dir"])
+    return str(start)
 
 
 def kd_stage(name: str, plan: Plan) -> dict:
@@ -340,9 +362,9 @@ def kd_stage(name: str, plan: Plan) -> dict:
     output = plan.out / f"student_{name}"
     flags = [*_distil_flags(plan, output), "--max_train_steps", str(plan.args.student_steps),
              "--arch", json.dumps(student["arch"])]
-    hand_designed = student["start"] == plan.teacher
-    flags += ["--init_from_bert", plan.teacher] if hand_designed else ["--config_name", student["start"]]
-    run(distil_from_child, parse_pretrain_args(flags), None if hand_designed else student["start"])
+    start = student_start(plan, name) if name in START_SUPERNET else None
+    flags += ["--init_from_bert", plan.teacher] if start is None else ["--config_name", start]
+    run(distil_from_child, parse_pretrain_args(flags), start)
     return {"student": name, "folder": str(output), "results": json.loads((output / "all_results.json").read_text())}
 
 
@@ -371,7 +393,8 @@ def latency_stage(plan: Plan) -> dict:
 
 
 ROW_MODELS = {"teacher": None, "magic_nokd": "start_magic", **{s: f"student_{s}" for s in STUDENTS}}
-ROW_NEEDS = {"teacher": ("teacher",), "magic_nokd": ("students",), **{s: (f"kd_{s}",) for s in STUDENTS}}
+ROW_NEEDS = {"teacher": ("teacher",), "magic_nokd": ("students", "distil_magic"),
+             **{s: (f"kd_{s}",) for s in STUDENTS}}
 
 
 def glue_stage(row: str, seed: int, plan: Plan) -> dict:
@@ -379,6 +402,8 @@ def glue_stage(row: str, seed: int, plan: Plan) -> dict:
     from showcase_tools import finetune_and_predict
 
     model = plan.teacher if ROW_MODELS[row] is None else str(plan.out / ROW_MODELS[row])
+    if row == "magic_nokd":
+        student_start(plan, "magic")
     tasks = {}
     for task, (epochs, length, max_train) in GLUE_RECIPE.items():
         folder = plan.out / "glue" / row / f"seed_{seed}" / task
@@ -451,13 +476,15 @@ def all_stages(plan: Plan) -> list[Stage]:
     stages = [Stage("teacher", teacher_stage, lambda p: 5),
               Stage("majority", majority_stage, lambda p: 10, ("teacher",))]
     stages += [Stage(f"distil_{s}", partial(distil_stage, s),
-                     _steps_estimate(SUPERNETS[s], lambda p: p.args.distil_steps), ("teacher",)) for s in SUPERNETS]
+                     _steps_estimate(SUPERNETS[s], lambda p: p.args.distil_steps), ("teacher",),
+                     makes=f"supernet_{s}") for s in SUPERNETS]
     stages.append(Stage("latency_budget", latency_budget_stage, lambda p: 60, ("teacher",)))
     stages += [Stage(f"search_{s}", partial(search_stage, s), search_estimate, (f"distil_{s}", "latency_budget"))
                for s in SUPERNETS]
     stages.append(Stage("students", students_stage, lambda p: 30, ("search_spos", "search_magic", "latency_budget")))
     stages += [Stage(f"kd_{s}", partial(kd_stage, s), _steps_estimate("fixed", lambda p: p.args.student_steps),
-                     ("students",)) for s in STUDENTS]
+                     ("students", *([f"distil_{START_SUPERNET[s]}"] if s in START_SUPERNET else [])),
+                     makes=f"student_{s}") for s in STUDENTS]
     stages.append(Stage("latency", latency_stage, lambda p: 6 * args.latency_rounds * 0.05 + 10, ("students",)))
     for row in ("teacher", *PRIMARY, "spos", "first_half", "random", "magic_nokd"):
         seeds = seeds_of(args.primary_seeds if row in PRIMARY else args.secondary_seeds)
@@ -483,14 +510,30 @@ def select(stages: list[Stage], text: str) -> list[Stage]:
     return [s for s in stages if any(s.name == w or s.name.startswith(w) for w in wanted)]
 
 
-def check_order(plan: Plan, chosen: list[Stage]) -> None:
-    """Every stage to run has what it needs: done before, or run earlier in this call."""
-    ready = {s.name for s in all_stages(plan) if plan.done(s.name)}
+def check_order(plan: Plan, chosen: list[Stage], taken: Iterable[str] = ()) -> None:
+    """Every stage to run has what it needs: done before (or ``taken`` from --results_from), or run earlier in this
+    call."""
+    ready = {s.name for s in all_stages(plan) if plan.done(s.name)} | set(taken)
     for stage in chosen:
         missing = [n for n in stage.needs if n not in ready]
-        if missing and not (stage.always or plan.done(stage.name)):
+        if missing and not (stage.always or plan.done(stage.name) or stage.name in taken):
             raise InputError(f"`stages`: {stage.name} needs {missing} first (not done, not selected before it).")
         ready.add(stage.name)
+
+
+def restorable(plan: Plan, source: Path) -> dict[str, dict]:
+    """Finished stage results in ``source`` that results/ lacks, except a stage whose model folder is not here (a
+    later stage would need it: that stage runs again)."""
+    found = {}
+    for stage in all_stages(plan):
+        path = source / f"{stage.name}.json"
+        if stage.always or plan.done(stage.name) or not path.is_file():
+            continue
+        if stage.makes is not None and not (plan.out / stage.makes).is_dir():
+            print(f"{stage.name}: not taken from {source} ({stage.makes}/ is not in {plan.out})")
+            continue
+        found[stage.name] = json.loads(path.read_text())
+    return found
 
 
 def run_showcase(args: ShowcaseArguments) -> dict[str, float]:
@@ -501,7 +544,12 @@ def run_showcase(args: ShowcaseArguments) -> dict[str, float]:
                                                                                                            k)})
     plan = make_plan(args)
     chosen = select(all_stages(plan), args.stages)
-    check_order(plan, chosen)
+    taken = restorable(plan, Path(args.results_from)) if args.results_from is not None else {}
+    check_order(plan, chosen, taken)
+    for name, result in taken.items():
+        write_json_atomic(plan.results / f"{name}.json", result)
+    if taken:
+        print(f"Taken from {args.results_from}: {', '.join(taken)}", flush=True)
     ran = {}
     for stage in chosen:
         if plan.done(stage.name) and not stage.always:

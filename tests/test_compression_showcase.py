@@ -4,6 +4,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,8 +146,36 @@ def test_bad_stages_fail_before_anything_is_written(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(InputError, match="`stages` 'bogus': unknown"):
         showcase.run_showcase(showcase.ShowcaseArguments(quick=True, stages="bogus", output_dir=str(out)))
-    with pytest.raises(InputError, match=r"`stages`: kd_magic needs \['students'\] first"):
+    with pytest.raises(InputError, match=r"`stages`: kd_magic needs \['students', 'distil_magic'\] first"):
         showcase.run_showcase(showcase.ShowcaseArguments(quick=True, stages="kd_magic", output_dir=str(out)))
     with pytest.raises(InputError, match="`min_budget_fraction` must be in"):
         showcase.run_showcase(showcase.ShowcaseArguments(quick=True, min_budget_fraction=1.5, output_dir=str(out)))
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_new_machine_takes_the_committed_results_and_redoes_only_what_a_stage_needs(quick_run, tmp_path):
+    root = quick_run[0]
+    committed, out = root / "docs" / "results" / "compression", tmp_path / "out"
+    shutil.copytree(root / "out" / "quick_inputs", out / "quick_inputs")  # the inputs; no model, no result
+
+    def args(stages: str) -> showcase.ShowcaseArguments:
+        return showcase.ShowcaseArguments(quick=True, stages=stages, output_dir=str(out),
+                                          docs_dir=str(tmp_path / "docs"), results_from=str(committed))
+
+    # kd_magic starts from the MAGIC-AT supernet, whose folder this machine lacks: refused before anything is written.
+    with pytest.raises(InputError, match=r"`stages`: kd_magic needs \['distil_magic'\] first"):
+        showcase.run_showcase(args("kd_magic"))
+    assert not (out / "results").exists()
+    ran = showcase.run_showcase(args("distil_magic,kd_magic"))
+    assert list(ran) == ["distil_magic", "kd_magic"]
+    taken = {p.stem for p in (out / "results").glob("*.json")} - set(ran)
+    assert {"teacher", "students", "search_magic", "glue_magic_s1", "card"} <= taken
+    assert not {"distil_spos", "kd_distil", "report"} & taken  # their models are not here; the report is rebuilt
+    # Same seed, same inputs: the redone supernet and student equal the first run's (the student's start was
+    # exported again from the redone supernet).
+    for stage in ("distil_magic", "kd_magic"):
+        new, old = (json.loads((folder / f"{stage}.json").read_text())["results"] for folder in
+                    (out / "results", root / "out" / "results"))
+        assert new["eval_loss"] == old["eval_loss"] and new["eval_accuracy"] == old["eval_accuracy"]
+    assert (out / "start_magic" / "config.json").is_file() and not (out / "start_spos").exists()
