@@ -178,8 +178,9 @@ def reading(rows: list[dict], diff: dict | None) -> list[str]:
     verdict = "above zero" if diff["low"] > 0 else "below zero" if diff["high"] < 0 else "includes zero"
     lat = diff.get("latency_ratio_magic_to_distil")
     met = diff["low"] > 0 and lat is not None and lat <= GOAL_LATENCY
+    seeds = f"{diff['seeds']} seed" + ("s" if diff["seeds"] != 1 else "")
     lines.append(f"MAGIC-AT student − DistilBERT-style student, GLUE average: {diff['difference']:+.2f} points, 95 % "
-                 f"interval [{diff['low']:+.2f}, {diff['high']:+.2f}] ({diff['seeds']} seeds × dev examples, "
+                 f"interval [{diff['low']:+.2f}, {diff['high']:+.2f}] ({seeds} × dev examples, "
                  f"{diff['samples']} resamples): the interval {verdict}."
                  + (f" Latency ratio MAGIC-AT / DistilBERT-style: {lat:.3f}." if lat is not None else ""))
     lines.append("Goal (interval above zero at ≤ 3 % more latency): " + ("met." if met else "**not met**."))
