@@ -139,8 +139,7 @@ def export_student_card(plan, glue: dict[str, dict[str, float]]) -> dict:
     from magic_bert.search.command import main_export
 
     out = plan.out
-    arch_file = out / "search_magic" / "arch.json"
-    arch = json.loads(arch_file.read_text())["arch"]
+    arch = plan.result("search_magic")["arch"]  # the stage result, not search_magic/: it may come from --results_from
     student = MagicBertForMaskedLM.from_pretrained(out / "student_magic").eval()
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(out / "supernet_magic")
     supernet.load_child_state_dict(arch, student.state_dict())
@@ -156,7 +155,7 @@ def export_student_card(plan, glue: dict[str, dict[str, float]]) -> dict:
     name = "magic-bert-minilm-half" if not plan.args.quick else "magic-bert-quick"
     folder = out / "hub_model"
     base_model = plan.result("teacher")["base_model"] or "tiny-bert-built-on-the-fly"
-    run(main_export, ["--supernet", str(out / "card_supernet"), "--arch", str(arch_file), "--output_dir", str(folder),
+    run(main_export, ["--supernet", str(out / "card_supernet"), "--arch", json.dumps(arch), "--output_dir", str(folder),
                       "--overwrite_output_dir", "--glue_results", str(out / "card_glue.json"), "--model_name", name,
                       "--base_model", base_model, "--datasets", ",".join(CARD_DATASETS), "--license", "apache-2.0"])
     metadata = add_licences(folder / "README.md", base_model)

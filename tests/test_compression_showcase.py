@@ -1,6 +1,7 @@
 """bench/compression_showcase.py --quick: every stage on a tiny BERT, the embedded corpus and generated task files
 (never ../shared), a rerun that skips them, the report from the stage JSONs alone, and the paired bootstrap."""
 
+import dataclasses
 import json
 import math
 import os
@@ -179,3 +180,8 @@ def test_a_new_machine_takes_the_committed_results_and_redoes_only_what_a_stage_
                     (out / "results", root / "out" / "results"))
         assert new["eval_loss"] == old["eval_loss"] and new["eval_accuracy"] == old["eval_accuracy"]
     assert (out / "start_magic" / "config.json").is_file() and not (out / "start_spos").exists()
+    # The card needs the student, its supernet and the search's result, not the search's folder.
+    (out / "results" / "card.json").unlink()
+    assert list(showcase.run_showcase(dataclasses.replace(args("card"), results_from=None))) == ["card"]
+    assert json.loads((out / "results" / "card.json").read_text())["max_abs_logit_diff_vs_student"] < 1e-5
+    assert not (out / "search_magic").exists()
