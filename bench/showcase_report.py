@@ -172,9 +172,9 @@ def plot(rows: list[dict], path: Path) -> Path:
 def reading(rows: list[dict], diff: dict | None) -> list[str]:
     """Plain statements read off the numbers (the full run's author adds the interpretation)."""
     by = {r["row"]: r for r in rows}
-    lines = []
     if diff is None:
-        return ["The primary pair has not been fine-tuned yet: no comparison to read."]
+        return ["The primary pair has not been fine-tuned yet: no comparison to read.", *_at_majority(by)]
+    lines = []
     verdict = "above zero" if diff["low"] > 0 else "below zero" if diff["high"] < 0 else "includes zero"
     lat = diff.get("latency_ratio_magic_to_distil")
     met = diff["low"] > 0 and lat is not None and lat <= GOAL_LATENCY
@@ -190,12 +190,25 @@ def reading(rows: list[dict], diff: dict | None) -> list[str]:
         if floor is not None and r["average"] is not None and r["average"][0] - floor < 2:
             lines.append(f"{name}: within 2 points of the majority row ({r['average'][0]:.1f} vs {floor:.1f}): it "
                          "learned little.")
+    lines += _at_majority(by)
     for a, b, what in (("magic", "magic_nokd", "the second (fixed-arch) distillation"),
                        ("magic", "spos", "MAGIC-AT over SPOS supernet training"),
                        ("magic", "random", "search over a random arch in the budget")):
         if by[a]["average"] and by[b]["average"]:
             lines.append(f"Effect of {what}: {by[a]['average'][0] - by[b]['average'][0]:+.1f} points "
                          f"({by[a]['average'][0]:.1f} vs {by[b]['average'][0]:.1f}).")
+    return lines
+
+
+def _at_majority(by: dict[str, dict]) -> list[str]:
+    """Rows that score within a point of the majority (or mean) answer on some task: learning nothing is visible."""
+    floor, lines = by["majority"]["tasks"], []
+    for name, row in by.items():
+        tasks = [COLUMNS[t] for t in TASKS if name != "majority" and row["tasks"][t] and floor[t]
+                 and row["tasks"][t][0] - floor[t][0] < 1]
+        if tasks:
+            lines.append(f"{ROWS[name].replace('**', '')}: within 1 point of the majority (or mean) answer on "
+                         f"{', '.join(tasks)}.")
     return lines
 
 
@@ -295,4 +308,4 @@ def render(stages: dict, rows: list[dict], diff: dict | None, names: list[str], 
     return "\n".join(parts)
 
 
-__all__ = ["build_report", "build_rows", "paired_bootstrap", "primary", "rows_table", "task_score_of"]
+__all__ = ["build_report", "build_rows", "paired_bootstrap", "primary", "reading", "rows_table", "task_score_of"]

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import compression_showcase as showcase  # noqa: E402
-from showcase_report import build_report, paired_bootstrap, task_score_of  # noqa: E402
+from showcase_report import build_report, paired_bootstrap, reading, task_score_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +185,13 @@ def test_a_new_machine_takes_the_committed_results_and_redoes_only_what_a_stage_
     assert list(showcase.run_showcase(dataclasses.replace(args("card"), results_from=None))) == ["card"]
     assert json.loads((out / "results" / "card.json").read_text())["max_abs_logit_diff_vs_student"] < 1e-5
     assert not (out / "search_magic").exists()
+
+
+def test_the_reading_names_each_task_a_row_scores_at_the_majority_answer():
+    majority = {"mrpc": (81.2, None), "stsb": (0.0, None), "cola": (0.0, None), "sst2": (50.9, None)}
+    magic = {"mrpc": (81.2, 0.0), "stsb": (9.4, 1.0), "cola": (0.99, None), "sst2": (51.9, None)}
+    rows = [{"row": "majority", "tasks": majority}, {"row": "magic", "tasks": magic},
+            {"row": "distil", "tasks": dict.fromkeys(majority)}]  # not fine-tuned yet: nothing to say
+    assert reading(rows, None) == [
+        "The primary pair has not been fine-tuned yet: no comparison to read.",
+        "MAGIC-AT searched + KD (primary): within 1 point of the majority (or mean) answer on MRPC F1, CoLA MCC."]
