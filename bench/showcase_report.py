@@ -173,7 +173,7 @@ def reading(rows: list[dict], diff: dict | None) -> list[str]:
     """Plain statements read off the numbers (the full run's author adds the interpretation)."""
     by = {r["row"]: r for r in rows}
     if diff is None:
-        return ["The primary pair has not been fine-tuned yet: no comparison to read.", *_at_majority(by)]
+        return ["The primary pair has no fine-tuned seed on both sides yet: no comparison to read.", *_at_majority(by)]
     lines = []
     verdict = "above zero" if diff["low"] > 0 else "below zero" if diff["high"] < 0 else "includes zero"
     lat = diff.get("latency_ratio_magic_to_distil")

@@ -193,5 +193,5 @@ def test_the_reading_names_each_task_a_row_scores_at_the_majority_answer():
     rows = [{"row": "majority", "tasks": majority}, {"row": "magic", "tasks": magic},
             {"row": "distil", "tasks": dict.fromkeys(majority)}]  # not fine-tuned yet: nothing to say
     assert reading(rows, None) == [
-        "The primary pair has not been fine-tuned yet: no comparison to read.",
+        "The primary pair has no fine-tuned seed on both sides yet: no comparison to read.",
         "MAGIC-AT searched + KD (primary): within 1 point of the majority (or mean) answer on MRPC F1, CoLA MCC."]
