@@ -52,6 +52,7 @@ from magic_bert.io_utils import write_json_atomic  # noqa: E402
 SUPERNETS = {"spos": "spos", "magic": "magic-at"}  # row name -> sampler
 STUDENTS = ("magic", "distil", "spos", "first_half", "random")
 PRIMARY = ("magic", "distil")
+START_SUPERNET = {"magic": "magic", "spos": "spos", "random": "magic"}  # the others start from the teacher's layers
 # One fine-tuning recipe for every row (the README's worked example): epochs, max_seq_length, max_train_samples.
 GLUE_RECIPE = {"mrpc": (3, 128, None), "stsb": (2, 128, None), "cola": (3, 64, None), "sst2": (2, 64, 8000)}
 # Rough seconds on the 2-core machine (docs/results/compress_minilm.json and the README's GLUE run), for estimates.
@@ -333,10 +334,6 @@ def students_stage(plan: Plan) -> dict:
                            str(j) for j in range(layers) if arch[2 * j] != "identity")}
     return {"students": rows, "budget": [teacher["min_encoder_params"], teacher["max_encoder_params"]],
             "max_latency": cap}
-
-
-# Students that start from a supernet's child (the others start from the teacher's layers).
-START_SUPERNET = {"magic": "magic", "spos": "spos", "random": "magic"}
 
 
 def student_start(plan: Plan, name: str) -> str:
