@@ -5,6 +5,7 @@ time. Writes <docs>/compression.md, <docs>/compression/latency_vs_glue.png and <
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -100,6 +101,7 @@ def build_rows(stages: dict[str, dict]) -> list[dict]:
         rows.append({"row": row, "label": ROWS[row], "params": None if row == "majority" else sizes[0],
                      "encoder_params": None if row == "majority" else sizes[1], "seeds": len(runs),
                      "latency_ratio": None if row == "majority" else latency.get(LATENCY_OF.get(row, row)),
+                     "mlm_loss": stages.get(f"kd_{row}", {}).get("results", {}).get("eval_loss"),
                      "tasks": {t: _mean_std(v) if v else None for t, v in scores.items()},
                      "average": _mean_std(averages) if averages else None})
     return rows
@@ -113,14 +115,16 @@ def _cell(value: tuple[float, float | None] | None) -> str:
 
 
 def rows_table(rows: list[dict]) -> str:
-    header = ["row", "params", "encoder params", "latency / teacher", *COLUMNS.values(), "GLUE avg", "seeds"]
+    header = ["row", "params", "encoder params", "latency / teacher", "MLM loss after KD", *COLUMNS.values(),
+              "GLUE avg", "seeds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     def size(n: int | None) -> str:
         return "–" if n is None else f"{n / 1e6:.2f}M"
 
     for r in rows:
         ratio = "–" if r["latency_ratio"] is None else f"{r['latency_ratio']:.3f}"
-        lines.append("| " + " | ".join([r["label"], size(r["params"]), size(r["encoder_params"]), ratio,
+        mlm = "–" if r["mlm_loss"] is None else f"{r['mlm_loss']:.3f}"
+        lines.append("| " + " | ".join([r["label"], size(r["params"]), size(r["encoder_params"]), ratio, mlm,
                                         *(_cell(r["tasks"][t]) for t in TASKS), _cell(r["average"]),
                                         str(r["seeds"])]) + " |")
     return "\n".join(lines)
@@ -173,7 +177,8 @@ def reading(rows: list[dict], diff: dict | None) -> list[str]:
     """Plain statements read off the numbers (the full run's author adds the interpretation)."""
     by = {r["row"]: r for r in rows}
     if diff is None:
-        return ["The primary pair has no fine-tuned seed on both sides yet: no comparison to read.", *_at_majority(by)]
+        return ["The primary pair has no fine-tuned seed on both sides yet: no comparison to read.", *_at_majority(by),
+                *_mlm_against_glue(by)]
     lines = []
     verdict = "above zero" if diff["low"] > 0 else "below zero" if diff["high"] < 0 else "includes zero"
     lat = diff.get("latency_ratio_magic_to_distil")
@@ -197,7 +202,20 @@ def reading(rows: list[dict], diff: dict | None) -> list[str]:
         if by[a]["average"] and by[b]["average"]:
             lines.append(f"Effect of {what}: {by[a]['average'][0] - by[b]['average'][0]:+.1f} points "
                          f"({by[a]['average'][0]:.1f} vs {by[b]['average'][0]:.1f}).")
-    return lines
+    return lines + _mlm_against_glue(by)
+
+
+def _mlm_against_glue(by: dict[str, dict]) -> list[str]:
+    """The distilled students by held-out masked-LM loss (what search and KD optimise) beside their GLUE average:
+    whether the loss the search ranks by predicts the fine-tuned result is visible at a glance."""
+    both = sorted((r["mlm_loss"], r["average"][0], name) for name, r in by.items()
+                  if r.get("mlm_loss") is not None and r.get("average"))
+    if len(both) < 2:
+        return []
+    agree = all(a[1] >= b[1] for a, b in itertools.pairwise(both))
+    return ["Students by held-out masked-LM loss after KD (lower first), with their GLUE average: "
+            + ", ".join(f"{name} {loss:.3f} / {glue:.1f}" for loss, glue, name in both)
+            + (": the same order." if agree else ": not the same order.")]
 
 
 def _at_majority(by: dict[str, dict]) -> list[str]:
@@ -280,6 +298,9 @@ def render(stages: dict, rows: list[dict], diff: dict | None, names: list[str], 
         "## Results (dev, × 100; ± is the standard deviation over fine-tuning seeds)",
         "",
         rows_table(rows),
+        "",
+        "*MLM loss after KD*: the student's masked-LM loss on held-out text (`test.txt`) after its fixed-arch "
+        "distillation, the quantity the search ranks children by (there, with inherited weights).",
         "",
         f"![latency against GLUE average]({figure.relative_to(docs).as_posix()})",
         "",

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 import compression_showcase as showcase  # noqa: E402
-from showcase_report import build_report, paired_bootstrap, reading, task_score_of  # noqa: E402
+from showcase_report import TASKS, build_report, paired_bootstrap, reading, task_score_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +195,17 @@ def test_the_reading_names_each_task_a_row_scores_at_the_majority_answer():
     assert reading(rows, None) == [
         "The primary pair has no fine-tuned seed on both sides yet: no comparison to read.",
         "MAGIC-AT searched + KD (primary): within 1 point of the majority (or mean) answer on MRPC F1, CoLA MCC."]
+
+
+def test_the_reading_puts_each_students_mlm_loss_beside_its_glue_average():
+    def row(name, loss, average):
+        return {"row": name, "tasks": dict.fromkeys(TASKS), "mlm_loss": loss,
+                "average": None if average is None else (average, None)}
+
+    rows = [row("majority", None, 33.0), row("magic", 4.287, 41.1), row("distil", 4.150, 57.7),
+            row("first_half", None, 50.0)]  # no KD result: not listed
+    assert reading(rows, None)[-1] == ("Students by held-out masked-LM loss after KD (lower first), with their GLUE "
+                                       "average: distil 4.150 / 57.7, magic 4.287 / 41.1: the same order.")
+    rows[1]["average"] = (60.0, None)
+    assert reading(rows, None)[-1].endswith("magic 4.287 / 60.0: not the same order.")
+    assert not any("masked-LM" in line for line in reading(rows[:2], None))
