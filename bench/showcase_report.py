@@ -239,6 +239,16 @@ def _latency_cap(stages: dict[str, dict]) -> str:
             "lookup table); the random student obeys the same caps")
 
 
+def _interpretation(docs: Path) -> list[str]:
+    """The author's interpretation, hand-written in ``<docs>/compression/interpretation.md`` so that a rebuild keeps
+    it; the reading above stays what the numbers alone say."""
+    path = docs / "compression" / "interpretation.md"
+    if not path.is_file():
+        return []
+    return ["## What the data suggest", "", f"Hand-written in `{path.relative_to(docs).as_posix()}` (the rest of this "
+            "page is generated).", "", path.read_text().strip(), ""]
+
+
 def stage_table(stages: dict[str, dict], names: list[str]) -> str:
     lines = ["| stage | estimate (min) | wall time (min) |", "|---|---|---|"]
     for name in names:
@@ -308,6 +318,7 @@ def render(stages: dict, rows: list[dict], diff: dict | None, names: list[str], 
         "",
         *(f"- {line}" for line in reading(rows, diff)),
         "",
+        *_interpretation(docs),
         "## Wall time of each stage (2 CPU cores)",
         "",
         "Wall time of the stage's last, completed call; the development machine was often shared with other work, "

@@ -124,6 +124,14 @@ def test_the_report_comes_from_the_stage_jsons_alone(quick_run, tmp_path):
     build_report(results, tmp_path / "docs", [s.name for s in showcase.all_stages(plan)], showcase.COMMANDS,
                  quick=True)
     assert (tmp_path / "docs" / "compression.md").read_text() == text
+    # A hand-written interpretation survives rebuilds, as its own section after the generated reading.
+    (tmp_path / "docs" / "compression" / "interpretation.md").write_text("The search favours FFN layers.\n")
+    build_report(results, tmp_path / "docs", [s.name for s in showcase.all_stages(plan)], showcase.COMMANDS,
+                 quick=True)
+    rebuilt = (tmp_path / "docs" / "compression.md").read_text()
+    section = ("## What the data suggest\n\nHand-written in `compression/interpretation.md` (the rest of this page is "
+               "generated).\n\nThe search favours FFN layers.\n\n")
+    assert rebuilt == text.replace("## Wall time", section + "## Wall time")
 
 
 def test_paired_bootstrap_is_zero_for_equal_sides_and_positive_for_a_better_one():
