@@ -120,6 +120,47 @@ def test_flops_and_latency_budgets():
         Constraints(max_latency=1.0).check(space)
 
 
+def _attention_layers(arch) -> int:
+    return sum(op.startswith("mha:") for op in arch)
+
+
+def test_attention_floor_holds_in_both_strategies_and_binds_at_the_optimum():
+    space = MagicBertConfig.from_preset("tiny").search_space
+    weights = {op.name: (-1.0 if op.kind == "mha" else 1.0) for op in space.ops}  # attention scores worst
+    unconstrained = evolution_search(CandidateScorer(space, Constraints(), additive_score(weights)),
+                                     random.Random(0), population_size=8, generations=4)
+    assert _attention_layers(unconstrained.best.arch) == 0
+    for strategy in ("evolution", "random"):
+        scorer = CandidateScorer(space, Constraints(min_attention_layers=2), additive_score(weights))
+        if strategy == "evolution":
+            result = evolution_search(scorer, random.Random(0), population_size=8, generations=4)
+        else:
+            result = random_search(scorer, 32, random.Random(0))
+        assert len(result.candidates) == 32
+        assert min(_attention_layers(c.arch) for c in result.candidates) == 2  # the floor, and it binds
+        assert _attention_layers(result.best.arch) == 2
+
+
+def test_attention_floor_is_checked_against_layers_ops_and_budget():
+    space = MagicBertConfig.from_preset("tiny").search_space
+    with pytest.raises(ValueError, match=r"`min_attention_layers` 5 is not achievable: allowed 0 to 4 "):
+        Constraints(min_attention_layers=5).check(space)
+    no_attention = MagicBertConfig.from_preset("tiny", candidate_ops=["ffn:128", "conv:3", "identity"]).search_space
+    with pytest.raises(ValueError, match=r"`min_attention_layers` 1 is not achievable: allowed 0 to 0 .*ops \[\]"):
+        Constraints(min_attention_layers=1).check(no_attention)
+    smallest = space.num_params(["mha:1", "mha:1", "identity", "identity"])
+    with pytest.raises(ValueError, match=f"does not fit the parameter budget: archs with 2 attention layers have "
+                                         f"{smallest:,} to "):
+        Constraints(max_params=smallest - 1, min_attention_layers=2).check(space)
+    Constraints(max_params=smallest, min_attention_layers=2).check(space)
+    slow_attention = LatencyTable(ops={op.name: 100.0 if op.kind == "mha" else 1.0 for op in space.ops}, base=0.0)
+    feasible_alone = Constraints(max_latency=50.0, latency_table=slow_attention, min_attention_layers=1)
+    feasible_alone.check(space)  # each constraint can be met; together they cannot
+    with pytest.raises(ValueError, match=r"No architecture met every constraint in 10,000 draws \(seq_len=128, "
+                                         r"max_latency=50, min_attention_layers=1\); .* or `min_attention_layers`"):
+        feasible_alone.sample(space, random.Random(0))
+
+
 def test_latency_table_measure_save_load(tmp_path):
     supernet = MagicBertSupernetForMaskedLM(MagicBertConfig.from_preset("tiny"))
     table = measure_latency(supernet, seq_len=32, repeats=3)
@@ -165,11 +206,14 @@ def test_search_recipe_outputs(trained_supernet_dir, tmp_path):
     out = tmp_path / "search"
     result = search_recipe.search(search_recipe.parse_args([
         "--supernet", str(trained_supernet_dir), "--output_dir", str(out), "--max_params", str(budget),
-        "--population_size", "6", "--generations", "3", "--num_eval_batches", "2", "--max_seq_length", "64"]))
+        "--population_size", "6", "--generations", "3", "--num_eval_batches", "2", "--max_seq_length", "64",
+        "--min_attention_layers", "1"]))
     best = json.loads((out / "arch.json").read_text())
     assert best["arch"] == result.best.arch and best["params"] == space.num_params(best["arch"]) <= budget
+    assert best["constraints"]["min_attention_layers"] == 1
     lines = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
     assert len(lines) == 18 and len({tuple(x["arch"]) for x in lines}) == 18
+    assert min(_attention_layers(x["arch"]) for x in lines) >= 1
     assert min(x["loss"] for x in lines) == best["eval_loss"]
     # The recorded score is the exported child's score on the same held-out blocks.
     assert _scores_on_held_out(trained_supernet_dir, best["arch"], 2).loss == pytest.approx(best["eval_loss"],
@@ -182,12 +226,15 @@ def test_search_recipe_outputs(trained_supernet_dir, tmp_path):
     ("budget", "smallest"),
     ("missing", "not a saved supernet"),
     ("non_empty", "`overwrite_output_dir`"),
+    ("attention", "`min_attention_layers` 9 is not achievable"),
 ])
 def test_search_bad_input_writes_nothing(trained_supernet_dir, tmp_path, case, message):
     out = tmp_path / "out"
     args = ["--supernet", str(trained_supernet_dir), "--output_dir", str(out)]
     if case == "budget":
         args += ["--max_params", "10"]
+    elif case == "attention":
+        args += ["--min_attention_layers", "9"]
     elif case == "missing":
         args[1] = str(tmp_path / "nowhere")
     else:

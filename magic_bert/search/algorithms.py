@@ -21,6 +21,7 @@ import torch
 
 from ..errors import InputError, invalid_value, load_user_file
 from ..io_utils import save_figure
+from ..op_specs import parse_op
 from ..search_space import SearchSpace
 
 STRATEGIES = ("evolution", "random")
@@ -109,6 +110,9 @@ class Constraints:
     latency_table: LatencyTable | None = None
     max_encoder_params: float | None = None  # parameters of the layers alone (no embeddings, pooler or head)
     min_encoder_params: float | None = None
+    # A floor on multi-head attention layers (mha:*): a masked-LM proxy ranks attention-free children well, while
+    # sentence-pair tasks need attention (docs/compression.md).
+    min_attention_layers: int = 0
 
     def _total_budget(self, space: SearchSpace) -> tuple[float | None, float | None]:
         return space.total_budget(self.max_params, self.min_params, self.max_encoder_params, self.min_encoder_params)
@@ -129,6 +133,25 @@ class Constraints:
                                  f"of this space need between {smallest:,} (smallest) and {largest:,} (largest).")
         if self.max_latency is not None and self.latency_table is None:
             raise InputError("A latency budget needs a latency table (`latency_table` or `measure_latency`).")
+        if self.min_attention_layers:
+            self._check_attention(space)
+
+    def _check_attention(self, space: SearchSpace) -> None:
+        """The floor fits the layers, the space has attention ops, and the parameter budget leaves room for it."""
+        n, attention = self.min_attention_layers, [op for op in space.ops if op.kind == "mha"]
+        allowed = space.num_layers if attention else 0
+        if not 0 <= n <= allowed:
+            raise InputError(f"`min_attention_layers` {n} is not achievable: allowed 0 to {allowed} (this space has "
+                             f"{space.num_layers} layers and attention ops {[op.name for op in attention]}).")
+        params = {op: op.num_params(space.hidden_size) for op in space.ops}
+        others = space.num_layers - n
+        smallest = space.base_params + n * min(params[op] for op in attention) + others * min(params.values())
+        largest = space.base_params + n * max(params[op] for op in attention) + others * max(params.values())
+        max_params, min_params = self._total_budget(space)
+        if (max_params is not None and smallest > max_params) or (min_params is not None and largest < min_params):
+            raise InputError(f"`min_attention_layers` {n} does not fit the parameter budget: archs with {n} "
+                             f"attention layers have {smallest:,} to {largest:,} parameters, the budget allows "
+                             f"[{min_params or 0:,.0f}, {max_params or math.inf:,.0f}].")
 
     def measure(self, space: SearchSpace, arch) -> dict:
         out = {"params": space.num_params(arch), "flops": space.flops(arch, self.seq_len),
@@ -144,19 +167,22 @@ class Constraints:
                 and (self.max_encoder_params is None or m["encoder_params"] <= self.max_encoder_params)
                 and (self.min_encoder_params is None or m["encoder_params"] >= self.min_encoder_params)
                 and (self.max_flops is None or m["flops"] <= self.max_flops)
-                and (self.max_latency is None or m["latency"] <= self.max_latency))
+                and (self.max_latency is None or m["latency"] <= self.max_latency)
+                and sum(parse_op(op).kind == "mha" for op in arch) >= self.min_attention_layers)
 
-    def sample(self, space: SearchSpace, rng: random.Random, tries: int = 1000) -> list[str]:
+    def sample(self, space: SearchSpace, rng: random.Random, tries: int = 10_000) -> list[str]:
+        # Rejection: a latency cap with an attention floor accepts ~0.6 % of in-budget draws (the showcase).
         max_params, min_params = self._total_budget(space)
         for _ in range(tries):
             arch = space.sample(rng, max_params=max_params, min_params=min_params)
             if self.allows(space, arch):
                 return arch
-        raise InputError(f"No architecture met every constraint in {tries} draws ({self._describe()}); "
-                         "loosen the FLOPs or latency budget.")
+        raise InputError(f"No architecture met every constraint in {tries:,} draws ({self._describe()}); "
+                         "loosen the FLOPs or latency budget, or `min_attention_layers`.")
 
     def _describe(self) -> str:
-        parts = {k: v for k, v in asdict(self).items() if v is not None and k != "latency_table"}
+        parts = {k: v for k, v in asdict(self).items()
+                 if v is not None and k != "latency_table" and not (k == "min_attention_layers" and v == 0)}
         return ", ".join(f"{k}={v:,.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in parts.items())
 
 

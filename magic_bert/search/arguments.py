@@ -25,6 +25,7 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
     latency_table: str | None = arg(None, "A latency_table.json from --measure_latency.")
     measure_latency: bool = arg(False, "Time every op on this device first.")
     max_latency: float | None = arg(None, "Seconds per forward (needs a latency table).")
+    min_attention_layers: int = arg(0, "Keep at least this many multi-head attention (mha:*) layers in every arch.")
     strategy: str = arg("evolution", "Search strategy.", choices=list(STRATEGIES))
     metric: str = arg("loss", "Held-out MLM loss (lower) or accuracy.", choices=list(METRICS))
     population_size: int = arg(20, "Archs per generation.")
@@ -48,6 +49,7 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
         at_least(1, seq_len=self.seq_len, num_eval_batches=self.num_eval_batches, top_k=self.top_k,
                  per_device_eval_batch_size=self.per_device_eval_batch_size, num_evaluations=self.num_evaluations)
         at_least(2, population_size=self.population_size, parents=self.parents)
+        at_least(0, min_attention_layers=self.min_attention_layers)
         at_least(1, generations=self.generations)
         positive(max_params=self.max_params, max_flops=self.max_flops, max_latency=self.max_latency)
         check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",

@@ -52,7 +52,7 @@ def search(args: SearchArguments) -> SearchResult:
     if args.measure_latency:
         table = measure_latency(supernet, seq_len=args.seq_len, device=accelerator.device)
     constraints = Constraints(args.max_params, args.min_params, args.max_flops, args.seq_len, args.max_latency, table,
-                              args.max_encoder_params, args.min_encoder_params)
+                              args.max_encoder_params, args.min_encoder_params, args.min_attention_layers)
     constraints.check(space)
     tokenizer = load_tokenizer(args.tokenizer_name or supernet_dir)
 
@@ -103,7 +103,8 @@ def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | No
         "supernet": str(args.supernet), "strategy": args.strategy, "num_evaluated": len(result.candidates),
         "constraints": {"max_params": args.max_params, "min_params": args.min_params,
                         "max_encoder_params": args.max_encoder_params, "min_encoder_params": args.min_encoder_params,
-                        "max_flops": args.max_flops, "max_latency": args.max_latency}}, indent=2))
+                        "max_flops": args.max_flops, "max_latency": args.max_latency,
+                        "min_attention_layers": args.min_attention_layers}}, indent=2))
     (staging / "candidates.jsonl").write_text("".join(json.dumps(c.__dict__) + "\n" for c in result.candidates))
     plot_pareto(result.candidates, staging / "pareto.png", result.metric)
     if table is not None:
