@@ -15,9 +15,11 @@ Stages (each writes <output_dir>/results/<stage>.json when it finishes; a rerun 
                  student's estimated latency x --max_latency_ratio
   search_spos    evolution search on the SPOS supernet inside [min_budget_fraction x budget, budget], under the cap
   search_magic   the same on the MAGIC-AT supernet
-  students       the archs: searched (SPOS, MAGIC-AT), DistilBERT-style (teacher layers 0, 2, 4), first half
-                 (layers 0, 1, 2), random within the search's budget and cap; searched/random start from supernet
-                 weights
+  search_magic_attn  the same again with at least --min_attention_layers attention layers (exploratory: whether the
+                 search lost on GLUE by dropping attention)
+  students       the archs: searched (SPOS, MAGIC-AT, MAGIC-AT with the attention floor), DistilBERT-style
+                 (teacher layers 0, 2, 4), first half (layers 0, 1, 2), random within the search's budget and cap;
+                 searched/random start from supernet weights
   kd_<student>   each student distilled as a fixed arch: same teacher, losses, text and steps
   latency        batch 1, sequence 128, interleaved medians of every arch and the teacher
   glue_<row>_s<seed>   MRPC, STS-B, CoLA, SST-2 (first 8,000) dev with one recipe; per-example predictions kept
@@ -50,9 +52,11 @@ from magic_bert.errors import InputError  # noqa: E402
 from magic_bert.io_utils import write_json_atomic  # noqa: E402
 
 SUPERNETS = {"spos": "spos", "magic": "magic-at"}  # row name -> sampler
-STUDENTS = ("magic", "distil", "spos", "first_half", "random")
+STUDENTS = ("magic", "distil", "spos", "first_half", "random", "magic_attn")
 PRIMARY = ("magic", "distil")
-START_SUPERNET = {"magic": "magic", "spos": "spos", "random": "magic"}  # the others start from the teacher's layers
+# Searched and random students start from a supernet's child; the others from the teacher's layers.
+START_SUPERNET = {"magic": "magic", "spos": "spos", "random": "magic", "magic_attn": "magic"}
+SEARCHES = ("spos", "magic", "magic_attn")
 # One fine-tuning recipe for every row (the README's worked example): epochs, max_seq_length, max_train_samples.
 GLUE_RECIPE = {"mrpc": (3, 128, None), "stsb": (2, 128, None), "cola": (3, 64, None), "sst2": (2, 64, 8000)}
 # Rough seconds on the 2-core machine (docs/results/compress_minilm.json and the README's GLUE run), for estimates.
@@ -91,6 +95,8 @@ class ShowcaseArguments:
     bootstrap_samples: int = arg(2000, "Paired bootstrap resamples of the primary difference.")
     latency_rounds: int = arg(50, "Interleaved timing rounds.")
     keep_glue_models: bool = arg(False, "Keep each fine-tuned best_model/ (deleted once its predictions are saved).")
+    min_attention_layers: int | None = arg(None, "search_magic_attn keeps at least this many attention layers "
+                                                 "(default: the DistilBERT-style student's, half the teacher's).")
     seed: int = arg(42, "Seed of distillation, search and the random student.")
     results_from: str | None = arg(None, "Take finished stage JSONs from this folder (e.g. the committed "
                                          "docs/results/compression) where results/ lacks them; a stage that made "
@@ -101,7 +107,7 @@ class ShowcaseArguments:
                  population_size=self.population_size, generations=self.generations,
                  search_batches=self.search_batches, glue_batch_size=self.glue_batch_size,
                  glue_epochs=self.glue_epochs, bootstrap_samples=self.bootstrap_samples,
-                 latency_rounds=self.latency_rounds)
+                 latency_rounds=self.latency_rounds, min_attention_layers=self.min_attention_layers)
         at_least(8, max_seq_length=self.max_seq_length, glue_max_seq_length=self.glue_max_seq_length)
         in_range("min_budget_fraction", self.min_budget_fraction, 0, 1, "[)")
         if self.max_latency_ratio < 0:
@@ -143,7 +149,15 @@ class Plan:
         return json.loads((self.results / f"{stage}.json").read_text())
 
     def done(self, stage: str) -> bool:
-        return (self.results / f"{stage}.json").is_file()
+        path = self.results / f"{stage}.json"
+        return path.is_file() and not outdated(stage, json.loads(path.read_text()))
+
+
+def outdated(stage: str, result: dict) -> bool:
+    """A students (or latency) result written before a student was added: it is redone (the other archs come out
+    the same; latency is measured again for all, interleaved)."""
+    have = {"students": lambda: result["students"], "latency": lambda: result["ratio_to_teacher"]}.get(stage)
+    return have is not None and not set(STUDENTS) <= set(have())
 
 
 def make_plan(args: ShowcaseArguments) -> Plan:
@@ -243,17 +257,18 @@ def distil_stage(sampler: str, plan: Plan) -> dict:
             "results": json.loads((output / "all_results.json").read_text())}
 
 
-def search_stage(sampler: str, plan: Plan) -> dict:
+def search_stage(name: str, plan: Plan) -> dict:
     from magic_bert.search.command import main_search
 
-    output, teacher, args = plan.out / f"search_{sampler}", plan.result("teacher"), plan.args
-    main_search(["--supernet", str(plan.out / f"supernet_{sampler}"), "--output_dir", str(output),
+    output, teacher, args = plan.out / f"search_{name}", plan.result("teacher"), plan.args
+    floor = (args.min_attention_layers or teacher["layers"] // 2) if name == "magic_attn" else 0
+    main_search(["--supernet", str(plan.out / f"supernet_{START_SUPERNET[name]}"), "--output_dir", str(output),
                  "--overwrite_output_dir", "--max_encoder_params", str(teacher["max_encoder_params"]),
                  "--min_encoder_params", str(teacher["min_encoder_params"]),
                  "--validation_file", teacher["validation_file"], "--max_seq_length", str(args.max_seq_length),
                  "--population_size", str(args.population_size), "--generations", str(args.generations),
                  "--num_eval_batches", str(args.search_batches), "--per_device_eval_batch_size", "16",
-                 "--seed", str(args.seed), *_latency_flags(plan)])
+                 "--seed", str(args.seed), "--min_attention_layers", str(floor), *_latency_flags(plan)])
     return json.loads((output / "arch.json").read_text()) | {"folder": str(output)}
 
 
@@ -323,7 +338,8 @@ def students_stage(plan: Plan) -> dict:
                 "distil": (bert_layers_arch(plan.teacher, range(0, layers, 2)), None),
                 "spos": (plan.result("search_spos")["arch"], START_SUPERNET["spos"]),
                 "first_half": (bert_layers_arch(plan.teacher, range(layers // 2)), None),
-                "random": (in_budget.sample(space, random.Random(plan.args.seed)), START_SUPERNET["random"])}
+                "random": (in_budget.sample(space, random.Random(plan.args.seed)), START_SUPERNET["random"]),
+                "magic_attn": (plan.result("search_magic_attn")["arch"], START_SUPERNET["magic_attn"])}
     rows = {}
     for name, (arch, supernet) in students.items():
         start = plan.out / f"start_{name}"
@@ -476,14 +492,15 @@ def all_stages(plan: Plan) -> list[Stage]:
                      _steps_estimate(SUPERNETS[s], lambda p: p.args.distil_steps), ("teacher",),
                      makes=f"supernet_{s}") for s in SUPERNETS]
     stages.append(Stage("latency_budget", latency_budget_stage, lambda p: 60, ("teacher",)))
-    stages += [Stage(f"search_{s}", partial(search_stage, s), search_estimate, (f"distil_{s}", "latency_budget"))
-               for s in SUPERNETS]
-    stages.append(Stage("students", students_stage, lambda p: 30, ("search_spos", "search_magic", "latency_budget")))
+    stages += [Stage(f"search_{s}", partial(search_stage, s), search_estimate,
+                     (f"distil_{START_SUPERNET[s]}", "latency_budget")) for s in SEARCHES]
+    stages.append(Stage("students", students_stage, lambda p: 30,
+                        (*(f"search_{s}" for s in SEARCHES), "latency_budget")))
     stages += [Stage(f"kd_{s}", partial(kd_stage, s), _steps_estimate("fixed", lambda p: p.args.student_steps),
                      ("students", *([f"distil_{START_SUPERNET[s]}"] if s in START_SUPERNET else [])),
                      makes=f"student_{s}") for s in STUDENTS]
     stages.append(Stage("latency", latency_stage, lambda p: 6 * args.latency_rounds * 0.05 + 10, ("students",)))
-    for row in ("teacher", *PRIMARY, "spos", "first_half", "random", "magic_nokd"):
+    for row in ("teacher", *PRIMARY, "spos", "first_half", "random", "magic_nokd", "magic_attn"):
         seeds = seeds_of(args.primary_seeds if row in PRIMARY else args.secondary_seeds)
         stages += [Stage(f"glue_{row}_s{seed}", partial(glue_stage, row, seed), _glue_estimate(row),
                          ("majority", *ROW_NEEDS[row])) for seed in seeds]
@@ -495,16 +512,21 @@ def all_stages(plan: Plan) -> list[Stage]:
 
 # ------------------------------------------------------------------------------------------------------- runner
 def select(stages: list[Stage], text: str) -> list[Stage]:
-    """The stages named (or prefixed) in ``text``, in run order; unknown names are an InputError."""
+    """The stages named in ``text``, in run order: a stage's exact name selects it alone (kd_magic, not
+    kd_magic_attn), another word every stage it prefixes (glue); unknown names are an InputError."""
     if text.strip() == "all":
         return stages
+    names = {s.name for s in stages}
     wanted = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = [w for w in wanted if not any(s.name == w or s.name.startswith(w + "_") or s.name.startswith(w)
-                                            for s in stages)]
+
+    def chosen(name: str, word: str) -> bool:
+        return name == word if word in names else name.startswith(word)
+
+    unknown = [w for w in wanted if not any(chosen(s.name, w) for s in stages)]
     if unknown or not wanted:
         raise InputError(f"`stages` {text!r}: unknown {unknown}; choose among {[s.name for s in stages]} (or a "
                          "prefix such as glue, kd, distil), or 'all'.")
-    return [s for s in stages if any(s.name == w or s.name.startswith(w) for w in wanted)]
+    return [s for s in stages if any(chosen(s.name, w) for w in wanted)]
 
 
 def check_order(plan: Plan, chosen: list[Stage], taken: Iterable[str] = ()) -> None:
@@ -524,7 +546,8 @@ def restorable(plan: Plan, source: Path) -> dict[str, dict]:
     found = {}
     for stage in all_stages(plan):
         path = source / f"{stage.name}.json"
-        if stage.always or plan.done(stage.name) or not path.is_file():
+        if stage.always or plan.done(stage.name) or not path.is_file() or outdated(stage.name, json.loads(
+                path.read_text())):
             continue
         if stage.makes is not None and not (plan.out / stage.makes).is_dir():
             print(f"{stage.name}: not taken from {source} ({stage.makes}/ is not in {plan.out})")

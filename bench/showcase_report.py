@@ -21,7 +21,9 @@ COLUMNS = {"mrpc": "MRPC F1", "stsb": "STS-B Spearman", "cola": "CoLA MCC", "sst
 ROWS = {"teacher": "teacher", "magic": "**MAGIC-AT searched + KD** (primary)",
         "distil": "**DistilBERT-style, layers 0, 2, 4 + KD** (primary)", "spos": "SPOS searched + KD",
         "first_half": "first half, layers 0, 1, 2 + KD", "random": "random arch in the budget + KD",
-        "magic_nokd": "MAGIC-AT searched, supernet weights only", "majority": "majority class / mean score"}
+        "magic_nokd": "MAGIC-AT searched, supernet weights only",
+        "magic_attn": "MAGIC-AT searched with an attention floor + KD (exploratory)",
+        "majority": "majority class / mean score"}
 LATENCY_OF = {"magic_nokd": "magic"}  # rows that share another row's arch
 GOAL_LATENCY = 1.03
 
@@ -279,6 +281,14 @@ def build_report(results: Path, docs: Path, names: list[str], commands: list[str
     return {"docs": str(docs), "figure": str(figure), **summary}
 
 
+def _attention_floor(stages: dict[str, dict]) -> str:
+    search = stages.get("search_magic_attn")
+    if not search:
+        return ""
+    return (f"; the exploratory row's search (on the MAGIC-AT supernet) also keeps at least "
+            f"{search['constraints']['min_attention_layers']} attention layers (`--min_attention_layers`)")
+
+
 def render(stages: dict, rows: list[dict], diff: dict | None, names: list[str], commands: list[str], quick: bool,
            figure: Path, docs: Path) -> str:
     teacher = stages.get("teacher", {})
@@ -299,7 +309,7 @@ def render(stages: dict, rows: list[dict], diff: dict | None, names: list[str], 
         f"{s.get('student_steps')} steps as a fixed arch (searched and random ones from their supernet's weights, "
         "hand-designed ones from the teacher's layers).",
         f"- **Search**: evolution, {s.get('population_size')} × {s.get('generations')} children scored by held-out "
-        "MLM loss with inherited weights, inside the budget" + _latency_cap(stages) + ".",
+        "MLM loss with inherited weights, inside the budget" + _latency_cap(stages) + _attention_floor(stages) + ".",
         "- **Fine-tuning** (one recipe for every row): batch "
         f"{s.get('glue_batch_size')}, lr {s.get('glue_learning_rate')}, warm-up 10 %; MRPC 3 epochs, STS-B 2, CoLA 3 "
         "(length 64), SST-2 2 on its first 8,000 examples (length 64); seeds "

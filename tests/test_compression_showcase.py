@@ -195,6 +195,31 @@ def test_a_new_machine_takes_the_committed_results_and_redoes_only_what_a_stage_
     assert not (out / "search_magic").exists()
 
 
+@pytest.mark.slow
+def test_a_students_result_from_before_a_new_student_is_redone_with_the_other_archs_unchanged(quick_run, tmp_path):
+    root = quick_run[0]
+    old, out = tmp_path / "old", tmp_path / "out"
+    shutil.copytree(root / "out" / "results", old)
+    shutil.copytree(root / "out" / "quick_inputs", out / "quick_inputs")
+    students = json.loads((old / "students.json").read_text())
+    del students["students"]["magic_attn"]
+    (old / "students.json").write_text(json.dumps(students))
+    args = showcase.ShowcaseArguments(quick=True, stages="students", output_dir=str(out),
+                                      docs_dir=str(tmp_path / "docs"), results_from=str(old))
+    assert list(showcase.run_showcase(args)) == ["students"]  # not taken from --results_from: redone
+    redone = json.loads((out / "results" / "students.json").read_text())
+    def archs(students: dict) -> dict:  # without the start folder, which names this machine's --output_dir
+        return {name: {k: v for k, v in student.items() if k != "start"} for name, student in students.items()}
+
+    assert archs(redone["students"]) == archs(result(root, "students")["students"])
+    floor = result(root, "search_magic_attn")
+    assert floor["constraints"]["min_attention_layers"] == 2  # half the quick teacher's 4 layers
+    assert sum(op.startswith("mha:") for op in redone["students"]["magic_attn"]["arch"]) >= 2
+    latency = result(root, "latency")
+    del latency["ratio_to_teacher"]["magic_attn"]
+    assert showcase.outdated("latency", latency) and not showcase.outdated("latency", result(root, "latency"))
+
+
 def test_the_reading_names_each_task_a_row_scores_at_the_majority_answer():
     majority = {"mrpc": (81.2, None), "stsb": (0.0, None), "cola": (0.0, None), "sst2": (50.9, None)}
     magic = {"mrpc": (81.2, 0.0), "stsb": (9.4, 1.0), "cola": (0.99, None), "sst2": (51.9, None)}
