@@ -110,8 +110,8 @@ class Constraints:
     latency_table: LatencyTable | None = None
     max_encoder_params: float | None = None  # parameters of the layers alone (no embeddings, pooler or head)
     min_encoder_params: float | None = None
-    # A floor on multi-head attention layers (mha:*): a masked-LM proxy ranks attention-free children well, while
-    # sentence-pair tasks need attention (docs/compression.md).
+    # A floor on multi-head attention layers (mha:*): sentence-pair tasks need attention, and the showcase's search
+    # without one kept a single attention layer (docs/compression.md).
     min_attention_layers: int = 0
 
     def _total_budget(self, space: SearchSpace) -> tuple[float | None, float | None]:
