@@ -546,13 +546,15 @@ def restorable(plan: Plan, source: Path) -> dict[str, dict]:
     found = {}
     for stage in all_stages(plan):
         path = source / f"{stage.name}.json"
-        if stage.always or plan.done(stage.name) or not path.is_file() or outdated(stage.name, json.loads(
-                path.read_text())):
+        if stage.always or plan.done(stage.name) or not path.is_file():
+            continue
+        result = json.loads(path.read_text())
+        if outdated(stage.name, result):
             continue
         if stage.makes is not None and not (plan.out / stage.makes).is_dir():
             print(f"{stage.name}: not taken from {source} ({stage.makes}/ is not in {plan.out})")
             continue
-        found[stage.name] = json.loads(path.read_text())
+        found[stage.name] = result
     return found
 
 

@@ -208,6 +208,7 @@ def test_a_students_result_from_before_a_new_student_is_redone_with_the_other_ar
                                       docs_dir=str(tmp_path / "docs"), results_from=str(old))
     assert list(showcase.run_showcase(args)) == ["students"]  # not taken from --results_from: redone
     redone = json.loads((out / "results" / "students.json").read_text())
+
     def archs(students: dict) -> dict:  # without the start folder, which names this machine's --output_dir
         return {name: {k: v for k, v in student.items() if k != "start"} for name, student in students.items()}
 
