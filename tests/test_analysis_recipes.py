@@ -1,5 +1,6 @@
 """The analysis command lines end to end at tiny size: interference, rank correlation, and the study's --quick mode."""
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -109,9 +110,18 @@ def test_study_quick_end_to_end(tmp_path):
     logged.clear()
     again = magic_study.run_study(settings, log=logged.append)
     assert sum(line.startswith("reusing") for line in logged) == 8
+    assert sum(line.startswith("measurements reused") for line in logged) == 8  # no child scored again
     standalone_lines = [line for line in logged if line.startswith("standalone set")]
     assert len(standalone_lines) == 2 and all("(0 trained now)" in line for line in standalone_lines)
     assert again["summary"] == summary
+    # Another measuring setting: the supernets are reused but measured again, to the same inherited losses.
+    logged.clear()
+    fewer_pairs = magic_study.run_study(dataclasses.replace(settings, pairs_per_m=1), log=logged.append)
+    assert sum(line.startswith("reusing") for line in logged) == 8
+    assert not any(line.startswith("measurements reused") for line in logged)
+    assert [run["inherited_losses"] for run in fewer_pairs["runs"]] == [run["inherited_losses"]
+                                                                         for run in report["runs"]]
+    assert fewer_pairs["runs"][0]["similarity_vs_m"] != report["runs"][0]["similarity_vs_m"]
 
 
 @pytest.mark.slow

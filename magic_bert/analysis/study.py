@@ -35,6 +35,7 @@ from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs
 from .rank_bootstrap import informative_pairs, paired_tau_difference, sign_matrix, weighted_tau
 from .ranking import StandaloneCache, rank_correlation, sample_children
 from .study_reference import file_digest, load_reference, save_reference
+from .study_runs import measure_or_reuse, train_or_reuse_supernet
 
 
 @dataclass
@@ -193,23 +194,6 @@ def _run_args(settings: StudySettings, train_file: str, valid_file: str, tokeniz
         max_eval_samples=settings.eval_blocks, max_params=max_params)
 
 
-def _train_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
-    """Train (or reuse a finished run with identical settings and vocabulary) one supernet; returns its folder."""
-    from ..training.recipe import pretrain
-
-    folder = Path(args.output_dir)
-    marker = folder / "study_run.json"
-    wanted = json.loads(json.dumps({"args": dataclasses.asdict(args), "vocab": vocab_digest}, default=str))
-    if marker.is_file() and json.loads(marker.read_text()) == wanted and (folder / "all_results.json").is_file():
-        log(f"reusing {folder}")
-        return folder
-    start = time.perf_counter()
-    pretrain(args)
-    write_json_atomic(marker, wanted)
-    log(f"trained {folder.name} in {time.perf_counter() - start:.0f} s")
-    return folder
-
-
 def _io_gradient_link(curve: list[dict]) -> dict:
     """The paper's second finding, tested directly: over every measured pair (all m pooled), Spearman's rho between
     the similarity of the shared op's inputs (outputs) and the similarity of its gradients."""
@@ -343,6 +327,11 @@ def _train_reference(study: _Study, fingerprint: dict, log) -> dict[int, list[di
     return per_seed
 
 
+# The settings a supernet's measurements depend on besides its weights, the children and the budget.
+_MEASURING = ("validation_file", "eval_blocks", "max_seq_length", "interference_layer", "interference_op",
+              "interference_batches", "batch_size", "pairs_per_m", "children_seed")
+
+
 def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list[float], log) -> dict:
     """Train (or reuse) one supernet, then its rank correlation (when there is a reference) and interference curve
     (and matrix on seed 0)."""
@@ -357,18 +346,28 @@ def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list
     args.anchor_swap_margin = settings.anchor_swap_margin
     args.probe_interference_steps = settings.probe_interference_steps
     args.align_hidden_weight, args.align_logits_weight = settings.align_hidden_weight, settings.align_logits_weight
-    folder = _train_supernet(args, study.vocab_digest, log)
-    supernet = MagicBertSupernetForMaskedLM.from_pretrained(folder)
-    inherited = [study.score(supernet, arch).loss for arch in study.children]
-    correlation = rank_correlation(inherited, standalone_losses) if standalone_losses else {}
-    curve = similarity_vs_m(supernet, study.probe_batches, layer, op, settings.pairs_per_m, settings.children_seed,
-                            study.max_params)
+    folder = train_or_reuse_supernet(args, study.vocab_digest, log)
+    with_matrix = seed == settings.seeds[0]
+
+    def measure() -> dict:
+        supernet = MagicBertSupernetForMaskedLM.from_pretrained(folder)
+        inherited = [study.score(supernet, arch).loss for arch in study.children]
+        curve = similarity_vs_m(supernet, study.probe_batches, layer, op, settings.pairs_per_m,
+                                settings.children_seed, study.max_params)
+        matrix = similarity_matrix(supernet, study.matrix_children, study.probe_batches, layer, op) \
+            if with_matrix else None
+        return {"inherited_losses": inherited, "similarity_vs_m": curve, "similarity_matrix": matrix}
+
+    measured_with = {"children": study.children, "matrix_children": study.matrix_children if with_matrix else None,
+                     "max_params": study.max_params, **{name: getattr(settings, name) for name in _MEASURING}}
+    measured = measure_or_reuse(folder, measured_with, measure, log)
+    correlation = rank_correlation(measured["inherited_losses"], standalone_losses) if standalone_losses else {}
+    curve = measured["similarity_vs_m"]
     run = {"sampler": sampler, "seed": seed, "supernet": str(folder), **correlation,
-           "inherited_losses": inherited, "similarity_vs_m": curve, **_io_gradient_link(curve),
+           "inherited_losses": measured["inherited_losses"], "similarity_vs_m": curve, **_io_gradient_link(curve),
            "train_results": json.loads((folder / "all_results.json").read_text())}
-    if seed == settings.seeds[0]:
-        run["similarity_matrix"] = similarity_matrix(supernet, study.matrix_children, study.probe_batches, layer, op)
-    write_json_atomic(folder / "analysis.json", run)
+    if with_matrix:
+        run["similarity_matrix"] = measured["similarity_matrix"]
     tau = f"tau {correlation['kendall_tau']:+.3f} rho {correlation['spearman_rho']:+.3f} " if correlation else ""
     log(f"{sampler} seed {seed}: {tau}grad sim m=1 {curve[0]['gradient_mean']:.3f} m={curve[-1]['m']} "
         f"{curve[-1]['gradient_mean']:.3f}")

@@ -1,0 +1,50 @@
+"""The study's per-supernet caches: a finished supernet run is reused when its settings and vocabulary match, and its
+measurements (inherited losses, interference) when they were taken on that very run with the same measuring settings.
+Scoring every child on 1,024 held-out blocks costs minutes per supernet, so a rerun of the whole study (to add a
+sampler, or to rebuild the report) repeats none of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..io_utils import write_json_atomic
+from ..training.arguments import PretrainArguments
+
+RUN_MARKER, MEASUREMENT = "study_run.json", "analysis.json"
+
+
+def train_or_reuse_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
+    """Train (or reuse a finished run with identical settings and vocabulary) one supernet; returns its folder."""
+    from ..training.recipe import pretrain
+
+    folder = Path(args.output_dir)
+    marker = folder / RUN_MARKER
+    wanted = json.loads(json.dumps({"args": dataclasses.asdict(args), "vocab": vocab_digest}, default=str))
+    if marker.is_file() and json.loads(marker.read_text()) == wanted and (folder / "all_results.json").is_file():
+        log(f"reusing {folder}")
+        return folder
+    (folder / MEASUREMENT).unlink(missing_ok=True)  # measured on the run about to be replaced
+    start = time.perf_counter()
+    pretrain(args)
+    write_json_atomic(marker, wanted)
+    log(f"trained {folder.name} in {time.perf_counter() - start:.0f} s")
+    return folder
+
+
+def measure_or_reuse(folder: Path, measured_with: dict, measure: Callable[[], dict], log) -> dict:
+    """``measure()`` of the supernet in ``folder``, or the stored result of a measurement with the same
+    ``measured_with`` (what the numbers depend on besides the weights) on the same finished run."""
+    key = json.loads(json.dumps({"run": json.loads((folder / RUN_MARKER).read_text()), **measured_with}, default=str))
+    stored = folder / MEASUREMENT
+    if stored.is_file():
+        previous = json.loads(stored.read_text())
+        if previous.get("measured_with") == key:
+            log(f"measurements reused from {stored}")
+            return previous["measurement"]
+    measurement = measure()
+    write_json_atomic(stored, {"measured_with": key, "measurement": measurement})
+    return measurement
