@@ -105,6 +105,20 @@ def test_study_quick_end_to_end(tmp_path):
     for name in ("similarity_vs_m.png", "rank_scatter.png", "similarity_matrix_magic-at.png"):
         assert is_png(out / name)
     assert "| magic-at |" in (out / "study.md").read_text()
+    reference = [entry["eval_loss"] for entry in report["standalone"]]
+    for run in report["runs"]:  # each anchor run's final anchor, trained alone, placed among the children
+        if run["sampler"] in ("spos", "magic-t"):
+            assert "final_anchor" not in run
+            continue
+        anchor = run["final_anchor"]
+        assert anchor["arch"] == run["train_results"]["eval_arch"] and anchor["of"] == 4
+        assert anchor["rank"] == 1 + sum(loss < anchor["standalone_loss"] for loss in reference)
+    for sampler in ("magic-a", "magic-at"):
+        mine = [run for run in report["runs"] if run["sampler"] == sampler]
+        assert summary[sampler]["anchor_swap_rate"]["values"] == [r["train_results"]["anchor_swap_rate"] for r in mine]
+        assert summary[sampler]["final_anchor_rank"]["values"] == [r["final_anchor"]["rank"] for r in mine]
+    assert "anchor_swap_rate" not in summary["spos"]
+    assert "magic-at: the anchor changed at" in (out / "study.md").read_text()
     assert json.loads((out / "study.json").read_text())["summary"] == json.loads(json.dumps(summary))
     # A second run reuses every supernet and standalone child and gives the same numbers.
     logged.clear()
@@ -146,6 +160,11 @@ def test_study_v2_quick_primary_comparison_and_committed_reference(tmp_path):
     assert "probe_grad_cosine_mean" in report["summary"]["magic-t"]
     stored = json.loads(reference.read_text())
     assert [c["arch"] for c in stored["children"]] == report["children"]
+    # The MAGIC-AT runs' final anchors that are not children are stored beside them, trained alone once each.
+    anchors = {tuple(run["final_anchor"]["arch"]) for run in report["runs"] if run["sampler"] == "magic-at"}
+    others = [tuple(entry["arch"]) for entry in stored["others"]]
+    assert sorted(others) == sorted(anchors - {tuple(arch) for arch in report["children"]})
+    assert not any("final_anchor" in run for run in report["runs"] if run["sampler"] != "magic-at")
     # Without the standalone cache the committed reference is read, nothing is retrained, the numbers are equal.
     shutil.rmtree(out / "standalone_cache")
     logged = []

@@ -31,10 +31,10 @@ from ..modeling_magic_bert import MagicBertSupernetForMaskedLM
 from ..training.arguments import PretrainArguments
 from ..training.strategies import SAMPLERS
 from .interference import KINDS, sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
-from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
 from .rank_bootstrap import informative_pairs, paired_tau_difference, sign_matrix, weighted_tau
 from .ranking import StandaloneCache, rank_correlation, sample_children
-from .study_reference import file_digest, load_reference, save_reference
+from .study_reference import add_others, file_digest, load_reference, save_reference, standalone_entry
+from .study_report import anchor_text, format_summary, intervention_text, primary_text, write_figures
 from .study_runs import measure_or_reuse, train_or_reuse_supernet
 
 
@@ -306,25 +306,58 @@ def _reference_fingerprint(study: _Study) -> dict:
             "config": {k: getattr(settings, k) for k in ("hidden_size", "num_layers", "candidate_ops", "vocab_size")}}
 
 
+def _standalone_cache(study: _Study, standalone_seed: int) -> StandaloneCache:
+    """The cache of children trained alone with one seed (shared by the reference and the anchors' standings)."""
+    settings = study.settings
+    template = _run_args(settings, study.train_file, study.valid_file, study.tokenizer_dir, study.config_dir,
+                         standalone_seed, settings.standalone_steps, "unused", None)
+    return StandaloneCache(study.shared / "standalone_cache", template, study.score,
+                           fingerprint={"held_out": study.valid_file, "eval_blocks": settings.eval_blocks,
+                                        "max_seq_length": settings.max_seq_length, "vocab": study.vocab_digest},
+                           lengths=settings.standalone_lengths)
+
+
 def _train_reference(study: _Study, fingerprint: dict, log) -> dict[int, list[dict]]:
     settings, per_seed = study.settings, {}
     for standalone_seed in settings.standalone_seeds:
-        template = _run_args(settings, study.train_file, study.valid_file, study.tokenizer_dir, study.config_dir,
-                             standalone_seed, settings.standalone_steps, "unused", None)
-        cache = StandaloneCache(study.shared / "standalone_cache", template, study.score,
-                                fingerprint={"held_out": study.valid_file, "eval_blocks": settings.eval_blocks,
-                                             "max_seq_length": settings.max_seq_length, "vocab": study.vocab_digest},
-                                lengths=settings.standalone_lengths)
+        cache = _standalone_cache(study, standalone_seed)
         t0 = time.perf_counter()
         per_seed[standalone_seed] = cache.scores(study.children)
         log(f"standalone set, seed {standalone_seed}: {len(study.children)} children ({cache.trained} trained now) "
             f"in {time.perf_counter() - t0:.0f} s")
     if settings.reference_file:
-        schedule = {k: v for k, v in dataclasses.asdict(template).items() if k in (
+        schedule = {k: v for k, v in dataclasses.asdict(cache.template).items() if k in (
             "learning_rate", "num_warmup_steps", "per_device_train_batch_size", "max_train_steps")}
         save_reference(settings.reference_file, fingerprint, study.children, per_seed, schedule)
         log(f"standalone reference written to {settings.reference_file}")
     return per_seed
+
+
+def _add_anchor_standings(study: _Study, runs: list[dict], standalone: list[dict], log) -> None:
+    """For each run with an anchor (MAGIC-A/AT): its final anchor trained alone like the children and its rank among
+    the children's reference losses (1 = best). A final anchor that is a child uses the child's reference; the others
+    are trained once (the standalone cache) and kept in ``reference_file`` beside the children, so a rerun of the
+    study trains none of them again."""
+    settings = study.settings
+    stored = load_reference(settings.reference_file, _reference_fingerprint(study), study.children) \
+        if settings.reference_file else None
+    known = {tuple(entry["arch"]): entry["per_seed"] for entry in [*standalone, *(stored or {}).get("others", [])]}
+    reference, added = [entry["eval_loss"] for entry in standalone], []
+    for run in runs:
+        if run["train_results"].get("anchor_swaps") is None:
+            continue
+        arch = run["train_results"]["eval_arch"]
+        if tuple(arch) not in known:
+            known[tuple(arch)] = standalone_entry({seed: _standalone_cache(study, seed).score(arch)
+                                                   for seed in settings.standalone_seeds})
+            added.append({"arch": list(arch), "per_seed": known[tuple(arch)]})
+        loss = statistics.fmean(scores["eval_loss"] for scores in known[tuple(arch)].values())
+        run["final_anchor"] = {"arch": arch, "standalone_loss": loss, "rank": 1 + sum(x < loss for x in reference),
+                               "of": len(reference)}
+        log(f"{run['sampler']} seed {run['seed']}: final anchor ranks {run['final_anchor']['rank']} of "
+            f"{len(reference)} children (standalone loss {loss:.4f})")
+    if added and stored is not None:
+        add_others(settings.reference_file, stored, added)
 
 
 # The settings a supernet's measurements depend on besides its weights, the children and the budget.
@@ -385,6 +418,8 @@ def run_study(settings: StudySettings, log=print) -> dict:
     runs += [_analyse_run(study, sampler, seed, standalone_losses, log)
              for seed in settings.exploratory_seeds for sampler in settings.exploratory_samplers]
     pairs = _add_informative_tau(runs, standalone_losses) if standalone else None
+    if standalone:
+        _add_anchor_standings(study, runs, standalone, log)
     summary = _summarise(runs, settings)
     primary = _primary_comparison(runs, standalone_losses, pairs, settings)
     intervention = _intervention(runs, settings)
@@ -396,10 +431,11 @@ def run_study(settings: StudySettings, log=print) -> dict:
               "intervention": intervention, "matrix_children": study.matrix_children, "summary": summary,
               "runs": [{k: v for k, v in run.items() if k != "similarity_matrix"} for run in runs],
               "wall_seconds": time.perf_counter() - started}
-    _write_figures(study.output, runs, summary, settings, standalone_losses, study.matrix_children)
+    write_figures(study.output, runs, summary, settings, standalone_losses, study.matrix_children)
     write_json_atomic(study.output / "study.json", report)
-    table = (format_summary(summary, settings) + _primary_text(primary, report["informative_pairs"],
-                                                                len(study.children)) + _intervention_text(intervention))
+    table = (format_summary(summary, settings) + primary_text(primary, report["informative_pairs"],
+                                                                len(study.children)) + intervention_text(intervention)
+             + anchor_text(summary, len(study.children)))
     if not standalone:
         table += "\n\nNo standalone reference (`standalone_seeds` empty): no rank correlation (τ, ρ: –)."
     if ceiling is not None:
@@ -438,19 +474,6 @@ def _primary_comparison(runs: list[dict], reference: list[float], pairs: np.ndar
     return result
 
 
-def _primary_text(primary: dict | None, informative: int, children: int) -> str:
-    if primary is None:
-        return ""
-    text = (f"\n\nPrimary comparison ({primary['a']} − {primary['b']}, paired by seed, 95 % bootstrap interval over "
-            f"children and seeds): Δτ = {primary['all_pairs']['difference']:+.3f} "
-            f"[{primary['all_pairs']['low']:+.3f}, {primary['all_pairs']['high']:+.3f}].")
-    if "informative_pairs" in primary:
-        part = primary["informative_pairs"]
-        text += (f" On the {informative} of {children * (children - 1) // 2} pairs not ordered like the reference by "
-                 f"every run: Δτ = {part['difference']:+.3f} [{part['low']:+.3f}, {part['high']:+.3f}].")
-    return text
-
-
 def _t_interval(values: list[float]) -> dict:
     """Mean, the per-seed values and a 95 % t interval over them (None with fewer than 2 values)."""
     from scipy import stats
@@ -487,24 +510,6 @@ def _intervention(runs: list[dict], settings: StudySettings) -> dict | None:
                       for kind, per_seed in pooled.items() if all(per_seed.values())}}
 
 
-def _intervention_text(intervention: dict | None) -> str:
-    if intervention is None:
-        return ""
-
-    def cell(stats):
-        if stats is None:
-            return "–"
-        interval = f" [{stats['low']:+.4f}, {stats['high']:+.4f}]" if stats["low"] is not None else ""
-        return f"{stats['mean']:+.4f}{interval}"
-
-    rows = [*intervention["by_m"], {"m": "all", **intervention["all_m"]}]
-    return (f"\n\nIntervention ({intervention['second']} − {intervention['first']}, paired by seed over "
-            f"{len(intervention['seeds'])} seeds, 95 % t interval):\n\n| m | Δ grad. sim. | Δ input sim. | "
-            "Δ output sim. |\n|---|---|---|---|\n"
-            + "\n".join(f"| {row['m']} | " + " | ".join(cell(row.get(kind)) for kind in KINDS) + " |"
-                        for row in rows))
-
-
 def _summarise(runs: list[dict], settings: StudySettings) -> dict:
     """Per sampler, mean ± std over seeds of tau, rho and each similarity at each m."""
     summary = {}
@@ -520,6 +525,11 @@ def _summarise(runs: list[dict], settings: StudySettings) -> dict:
                  **{key: _mean_std(values) for key in ("probe_grad_cosine_mean", "probe_prev_child_loss_rise_mean")
                     if (values := [r["train_results"][key] for r in mine
                                    if r["train_results"].get(key) is not None])},
+                 **{key: _mean_std(values) for key, values in (
+                     ("anchor_swap_rate", [r["train_results"]["anchor_swap_rate"] for r in mine
+                                           if r["train_results"].get("anchor_swap_rate") is not None]),
+                     ("final_anchor_rank", [r["final_anchor"]["rank"] for r in mine if "final_anchor" in r]))
+                    if values},
                  "input_gradient_spearman": _mean_std([r["input_gradient_spearman"] for r in mine]),
                  "output_gradient_spearman": _mean_std([r["output_gradient_spearman"] for r in mine]),
                  "similarity_vs_m": []}
@@ -531,55 +541,6 @@ def _summarise(runs: list[dict], settings: StudySettings) -> dict:
             entry["similarity_vs_m"].append(point)
         summary[sampler] = entry
     return summary
-
-
-def format_summary(summary: dict, settings: StudySettings) -> str:
-    """The report's table: mean ± std over seeds."""
-    last = settings.num_layers - 1
-
-    def ms(stats, digits=3, sign="+"):
-        return f"{stats['mean']:{sign}.{digits}f} ± {stats['std']:.{digits}f}"
-
-    def point(row, kind, digits=3):
-        return f"{row[f'{kind}_mean']:.{digits}f} ± {row[f'{kind}_std']:.{digits}f}"
-
-    lines = [f"| sampler | seeds | Kendall τ | τ, informative pairs | Spearman ρ | grad. sim. m=1 | grad. sim. "
-             f"m={last} | input sim. m=1 | input sim. m={last} | ρ(input sim., grad. sim.) | children's inherited "
-             "loss |", "|" + "---|" * 11]
-    for sampler, entry in summary.items():
-        first, final = entry["similarity_vs_m"][0], entry["similarity_vs_m"][-1]
-        name = f"{sampler} (exploratory)" if entry["exploratory"] else sampler
-        tau, informative, rho = (ms(entry[key]) if entry[key] else "–"
-                                 for key in ("kendall_tau", "kendall_tau_informative", "spearman_rho"))
-        lines.append(f"| {name} | {len(entry['final_eval_loss']['values'])} | {tau} | {informative} | {rho} | "
-                     f"{point(first, 'gradient')} | {point(final, 'gradient')} | {point(first, 'input', 4)} | "
-                     f"{point(final, 'input', 4)} | {ms(entry['input_gradient_spearman'], 2)} | "
-                     f"{ms(entry['mean_inherited_loss'], sign='')} |")
-    return "\n".join(lines)
-
-
-def _write_figures(output: Path, runs: list[dict], summary: dict, settings: StudySettings,
-                   standalone_losses: list[float], matrix_children: list[list[str]]) -> None:
-    layer, op = settings.interference_layer, settings.interference_op
-    n_seeds = len(settings.seeds)
-    plot_similarity_vs_m({s: e["similarity_vs_m"] for s, e in summary.items()}, output / "similarity_vs_m.png",
-                         f"{op} at layer {layer}: similarity between children differing in m layers "
-                         f"(mean ± std over {n_seeds} seeds)")
-    first_seed = settings.seeds[0]
-    series = {}
-    for run in runs:
-        if run["seed"] == first_seed:
-            if standalone_losses:
-                series[f"{run['sampler']} (τ={run['kendall_tau']:+.2f})"] = (run["inherited_losses"],
-                                                                              standalone_losses)
-            labels = [short_arch(arch) for arch in matrix_children]
-            plot_similarity_matrix(run["similarity_matrix"]["gradient"], labels,
-                                   output / f"similarity_matrix_{run['sampler']}.png",
-                                   f"{run['sampler']} (seed {first_seed}): gradient cosine at {op}, layer {layer}")
-    if series:  # none without a standalone reference
-        plot_rank_scatter(series, output / "rank_scatter.png",
-                          f"{len(standalone_losses)} children: supernets of seed {first_seed} vs standalone "
-                          f"(mean of {len(settings.standalone_seeds)} seeds)")
 
 
 __all__ = ["INTERVENTION", "QUICK", "V2", "StudySettings", "format_summary", "run_study"]

@@ -49,16 +49,27 @@ def load_reference(path: str | Path, fingerprint: dict, children: list[list[str]
     return data
 
 
+def standalone_entry(per_seed: dict[int, dict]) -> dict:
+    """What the reference keeps of one arch's standalone runs: per seed, its scores."""
+    return {str(seed): {key: run[key] for key in ("eval_loss", "eval_accuracy", "length_losses", "num_tokens")
+                        if key in run} for seed, run in per_seed.items()}
+
+
 def save_reference(path: str | Path, fingerprint: dict, children: list[list[str]], per_seed: dict[int, list[dict]],
                    schedule: dict) -> dict:
     """Write the reference: per child, each seed's final loss and its losses at the scored training lengths."""
     data = {"format": FORMAT, "fingerprint": fingerprint, "schedule": schedule,
             "children": [{"arch": list(arch),
-                          "per_seed": {str(seed): {key: runs[index][key] for key in ("eval_loss", "eval_accuracy",
-                                                                                      "length_losses", "num_tokens")
-                                                   if key in runs[index]}
-                                       for seed, runs in per_seed.items()}}
+                          "per_seed": standalone_entry({seed: runs[index] for seed, runs in per_seed.items()})}
                          for index, arch in enumerate(children)]}
+    write_json_atomic(Path(path), data)
+    return data
+
+
+def add_others(path: str | Path, data: dict, others: list[dict]) -> dict:
+    """Add standalone results of archs that are not children (the studies' final anchors) to the stored reference,
+    so a rerun ranks those anchors without training them again."""
+    data = {**data, "others": [*data.get("others", []), *others]}
     write_json_atomic(Path(path), data)
     return data
 
@@ -71,4 +82,5 @@ def per_seed_losses(data: dict, length: str | None = None) -> dict[str, list[flo
     return {seed: [child["per_seed"][seed]["length_losses"][length] for child in data["children"]] for seed in seeds}
 
 
-__all__ = ["FORMAT", "file_digest", "load_reference", "per_seed_losses", "save_reference"]
+__all__ = ["FORMAT", "add_others", "file_digest", "load_reference", "per_seed_losses", "save_reference",
+           "standalone_entry"]
