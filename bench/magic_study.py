@@ -24,8 +24,9 @@ written whenever `primary` is empty and exactly two samplers are given (the seco
 
 Real English text (WikiText-2 from ../shared/data: valid.txt to train, test.txt held out) when it is there, else the
 package's embedded corpus. Outputs in --output_dir: study.json (every number), study.md (the table),
-similarity_vs_m.png, rank_scatter.png, similarity_matrix_<sampler>.png, and the supernets and standalone cache
-(reused when the study is run again with the same settings).
+similarity_vs_m.png, rank_scatter.png, similarity_matrix_<sampler>.png, and the supernets (each with its measurements,
+analysis.json) and standalone cache: a rerun with the same settings trains and scores nothing again, and one that only
+adds samplers or seeds costs only those supernets.
 """
 
 from __future__ import annotations
