@@ -15,6 +15,7 @@ from magic_bert.errors import InputError
 from magic_bert.search_space import SearchSpace
 from magic_bert.training.arguments import ModelArguments, parse_pretrain_args
 from magic_bert.training.checkpointing import list_checkpoints
+from magic_bert.training.losses import resolve_anchor_precision
 from magic_bert.training.strategies import default_anchor_arch
 
 from .conftest import TOLERANCE, make_batch, max_diff, run_until_first_checkpoint
@@ -108,6 +109,8 @@ def test_magic_a_swaps_only_on_a_loss_lower_by_the_margin_and_aligns(tmp_path, s
                 assert (event["paired_se"], event["margin"]) == (record["anchor_paired_se"], 0.5)
                 anchor = record["arch"]
     assert next(swaps, None) is None
+    # The default --anchor_precision auto, resolved for this machine, is what the run used and records.
+    assert result.results["anchor_precision"] == resolve_anchor_precision("auto", "cpu")
     assert result.anchor_history, "this seed is expected to swap at least once (so the rule is exercised)"
     assert read_jsonl(out / "anchor_history.jsonl") == json.loads(json.dumps(result.anchor_history))
     results = json.loads((out / "all_results.json").read_text())

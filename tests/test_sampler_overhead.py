@@ -1,6 +1,7 @@
 """bench/sampler_overhead.py on the tiny preset: --preset and explicit sizes build the right space, --max_params /
---min_params reach every variant's strategy as the pre-training flags do (SPOS draws in the band, the anchor is the
-default anchor inside it), and the figures it returns are the ones the strategies imply."""
+--min_params and --anchor_precision reach every variant (one worker process each) as the pre-training flags do (SPOS
+draws in the band, the anchor is the default anchor inside it), and the figures it returns are the ones the strategies
+imply."""
 
 import statistics
 import sys
@@ -35,7 +36,7 @@ def test_budget_reaches_every_strategy_and_figures_match(capsys):
     steps = 3  # warmup 1 + rounds 2
     result = sampler_overhead.main(["--preset", "tiny", "--max_params", str(MAX), "--min_params", str(MIN),
                                     "--batch", "2", "--seq", "16", "--rounds", "2", "--warmup", "1",
-                                    "--mem_steps", "0", "--with_magic_t"])
+                                    "--anchor_precision", "bf16", "--with_magic_t"])
     space = MagicBertConfig.from_preset("tiny").search_space
     anchor = default_anchor_arch(space, MAX, MIN)
     assert anchor == ["mha:2", "ffn:128"] * 2  # not the unbounded default ([mha:2, ffn:256] * 2)
@@ -46,9 +47,13 @@ def test_budget_reaches_every_strategy_and_figures_match(capsys):
     means = result["mean_child_params"]
     assert means["spos"] == means["magic-a"] == pytest.approx(expected_spos, abs=1e-6)
     assert means["magic-at"] == means["magic-t"] == pytest.approx(expected_walk, abs=1e-6)
-    assert set(result["times"]) == {"spos", "magic-a", "magic-at", "magic-t"}
+    assert set(result["times"]) == set(result["figures"]) == {"spos", "magic-a", "magic-at", "magic-t"}
+    for name, figures in result["figures"].items():  # each worker ran every step and measured its own process
+        assert figures["steps"] == steps and figures["peak_kb"] >= figures["start_kb"] > 0
+        assert figures["aligned"] == (steps if name in ("magic-a", "magic-at") else 0)
+        assert figures["anchor_precision"] == ("bf16" if name in ("magic-a", "magic-at") else None)
     out = capsys.readouterr().out
-    assert "anchor (the default" in out and f"{143_552 / 1e6:.2f}M params" in out
+    assert "anchor (the default" in out and f"{143_552 / 1e6:.2f}M params, forward in bf16" in out
     assert "max_params=150000.0 min_params=120000.0" in out and "MAGIC-AT / MAGIC-T" in out
 
 
@@ -66,11 +71,13 @@ def test_bad_settings_fail_before_any_work(argv, message):
 
 def test_infeasible_band_names_the_flags():
     args = sampler_overhead.parse_one(sampler_overhead.SamplerOverheadArguments,
-                                      ["--preset", "tiny", "--max_params", "1000", "--mem_steps", "0"])
+                                      ["--preset", "tiny", "--max_params", "1000"])
     with pytest.raises(InputError, match="`max_params`"):
         sampler_overhead.sampler_overhead(args)
 
 
-def test_unknown_preset_from_a_library_caller():
+def test_unknown_preset_or_precision_from_a_library_caller():
     with pytest.raises(InputError, match="`preset`"):
         sampler_overhead.SamplerOverheadArguments(preset="huge").check()
+    with pytest.raises(InputError, match="`anchor_precision` 'fp8'"):
+        sampler_overhead.SamplerOverheadArguments(anchor_precision="fp8").check()

@@ -90,6 +90,9 @@ class StudySettings:
     probe_interference_steps: int = 0  # MAGIC-T's claim during training (gradient cosine of consecutive steps)
     align_hidden_weight: float = 1.0
     align_logits_weight: float = 1.0
+    # The anchor's forward precision (--anchor_precision). The studies so far ran it like the child (fp32); the
+    # anchor-precision design repeats study v2's MAGIC-AT runs with bf16 to show the cheaper anchor ranks the same.
+    anchor_precision: str = "training"
     synthetic_documents: int = 2000
 
     def check(self) -> None:
@@ -379,6 +382,7 @@ def _analyse_run(study: _Study, sampler: str, seed: int, standalone_losses: list
     args.anchor_swap_margin = settings.anchor_swap_margin
     args.probe_interference_steps = settings.probe_interference_steps
     args.align_hidden_weight, args.align_logits_weight = settings.align_hidden_weight, settings.align_logits_weight
+    args.anchor_precision = settings.anchor_precision
     folder = train_or_reuse_supernet(args, study.vocab_digest, log)
     with_matrix = seed == settings.seeds[0]
 

@@ -15,6 +15,8 @@ from ..io_utils import write_json_atomic
 from ..training.arguments import PretrainArguments
 
 RUN_MARKER, MEASUREMENT = "study_run.json", "analysis.json"
+# Options added after runs were recorded, with the value those runs had: a marker without one still matches.
+LEGACY_ARGS = {"anchor_precision": "training"}
 
 
 def train_or_reuse_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:
@@ -24,7 +26,7 @@ def train_or_reuse_supernet(args: PretrainArguments, vocab_digest: str, log) -> 
     folder = Path(args.output_dir)
     marker = folder / RUN_MARKER
     wanted = json.loads(json.dumps({"args": dataclasses.asdict(args), "vocab": vocab_digest}, default=str))
-    if marker.is_file() and json.loads(marker.read_text()) == wanted and (folder / "all_results.json").is_file():
+    if marker.is_file() and _recorded(marker) == wanted and (folder / "all_results.json").is_file():
         log(f"reusing {folder}")
         return folder
     (folder / MEASUREMENT).unlink(missing_ok=True)  # measured on the run about to be replaced
@@ -33,6 +35,13 @@ def train_or_reuse_supernet(args: PretrainArguments, vocab_digest: str, log) -> 
     write_json_atomic(marker, wanted)
     log(f"trained {folder.name} in {time.perf_counter() - start:.0f} s")
     return folder
+
+
+def _recorded(marker: Path) -> dict:
+    """A run marker, with the options it predates filled in with the values its run had."""
+    recorded = json.loads(marker.read_text())
+    recorded["args"] = {**LEGACY_ARGS, **recorded["args"]}
+    return recorded
 
 
 def measure_or_reuse(folder: Path, measured_with: dict, measure: Callable[[], dict], log) -> dict:

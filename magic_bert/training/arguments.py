@@ -21,6 +21,11 @@ from .strategies import DEFAULT_SWAP_MARGIN, SAMPLER_CHOICES, STRATEGIES
 ALIGNMENTS = {"paper": "hidden-state alignment only (align_logits_weight 0)",
               "full": "hidden-state and logits alignment (both weights > 0)"}
 DEFAULT_ALIGN_WEIGHT = 0.1
+# The precision of the anchor's forward (its targets carry no gradient, so bf16 rounding only perturbs the targets).
+ANCHOR_PRECISIONS = {"auto": "bf16 where the device has bf16 kernels (a CUDA GPU that supports it, a CPU with oneDNN's "
+                             "AVX-512 / AMX path), else training",
+                     "bf16": "autocast to bfloat16 whatever the training precision",
+                     "training": "the training precision, as the child (fp32, or --mixed_precision's)"}
 
 
 @dataclass
@@ -90,6 +95,10 @@ class LossArguments:
     align_logits_weight: float | None = arg(None, "MAGIC-A/AT: weight of the T^2-scaled KL to the anchor's "
                                                   "predictions (default 0.1; 0 with --alignment paper).")
     align_temperature: float = arg(1.0, "MAGIC-A/AT: temperature of that KL.")
+    anchor_precision: str = arg("auto", "MAGIC-A/AT: precision of the anchor's forward, which computes the alignment "
+                                        "targets: auto (bf16 where the device has bf16 kernels, else training), bf16 "
+                                        "or training (as the child). bf16 halves the anchor's cost on CPU.",
+                                choices=list(ANCHOR_PRECISIONS))
 
     def alignment_weights(self) -> tuple[float, float]:
         """``(hidden, logits)`` weights: ``alignment`` names which terms are on, the weights their sizes. An unset
@@ -227,6 +236,9 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature,
                  align_temperature=self.align_temperature)
         at_least(8, max_seq_length=self.max_seq_length)
+        if self.anchor_precision not in ANCHOR_PRECISIONS:
+            raise InputError(f"`anchor_precision` {self.anchor_precision!r} is not a precision; choose one of "
+                             f"{list(ANCHOR_PRECISIONS)}.")
         at_least(2, anchor_eval_samples=self.anchor_eval_samples)  # a paired standard error needs 2 blocks
         at_least(0, anchor_swap_margin=self.anchor_swap_margin)
         if self.vocab_size is not None and self.vocab_size <= len(SPECIAL_TOKENS):
@@ -276,5 +288,5 @@ def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
-__all__ = ["ALIGNMENTS", "GROUPS", "DataArguments", "LossArguments", "ModelArguments", "OptimizationArguments",
-           "PretrainArguments", "RunArguments", "StrategyArguments", "parse_pretrain_args"]
+__all__ = ["ALIGNMENTS", "ANCHOR_PRECISIONS", "GROUPS", "DataArguments", "LossArguments", "ModelArguments",
+           "OptimizationArguments", "PretrainArguments", "RunArguments", "StrategyArguments", "parse_pretrain_args"]

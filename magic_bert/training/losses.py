@@ -95,11 +95,14 @@ class AnchorAlignment(LossTerm):
     """MAGIC-A: pull the child's per-layer outputs (and, unless its weight is 0, its predictions) toward the anchor's
     on the same batch. The anchor runs on the shared weights in eval mode (targets without dropout noise) under
     ``no_grad``; its MLM head only at the masked positions, the only ones the KL uses. A child that is the anchor
-    gets zeros."""
+    gets zeros. ``precision`` is ``"training"`` (the anchor runs like the child, under the accelerator's autocast) or
+    ``"bf16"`` (under a bfloat16 autocast: the targets carry no gradient, so only their rounding changes)."""
 
     def __init__(self, anchor_arch: Callable[[], list[str] | None], hidden_weight: float = 1.0,
-                 logits_weight: float = 1.0, temperature: float = 1.0):
-        self.anchor_arch, self.temperature = anchor_arch, temperature
+                 logits_weight: float = 1.0, temperature: float = 1.0, precision: str = "training"):
+        if precision not in ("training", "bf16"):
+            raise ValueError(f"precision {precision!r}: resolve 'auto' first (resolve_anchor_precision)")
+        self.anchor_arch, self.temperature, self.precision = anchor_arch, temperature, precision
         self.weights = {"align_hidden_loss": hidden_weight}
         if logits_weight > 0:  # weight 0 is `--alignment paper`: hidden states only, no extra head
             self.weights["align_logits_loss"] = logits_weight
@@ -114,7 +117,7 @@ class AnchorAlignment(LossTerm):
             return dict.fromkeys(self.weights, zero)
         model, masked = ctx.model, ctx.masked
         model.eval()
-        with torch.no_grad(), ctx.autocast():
+        with torch.no_grad(), self._autocast(ctx):
             target = model.bert(input_ids=ctx.batch["input_ids"], attention_mask=ctx.batch["attention_mask"],
                                 arch=anchor, output_hidden_states=True)
             target_logits = model.cls(target.last_hidden_state[masked]) if "align_logits_loss" in self.weights \
@@ -126,12 +129,37 @@ class AnchorAlignment(LossTerm):
                                                     ctx.batch["labels"][masked], self.temperature)
         return losses
 
+    def _autocast(self, ctx: StepContext):
+        if self.precision == "bf16":
+            return torch.autocast(ctx.batch["input_ids"].device.type, dtype=torch.bfloat16)
+        return ctx.autocast()
+
+
+def resolve_anchor_precision(precision: str, device: torch.device | str) -> str:
+    """``auto`` → ``bf16`` where ``device`` has bf16 kernels (a CUDA GPU that supports bf16; a CPU on which oneDNN
+    runs bf16: AVX-512 or AMX), else ``training``; ``bf16`` and ``training`` stay."""
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    native = {"cuda": torch.cuda.is_bf16_supported, "cpu": cpu_runs_bf16}.get(device.type, lambda: False)()
+    return "bf16" if native else "training"
+
+
+def cpu_runs_bf16() -> bool:
+    """Whether oneDNN has bf16 kernels for this CPU (AVX-512 or AMX); elsewhere bf16 autocast is emulated, slower."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
 
 class CompositeLoss:
     """The step's loss: every term's components, weighted and summed into ``loss``."""
 
     def __init__(self, terms: list[LossTerm]):
         self.terms = terms
+
+    @property
+    def anchor_precision(self) -> str | None:
+        """The resolved precision of the anchor's forward (None: no alignment term)."""
+        return next((term.precision for term in self.terms if isinstance(term, AnchorAlignment)), None)
 
     def needs_hidden_states(self, arch: list[str] | None) -> bool:
         return any(term.needs_hidden_states(arch) for term in self.terms)
@@ -150,9 +178,11 @@ class CompositeLoss:
 def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | None] | None = None,
                      teacher: Teacher | None = None, kd_weight: float = 0.0,
                      layer_pairs: list[tuple[int, int]] | None = None,
-                     projection: torch.nn.Module | None = None) -> CompositeLoss:
+                     projection: torch.nn.Module | None = None,
+                     device: torch.device | str = "cpu") -> CompositeLoss:
     """MLM (weighing ``1 - kd_weight``), logits distillation (``kd_weight`` > 0), hidden-state distillation
-    (``kd_hidden_weight`` > 0), and alignment when the strategy keeps an anchor."""
+    (``kd_hidden_weight`` > 0), and alignment when the strategy keeps an anchor (its forward in
+    ``anchor_precision``, resolved for ``device``)."""
     terms: list[LossTerm] = [MaskedLMLoss(1.0 - kd_weight)]
     if teacher is not None and kd_weight > 0:
         terms.append(LogitsDistillation(teacher, kd_weight, args.kd_temperature))
@@ -160,7 +190,8 @@ def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | 
         terms.append(HiddenStateDistillation(teacher, args.kd_hidden_weight, layer_pairs, projection))
     if anchor_arch is not None:
         hidden_weight, logits_weight = args.alignment_weights()  # --alignment paper: logits weight 0
-        terms.append(AnchorAlignment(anchor_arch, hidden_weight, logits_weight, args.align_temperature))
+        precision = resolve_anchor_precision(args.anchor_precision, device)
+        terms.append(AnchorAlignment(anchor_arch, hidden_weight, logits_weight, args.align_temperature, precision))
     return CompositeLoss(terms)
 
 
@@ -168,7 +199,9 @@ def hidden_alignment(child_hidden_states, anchor_hidden_states) -> torch.Tensor:
     """Mean over layers of ``MSE(h_l(child), h_l(anchor))`` over the per-layer outputs (embeddings excluded); the
     anchor's states are detached, so only the child is pulled."""
     layer_pairs = zip(child_hidden_states[1:], anchor_hidden_states[1:], strict=True)
-    return torch.stack([F.mse_loss(child, anchor.detach()) for child, anchor in layer_pairs]).mean()
+    # A bf16 anchor's states are compared in the child's dtype (a no-op when they match).
+    return torch.stack([F.mse_loss(child, anchor.detach().to(child.dtype))
+                        for child, anchor in layer_pairs]).mean()
 
 
 def alignment_loss(child_hidden_states, anchor_hidden_states, child_logits: torch.Tensor,
@@ -193,4 +226,5 @@ def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels:
 
 
 __all__ = ["AnchorAlignment", "CompositeLoss", "HiddenStateDistillation", "LogitsDistillation", "LossTerm",
-           "MaskedLMLoss", "StepContext", "alignment_loss", "build_loss_terms", "hidden_alignment", "masked_kl"]
+           "MaskedLMLoss", "StepContext", "alignment_loss", "build_loss_terms", "hidden_alignment", "masked_kl",
+           "resolve_anchor_precision"]

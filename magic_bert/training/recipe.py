@@ -168,7 +168,11 @@ class PretrainRecipe:
         self.unwrapped = accelerator.unwrap_model(self.model)
         self.loss = build_loss_terms(args.group(LossArguments),
                                      (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None,
-                                     self.teacher, self.kd_weight, self.layer_pairs, self.projection)
+                                     self.teacher, self.kd_weight, self.layer_pairs, self.projection,
+                                     accelerator.device)
+        if self.loss.anchor_precision is not None:
+            accelerator.print(f"Anchor forward (alignment targets) in {self.loss.anchor_precision} precision "
+                              f"(--anchor_precision {args.anchor_precision})")
 
         self.state = TrainingState(strategy=self.strategy)
         if self.resume is not None:
@@ -365,6 +369,7 @@ class PretrainRecipe:
                    "num_parameters": self.unwrapped.num_parameters(),
                    "anchor_swaps": len(strategy.history) if strategy.uses_anchor else None,
                    "anchor_eval_blocks": len(self.anchor_blocks) if strategy.uses_anchor else None,
+                   "anchor_precision": self.loss.anchor_precision,
                    "held_out_skipped_blocks": self.skipped_blocks, **strategy.results(),
                    **self._reference_scores()}
         if self.probe is not None:  # over the whole log: a resumed run counts the steps before its checkpoint too
@@ -445,7 +450,8 @@ def results_table(results: dict) -> str:
     ratio = results["eval_accuracy"] / results["unigram_accuracy"] if results["unigram_accuracy"] else float("inf")
     lines.append(f"accuracy {ratio:.2f}x the unigram baseline; perplexity {results['eval_perplexity']:.2f}; "
                  f"{results['train_steps']} steps, {results['train_tokens_per_second'] or 0:,.0f} train tokens/s"
-                 + (f"; {results['anchor_swaps']} anchor swaps in {results.get('anchor_checks')} checks"
+                 + (f"; {results['anchor_swaps']} anchor swaps in {results.get('anchor_checks')} checks, anchor "
+                    f"forward in {results.get('anchor_precision')}"
                     if results["anchor_swaps"] is not None else ""))
     return "held-out MLM loss and accuracy\n" + "\n".join(lines)
 
