@@ -2,7 +2,7 @@
 
 Each variant lives in its own process (a worker started once), as a real training run does: its own supernet (same
 seed, so the same initial weights), AdamW and allocator. The parent asks the workers for one step each in turn,
-alternating the order every round (``timing.interleaved_medians``), so machine noise hits them alike while no variant
+alternating the order every round (``timing.interleaved_times``), so machine noise hits them alike while no variant
 pays for another's memory traffic (four 60m supernets in one process slowed the variants that allocate most: MAGIC-AT /
 MAGIC-T 1.50 in one process, 1.31 apart). All variants see the same masked batch. A step is the recipe's own code:
 ``strategy.next_arch(step)`` → the child's forward → the recipe's loss terms (MLM, plus for MAGIC-A/AT the anchor
@@ -30,6 +30,7 @@ the device has bf16 kernels, which is what the table's anchor line says).
 from __future__ import annotations
 
 import multiprocessing
+import statistics
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from magic_bert.training.losses import StepContext, build_loss_terms
 from magic_bert.training.strategies import build_strategy
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import interleaved_medians, print_table  # noqa: E402
+from timing import interleaved_times, paired_ratio, print_table  # noqa: E402
 
 VARIANTS = ("spos", "magic-a", "magic-at")
 CONTROL = "magic-t"  # --with_magic_t: MAGIC-AT's children without its anchor
@@ -212,10 +213,16 @@ def sampler_overhead(args: SamplerOverheadArguments) -> dict:
                    config.search_space, args.seed)
     names = (*VARIANTS, CONTROL) if args.with_magic_t else VARIANTS
     workers = {name: Worker(name, args) for name in names}
-    times = interleaved_medians(workers, rounds=args.rounds, warmup=args.warmup)
+    samples = interleaved_times(workers, rounds=args.rounds, warmup=args.warmup)
+    times = {name: statistics.median(values) for name, values in samples.items()}
+    # Round k of SPOS and MAGIC-A trains the same child, as does round k of MAGIC-T and MAGIC-AT: their per-round
+    # ratios cancel the child's size, which moves a step's time far more than the anchor does.
+    pairs = [("magic-a", "spos")] + ([("magic-at", CONTROL)] if args.with_magic_t else [])
+    paired = {f"{a}/{b}": paired_ratio(samples, a, b) for a, b in pairs}
     figures = {name: worker.finish() for name, worker in workers.items()}
-    report(args, config, times, figures)
-    return {"times": times, "figures": figures, "anchor_params": figures["magic-a"]["anchor_params"],
+    report(args, config, times, figures, paired)
+    return {"times": times, "samples": samples, "paired_ratios": paired, "figures": figures,
+            "anchor_params": figures["magic-a"]["anchor_params"],
             "mean_child_params": {name: f["mean_child_params"] for name, f in figures.items()}}
 
 
@@ -224,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def report(args: SamplerOverheadArguments, config: MagicBertConfig, times: dict[str, float],
-           figures: dict[str, dict]) -> None:
+           figures: dict[str, dict], paired: dict[str, float]) -> None:
     """The table (time, memory and mean child size per variant), the anchor and the goal line."""
     spos = figures["spos"]
     rows = []
@@ -249,6 +256,8 @@ def report(args: SamplerOverheadArguments, config: MagicBertConfig, times: dict[
     print(f"worst time ratio MAGIC-A/AT over SPOS: {worst:.3f} (goal <= 1.4): {'met' if worst <= 1.4 else 'NOT met'}")
     if CONTROL in times:
         print(f"anchor cost at equal children: MAGIC-AT / MAGIC-T = {times['magic-at'] / times[CONTROL]:.3f}")
+    print("paired (median over rounds of the ratio within a round, same child): "
+          + ", ".join(f"{name} = {ratio:.3f}" for name, ratio in paired.items()))
 
 
 if __name__ == "__main__":

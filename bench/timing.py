@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def interleaved_medians(candidates: dict[str, Callable[[], object]], rounds: int = 30, warmup: int = 3
-                        ) -> dict[str, float]:
-    """Median seconds per call of each candidate, alternating the order every round."""
+def interleaved_times(candidates: dict[str, Callable[[], object]], rounds: int = 30, warmup: int = 3
+                      ) -> dict[str, list[float]]:
+    """Seconds of every timed call of each candidate (round by round), alternating the order every round."""
     names = list(candidates)
     for _ in range(warmup):
         for name in names:
@@ -21,7 +21,20 @@ def interleaved_medians(candidates: dict[str, Callable[[], object]], rounds: int
             start = time.perf_counter()
             candidates[name]()
             samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def interleaved_medians(candidates: dict[str, Callable[[], object]], rounds: int = 30, warmup: int = 3
+                        ) -> dict[str, float]:
+    """Median seconds per call of each candidate, alternating the order every round."""
+    samples = interleaved_times(candidates, rounds, warmup)
     return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def paired_ratio(samples: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    """Median over rounds of one candidate's time over another's in the same round: when round k of both does the
+    same work (the same child), this cancels what varies from round to round."""
+    return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator], strict=True))
 
 
 def print_table(rows: list[tuple], headers: tuple[str, ...]) -> None:

@@ -48,6 +48,11 @@ def test_budget_reaches_every_strategy_and_figures_match(capsys):
     assert means["spos"] == means["magic-a"] == pytest.approx(expected_spos, abs=1e-6)
     assert means["magic-at"] == means["magic-t"] == pytest.approx(expected_walk, abs=1e-6)
     assert set(result["times"]) == set(result["figures"]) == {"spos", "magic-a", "magic-at", "magic-t"}
+    samples = result["samples"]  # the paired ratios are medians of the per-round ratios of the timed rounds
+    assert all(len(values) == 2 for values in samples.values())
+    for pair, (a, b) in {"magic-a/spos": ("magic-a", "spos"), "magic-at/magic-t": ("magic-at", "magic-t")}.items():
+        assert result["paired_ratios"][pair] == pytest.approx(statistics.median(
+            [x / y for x, y in zip(samples[a], samples[b], strict=True)]))
     for name, figures in result["figures"].items():  # each worker ran every step and measured its own process
         assert figures["steps"] == steps and figures["peak_kb"] >= figures["start_kb"] > 0
         assert figures["aligned"] == (steps if name in ("magic-a", "magic-at") else 0)
@@ -55,6 +60,7 @@ def test_budget_reaches_every_strategy_and_figures_match(capsys):
     out = capsys.readouterr().out
     assert "anchor (the default" in out and f"{143_552 / 1e6:.2f}M params, forward in bf16" in out
     assert "max_params=150000.0 min_params=120000.0" in out and "MAGIC-AT / MAGIC-T" in out
+    assert "paired (median over rounds" in out and "magic-a/spos = " in out
 
 
 @pytest.mark.parametrize("argv, message", [
