@@ -42,7 +42,13 @@ from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
 from magic_bert.cli import arg, check_budget_order, parse_one, positive, run
 from magic_bert.configuration_magic_bert import PRESETS
 from magic_bert.errors import InputError, invalid_value
-from magic_bert.training.arguments import ANCHOR_PRECISIONS, LossArguments, PretrainArguments, StrategyArguments
+from magic_bert.training.arguments import (
+    ANCHOR_PRECISIONS,
+    LossArguments,
+    PretrainArguments,
+    StrategyArguments,
+    check_anchor_precision,
+)
 from magic_bert.training.losses import StepContext, build_loss_terms
 from magic_bert.training.strategies import build_strategy
 
@@ -139,13 +145,15 @@ class Worker:
         self.process.start()
         self._expect("ready")
 
-    def _expect(self, message: str):
+    def _reply(self):
         if not self.connection.poll(3600):
             raise RuntimeError(f"worker {self.process.pid} sent nothing for an hour")
-        reply = self.connection.recv()
-        if message and reply != message:
+        return self.connection.recv()
+
+    def _expect(self, message: str) -> None:
+        reply = self._reply()
+        if reply != message:
             raise RuntimeError(f"worker {self.process.pid} replied {reply!r}, expected {message!r}")
-        return reply
 
     def __call__(self) -> None:
         self.connection.send("step")
@@ -153,7 +161,7 @@ class Worker:
 
     def finish(self) -> dict:
         self.connection.send("figures")
-        figures = self._expect("")
+        figures = self._reply()
         self.process.join()
         return figures
 
@@ -185,9 +193,7 @@ class SamplerOverheadArguments:
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
             raise InputError(f"`preset` {self.preset!r} is not a preset; choose one of {sorted(PRESETS)}.")
-        if self.anchor_precision not in ANCHOR_PRECISIONS:
-            raise InputError(f"`anchor_precision` {self.anchor_precision!r} is not a precision; choose one of "
-                             f"{list(ANCHOR_PRECISIONS)}.")
+        check_anchor_precision(self.anchor_precision)
         positive(hidden=self.hidden, layers=self.layers, vocab=self.vocab, batch=self.batch, seq=self.seq,
                  rounds=self.rounds)
         check_budget_order("max_params", self.max_params, "min_params", self.min_params)

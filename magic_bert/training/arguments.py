@@ -28,6 +28,12 @@ ANCHOR_PRECISIONS = {"auto": "bf16 where the device has bf16 kernels (a CUDA GPU
                      "training": "the training precision, as the child (fp32, or --mixed_precision's)"}
 
 
+def check_anchor_precision(value: str) -> None:
+    """One of ``ANCHOR_PRECISIONS`` (the command line's choices guard only the command line)."""
+    if value not in ANCHOR_PRECISIONS:
+        raise InputError(f"`anchor_precision` {value!r} is not a precision; choose one of {list(ANCHOR_PRECISIONS)}.")
+
+
 @dataclass
 class DataArguments:
     dataset_name: str | None = arg(None, "Dataset on the Hub (e.g. wikitext).")
@@ -236,9 +242,7 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature,
                  align_temperature=self.align_temperature)
         at_least(8, max_seq_length=self.max_seq_length)
-        if self.anchor_precision not in ANCHOR_PRECISIONS:
-            raise InputError(f"`anchor_precision` {self.anchor_precision!r} is not a precision; choose one of "
-                             f"{list(ANCHOR_PRECISIONS)}.")
+        check_anchor_precision(self.anchor_precision)
         at_least(2, anchor_eval_samples=self.anchor_eval_samples)  # a paired standard error needs 2 blocks
         at_least(0, anchor_swap_margin=self.anchor_swap_margin)
         if self.vocab_size is not None and self.vocab_size <= len(SPECIAL_TOKENS):
@@ -289,4 +293,5 @@ def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
 
 
 __all__ = ["ALIGNMENTS", "ANCHOR_PRECISIONS", "GROUPS", "DataArguments", "LossArguments", "ModelArguments",
-           "OptimizationArguments", "PretrainArguments", "RunArguments", "StrategyArguments", "parse_pretrain_args"]
+           "OptimizationArguments", "PretrainArguments", "RunArguments", "StrategyArguments", "check_anchor_precision",
+           "parse_pretrain_args"]
