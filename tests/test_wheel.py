@@ -2,14 +2,19 @@
 runs from the installed wheel and the GLUE metric loads from it (evaluate's copy in a temporary HF_HOME).
 
 The wheel is built from a copy of the repository (pip builds in-tree, and a stale ``build/`` there could leak removed
-files into the wheel); it is installed into a venv that sees the system's torch / transformers but whose own
-site-packages come first, and the export runs with ``python -I`` from a folder outside the repository, so neither
-the checkout nor the editable install of another checkout can be what is imported.
+files into the wheel); it is installed into a fresh venv whose own site-packages come first and which sees the running
+interpreter's packages (torch, transformers, ...) through a ``.pth`` file listing that interpreter's site-packages.
+Not ``--system-site-packages``: a venv made from a venv's Python sees the *base* interpreter's packages, not the outer
+venv's, so that only worked where torch was installed system-wide. Folders named in a ``.pth`` file are added to
+``sys.path`` but their own ``.pth`` files are not run, so the outer editable install of this checkout stays invisible.
+The export runs with ``python -I`` from a folder outside the repository, so neither the checkout nor the editable
+install of another checkout can be what is imported.
 """
 
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import textwrap
@@ -71,6 +76,13 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+def _see_running_interpreter_packages(python: Path) -> None:
+    """Append this interpreter's site-packages (system, venv or conda alike) to the venv's ``sys.path``."""
+    own = _run([str(python), "-I", "-c", "import site; print(site.getsitepackages()[0])"]).stdout.strip()
+    outer = [folder for folder in site.getsitepackages() if Path(folder).is_dir()]
+    (Path(own) / "_outer_site_packages.pth").write_text("".join(f"{folder}\n" for folder in outer))
+
+
 @pytest.mark.slow
 def test_wheel_ships_the_template_and_exports_from_a_venv(tmp_path):
     source = tmp_path / "source"
@@ -84,9 +96,10 @@ def test_wheel_ships_the_template_and_exports_from_a_venv(tmp_path):
     assert TEMPLATE in names and METRIC_SCRIPT in names and "magic_bert/bert_interop.py" in names
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)])
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    # The venv sees the system pip too; --force-reinstall so a same-version install elsewhere never counts as done.
+    _see_running_interpreter_packages(python)
+    # The venv sees the outer pip too; --force-reinstall so a same-version install elsewhere never counts as done.
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", "-q", str(wheel)])
 
     work = tmp_path / "work"
