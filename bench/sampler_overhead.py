@@ -29,7 +29,6 @@ the device has bf16 kernels, which is what the table's anchor line says).
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import sys
 from dataclasses import asdict, dataclass
@@ -49,11 +48,12 @@ from magic_bert.training.arguments import (
     StrategyArguments,
     check_anchor_precision,
 )
-from magic_bert.training.losses import StepContext, build_loss_terms
+from magic_bert.training.losses import build_loss_terms
 from magic_bert.training.strategies import build_strategy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import interleaved_times, paired_ratio, print_table  # noqa: E402
+from workers import Worker  # noqa: E402
 
 VARIANTS = ("spos", "magic-a", "magic-at")
 CONTROL = "magic-t"  # --with_magic_t: MAGIC-AT's children without its anchor
@@ -94,8 +94,7 @@ class Variant:
         self.steps += 1
         self.child_params += self.space.num_params(arch)
         self.aligned += self.strategy.uses_anchor and arch != self.strategy.anchor_arch  # else alignment is zero
-        outputs = self.model(**self.batch, arch=arch, output_hidden_states=self.loss.needs_hidden_states(arch))
-        losses = self.loss(StepContext(self.batch, outputs, self.unwrapped, arch, self.accelerator.autocast))
+        losses = self.loss.forward(self.model, self.batch, arch, self.unwrapped, self.accelerator.autocast)
         self.accelerator.backward(losses["loss"])
         if self.args.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.args.max_grad_norm)
@@ -111,59 +110,12 @@ class Variant:
                 "supernet_params": self.unwrapped.num_parameters()}
 
 
-def status_kb(field: str) -> int:
-    """A kB figure of /proc/self/status: VmRSS (now) or VmHWM (this process's peak)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status (this measurement needs Linux).")
-
-
-def serve(name: str, settings: dict, connection) -> None:
-    """A worker: build one variant, then run a step per "step" message until "figures" (its figures and memory)."""
-    torch.set_num_threads(settings.pop("threads"))
+def build_variant(name: str, settings: dict) -> Variant:
+    """One variant, in its worker process (``workers.serve``)."""
     args = SamplerOverheadArguments(**settings)
     config = args.config()
-    variant = Variant(name, config, make_batch(config.vocab_size, args.batch, args.seq, args.seed),
-                      Accelerator(cpu=True), args.seed, args.max_params, args.min_params, args.anchor_precision)
-    start_kb = status_kb("VmRSS")
-    connection.send("ready")
-    while connection.recv() == "step":
-        variant()
-        connection.send("done")
-    connection.send({**variant.figures(), "peak_kb": status_kb("VmHWM"), "start_kb": start_kb})
-
-
-class Worker:
-    """The parent's handle on one variant's process; calling it runs one step there and waits for it."""
-
-    def __init__(self, name: str, args: SamplerOverheadArguments):
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: its own allocator and peak RSS
-        self.connection, theirs = context.Pipe()
-        settings = asdict(args) | {"threads": torch.get_num_threads()}
-        self.process = context.Process(target=serve, args=(name, settings, theirs), daemon=True)
-        self.process.start()
-        self._expect("ready")
-
-    def _reply(self):
-        if not self.connection.poll(3600):
-            raise RuntimeError(f"worker {self.process.pid} sent nothing for an hour")
-        return self.connection.recv()
-
-    def _expect(self, message: str) -> None:
-        reply = self._reply()
-        if reply != message:
-            raise RuntimeError(f"worker {self.process.pid} replied {reply!r}, expected {message!r}")
-
-    def __call__(self) -> None:
-        self.connection.send("step")
-        self._expect("done")
-
-    def finish(self) -> dict:
-        self.connection.send("figures")
-        figures = self._reply()
-        self.process.join()
-        return figures
+    return Variant(name, config, make_batch(config.vocab_size, args.batch, args.seq, args.seed),
+                   Accelerator(cpu=True), args.seed, args.max_params, args.min_params, args.anchor_precision)
 
 
 SMALL = {"hidden_size": 256, "num_hidden_layers": 8, "vocab_size": 8000}  # the settings without --preset
@@ -218,7 +170,7 @@ def sampler_overhead(args: SamplerOverheadArguments) -> dict:
     build_strategy(PretrainArguments(max_params=args.max_params, min_params=args.min_params).group(StrategyArguments),
                    config.search_space, args.seed)
     names = (*VARIANTS, CONTROL) if args.with_magic_t else VARIANTS
-    workers = {name: Worker(name, args) for name in names}
+    workers = {name: Worker(build_variant, name, asdict(args)) for name in names}
     samples = interleaved_times(workers, rounds=args.rounds, warmup=args.warmup)
     times = {name: statistics.median(values) for name, values in samples.items()}
     # Round k of SPOS and MAGIC-A trains the same child, as does round k of MAGIC-T and MAGIC-AT: their per-round

@@ -10,6 +10,7 @@ same masked tokens without a second pass.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -40,12 +41,24 @@ class MLMScore:
 
 
 def _example_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(batch, 3): summed loss, correct predictions and masked tokens of each example."""
+    """(batch, 3): summed loss, correct predictions and masked tokens of each example. ``logits`` are either full
+    ``(batch, seq, vocab)`` or, from ``masked_logits_only``, ``(labelled, vocab)`` in row-major order."""
     masked = labels != -100
-    safe_labels = labels.masked_fill(~masked, 0)
-    token_loss = F.cross_entropy(logits.float().transpose(1, 2), safe_labels, reduction="none")
-    correct = (logits.argmax(-1) == labels) & masked
-    return torch.stack([(token_loss * masked).sum(1), correct.sum(1).float(), masked.sum(1).float()], dim=1)
+    if logits.dim() == 3:
+        logits = logits[masked]
+    targets = labels[masked]
+    token_loss = F.cross_entropy(logits.float(), targets, reduction="none")
+    correct = (logits.argmax(-1) == targets).float()
+    # Back onto the (batch, seq) grid, zeros elsewhere: a per-row sum in a fixed order (no atomics), same on every run.
+    per_token = [torch.zeros(labels.shape, dtype=token_loss.dtype, device=labels.device).masked_scatter(masked, value)
+                 for value in (token_loss, correct)]
+    return torch.stack([per_token[0].sum(1), per_token[1].sum(1), masked.sum(1).float()], dim=1)
+
+
+def _takes_masked_logits(model) -> bool:
+    """Whether ``model`` (unwrapped from DDP) can run its MLM head on the labelled positions only (MagicBert's
+    masked-LM models); other masked-LMs (a BERT baseline) are scored from their full logits."""
+    return "masked_logits_only" in inspect.signature(getattr(model, "module", model).forward).parameters
 
 
 def _batches_to_score(dataloader, max_batches: int | None) -> int | None:
@@ -75,6 +88,7 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
     was_training = model.training
     model.eval()
     extra = {} if arch is None else {"arch": arch}
+    head_on_labels = _takes_masked_logits(model)  # the head's decoder only where a loss is scored
     sums = torch.zeros(3, dtype=torch.float64)
     kept: list[torch.Tensor] = []
     # Transient (leave=False): a search scores thousands of children, and their bars must not pile up.
@@ -84,6 +98,8 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
         for index, batch in enumerate(dataloader):
             if max_batches is not None and index >= max_batches:
                 break
+            if head_on_labels:
+                extra |= {"labels": batch["labels"], "masked_logits_only": True}
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                            token_type_ids=batch.get("token_type_ids"), **extra).logits
             per_example = _example_sums(logits, batch["labels"])

@@ -38,8 +38,11 @@ class MagicBertOp(GradientCheckpointingLayer):
 
     ``attention_mask`` is the mask prepared for the attention backend; ``padding_mask`` is the 2-D 0/1 mask of real
     tokens (or ``None`` when there is no padding), used by convolutions. Subclasses are built as ``cls(config, size)``
-    and registered for their op kind with :func:`register_op_module`.
+    and registered for their op kind with :func:`register_op_module`. Ops that never read ``padding_mask`` set
+    ``uses_padding_mask = False``: a path of such ops does not build it.
     """
+
+    uses_padding_mask = True
 
 
 def register_op_module(kind: str) -> Callable[[type[MagicBertOp]], type[MagicBertOp]]:
@@ -56,6 +59,8 @@ def register_op_module(kind: str) -> Callable[[type[MagicBertOp]], type[MagicBer
 class MagicBertIdentity(MagicBertOp):
     """Skip the layer: the input passes through unchanged (no parameters, no LayerNorm)."""
 
+    uses_padding_mask = False
+
     def __init__(self, config: MagicBertConfig | None = None, size: int = 0):
         super().__init__()
 
@@ -66,6 +71,8 @@ class MagicBertIdentity(MagicBertOp):
 @register_op_module("mha")
 class MagicBertSelfAttention(MagicBertOp):
     """Multi-head self-attention + output projection + dropout + residual + LayerNorm (BERT's attention block)."""
+
+    uses_padding_mask = False
 
     def __init__(self, config: MagicBertConfig, num_heads: int):
         super().__init__()
@@ -102,6 +109,8 @@ class MagicBertSelfAttention(MagicBertOp):
 @register_op_module("ffn")
 class MagicBertFeedForward(MagicBertOp):
     """Position-wise feed-forward: dense → activation → dense → dropout → LayerNorm(x + residual) (BERT's FFN)."""
+
+    uses_padding_mask = False
 
     def __init__(self, config: MagicBertConfig, inner_size: int):
         super().__init__()
@@ -185,10 +194,12 @@ class MagicBertEncoder(nn.Module):
         return [layer.ops[spec.key] for layer, spec in zip(self.layer, specs, strict=True)]
 
     def forward(self, hidden_states, attention_mask=None, padding_mask=None, arch=None,
-                output_hidden_states: bool = False, output_attentions: bool = False):
+                output_hidden_states: bool = False, output_attentions: bool = False,
+                ops: list[MagicBertOp] | None = None):
+        """``ops``: the path when the caller looked it up already (else ``path(arch)``)."""
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
-        for op in self.path(arch):
+        for op in self.path(arch) if ops is None else ops:
             hidden_states, attn_weights = op(hidden_states, attention_mask, padding_mask)
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
@@ -292,14 +303,17 @@ class MagicBertModel(MagicBertPreTrainedModel):
         embedding_output = self.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )
-        # Convolutions need the 2-D mask of real tokens; a prepared 4-D mask gives them none (no padding assumed).
-        padding_mask = None if attention_mask is None or attention_mask.dim() != 2 else (
-            attention_mask.to(embedding_output.dtype))
+        # Convolutions need the 2-D mask of real tokens (a prepared 4-D mask gives them none: no padding assumed);
+        # a path without them skips building it.
+        ops = self.encoder.path(arch)
+        padding_mask = attention_mask.to(embedding_output.dtype) if (
+            attention_mask is not None and attention_mask.dim() == 2 and any(op.uses_padding_mask for op in ops)
+        ) else None
         mask = create_bidirectional_mask(
             config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
         )
         sequence_output, hidden_states, attentions = self.encoder(
-            embedding_output, mask, padding_mask, arch=arch,
+            embedding_output, mask, padding_mask, arch=arch, ops=ops,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
         )
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
@@ -360,6 +374,7 @@ class _MagicBertMaskedLMBase(MagicBertPreTrainedModel):
         arch: list[str] | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
+        masked_logits_only: bool = False,
         **kwargs,
     ) -> MaskedLMOutput:
         r"""
@@ -367,13 +382,26 @@ class _MagicBertMaskedLMBase(MagicBertPreTrainedModel):
             Token ids to predict; `-100` marks positions without a loss.
         arch (`list[str]`, *optional*):
             Supernets only: the child to run, one op name per layer.
+        masked_logits_only (`bool`, *optional*, defaults to `False`):
+            Run the MLM head only where `labels != -100` (needs `labels`): `logits` is then
+            `(num_labelled, vocab_size)`, the labelled positions in row-major order, and the loss is the same. The
+            head's decoder (hidden × vocabulary) is the costliest part of a small model's step and only ~15 % of the
+            positions carry a loss, so training and scoring loops ask for it. The default keeps HF's contract (full
+            `(batch, seq, vocab)` logits), which `Trainer`'s evaluation and `compute_metrics` rely on. (No "label"
+            in the name: `Trainer` takes every forward argument whose name holds "label" for a label column.)
         """
+        if masked_logits_only and labels is None:
+            raise ValueError("`masked_logits_only=True` needs `labels` (the positions whose logits are computed).")
         outputs = self.bert(
             input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
             inputs_embeds=inputs_embeds, arch=arch, output_hidden_states=output_hidden_states,
             output_attentions=output_attentions, return_dict=True,
         )
-        logits = self.cls(outputs.last_hidden_state)
+        sequence_output = outputs.last_hidden_state
+        if masked_logits_only:
+            labelled = labels != -100
+            sequence_output, labels = sequence_output[labelled], labels[labelled]
+        logits = self.cls(sequence_output)
         loss = None
         if labels is not None:
             # `num_items_in_batch` (Trainer, accumulation-aware loops) normalises over all accumulated tokens.

@@ -12,8 +12,9 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertModel
 from magic_bert import MagicBertForMaskedLM, from_bert
 from magic_bert.errors import InputError
 from magic_bert.training import command
-from magic_bert.training.arguments import LossArguments
-from magic_bert.training.losses import HiddenStateDistillation, StepContext
+from magic_bert.training.arguments import LossArguments, PretrainArguments
+from magic_bert.training.losses import HiddenStateDistillation, StepContext, resolve_precision
+from magic_bert.training.recipe import pretrain
 from magic_bert.training.teacher import layer_map, load_teacher_model, resolve_kd_weight
 
 FIXED_ARCH = ["mha:2", "ffn:256", "conv:3", "identity"]
@@ -96,7 +97,26 @@ def test_an_encoder_without_an_mlm_head_teaches_hidden_states(tmp_path, small, e
     projection = load_file(out / "step_3" / "model_1.safetensors")
     assert projection["weight"].shape == (32, 64)
     assert not any("projection" in key or key == "weight" for key in load_file(out / "model.safetensors"))
-    assert json.loads((out / "all_results.json").read_text())["train_steps"] == 3
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["train_steps"] == 3
+    assert results["teacher_precision"] == resolve_precision("auto", "cpu")  # --teacher_precision auto, resolved
+
+
+@pytest.mark.parametrize("precision", ["training", "bf16"])
+def test_the_teacher_precision_is_the_one_asked_for(tmp_path, small, encoder_dir, precision):
+    out = tmp_path / precision
+    command.main([*small, "--arch", " ".join(FIXED_ARCH), "--teacher_name_or_path", encoder_dir,
+                  "--kd_hidden_weight", "1", "--max_train_steps", "1", "--teacher_precision", precision,
+                  "--output_dir", str(out)])
+    assert json.loads((out / "all_results.json").read_text())["teacher_precision"] == precision
+
+
+def test_an_unknown_teacher_precision_is_refused_before_anything_is_written(tmp_path, encoder_dir):
+    out = tmp_path / "o"
+    with pytest.raises(InputError, match=r"`teacher_precision` 'fp8' is not a precision; choose one of \['auto', "):
+        pretrain(PretrainArguments(teacher_name_or_path=encoder_dir, kd_hidden_weight=1.0, teacher_precision="fp8",
+                                   synthetic_documents=200, output_dir=str(out)))
+    assert not out.exists()
 
 
 def test_resume_with_a_projection_equals_an_uninterrupted_run(tmp_path, small, encoder_dir):

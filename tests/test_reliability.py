@@ -136,8 +136,8 @@ def _nan_from_step(step: int, monkeypatch) -> None:
             def __getattr__(self, name):
                 return getattr(loss, name)
 
-            def __call__(self, context):
-                values = loss(context)
+            def forward(self, *args, **kwargs):  # the recipe's seam: one micro-batch's forward and loss
+                values = loss.forward(*args, **kwargs)
                 return {**values, "loss": values["loss"] * float("nan")} if next(calls) >= step else values
 
         return NaNLoss()

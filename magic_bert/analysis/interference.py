@@ -80,7 +80,7 @@ def probe_child(supernet, arch: list[str], batches: list[dict], layer: int, op: 
     try:
         for batch in batches:
             loss = supernet(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                            labels=batch["labels"], arch=arch).loss
+                            labels=batch["labels"], arch=arch, masked_logits_only=True).loss
             grads = torch.autograd.grad(loss, params)
             probe.gradients.append(torch.cat([g.reshape(-1) for g in grads]).double())
             real = batch["attention_mask"].bool()

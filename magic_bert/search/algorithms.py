@@ -274,7 +274,7 @@ def crossover(a, b, rng: random.Random) -> list[str]:
     return [x if rng.random() < 0.5 else y for x, y in zip(a, b, strict=True)]
 
 
-def evolution_search(scorer: CandidateScorer, rng: random.Random, population_size: int = 20, generations: int = 10,
+def evolution_search(scorer: CandidateScorer, rng: random.Random, population_size: int = 16, generations: int = 6,
                      parents: int | None = None, mutation_prob: float = 0.1, crossover_prob: float = 0.5,
                      metric: str = "loss", progress: Callable[[int, int], None] | None = None) -> SearchResult:
     """Evolutionary search as in SPOS / NAS-BERT: keep the best ``parents`` archs; each new generation is

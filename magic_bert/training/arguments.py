@@ -21,17 +21,23 @@ from .strategies import DEFAULT_SWAP_MARGIN, SAMPLER_CHOICES, STRATEGIES
 ALIGNMENTS = {"paper": "hidden-state alignment only (align_logits_weight 0)",
               "full": "hidden-state and logits alignment (both weights > 0)"}
 DEFAULT_ALIGN_WEIGHT = 0.1
-# The precision of the anchor's forward (its targets carry no gradient, so bf16 rounding only perturbs the targets).
-ANCHOR_PRECISIONS = {"auto": "bf16 where the device has bf16 kernels (a CUDA GPU that supports it, a CPU with oneDNN's "
-                             "AVX-512 / AMX path), else training",
-                     "bf16": "autocast to bfloat16 whatever the training precision",
-                     "training": "the training precision, as the child (fp32, or --mixed_precision's)"}
+# The precision of a forward that only computes targets, the anchor's or the teacher's (its outputs carry no
+# gradient, so bf16 rounding only perturbs the targets).
+PRECISIONS = {"auto": "bf16 where the device has bf16 kernels (a CUDA GPU that supports it, a CPU with oneDNN's "
+                      "AVX-512 / AMX path), else training",
+              "bf16": "autocast to bfloat16 whatever the training precision",
+              "training": "the training precision, as the child (fp32, or --mixed_precision's)"}
+ANCHOR_PRECISIONS = PRECISIONS
+
+
+def check_precision(value: str, name: str = "anchor_precision") -> None:
+    """One of ``PRECISIONS`` (the command line's choices guard only the command line)."""
+    if value not in PRECISIONS:
+        raise InputError(f"`{name}` {value!r} is not a precision; choose one of {list(PRECISIONS)}.")
 
 
 def check_anchor_precision(value: str) -> None:
-    """One of ``ANCHOR_PRECISIONS`` (the command line's choices guard only the command line)."""
-    if value not in ANCHOR_PRECISIONS:
-        raise InputError(f"`anchor_precision` {value!r} is not a precision; choose one of {list(ANCHOR_PRECISIONS)}.")
+    check_precision(value, "anchor_precision")
 
 
 @dataclass
@@ -87,6 +93,9 @@ class LossArguments:
     kd_weight: float | None = arg(None, "Logits KD: loss = (1 - kd_weight) * MLM + kd_weight * KL (default: 0.5 "
                                         "with a teacher that has an MLM head, 0 without one).")
     kd_temperature: float = arg(1.0, "Softmax temperature of the distillation KL.")
+    teacher_precision: str = arg("auto", "Precision of the teacher's forward (inference mode, targets only): auto "
+                                         "(bf16 where the device has bf16 kernels, else training), bf16 or training.",
+                                 choices=list(PRECISIONS))
     kd_hidden_weight: float = arg(0.0, "Hidden-state KD: weight of the MSE between the student's sublayer outputs "
                                        "and the teacher's hidden states (a learned projection when widths differ).")
     kd_layer_map: str | None = arg(None, "Hidden-state pairs 'student:teacher,...' as indices into hidden_states "
@@ -242,7 +251,8 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature,
                  align_temperature=self.align_temperature)
         at_least(8, max_seq_length=self.max_seq_length)
-        check_anchor_precision(self.anchor_precision)
+        check_precision(self.anchor_precision, "anchor_precision")
+        check_precision(self.teacher_precision, "teacher_precision")
         at_least(2, anchor_eval_samples=self.anchor_eval_samples)  # a paired standard error needs 2 blocks
         at_least(0, anchor_swap_margin=self.anchor_swap_margin)
         if self.vocab_size is not None and self.vocab_size <= len(SPECIAL_TOKENS):
@@ -292,6 +302,6 @@ def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
-__all__ = ["ALIGNMENTS", "ANCHOR_PRECISIONS", "GROUPS", "DataArguments", "LossArguments", "ModelArguments",
-           "OptimizationArguments", "PretrainArguments", "RunArguments", "StrategyArguments", "check_anchor_precision",
-           "parse_pretrain_args"]
+__all__ = ["ALIGNMENTS", "ANCHOR_PRECISIONS", "GROUPS", "PRECISIONS", "DataArguments", "LossArguments",
+           "ModelArguments", "OptimizationArguments", "PretrainArguments", "RunArguments", "StrategyArguments",
+           "check_anchor_precision", "check_precision", "parse_pretrain_args"]

@@ -33,6 +33,13 @@ class StepContext:
     def masked(self) -> torch.Tensor:
         return self.batch["labels"] != -100
 
+    @property
+    def masked_logits(self) -> torch.Tensor:
+        """The child's predictions at the labelled positions, ``(labelled, vocab)``: as the forward gave them with
+        ``masked_logits_only=True`` (the recipe's), or picked out of full ``(batch, seq, vocab)`` logits."""
+        logits = self.outputs.logits
+        return logits[self.masked] if logits.dim() == 3 else logits
+
 
 class LossTerm:
     """One loss term: ``weights`` maps each component's log key to its weight in the total."""
@@ -55,7 +62,8 @@ class MaskedLMLoss(LossTerm):
 
 
 class LogitsDistillation(LossTerm):
-    """``T² · KL(teacher ‖ student)`` on the masked positions; the teacher must predict over the same vocabulary."""
+    """``T² · KL(teacher ‖ student)`` on the masked positions (both heads run there only); the teacher must predict
+    over the same vocabulary."""
 
     def __init__(self, teacher: Teacher, weight: float, temperature: float = 1.0):
         self.teacher, self.temperature = teacher, temperature
@@ -63,7 +71,7 @@ class LogitsDistillation(LossTerm):
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         target = self.teacher.outputs(ctx.batch, ctx.autocast).logits
-        return {"kd_loss": masked_kl(ctx.outputs.logits, target, ctx.batch["labels"], self.temperature)}
+        return {"kd_loss": soft_target_kl(ctx.masked_logits, target, self.temperature)}
 
 
 class HiddenStateDistillation(LossTerm):
@@ -125,8 +133,7 @@ class AnchorAlignment(LossTerm):
         model.train()
         losses = {"align_hidden_loss": hidden_alignment(ctx.outputs.hidden_states, target.hidden_states)}
         if target_logits is not None:
-            losses["align_logits_loss"] = masked_kl(ctx.outputs.logits[masked], target_logits,
-                                                    ctx.batch["labels"][masked], self.temperature)
+            losses["align_logits_loss"] = soft_target_kl(ctx.masked_logits, target_logits, self.temperature)
         return losses
 
     def _autocast(self, ctx: StepContext):
@@ -135,14 +142,18 @@ class AnchorAlignment(LossTerm):
         return ctx.autocast()
 
 
-def resolve_anchor_precision(precision: str, device: torch.device | str) -> str:
-    """``auto`` → ``bf16`` where ``device`` has bf16 kernels (a CUDA GPU that supports bf16; a CPU on which oneDNN
-    runs bf16: AVX-512 or AMX), else ``training``; ``bf16`` and ``training`` stay."""
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The precision of a forward that computes targets only (the anchor's, the teacher's): ``auto`` → ``bf16``
+    where ``device`` has bf16 kernels (a CUDA GPU that supports bf16; a CPU on which oneDNN runs bf16: AVX-512 or
+    AMX), else ``training``; ``bf16`` and ``training`` stay."""
     if precision != "auto":
         return precision
     device = torch.device(device)
     native = {"cuda": torch.cuda.is_bf16_supported, "cpu": cpu_runs_bf16}.get(device.type, lambda: False)()
     return "bf16" if native else "training"
+
+
+resolve_anchor_precision = resolve_precision  # the name of the first target-only forward it served
 
 
 def cpu_runs_bf16() -> bool:
@@ -163,6 +174,16 @@ class CompositeLoss:
 
     def needs_hidden_states(self, arch: list[str] | None) -> bool:
         return any(term.needs_hidden_states(arch) for term in self.terms)
+
+    def forward(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], arch: list[str],
+                unwrapped: torch.nn.Module, autocast: Callable, supernet: bool = True,
+                masked_logits_only: bool = True) -> dict[str, torch.Tensor]:
+        """One micro-batch as pre-training runs it: the child's forward (``arch`` passed to a supernet) with the
+        hidden states a term reads and its MLM head on the masked positions only, then every term.
+        ``masked_logits_only=False`` runs the head over every position (the step before it was cheaper; benches)."""
+        outputs = model(**batch, output_hidden_states=self.needs_hidden_states(arch),
+                        masked_logits_only=masked_logits_only, **({"arch": arch} if supernet else {}))
+        return self(StepContext(batch, outputs, unwrapped, arch, autocast))
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         components: dict[str, torch.Tensor] = {}
@@ -190,7 +211,7 @@ def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | 
         terms.append(HiddenStateDistillation(teacher, args.kd_hidden_weight, layer_pairs, projection))
     if anchor_arch is not None:
         hidden_weight, logits_weight = args.alignment_weights()  # --alignment paper: logits weight 0
-        precision = resolve_anchor_precision(args.anchor_precision, device)
+        precision = resolve_precision(args.anchor_precision, device)
         terms.append(AnchorAlignment(anchor_arch, hidden_weight, logits_weight, args.align_temperature, precision))
     return CompositeLoss(terms)
 
@@ -227,4 +248,4 @@ def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels:
 
 __all__ = ["AnchorAlignment", "CompositeLoss", "HiddenStateDistillation", "LogitsDistillation", "LossTerm",
            "MaskedLMLoss", "StepContext", "alignment_loss", "build_loss_terms", "hidden_alignment", "masked_kl",
-           "resolve_anchor_precision"]
+           "resolve_anchor_precision", "resolve_precision"]

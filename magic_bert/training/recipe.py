@@ -42,7 +42,7 @@ from .arguments import (
     StrategyArguments,
 )
 from .checkpointing import TrainingState, list_checkpoints, load_checkpoint, save_checkpoint
-from .losses import StepContext, build_loss_terms
+from .losses import build_loss_terms, resolve_precision
 from .setup import (
     OUTPUT_HINT,
     base_config,
@@ -141,6 +141,11 @@ class PretrainRecipe:
                             batches=self._eval_loader(self.held_out), accelerator=accelerator)
         if self.teacher is not None:
             self.teacher.model.to(accelerator.device)
+            # Only logits KD reads the teacher's predictions; hidden-state KD runs its encoder alone.
+            self.teacher.needs_logits = self.kd_weight > 0
+            self.teacher.precision = resolve_precision(args.teacher_precision, accelerator.device)
+            accelerator.print(f"Teacher forward (distillation targets) in {self.teacher.precision} precision "
+                              f"(--teacher_precision {args.teacher_precision})")
         # Trained with the run and saved in its checkpoints, never exported.
         projection = kd_projection(self.config.hidden_size, self.teacher, args.kd_hidden_weight)
         # Masking is reseeded per micro-batch from (seed, rank, epoch, position), so it needs no saved state and a
@@ -260,10 +265,9 @@ class PretrainRecipe:
         self.masker.reseed(self.args.seed, accelerator.process_index, state.epoch, state.batches_in_epoch)
         self.local_tokens += int(batch["attention_mask"].sum())  # on the CPU batch: no device sync
         batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in self.masker(batch).items()}
-        arch_kwargs = {"arch": arch} if self.strategy.is_supernet else {}
         with accelerator.accumulate(*self.trained_models):
-            outputs = self.model(**batch, output_hidden_states=self.loss.needs_hidden_states(arch), **arch_kwargs)
-            losses = self.loss(StepContext(batch, outputs, self.unwrapped, arch, accelerator.autocast))
+            losses = self.loss.forward(self.model, batch, arch, self.unwrapped, accelerator.autocast,
+                                       supernet=self.strategy.is_supernet)
             accelerator.backward(losses["loss"])
             if accelerator.sync_gradients and self.args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_([p for m in self.trained_models for p in m.parameters()],
@@ -370,6 +374,7 @@ class PretrainRecipe:
                    "anchor_swaps": len(strategy.history) if strategy.uses_anchor else None,
                    "anchor_eval_blocks": len(self.anchor_blocks) if strategy.uses_anchor else None,
                    "anchor_precision": self.loss.anchor_precision,
+                   "teacher_precision": None if self.teacher is None else self.teacher.precision,
                    "held_out_skipped_blocks": self.skipped_blocks, **strategy.results(),
                    **self._reference_scores()}
         if self.probe is not None:  # over the whole log: a resumed run counts the steps before its checkpoint too

@@ -16,13 +16,31 @@ from .arguments import LossArguments
 _HEADED = ("ForMaskedLM", "ForPreTraining")  # architectures whose checkpoints carry BERT's MLM head
 
 
+@dataclass(frozen=True)
+class TeacherTargets:
+    """What the loss terms read of one teacher forward: every hidden state (0 = embeddings) and, where logits KD asked
+    for them, the MLM predictions at the labelled positions only (``labels != -100``, row-major), as fp32 tensors
+    outside inference mode (so they can meet the student's tensors in autograd)."""
+
+    hidden_states: tuple[torch.Tensor, ...]
+    logits: torch.Tensor | None
+
+
 @dataclass
 class Teacher:
-    """A frozen teacher; ``outputs(batch)`` runs it once per batch (the logits and hidden-state terms share it)."""
+    """A frozen teacher; ``outputs(batch)`` runs it once per batch (the logits and hidden-state terms share it).
+
+    The forward runs under ``torch.inference_mode`` (nothing of it is trained) and, with ``precision`` ``"bf16"``, under
+    a bfloat16 autocast; ``"training"`` runs it in the training precision (the accelerator's autocast). Its MLM head,
+    only when ``needs_logits``, runs on the labelled positions alone: the decoder (hidden × vocabulary) over every
+    position would cost more than a small teacher's encoder.
+    """
 
     model: torch.nn.Module
     name: str
     has_mlm_head: bool
+    precision: str = "training"
+    needs_logits: bool = True
     _cache: tuple = field(default=(None, None), repr=False)
 
     @property
@@ -33,17 +51,46 @@ class Teacher:
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
 
-    def outputs(self, batch: dict, autocast: Callable):
+    def outputs(self, batch: dict, autocast: Callable) -> TeacherTargets:
         if self._cache[0] is not batch:
-            with torch.no_grad(), autocast():
-                out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                 output_hidden_states=True)
-            self._cache = (batch, out)
+            self._cache = (batch, self._forward(batch, autocast))
         return self._cache[1]
+
+    def _forward(self, batch: dict, autocast: Callable) -> TeacherTargets:
+        logits_wanted = self.needs_logits and self.has_mlm_head
+        head = _mlm_head(self.model) if logits_wanted else None
+        precision = (torch.autocast(batch["input_ids"].device.type, dtype=torch.bfloat16)
+                     if self.precision == "bf16" else autocast())
+        with torch.inference_mode(), precision:
+            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+                      "output_hidden_states": True}
+            logits = None
+            if logits_wanted and head is None:  # a masked-LM whose head we cannot call apart: the full forward
+                out = self.model(**inputs)
+                logits = out.logits[batch["labels"] != -100]
+            else:
+                out = self.model.base_model(**inputs)
+                if head is not None:
+                    logits = head(out.last_hidden_state[batch["labels"] != -100])
+        # Copies outside inference mode: inference tensors may not be saved for backward.
+        return TeacherTargets(tuple(h.to(torch.float32, copy=True) for h in out.hidden_states),
+                              None if logits is None else logits.to(torch.float32, copy=True))
+
+
+def _mlm_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The masked-LM head that maps the base model's last hidden state to logits: BERT's ``cls.predictions`` (BERT's
+    masked-LM and pre-training models, MagicBert), RoBERTa-style ``lm_head``; None for other layouts (the teacher
+    then runs its whole forward)."""
+    if model.base_model is model:
+        return None
+    head = getattr(getattr(model, "cls", None), "predictions", None)
+    head = getattr(model, "lm_head", None) if head is None else head
+    return head if isinstance(head, torch.nn.Module) else None
 
 
 def load_teacher_model(name: str) -> Teacher:
-    """The teacher as a masked-LM when its checkpoint has BERT's MLM head, else as an encoder (``AutoModel``)."""
+    """The teacher as a masked-LM when its checkpoint has BERT's MLM head, else as an encoder (``AutoModel``); the
+    run sets its ``precision`` and ``needs_logits`` once the device and the loss weights are known."""
     config = load_user_file(f"`teacher_name_or_path` {name!r}", lambda: AutoConfig.from_pretrained(name))
     architectures = config.architectures or []
     headed = not architectures or any(a.endswith(_HEADED) for a in architectures)
@@ -95,4 +142,4 @@ def kd_projection(student_hidden: int, teacher: Teacher | None, hidden_weight: f
     return torch.nn.Linear(student_hidden, teacher.hidden_size)
 
 
-__all__ = ["Teacher", "kd_projection", "layer_map", "load_teacher_model", "resolve_kd_weight"]
+__all__ = ["Teacher", "TeacherTargets", "kd_projection", "layer_map", "load_teacher_model", "resolve_kd_weight"]
