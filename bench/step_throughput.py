@@ -122,10 +122,11 @@ class Step:
         self.params = self.unwrapped.num_parameters()
 
     def __call__(self) -> None:
+        batch = dict(self.batch)  # a new batch object every step, as in training: the teacher caches per batch
         if self.hf:
-            loss = self.model(**self.batch).loss
+            loss = self.model(**batch).loss
         else:
-            loss = self.loss.forward(self.model, self.batch, self.arch, self.unwrapped, self.accelerator.autocast,
+            loss = self.loss.forward(self.model, batch, self.arch, self.unwrapped, self.accelerator.autocast,
                                      supernet=self.supernet, masked_logits_only=not self.full_head)["loss"]
         self.accelerator.backward(loss)
         self.accelerator.clip_grad_norm_(self.model.parameters(), 1.0)

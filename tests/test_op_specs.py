@@ -121,3 +121,29 @@ def test_adding_an_op_kind_is_one_entry_and_one_class(low_rank_kind, batch):
         expected = supernet(input_ids, attention_mask=attention_mask, arch=arch).logits
         assert torch.allclose(child.eval()(input_ids, attention_mask=attention_mask).logits, expected, atol=1e-5)
 
+
+
+@pytest.mark.parametrize(("arch", "built"), [(["mha:2", "ffn:256", "identity", "mha:2"], False),
+                                            (["mha:2", "conv:3", "identity", "mha:2"], True),
+                                            (["lowrank:8", "mha:2", "identity", "mha:2"], True)])
+def test_the_padding_mask_is_built_only_for_paths_that_read_it(low_rank_kind, batch, arch, built):
+    """Convolutions and ops registered by users (``uses_padding_mask`` defaults to True) get the 2-D mask of real
+    tokens; a path of identity / mha / ffn ops skips building it (one cast less per forward)."""
+    import torch
+
+    from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
+
+    config = MagicBertConfig.from_preset("tiny", candidate_ops=["identity", "mha:2", "ffn:256", "conv:3",
+                                                                "lowrank:8"])
+    supernet = MagicBertSupernetForMaskedLM(config).eval()
+    seen = []
+    hooks = [layer.ops[key].register_forward_hook(lambda _m, args, _o: seen.append(args[2]))
+             for layer in supernet.bert.encoder.layer for key in layer.ops]
+    input_ids, attention_mask = batch
+    with torch.no_grad():
+        supernet(input_ids, attention_mask=attention_mask, arch=arch)
+    for hook in hooks:
+        hook.remove()
+    masks = [mask for mask in seen if mask is not None]
+    assert len(seen) == len(arch) and bool(masks) == built
+    assert all(torch.equal(mask, attention_mask.float()) for mask in masks)
