@@ -41,7 +41,8 @@ def test_auto_is_bf16_only_where_the_device_has_bf16_kernels(monkeypatch, device
 
 def test_auto_on_cuda_asks_cuda(monkeypatch):
     for supported, expected in ((True, "bf16"), (False, "training")):
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, supported=supported:
+                            supported and not including_emulation)
         assert resolve_anchor_precision("auto", "cuda") == expected
 
 

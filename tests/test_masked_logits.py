@@ -164,3 +164,14 @@ def test_trainer_with_the_mlm_collator_still_sees_full_logits(tmp_path):
     metrics = trainer.evaluate()
     assert seen == [(8, 12, len(tokens))] and 0.0 <= metrics["eval_accuracy"] <= 1.0
     assert np.isfinite(metrics["eval_loss"])
+
+
+def test_a_batch_without_masked_tokens_gives_zero_kd_not_nan(tiny_config):
+    torch.manual_seed(0)
+    student = MagicBertForMaskedLM(tiny_config.with_arch(ARCH)).train()
+    batch = _labelled_batch()
+    batch["labels"] = torch.full_like(batch["labels"], -100)
+    outputs = student(**batch, masked_logits_only=True)
+    assert outputs.logits.shape == (0, tiny_config.vocab_size)
+    kd = LogitsDistillation(Teacher(MagicBertForMaskedLM(tiny_config.with_arch(ANCHOR)).eval(), "t", True), 0.5)
+    assert kd(StepContext(batch, outputs, student, None, contextlib.nullcontext))["kd_loss"].item() == 0.0

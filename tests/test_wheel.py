@@ -78,7 +78,7 @@ def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 def _see_running_interpreter_packages(python: Path) -> None:
     """Append this interpreter's site-packages (system, venv or conda alike) to the venv's ``sys.path``."""
-    own = _run([str(python), "-I", "-c", "import site; print(site.getsitepackages()[0])"]).stdout.strip()
+    own = _run([str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
     outer = [folder for folder in site.getsitepackages() if Path(folder).is_dir()]
     (Path(own) / "_outer_site_packages.pth").write_text("".join(f"{folder}\n" for folder in outer))
 

@@ -28,10 +28,11 @@ from ..search_space import SearchSpace
 from ..training.arguments import PretrainArguments
 
 # Options of a standalone run that do not change what it learns (left out of the cache key); a fixed arch has no
-# anchor, so the anchor's precision is one of them.
+# anchor and a standalone run no teacher, so their precisions are among them.
 _NOT_IN_KEY = {"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "checkpointing_steps",
                "checkpoints_total_limit", "logging_steps", "with_tracking", "report_to", "preprocessing_num_workers",
-               "overwrite_cache", "per_device_eval_batch_size", "max_eval_samples", "arch", "anchor_precision"}
+               "overwrite_cache", "per_device_eval_batch_size", "max_eval_samples", "arch", "anchor_precision",
+               "teacher_precision"}
 
 
 def sample_children(space: SearchSpace, num_children: int, seed: int = 0, max_params: float | None = None,

@@ -16,7 +16,8 @@ from ..training.arguments import PretrainArguments
 
 RUN_MARKER, MEASUREMENT = "study_run.json", "analysis.json"
 # Options added after runs were recorded, with the value those runs had: a marker without one still matches.
-LEGACY_ARGS = {"anchor_precision": "training"}
+# A study trains without a teacher, so its precision is moot: markers from before the option still match.
+LEGACY_ARGS = {"anchor_precision": "training", "teacher_precision": "auto"}
 
 
 def train_or_reuse_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:

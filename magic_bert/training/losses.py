@@ -71,7 +71,7 @@ class LogitsDistillation(LossTerm):
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         target = self.teacher.outputs(ctx.batch, ctx.autocast).logits
-        return {"kd_loss": soft_target_kl(ctx.masked_logits, target, self.temperature)}
+        return {"kd_loss": _kl_over_rows(ctx.masked_logits, target, self.temperature)}
 
 
 class HiddenStateDistillation(LossTerm):
@@ -133,7 +133,7 @@ class AnchorAlignment(LossTerm):
         model.train()
         losses = {"align_hidden_loss": hidden_alignment(ctx.outputs.hidden_states, target.hidden_states)}
         if target_logits is not None:
-            losses["align_logits_loss"] = soft_target_kl(ctx.masked_logits, target_logits, self.temperature)
+            losses["align_logits_loss"] = _kl_over_rows(ctx.masked_logits, target_logits, self.temperature)
         return losses
 
     def _autocast(self, ctx: StepContext):
@@ -149,7 +149,9 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     if precision != "auto":
         return precision
     device = torch.device(device)
-    native = {"cuda": torch.cuda.is_bf16_supported, "cpu": cpu_runs_bf16}.get(device.type, lambda: False)()
+    # Native bf16 only: pre-Ampere GPUs emulate it (slower than fp32), which is_bf16_supported counts by default.
+    native = {"cuda": lambda: torch.cuda.is_bf16_supported(including_emulation=False),
+              "cpu": cpu_runs_bf16}.get(device.type, lambda: False)()
     return "bf16" if native else "training"
 
 
@@ -235,6 +237,12 @@ def alignment_loss(child_hidden_states, anchor_hidden_states, child_logits: torc
     """
     return (hidden_weight * hidden_alignment(child_hidden_states, anchor_hidden_states)
             + logits_weight * masked_kl(child_logits, anchor_logits, labels, temperature))
+
+
+def _kl_over_rows(student_logits: torch.Tensor, target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The KD / alignment KL averaged over rows of masked positions; 0 (not NaN) for a batch without any, as before."""
+    rows = torch.ones(student_logits.shape[0], dtype=torch.bool, device=student_logits.device)
+    return soft_target_kl(student_logits, target_logits, temperature, mask=rows)
 
 
 def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels: torch.Tensor,
