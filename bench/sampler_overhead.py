@@ -42,11 +42,11 @@ from magic_bert.cli import arg, check_budget_order, parse_one, positive, run
 from magic_bert.configuration_magic_bert import PRESETS
 from magic_bert.errors import InputError, invalid_value
 from magic_bert.training.arguments import (
-    ANCHOR_PRECISIONS,
+    PRECISIONS,
     LossArguments,
     PretrainArguments,
     StrategyArguments,
-    check_anchor_precision,
+    check_precision,
 )
 from magic_bert.training.losses import build_loss_terms
 from magic_bert.training.strategies import build_strategy
@@ -132,7 +132,7 @@ class SamplerOverheadArguments:
                                          "--max_params of pre-training); the anchor is the default one inside.")
     min_params: float | None = arg(None, "... and at least this many.")
     anchor_precision: str = arg("auto", "MAGIC-A/AT: the anchor forward's precision (as pre-training's flag).",
-                                choices=list(ANCHOR_PRECISIONS))
+                                choices=list(PRECISIONS))
     batch: int = arg(8, "Batch size.")
     seq: int = arg(128, "Sequence length.")
     rounds: int = arg(20, "Timed rounds.")
@@ -145,7 +145,7 @@ class SamplerOverheadArguments:
     def check(self) -> None:
         if self.preset is not None and self.preset not in PRESETS:
             raise InputError(f"`preset` {self.preset!r} is not a preset; choose one of {sorted(PRESETS)}.")
-        check_anchor_precision(self.anchor_precision)
+        check_precision(self.anchor_precision, "anchor_precision")
         positive(hidden=self.hidden, layers=self.layers, vocab=self.vocab, batch=self.batch, seq=self.seq,
                  rounds=self.rounds)
         check_budget_order("max_params", self.max_params, "min_params", self.min_params)

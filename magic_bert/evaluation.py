@@ -50,9 +50,9 @@ def _example_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     token_loss = F.cross_entropy(logits.float(), targets, reduction="none")
     correct = (logits.argmax(-1) == targets).float()
     # Back onto the (batch, seq) grid, zeros elsewhere: a per-row sum in a fixed order (no atomics), same on every run.
-    per_token = [torch.zeros(labels.shape, dtype=token_loss.dtype, device=labels.device).masked_scatter(masked, value)
-                 for value in (token_loss, correct)]
-    return torch.stack([per_token[0].sum(1), per_token[1].sum(1), masked.sum(1).float()], dim=1)
+    grid = torch.zeros(*labels.shape, 2, dtype=token_loss.dtype, device=labels.device)
+    grid[masked] = torch.stack([token_loss, correct], dim=1)
+    return torch.cat([grid.sum(1), masked.sum(1, keepdim=True).to(grid.dtype)], dim=1)
 
 
 def _takes_masked_logits(model) -> bool:

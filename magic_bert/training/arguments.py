@@ -27,17 +27,12 @@ PRECISIONS = {"auto": "bf16 where the device has bf16 kernels (a CUDA GPU that s
                       "AVX-512 / AMX path), else training",
               "bf16": "autocast to bfloat16 whatever the training precision",
               "training": "the training precision, as the child (fp32, or --mixed_precision's)"}
-ANCHOR_PRECISIONS = PRECISIONS
 
 
-def check_precision(value: str, name: str = "anchor_precision") -> None:
+def check_precision(value: str, name: str) -> None:
     """One of ``PRECISIONS`` (the command line's choices guard only the command line)."""
     if value not in PRECISIONS:
         raise InputError(f"`{name}` {value!r} is not a precision; choose one of {list(PRECISIONS)}.")
-
-
-def check_anchor_precision(value: str) -> None:
-    check_precision(value, "anchor_precision")
 
 
 @dataclass
@@ -113,7 +108,7 @@ class LossArguments:
     anchor_precision: str = arg("auto", "MAGIC-A/AT: precision of the anchor's forward, which computes the alignment "
                                         "targets: auto (bf16 where the device has bf16 kernels, else training), bf16 "
                                         "or training (as the child). bf16 halves the anchor's cost on CPU.",
-                                choices=list(ANCHOR_PRECISIONS))
+                                choices=list(PRECISIONS))
 
     def alignment_weights(self) -> tuple[float, float]:
         """``(hidden, logits)`` weights: ``alignment`` names which terms are on, the weights their sizes. An unset
@@ -302,6 +297,6 @@ def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
-__all__ = ["ALIGNMENTS", "ANCHOR_PRECISIONS", "GROUPS", "PRECISIONS", "DataArguments", "LossArguments",
+__all__ = ["ALIGNMENTS", "GROUPS", "PRECISIONS", "DataArguments", "LossArguments",
            "ModelArguments", "OptimizationArguments", "PretrainArguments", "RunArguments", "StrategyArguments",
-           "check_anchor_precision", "check_precision", "parse_pretrain_args"]
+           "check_precision", "parse_pretrain_args"]
