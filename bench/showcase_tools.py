@@ -4,6 +4,7 @@ fine-tuning that keeps each dev prediction, and the Hub-ready export of the dist
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -89,9 +90,12 @@ def distil_from_child(args, start: str | Path | None) -> PretrainResult:
 
 
 # ------------------------------------------------------------------------------------------------- fine-tuning
-def finetune_and_predict(flags: list[str], folder: Path, keep_model: bool = False) -> dict:
+def finetune_and_predict(flags: list[str], folder: Path, keep_model: bool = False,
+                         dev_data_dir: Path | None = None) -> dict:
     """GLUE fine-tuning (the command, in-process), then the best model's prediction on every dev example, saved as
-    dev_predictions.json (a rerun reuses it); the best model is deleted afterwards unless ``keep_model``."""
+    dev_predictions.json (a rerun reuses it); the models are deleted afterwards unless ``keep_model``. The dev
+    examples are the run's validation split, or GLUE dev from ``dev_data_dir`` when the run chose its model on
+    another (held-out) file."""
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
@@ -113,16 +117,24 @@ def finetune_and_predict(flags: list[str], folder: Path, keep_model: bool = Fals
     best = folder / task.name / "best_model"
     model = AutoModelForSequenceClassification.from_pretrained(best).eval()
     tokenizer = AutoTokenizer.from_pretrained(best)
+    if dev_data_dir is not None:
+        args = dataclasses.replace(args, data_dir=str(dev_data_dir), train_file=None, validation_file=None,
+                                   max_train_samples=1)
     dev = prepare_data(args, task, tokenizer)["validation"].rename_column("label", "labels")
     loader = DataLoader(dev, batch_size=args.per_device_eval_batch_size, collate_fn=DataCollatorWithPadding(tokenizer))
     predictions, labels = predict(model, loader, Accelerator(), task)
     metrics = compute_glue(task, predictions, labels)
-    reported = json.loads((folder / "all_results.json").read_text())["scores"][task.name]
-    result = {"metrics": metrics, "score": task_score(task, metrics), "reported_score": reported,
+    run_results = json.loads((folder / "all_results.json").read_text())
+    chosen = run_results["eval_results"][task.name]
+    # reported_score: the run's own validation score (dev, or the held-out slice that chose the model)
+    result = {"metrics": metrics, "score": task_score(task, metrics),
+              "reported_score": run_results["scores"][task.name],
+              "learning_rate": chosen["learning_rate"], "epoch": chosen["epoch"], "runs": run_results["runs"],
               "predictions": predictions.tolist(), "labels": labels.tolist()}
     write_json_atomic(saved, result)
     if not keep_model:
-        shutil.rmtree(best)
+        for run_dir in (folder / task.name).iterdir():  # best_model/ and, with a grid, every lr_<rate>/
+            shutil.rmtree(run_dir)
     return result
 
 

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..evaluation import MLMScore
 from ..io_utils import write_json_atomic
 from ..search_space import SearchSpace
-from ..training.arguments import PretrainArguments
+from ..training.arguments import ADDED_LOSS_DEFAULTS, PretrainArguments
 
 # Options of a standalone run that do not change what it learns (left out of the cache key); a fixed arch has no
 # anchor and a standalone run no teacher, so their precisions are among them.
@@ -91,7 +91,9 @@ class StandaloneCache:
         self.trained = 0  # runs trained by this object (cache misses)
 
     def key(self, arch: list[str]) -> str:
-        schedule = {k: v for k, v in dataclasses.asdict(self.template).items() if k not in _NOT_IN_KEY}
+        # Loss options added later are left out at their defaults, so runs cached before them keep their keys.
+        schedule = {k: v for k, v in dataclasses.asdict(self.template).items() if k not in _NOT_IN_KEY
+                    and not (k in ADDED_LOSS_DEFAULTS and v == ADDED_LOSS_DEFAULTS[k])}
         blob = json.dumps({"arch": list(arch), "schedule": schedule, "fingerprint": self.fingerprint},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..io_utils import write_json_atomic
-from ..training.arguments import PretrainArguments
+from ..training.arguments import ADDED_LOSS_DEFAULTS, PretrainArguments
 
 RUN_MARKER, MEASUREMENT = "study_run.json", "analysis.json"
 # Options added after runs were recorded, with the value those runs had: a marker without one still matches.
 # A study trains without a teacher, so its precision is moot: markers from before the option still match.
-LEGACY_ARGS = {"anchor_precision": "training", "teacher_precision": "auto"}
+LEGACY_ARGS = {"anchor_precision": "training", "teacher_precision": "auto", **ADDED_LOSS_DEFAULTS}
 
 
 def train_or_reuse_supernet(args: PretrainArguments, vocab_digest: str, log) -> Path:

@@ -29,6 +29,14 @@ PRECISIONS = {"auto": "bf16 where the device has bf16 kernels (a CUDA GPU that s
               "training": "the training precision, as the child (fp32, or --mixed_precision's)"}
 
 
+EMBEDDING_LOSSES = {"cosine": "1 - cosine similarity of the pooled embeddings (their scale is free)",
+                    "mse": "mean squared error of the pooled embeddings (sentence-transformers' MSELoss)"}
+# Loss options added after runs were cached (studies, rankings), with their defaults: a cached run without them had
+# these values.
+ADDED_LOSS_DEFAULTS = {"mlm_weight": None, "kd_attention_weight": 0.0, "kd_relation_heads": None,
+                       "kd_attention_layer": None, "kd_embedding_weight": 0.0, "kd_embedding_loss": "cosine"}
+
+
 def check_precision(value: str, name: str) -> None:
     """One of ``PRECISIONS`` (the command line's choices guard only the command line)."""
     if value not in PRECISIONS:
@@ -96,6 +104,20 @@ class LossArguments:
     kd_layer_map: str | None = arg(None, "Hidden-state pairs 'student:teacher,...' as indices into hidden_states "
                                          "(0 = embeddings). Default: student 2k <-> teacher k (sublayer 2j+1 <-> "
                                          "layer j+1), spread evenly when the depths are not 2:1.")
+    mlm_weight: float | None = arg(None, "Weight of the masked-LM loss through the student's (fresh) MLM head "
+                                         "(default: 1 - kd_weight); 0 drops it: the student learns from the "
+                                         "teacher's targets alone.")
+    kd_attention_weight: float = arg(0.0, "Self-attention relation KD (MiniLMv2): KL between the teacher's and the "
+                                          "student's query-query, key-key and value-value relations of one layer "
+                                          "each, split into --kd_relation_heads heads (any head counts).")
+    kd_relation_heads: int | None = arg(None, "Relation heads of --kd_attention_weight (default: the teacher's "
+                                              "attention heads); must divide both models' attention widths.")
+    kd_attention_layer: int | None = arg(None, "The teacher layer (0-based) whose relations are distilled into the "
+                                               "student's last attention sublayer (default: the teacher's last).")
+    kd_embedding_weight: float = arg(0.0, "Sentence-embedding KD: the student's mean-pooled last hidden state "
+                                          "against the teacher's (sentence-transformers' distillation).")
+    kd_embedding_loss: str = arg("cosine", "Loss of --kd_embedding_weight: cosine (1 - cosine similarity) or mse.",
+                                 choices=list(EMBEDDING_LOSSES))
     alignment: str | None = arg(None, "MAGIC-A/AT alignment with the anchor: 'paper' (per-layer hidden states only, "
                                       "logits weight 0) or 'full' (hidden states and predictions). Default: full "
                                       "unless --align_logits_weight is 0. The weights below set the terms' sizes.",
@@ -256,15 +278,31 @@ class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, Str
         in_range("mlm_probability", self.mlm_probability, 0, 1, "()")
         if self.kd_weight is not None:
             in_range("kd_weight", self.kd_weight, 0, 1)
-        at_least(0, kd_hidden_weight=self.kd_hidden_weight)
-        if self.teacher_name_or_path is None and (self.kd_hidden_weight > 0 or self.kd_layer_map is not None):
-            raise InputError("`kd_hidden_weight` and `kd_layer_map` need `teacher_name_or_path`.")
+        self._check_distillation()
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, "[)")
         at_least(0, num_warmup_steps=self.num_warmup_steps)
         if self.checkpointing_steps is not None and self.checkpointing_steps != "epoch" and not (
                 str(self.checkpointing_steps).isdigit() and int(self.checkpointing_steps) > 0):
             raise InputError(f"`checkpointing_steps` must be a positive integer or 'epoch', got "
                              f"{self.checkpointing_steps!r}.")
+
+    def _check_distillation(self) -> None:
+        at_least(0, kd_hidden_weight=self.kd_hidden_weight, kd_attention_weight=self.kd_attention_weight,
+                 kd_embedding_weight=self.kd_embedding_weight, mlm_weight=self.mlm_weight,
+                 kd_attention_layer=self.kd_attention_layer)
+        at_least(1, kd_relation_heads=self.kd_relation_heads)
+        if self.kd_embedding_loss not in EMBEDDING_LOSSES:
+            raise InputError(f"`kd_embedding_loss` {self.kd_embedding_loss!r} is not a loss; choose one of "
+                             f"{list(EMBEDDING_LOSSES)}.")
+        given = [name for name in ("kd_hidden_weight", "kd_attention_weight", "kd_embedding_weight")
+                 if getattr(self, name) > 0]
+        given += [name for name in ("kd_layer_map", "kd_relation_heads", "kd_attention_layer")
+                  if getattr(self, name) is not None]
+        if self.teacher_name_or_path is None and given:
+            raise InputError(f"{', '.join(f'`{n}`' for n in given)} distil a teacher: give `teacher_name_or_path`.")
+        if self.mlm_weight == 0 and self.teacher_name_or_path is None:
+            raise InputError("`mlm_weight` 0 drops the masked-LM loss, and without `teacher_name_or_path` nothing "
+                             "else would be learned; give a teacher and a `kd_*_weight`, or a positive `mlm_weight`.")
 
     def _check_streaming(self) -> None:
         """A stream has no length: steps must be given, epochs cannot be counted and held-out text must exist."""
@@ -297,6 +335,6 @@ def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
-__all__ = ["ALIGNMENTS", "GROUPS", "PRECISIONS", "DataArguments", "LossArguments",
-           "ModelArguments", "OptimizationArguments", "PretrainArguments", "RunArguments", "StrategyArguments",
-           "check_precision", "parse_pretrain_args"]
+__all__ = ["ADDED_LOSS_DEFAULTS", "ALIGNMENTS", "EMBEDDING_LOSSES", "GROUPS", "PRECISIONS", "DataArguments",
+           "LossArguments", "ModelArguments", "OptimizationArguments", "PretrainArguments", "RunArguments",
+           "StrategyArguments", "check_precision", "parse_pretrain_args"]

@@ -1,9 +1,10 @@
-"""Loss terms that compose: masked-LM, logits and hidden-state distillation from a teacher, MAGIC-A's alignment.
+"""Loss terms that compose: masked-LM; logits, hidden-state, self-attention-relation and sentence-embedding
+distillation from a teacher; MAGIC-A's alignment.
 
 Each term returns its unweighted components under their log keys (``mlm_loss``, ``kd_loss``, ``kd_hidden_loss``,
-``align_hidden_loss``, ``align_logits_loss``); :class:`CompositeLoss` weights and sums them into ``loss``. Terms are
-enabled independently of the sampler (a fixed-arch run distils too). A new term is one class here plus a line in
-:func:`build_loss_terms`; the loop does not change.
+``kd_attention_loss``, ``kd_embedding_loss``, ``align_hidden_loss``, ``align_logits_loss``); :class:`CompositeLoss`
+weights and sums them into ``loss``. Terms are enabled independently of the sampler (a fixed-arch run distils too).
+A new term is one class here plus a line in :func:`build_loss_terms`; the loop does not change.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..distillation import soft_target_kl
+from ..distillation import embedding_distance, mean_pool, relation_kl, soft_target_kl
+from ..modeling_magic_bert import MagicBertSelfAttention
 from .arguments import LossArguments
 from .teacher import Teacher
 
@@ -97,6 +99,61 @@ class HiddenStateDistillation(LossTerm):
             squared = (student.float() - target[teacher_index].detach().float()).pow(2) * real
             per_pair.append(squared.sum() / (real.sum() * squared.shape[-1]).clamp(min=1))
         return {"kd_hidden_loss": torch.stack(per_pair).mean()}
+
+
+class AttentionRelationDistillation(LossTerm):
+    """MiniLMv2's self-attention relation KD: the query-query, key-key and value-value relations of the student's
+    last attention sublayer against those of teacher layer ``layer``, each split into ``heads`` relation heads (so
+    the head counts and widths may differ), the KLs averaged. A path without attention gets 0. The projections are
+    recomputed from each layer's input hidden state (three small matmuls), the teacher's without gradient."""
+
+    def __init__(self, teacher: Teacher, weight: float, heads: int, layer: int):
+        self.teacher, self.heads, self.layer = teacher, heads, layer
+        self.weights = {"kd_attention_loss": weight}
+
+    def needs_hidden_states(self, arch: list[str] | None) -> bool:
+        return True
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        encoder = ctx.model.base_model.encoder
+        ops = encoder.path(ctx.arch if encoder.supernet else None)
+        index = next((i for i in reversed(range(len(ops))) if isinstance(ops[i], MagicBertSelfAttention)), None)
+        if index is None:
+            return {"kd_attention_loss": torch.zeros((), device=ctx.outputs.hidden_states[0].device)}
+        student, mask = ops[index], ctx.batch["attention_mask"]
+        student_input = ctx.outputs.hidden_states[index]  # the input of op `index`
+        teacher_input = self.teacher.outputs(ctx.batch, ctx.autocast).hidden_states[self.layer]
+        attention = self.teacher.self_attention(self.layer)
+        losses = []
+        for name in ("query", "key", "value"):
+            with torch.no_grad():
+                target = getattr(attention, name)(teacher_input)
+            with ctx.autocast():
+                states = getattr(student, name)(student_input)
+            losses.append(relation_kl(states, target, self.heads, mask))
+        return {"kd_attention_loss": torch.stack(losses).mean()}
+
+
+class EmbeddingDistillation(LossTerm):
+    """sentence-transformers' distillation: the student's mean-pooled last hidden state (through ``projection`` when
+    the widths differ) against the teacher's, by ``loss`` (``cosine`` or ``mse``)."""
+
+    def __init__(self, teacher: Teacher, weight: float, loss: str = "cosine",
+                 projection: torch.nn.Module | None = None):
+        self.teacher, self.loss, self.projection = teacher, loss, projection
+        self.weights = {"kd_embedding_loss": weight}
+
+    def needs_hidden_states(self, arch: list[str] | None) -> bool:
+        return True
+
+    def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        mask = ctx.batch["attention_mask"]
+        student = ctx.outputs.hidden_states[-1]
+        if self.projection is not None:
+            student = self.projection(student)
+        target = self.teacher.outputs(ctx.batch, ctx.autocast).hidden_states[-1]
+        return {"kd_embedding_loss": embedding_distance(mean_pool(student.float(), mask), mean_pool(target, mask),
+                                                        self.loss)}
 
 
 class AnchorAlignment(LossTerm):
@@ -202,15 +259,23 @@ def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | 
                      teacher: Teacher | None = None, kd_weight: float = 0.0,
                      layer_pairs: list[tuple[int, int]] | None = None,
                      projection: torch.nn.Module | None = None,
-                     device: torch.device | str = "cpu") -> CompositeLoss:
-    """MLM (weighing ``1 - kd_weight``), logits distillation (``kd_weight`` > 0), hidden-state distillation
-    (``kd_hidden_weight`` > 0), and alignment when the strategy keeps an anchor (its forward in
-    ``anchor_precision``, resolved for ``device``)."""
-    terms: list[LossTerm] = [MaskedLMLoss(1.0 - kd_weight)]
+                     device: torch.device | str = "cpu", relation_heads: int | None = None,
+                     attention_layer: int | None = None) -> CompositeLoss:
+    """MLM (weighing ``mlm_weight``, by default ``1 - kd_weight``; none at 0), logits distillation (``kd_weight`` >
+    0), hidden-state, attention-relation (``relation_heads`` heads of teacher layer ``attention_layer``) and
+    sentence-embedding distillation (their weights > 0), and alignment when the strategy keeps an anchor (its forward
+    in ``anchor_precision``, resolved for ``device``)."""
+    mlm_weight = 1.0 - kd_weight if args.mlm_weight is None else args.mlm_weight
+    terms: list[LossTerm] = [MaskedLMLoss(mlm_weight)] if mlm_weight > 0 else []
     if teacher is not None and kd_weight > 0:
         terms.append(LogitsDistillation(teacher, kd_weight, args.kd_temperature))
     if teacher is not None and args.kd_hidden_weight > 0:
         terms.append(HiddenStateDistillation(teacher, args.kd_hidden_weight, layer_pairs, projection))
+    if teacher is not None and args.kd_attention_weight > 0:
+        terms.append(AttentionRelationDistillation(teacher, args.kd_attention_weight, relation_heads,
+                                                   attention_layer))
+    if teacher is not None and args.kd_embedding_weight > 0:
+        terms.append(EmbeddingDistillation(teacher, args.kd_embedding_weight, args.kd_embedding_loss, projection))
     if anchor_arch is not None:
         hidden_weight, logits_weight = args.alignment_weights()  # --alignment paper: logits weight 0
         precision = resolve_precision(args.anchor_precision, device)
@@ -254,6 +319,7 @@ def masked_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, labels:
     return soft_target_kl(student_logits, target_logits, temperature, mask=labels != -100)
 
 
-__all__ = ["AnchorAlignment", "CompositeLoss", "HiddenStateDistillation", "LogitsDistillation", "LossTerm",
+__all__ = ["AnchorAlignment", "AttentionRelationDistillation", "CompositeLoss", "EmbeddingDistillation",
+           "HiddenStateDistillation", "LogitsDistillation", "LossTerm",
            "MaskedLMLoss", "StepContext", "alignment_loss", "build_loss_terms", "hidden_alignment", "masked_kl",
            "resolve_anchor_precision", "resolve_precision"]

