@@ -67,6 +67,21 @@ PROTOCOLS = {
 }
 
 
+# Task-agnostic distillation of the cut: name -> the loss flags (everything else as the showcase: WikiText-2
+# valid.txt, 800 steps of 16 x 128 tokens, lr 1e-4, seed 42, from the teacher's layers 0, 2, 4).
+# "showcase" is today's recipe: masked-LM through a fresh head + hidden-state MSE on the default layer map.
+# The others drop masked-LM; hidden-state MSE uses TinyBERT's uniform map (student layer m <-> teacher layer 2m).
+UNIFORM_MAP = "2:2,6:4,12:6"  # the cut's 12 sublayers (3 kept layers, identities between) against 6 teacher layers
+OBJECTIVES = {
+    "showcase": ["--kd_hidden_weight", "1"],
+    "hidden": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", UNIFORM_MAP],
+    "attention": ["--mlm_weight", "0", "--kd_attention_weight", "1"],
+    "embedding": ["--mlm_weight", "0", "--kd_embedding_weight", "1"],
+    "combined": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", UNIFORM_MAP,
+                 "--kd_attention_weight", "1", "--kd_embedding_weight", "1"],
+}
+
+
 @dataclass
 class LadderArguments:
     output_dir: str = arg("outputs/student_ladder", "Models, fine-tuning runs and results/*.json.")
@@ -76,6 +91,8 @@ class LadderArguments:
     glue_dir: str = arg(str(SHARED / "glue"), "Original GLUE folders MRPC/, STS-B/, CoLA/, SST-2/.")
     corpus_dir: str = arg(str(SHARED / "corpus" / "wikitext-2"), "valid.txt (trained on) and test.txt (held out).")
     seeds: str = arg("42,43", "Fine-tuning seeds of every row.")
+    distil_steps: int = arg(800, "Task-agnostic distillation steps of every kd_<objectives> row.")
+    distil_learning_rate: float = arg(1e-4, "Its learning rate.")
     split_seed: int = arg(0, "Seed of the held-out slices.")
 
 
@@ -95,6 +112,10 @@ class Plan:
 
     def result(self, stage: str) -> dict:
         return json.loads((self.results / f"{stage}.json").read_text())
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.args.seeds.split(",") if s.strip()]
 
     def data(self, task: str) -> Path:
         return self.out / "data" / task
@@ -157,19 +178,44 @@ def cut_stage(plan: Plan) -> dict:
     return {"layers": list(CUT_LAYERS), "params": sum(p.numel() for p in bert.parameters())}
 
 
+def kd_stage(objectives: str, plan: Plan) -> dict:
+    """The cut (teacher layers 0, 2, 4; identities between) distilled as a fixed arch with ``objectives``; an
+    interrupted run resumes from its last checkpoint."""
+    from magic_bert.compression import bert_layers_arch
+    from magic_bert.training.command import main as pretrain_main
+
+    output = Path(plan.model(f"kd_{objectives}"))
+    corpus = Path(plan.args.corpus_dir)
+    flags = ["--teacher_name_or_path", plan.teacher, "--tokenizer_name", plan.teacher, "--init_from_bert",
+             plan.teacher, "--arch", json.dumps(bert_layers_arch(plan.teacher, CUT_LAYERS)),
+             "--train_file", str(corpus / "valid.txt"), "--validation_file", str(corpus / "test.txt"),
+             "--max_seq_length", "128", "--per_device_train_batch_size", "16", "--learning_rate",
+             str(plan.args.distil_learning_rate), "--max_train_steps", str(plan.args.distil_steps),
+             "--max_eval_samples", "256", "--seed", "42", "--checkpointing_steps", "200",
+             "--checkpoints_total_limit", "1", "--output_dir", str(output), *OBJECTIVES[objectives]]
+    flags += ["--resume_from_checkpoint", "latest"] if any(output.glob("step_*")) else ["--overwrite_output_dir"]
+    run(pretrain_main, flags)
+    return {"objectives": objectives, "flags": OBJECTIVES[objectives],
+            "results": json.loads((output / "all_results.json").read_text())}
+
+
 def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
     """Fine-tune one row with one protocol and seed on every task; the chosen model's dev predictions are kept."""
     from showcase_tools import finetune_and_predict
 
     protocol = PROTOCOLS[protocol_name]
+    first = plan.seeds[0]
+    # The grid runs with the first seed; the other seeds fine-tune at the rate it chose for the task (held-out).
+    chosen = plan.result(f"glue_{row}_{protocol_name}_s{first}")["tasks"] if seed != first else None
     tasks = {}
     for task in TASKS:
+        rates = protocol.learning_rates if chosen is None else (chosen[task]["learning_rate"],)
         folder = plan.out / "glue" / row / protocol_name / f"seed_{seed}" / task
         flags = ["--model_name_or_path", plan.model(row), "--task_name", task,
                  "--max_seq_length", str(protocol.lengths[task]), "--num_train_epochs", str(protocol.epochs[task]),
                  "--per_device_train_batch_size", str(protocol.batch_size), "--warmup_ratio",
                  str(protocol.warmup_ratio), "--seed", str(seed), "--output_dir", str(folder),
-                 "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in protocol.learning_rates)]
+                 "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in rates)]
         if protocol.held_out:
             flags += ["--train_file", str(plan.data(task) / "train.jsonl"),
                       "--validation_file", str(plan.data(task) / "held_out.jsonl")]
@@ -187,16 +233,19 @@ def report_stage(plan: Plan) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- runner
-GLUE_ROWS = {"teacher": (), "cut": ("cut",)}  # row -> the stages that make its model
+# row -> the stages that make its model
+GLUE_ROWS = {"teacher": (), "cut": ("cut",), **{f"kd_{name}": (f"kd_{name}",) for name in OBJECTIVES}}
 
 
 def all_stages(plan: Plan) -> list[Stage]:
-    seeds = [int(s) for s in plan.args.seeds.split(",") if s.strip()]
+    seeds = plan.seeds
     stages = [Stage("splits", splits_stage), Stage("cut", cut_stage)]
+    stages += [Stage(f"kd_{name}", partial(kd_stage, name)) for name in OBJECTIVES]
     for row, needs in GLUE_ROWS.items():
         for protocol in PROTOCOLS:
+            grid = f"glue_{row}_{protocol}_s{seeds[0]}"
             stages += [Stage(f"glue_{row}_{protocol}_s{seed}", partial(glue_stage, row, protocol, seed),
-                             (*needs, "splits")) for seed in seeds]
+                             (*needs, "splits", *([grid] if seed != seeds[0] else []))) for seed in seeds]
     return [*stages, Stage("report", report_stage)]
 
 
