@@ -86,19 +86,36 @@ def parse_args(*dataclass_types: type, argv: list[str] | None = None, descriptio
     instance per dataclass. Types and choices are checked here; the values' own checks (each dataclass's
     ``check()``) run when the command starts, so library callers get them too."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--config")
+    pre.add_argument("--student_recipe")
     known, rest = pre.parse_known_args(argv)
     parser = HfArgumentParser(dataclass_types, description=description,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="A YAML/JSON file of these options (flags on the command line win).")
     try:
-        file_flags = [] if not known.config else _as_flags(_config_file_values(
-            known.config, {f.name for cls in dataclass_types for f in fields(cls)}))
+        file_values = {} if not known.config else _config_file_values(
+            known.config, {f.name for cls in dataclass_types for f in fields(cls)})
+        recipe = known.student_recipe or file_values.get("student_recipe")
+        recipe_flags = _as_flags(_recipe_values(dataclass_types, recipe)) if recipe else []
     except InputError as error:
         parser.error(error.as_flags())
-    # File values first: argparse keeps the last occurrence, so flags typed on the command line win.
-    return tuple(parser.parse_args_into_dataclasses(args=file_flags + rest)[:len(dataclass_types)])
+    if known.student_recipe is not None:
+        rest += ["--student_recipe", known.student_recipe]
+    # Recipe values, then file values: argparse keeps the last occurrence, so flags typed on the command line win.
+    return tuple(parser.parse_args_into_dataclasses(args=recipe_flags + _as_flags(file_values) + rest)
+                 [:len(dataclass_types)])
+
+
+def _recipe_values(dataclass_types: tuple[type, ...], name: str) -> dict:
+    """The values a named student recipe sets for the dataclasses that take one (``recipe_options``)."""
+    values = {}
+    for cls in dataclass_types:
+        if hasattr(cls, "recipe_options"):
+            values |= cls.recipe_options(name)
+    if not values:
+        raise InputError(f"`student_recipe` {name!r}: this command takes no student recipe.")
+    return values
 
 
 def parse_one(dataclass_type: type[T], argv: list[str] | None = None, description: str | None = None) -> T:

@@ -11,11 +11,13 @@ from transformers.trainer_utils import SchedulerType
 from ..cli import arg, at_least, in_range, positive
 from ..errors import InputError
 from ..io_utils import check_output_dir
+from ..student_recipes import RECIPE_HELP, STUDENT_RECIPES, TakesStudentRecipe
 from .tasks import FILE_TYPES, PAPER_ORDER, TASKS, get_task, parse_number
 
 
 @dataclass
-class FinetuneArguments:
+class FinetuneArguments(TakesStudentRecipe):
+    recipe_command = "finetune"
     model_name_or_path: str = arg(None, "Our exported checkpoints, plain BERT, anything "
                                         "AutoModelForSequenceClassification loads.")
     task_name: str | None = arg(None, "A GLUE task, or 'all' for the eight in turn; leave it out to train on your own "
@@ -49,6 +51,7 @@ class FinetuneArguments:
     init_from_mnli: str | None = arg(None, "An MNLI fine-tuned checkpoint to start RTE, MRPC and STS-B from.")
     max_train_samples: int | None = arg(None, "Use the first N training examples.")
     max_eval_samples: int | None = arg(None, "Use the first N examples of each dev set.")
+    student_recipe: str | None = arg(None, RECIPE_HELP, choices=list(STUDENT_RECIPES))
     seed: int = arg(42, "Seed of the head's initialisation, data order and dropout.")
     output_dir: str | None = arg(None, "Where results, predictions and the best models go (required).")
     overwrite_output_dir: bool = arg(False, "Replace a non-empty --output_dir.")

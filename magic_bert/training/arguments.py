@@ -15,6 +15,7 @@ from ..compression import INHERIT_METHODS
 from ..configuration_magic_bert import PRESETS
 from ..data import SPECIAL_TOKENS
 from ..errors import InputError
+from ..student_recipes import RECIPE_HELP, STUDENT_RECIPES, TakesStudentRecipe
 from .strategies import DEFAULT_SWAP_MARGIN, SAMPLER_CHOICES, STRATEGIES
 
 # The named alignment settings of MAGIC-A/AT (the paper aligns operators' outputs; the logits term is ours).
@@ -33,8 +34,9 @@ EMBEDDING_LOSSES = {"cosine": "1 - cosine similarity of the pooled embeddings (t
                     "mse": "mean squared error of the pooled embeddings (sentence-transformers' MSELoss)"}
 # Loss options added after runs were cached (studies, rankings), with their defaults: a cached run without them had
 # these values.
-ADDED_LOSS_DEFAULTS = {"mlm_weight": None, "kd_attention_weight": 0.0, "kd_relation_heads": None,
-                       "kd_attention_layer": None, "kd_embedding_weight": 0.0, "kd_embedding_loss": "cosine"}
+ADDED_LOSS_DEFAULTS = {"student_recipe": None, "mlm_weight": None, "kd_attention_weight": 0.0,
+                       "kd_relation_heads": None, "kd_attention_layer": None, "kd_embedding_weight": 0.0,
+                       "kd_embedding_loss": "cosine"}
 
 
 def check_precision(value: str, name: str) -> None:
@@ -90,6 +92,7 @@ class ModelArguments:
 
 @dataclass
 class LossArguments:
+    student_recipe: str | None = arg(None, RECIPE_HELP, choices=list(STUDENT_RECIPES))
     teacher_name_or_path: str | None = arg(None, "A BERT to distil (path or Hub id), with an MLM head (logits and "
                                                  "hidden-state KD) or without one (hidden-state KD); it must share "
                                                  "the tokenizer's vocabulary.")
@@ -218,9 +221,11 @@ GROUPS = (DataArguments, ModelArguments, LossArguments, StrategyArguments, Optim
 
 
 @dataclass
-class PretrainArguments(ArgumentGroups, RunArguments, OptimizationArguments, StrategyArguments, LossArguments,
-                        ModelArguments, DataArguments):
+class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, OptimizationArguments, StrategyArguments,
+                        LossArguments, ModelArguments, DataArguments):
     """Every pre-training option; ``group(DataArguments)`` etc. give a phase its own part."""
+
+    recipe_command = "pretrain"
 
     @property
     def is_supernet(self) -> bool:

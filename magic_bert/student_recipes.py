@@ -1,0 +1,58 @@
+"""Named student recipes: the option values with which every student (searched or hand-designed) is distilled from
+its teacher (``magic-bert-pretrain``) and fine-tuned (``magic-bert-glue``), as chosen by the ablation ladder
+(``bench/student_ladder.py``, ``docs/student_recipe.md``).
+
+On the command line ``--student_recipe NAME`` fills in the recipe's values; a ``--config`` file and flags typed on the
+command line override any of them (recipe < config file < command line). In Python,
+``PretrainArguments.from_recipe(NAME, output_dir=..., ...)`` and ``FinetuneArguments.from_recipe(...)`` do the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class StudentRecipe:
+    description: str
+    pretrain: dict[str, object] = field(default_factory=dict)  # magic-bert-pretrain options
+    finetune: dict[str, object] = field(default_factory=dict)  # magic-bert-glue options
+
+
+STUDENT_RECIPES = {
+    "showcase-v1": StudentRecipe(
+        "The compression showcase's first recipe: masked-LM through a fresh head + hidden-state MSE (lr 1e-4); "
+        "fine-tuning at lr 5e-5 with 10 % warm-up.",
+        pretrain={"kd_hidden_weight": 1.0, "learning_rate": 1e-4},
+        finetune={"learning_rate": 5e-5, "warmup_ratio": 0.1}),
+}
+
+
+def recipe_options(name: str, command: str) -> dict[str, object]:
+    """The values recipe ``name`` sets for ``command`` (``"pretrain"`` or ``"finetune"``)."""
+    if name not in STUDENT_RECIPES:
+        raise InputError(f"`student_recipe` {name!r} is not a recipe; choose one of {list(STUDENT_RECIPES)}.")
+    return dict(getattr(STUDENT_RECIPES[name], command))
+
+
+class TakesStudentRecipe:
+    """For an arguments dataclass with a ``student_recipe`` field: the recipe's values for its command."""
+
+    recipe_command: str  # "pretrain" or "finetune"
+
+    @classmethod
+    def recipe_options(cls, name: str) -> dict[str, object]:
+        return recipe_options(name, cls.recipe_command)
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides):
+        """The arguments with recipe ``name``'s values, then ``overrides`` (as flags typed after it)."""
+        return cls(**{**cls.recipe_options(name), "student_recipe": name, **overrides})
+
+
+RECIPE_HELP = ("A named student recipe (docs/student_recipe.md): sets its options' values; a --config file and flags "
+               "on the command line override them.")
+
+__all__ = ["RECIPE_HELP", "STUDENT_RECIPES", "StudentRecipe", "TakesStudentRecipe", "recipe_options"]

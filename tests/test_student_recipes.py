@@ -1,0 +1,58 @@
+"""--student_recipe: a named set of option values for distillation and fine-tuning; recipe < --config file < flags."""
+
+import dataclasses
+import json
+
+import pytest
+
+from magic_bert.cli import parse_one
+from magic_bert.errors import InputError
+from magic_bert.glue.arguments import FinetuneArguments
+from magic_bert.search.arguments import ExportArguments
+from magic_bert.student_recipes import STUDENT_RECIPES, recipe_options
+from magic_bert.training.arguments import PretrainArguments, parse_pretrain_args
+
+RECIPE = "showcase-v1"
+
+
+@pytest.mark.parametrize("name", list(STUDENT_RECIPES))
+def test_every_recipe_sets_only_options_its_commands_have(name):
+    for cls, command in ((PretrainArguments, "pretrain"), (FinetuneArguments, "finetune")):
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert set(recipe_options(name, command)) <= names
+    args = PretrainArguments.from_recipe(name, output_dir="o", preset="tiny", teacher_name_or_path="teacher")
+    args.check()  # the recipe's own values pass the checks
+    assert args.student_recipe == name
+
+
+def test_the_recipe_fills_in_values_and_a_config_file_and_flags_override_them(tmp_path):
+    options = recipe_options(RECIPE, "pretrain")
+    parsed = parse_pretrain_args(["--student_recipe", RECIPE, "--output_dir", "o"])
+    assert parsed.student_recipe == RECIPE
+    assert {k: getattr(parsed, k) for k in options} == options
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"learning_rate": 7e-4, "kd_hidden_weight": 3.0}))
+    parsed = parse_pretrain_args(["--student_recipe", RECIPE, "--config", str(config), "--kd_hidden_weight", "2",
+                                  "--output_dir", "o"])
+    assert (parsed.learning_rate, parsed.kd_hidden_weight) == (7e-4, 2.0)  # file over recipe, flag over file
+    config.write_text(json.dumps({"student_recipe": RECIPE}))  # the recipe named in a config file works too
+    assert parse_pretrain_args(["--config", str(config), "--output_dir", "o"]).kd_hidden_weight == \
+        options["kd_hidden_weight"]
+    glue = parse_one(FinetuneArguments, ["--student_recipe", RECIPE, "--model_name_or_path", "m"])
+    assert glue.learning_rate == recipe_options(RECIPE, "finetune")["learning_rate"]
+    assert FinetuneArguments.from_recipe(RECIPE, learning_rate=1e-3).learning_rate == 1e-3
+
+
+@pytest.mark.parametrize(("cls", "argv", "message"), [
+    (PretrainArguments, ["--student_recipe", "magic"], r"--student_recipe 'magic' is not a recipe; choose one of"),
+    (ExportArguments, ["--student_recipe", RECIPE], "this command takes no student recipe"),
+])
+def test_an_unknown_recipe_or_a_command_without_recipes_is_one_clear_error(cls, argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_one(cls, [*argv, "--output_dir", "o"])
+    assert message in capsys.readouterr().err
+
+
+def test_from_recipe_refuses_an_unknown_name():
+    with pytest.raises(InputError, match="`student_recipe` 'x' is not a recipe"):
+        FinetuneArguments.from_recipe("x")
