@@ -12,6 +12,7 @@ Protocols (how a row is fine-tuned, the same for every row):
   tuned     the training file less a seeded 10 % held-out slice (SST-2: its first 8,000 for training and the next 800
             held out), a learning-rate grid and more epochs; the lr and the epoch are chosen on the held-out slice,
             and only the chosen model is scored on dev. GLUE dev never chooses anything.
+  cutlr     tuned, at the learning rate the cut's grid chose per task (a third of the cost; for distilled cuts)
 Stages (each writes <output_dir>/results/<stage>.json; a rerun skips it):
   splits                     the held-out slices (jsonl, under <output_dir>/data)
   cut                        the cut student's folder
@@ -58,6 +59,7 @@ class Protocol:
     held_out: bool
     batch_size: int = 32
     warmup_ratio: float = 0.1
+    lr_from: str | None = None  # fine-tune at the lr that row's tuned grid chose per task (no grid of its own)
 
 
 LENGTHS = {"mrpc": 128, "stsb": 128, "cola": 64, "sst2": 64}
@@ -65,6 +67,9 @@ PROTOCOLS = {
     "showcase": Protocol({"mrpc": 3, "stsb": 2, "cola": 3, "sst2": 2}, LENGTHS, (5e-5,), held_out=False),
     "tuned": Protocol({"mrpc": 4, "stsb": 4, "cola": 3, "sst2": 2}, LENGTHS, (5e-5, 1e-4, 2e-4), held_out=True),
 }
+# The tuned protocol at the cut's chosen rates: a third of the grid's cost, for rows of the cut's arch (distilled
+# cuts), at a rate chosen for the undistilled cut (so, if anything, against them).
+PROTOCOLS["cutlr"] = dataclasses.replace(PROTOCOLS["tuned"], learning_rates=(), lr_from="cut")
 
 
 # Task-agnostic distillation of the cut: name -> the loss flags (everything else as the showcase: WikiText-2
@@ -230,9 +235,9 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
     from showcase_tools import finetune_and_predict
 
     protocol = plan.protocols[protocol_name]
-    first = plan.seeds[0]
+    source = _rate_source(row, protocol_name, seed, plan)
     # The grid runs with the first seed; the other seeds fine-tune at the rate it chose for the task (held-out).
-    chosen = plan.result(f"glue_{row}_{protocol_name}_s{first}")["tasks"] if seed != first else None
+    chosen = plan.result(source)["tasks"] if source else None
     tasks = {}
     for task in TASKS:
         rates = protocol.learning_rates if chosen is None else (chosen[task]["learning_rate"],)
@@ -250,6 +255,14 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
                                                        else [])
         tasks[task] = finetune_and_predict(flags, folder, dev_data_dir=plan.glue)
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
+
+
+def _rate_source(row: str, protocol_name: str, seed: int, plan: Plan) -> str | None:
+    """The stage whose held-out choice of learning rate this run takes (None: it runs the protocol's grid)."""
+    protocol, first = plan.protocols[protocol_name], plan.seeds[0]
+    if protocol.lr_from is not None:
+        return f"glue_{protocol.lr_from}_tuned_s{first}"
+    return f"glue_{row}_{protocol_name}_s{first}" if seed != first else None
 
 
 def report_stage(plan: Plan) -> dict:
@@ -270,9 +283,12 @@ def all_stages(plan: Plan) -> list[Stage]:
     stages += [Stage(f"kd_{name}", partial(kd_stage, name)) for name in OBJECTIVES]
     for row, needs in GLUE_ROWS.items():
         for protocol in PROTOCOLS:
-            grid = f"glue_{row}_{protocol}_s{seeds[0]}"
-            stages += [Stage(f"glue_{row}_{protocol}_s{seed}", partial(glue_stage, row, protocol, seed),
-                             (*needs, "splits", *([grid] if seed != seeds[0] else []))) for seed in seeds]
+            if PROTOCOLS[protocol].lr_from is not None and not row.startswith("kd_"):
+                continue  # at another row's rates: for the distilled cuts only
+            for seed in seeds:
+                source = _rate_source(row, protocol, seed, plan)
+                stages.append(Stage(f"glue_{row}_{protocol}_s{seed}", partial(glue_stage, row, protocol, seed),
+                                    (*needs, "splits", *([source] if source else []))))
     return [*stages, Stage("report", report_stage)]
 
 

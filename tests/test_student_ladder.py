@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import student_ladder as ladder  # noqa: E402
 
-STAGES = "splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,report"
+STAGES = "splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,report"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,8 @@ def _rows(path: Path) -> list[dict]:
 def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
     out, first, second = quick
     assert list(first) == ["splits", "cut", "kd_combined", "glue_cut_tuned_s1", "glue_cut_tuned_s2",
-                           "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2", "report"]
+                           "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2", "glue_kd_combined_cutlr_s1",
+                           "report"]
     assert list(second) == ["report"]
 
 
@@ -77,6 +78,9 @@ def test_the_grid_runs_on_the_first_seed_and_the_second_reuses_its_choice(quick)
         assert first[task]["learning_rate"] == chosen  # chosen on the held-out slice ...
         assert [run["learning_rate"] for run in second[task]["runs"]] == [chosen]  # ... and reused
         assert len(first[task]["predictions"]) == 16  # ... and scored on dev (16 examples), not the slice
+    at_cut_rates = _result(out, "glue_kd_combined_cutlr_s1")["tasks"]
+    assert {t: [r["learning_rate"] for r in at_cut_rates[t]["runs"]] for t in ladder.TASKS} == \
+        {t: [first[t]["learning_rate"]] for t in ladder.TASKS}  # the distilled cut at the cut's chosen rates
 
 
 @pytest.mark.slow
@@ -89,9 +93,10 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
     page = (out / "docs" / "student_recipe.md").read_text()
     assert "| cut: layers 0, 2, 4, no distillation | tuned |" in page
     assert "| cut + hidden + relations + embedding | tuned |" in page
-    assert "**distillation: hidden + relations + embedding**" in page
+    assert "**distillation: hidden + relations + embedding (tuned)**" in page
+    assert "**distillation: hidden + relations + embedding (cutlr)**" in page
     summary = json.loads((out / "docs" / "results" / "student_recipe" / "summary.json").read_text())
-    assert set(summary["summaries"]) == {"cut/tuned", "kd_combined/tuned"}
+    assert set(summary["summaries"]) == {"cut/tuned", "kd_combined/tuned", "kd_combined/cutlr"}
 
 
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
