@@ -74,6 +74,16 @@ def summarise(seeds: dict[int, dict]) -> dict:
     return out
 
 
+def row_label(row: str) -> str:
+    base = row.removesuffix("_taskkd")
+    return ROWS.get(base, base) + (" + task-specific KD" if row.endswith("_taskkd") else "")
+
+
+def _order(row: str) -> tuple[int, bool]:
+    base = row.removesuffix("_taskkd")
+    return (list(ROWS).index(base) if base in ROWS else len(ROWS), row != base)
+
+
 def _cell(stat: dict) -> str:
     return f"{stat['mean']:.1f}" + (f" ± {stat['sd']:.1f}" if stat["sd"] is not None else "")
 
@@ -82,13 +92,13 @@ def table(summaries: dict[tuple[str, str], dict], majority: dict | None) -> str:
     lines = ["| row | protocol | " + " | ".join(COLUMNS) + " | GLUE avg | % of teacher | held-out avg | lr chosen "
              "(MRPC, STS-B, CoLA, SST-2) | seeds |", "|" + "---|" * 11]
     for (row, protocol), s in sorted(summaries.items(), key=lambda item: (item[0][1] != "showcase",
-                                                                         list(ROWS).index(item[0][0]))):
+                                                                         _order(item[0][0]))):
         teacher = summaries.get(("teacher", TEACHER_OF.get(protocol, protocol)))
         share = f"{100 * s['average']['mean'] / teacher['average']['mean']:.0f} %" if teacher else "–"
         held = f"{statistics.mean(s['held_out'].values()):.1f}" if s["held_out"] else "–"
         rates = ", ".join(f"{r:g}" for r in s["learning_rates"].values())
         cells = " | ".join(_cell(s[t]) for t in TASKS)
-        lines.append(f"| {ROWS.get(row, row)} | {protocol} | {cells} | **{_cell(s['average'])}** | {share} | {held} "
+        lines.append(f"| {row_label(row)} | {protocol} | {cells} | **{_cell(s['average'])}** | {share} | {held} "
                      f"| {rates} | {len(s['seeds'])} |")
     if majority:
         scores = [100 * majority[t]["score"] for t in TASKS]

@@ -93,7 +93,8 @@ def distil_from_child(args, start: str | Path | None) -> PretrainResult:
 def finetune_and_predict(flags: list[str], folder: Path, keep_model: bool = False,
                          dev_data_dir: Path | None = None) -> dict:
     """GLUE fine-tuning (the command, in-process), then the best model's prediction on every dev example, saved as
-    dev_predictions.json (a rerun reuses it); the models are deleted afterwards unless ``keep_model``. The dev
+    dev_predictions.json (a rerun reuses it); the models are deleted afterwards, but for the best one with
+    ``keep_model``. The dev
     examples are the run's validation split, or GLUE dev from ``dev_data_dir`` when the run chose its model on
     another (held-out) file."""
     from accelerate import Accelerator
@@ -132,8 +133,8 @@ def finetune_and_predict(flags: list[str], folder: Path, keep_model: bool = Fals
               "learning_rate": chosen["learning_rate"], "epoch": chosen["epoch"], "runs": run_results["runs"],
               "predictions": predictions.tolist(), "labels": labels.tolist()}
     write_json_atomic(saved, result)
-    if not keep_model:
-        for run_dir in (folder / task.name).iterdir():  # best_model/ and, with a grid, every lr_<rate>/
+    for run_dir in (folder / task.name).iterdir():  # best_model/ and, with a grid, every lr_<rate>/
+        if not (keep_model and run_dir.name == "best_model"):
             shutil.rmtree(run_dir)
     return result
 

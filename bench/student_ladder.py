@@ -149,7 +149,12 @@ class Plan:
         return self.out / "data" / task
 
     def model(self, row: str) -> str:
+        row = TASK_KD.get(row, row)
         return self.teacher if row == "teacher" else str(self.out / "models" / row)
+
+    def task_teacher(self, task: str) -> Path:
+        """The teacher fine-tuned on ``task`` (the tuned grid's chosen model, first seed), for task-specific KD."""
+        return self.out / "glue" / "teacher" / "tuned" / f"seed_{self.seeds[0]}" / task / task / "best_model"
 
 
 @dataclass
@@ -247,13 +252,17 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
                  "--per_device_train_batch_size", str(protocol.batch_size), "--warmup_ratio",
                  str(protocol.warmup_ratio), "--seed", str(seed), "--output_dir", str(folder),
                  "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in rates)]
+        if row in TASK_KD:
+            flags += ["--teacher_name_or_path", str(plan.task_teacher(task)), *TASK_KD_FLAGS]
         if protocol.held_out:
             flags += ["--train_file", str(plan.data(task) / "train.jsonl"),
                       "--validation_file", str(plan.data(task) / "held_out.jsonl")]
         else:
             flags += ["--data_dir", str(plan.glue)] + (["--max_train_samples", str(SST2_TRAIN)] if task == "sst2"
                                                        else [])
-        tasks[task] = finetune_and_predict(flags, folder, dev_data_dir=plan.glue)
+        # The teacher's first tuned models teach the task-specific KD rows.
+        keep = row == "teacher" and protocol_name == "tuned" and seed == plan.seeds[0]
+        tasks[task] = {**finetune_and_predict(flags, folder, keep_model=keep, dev_data_dir=plan.glue), "flags": flags}
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
 
 
@@ -273,15 +282,20 @@ def report_stage(plan: Plan) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- runner
-# row -> the stages that make its model
+# row -> the stages that make its model. A "<row>_taskkd" row fine-tunes <row> with task-specific distillation:
+# logits KD (kd_alpha 0.5, T 1) from the teacher fine-tuned on the same task (its tuned grid's model, first seed).
 GLUE_ROWS = {"teacher": (), "cut": ("cut",), **{f"kd_{name}": (f"kd_{name}",) for name in OBJECTIVES}}
+TASK_KD = {f"{row}_taskkd": row for row in GLUE_ROWS if row != "teacher"}
+TASK_KD_FLAGS = ["--kd_alpha", "0.5", "--kd_temperature", "1"]
 
 
 def all_stages(plan: Plan) -> list[Stage]:
     seeds = plan.seeds
     stages = [Stage("splits", splits_stage), Stage("cut", cut_stage)]
     stages += [Stage(f"kd_{name}", partial(kd_stage, name)) for name in OBJECTIVES]
-    for row, needs in GLUE_ROWS.items():
+    rows = {**GLUE_ROWS, **{row: (*GLUE_ROWS[base], f"glue_teacher_tuned_s{seeds[0]}") for row, base in
+                            TASK_KD.items()}}
+    for row, needs in rows.items():
         for protocol in PROTOCOLS:
             if PROTOCOLS[protocol].lr_from is not None and not row.startswith("kd_"):
                 continue  # at another row's rates: for the distilled cuts only

@@ -17,7 +17,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import student_ladder as ladder  # noqa: E402
 
-STAGES = "splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,report"
+STAGES = ("splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,"
+          "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,report")
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,9 @@ def _rows(path: Path) -> list[dict]:
 @pytest.mark.slow
 def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
     out, first, second = quick
-    assert list(first) == ["splits", "cut", "kd_combined", "glue_cut_tuned_s1", "glue_cut_tuned_s2",
-                           "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2", "glue_kd_combined_cutlr_s1",
-                           "report"]
+    assert list(first) == ["splits", "cut", "kd_combined", "glue_teacher_tuned_s1", "glue_cut_tuned_s1",
+                           "glue_cut_tuned_s2", "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2",
+                           "glue_kd_combined_cutlr_s1", "glue_kd_combined_taskkd_cutlr_s1", "report"]
     assert list(second) == ["report"]
 
 
@@ -96,7 +97,22 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
     assert "**distillation: hidden + relations + embedding (tuned)**" in page
     assert "**distillation: hidden + relations + embedding (cutlr)**" in page
     summary = json.loads((out / "docs" / "results" / "student_recipe" / "summary.json").read_text())
-    assert set(summary["summaries"]) == {"cut/tuned", "kd_combined/tuned", "kd_combined/cutlr"}
+    assert set(summary["summaries"]) == {"teacher/tuned", "cut/tuned", "kd_combined/tuned", "kd_combined/cutlr",
+                                         "kd_combined_taskkd/cutlr"}
+
+
+@pytest.mark.slow
+def test_task_specific_kd_learns_from_the_teacher_fine_tuned_on_the_same_task(quick):
+    out = quick[0]
+    runs = _result(out, "glue_kd_combined_taskkd_cutlr_s1")["tasks"]
+    for task in ladder.TASKS:
+        flags = runs[task]["flags"]
+        teacher = Path(flags[flags.index("--teacher_name_or_path") + 1])
+        assert teacher == out / "glue" / "teacher" / "tuned" / "seed_1" / task / task / "best_model"
+        assert (teacher / "config.json").is_file()  # the teacher's first tuned model is kept for this
+        assert flags[flags.index("--model_name_or_path") + 1] == str(out / "models" / "kd_combined")
+    page = (out / "docs" / "student_recipe.md").read_text()
+    assert "| cut + hidden + relations + embedding + task-specific KD | cutlr |" in page
 
 
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
