@@ -290,7 +290,8 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
     has_head = not any(key.startswith("cls.") for key in info.get("missing_keys", ()))
     if not has_head:
         warnings.warn(f"`init_from_bert` {name!r} has no MLM head: the student's head is tied to the embeddings with "
-                      "a fresh transform (distil hidden states with `kd_hidden_weight` to teach it).", stacklevel=2)
+                      "a fresh transform, so its masked-LM predictions start untrained (the encoder learns from the "
+                      "teacher through the `kd_*_weight` terms; `mlm_weight` 0 leaves the head out).", stacklevel=2)
     supernet = from_bert(bert, MagicBertSupernetForMaskedLM, config=config)
     if method == "importance" and batches is None:
         warnings.warn("`inherit` importance got no held-out batches; FFN neurons are ranked by magnitude instead.",
