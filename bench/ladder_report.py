@@ -56,8 +56,9 @@ def collect(results: Path, showcase_results: Path | None) -> dict[tuple[str, str
     return runs
 
 
-def summarise(seeds: dict[int, dict]) -> dict:
-    """Per task and for the average: mean and standard deviation over seeds (× 100); the held-out score and lr."""
+def summarise(seeds: dict[int, dict], held_out: bool) -> dict:
+    """Per task and for the average: mean and standard deviation over seeds (× 100); with ``held_out``, the first
+    seed's held-out score of the chosen run; the learning rates (the showcase's committed runs: 5e-5)."""
     per_seed = {seed: {t: 100 * tasks[t]["score"] for t in TASKS} for seed, tasks in seeds.items()}
     for scores in per_seed.values():
         scores["average"] = statistics.mean(scores[t] for t in TASKS)
@@ -66,9 +67,8 @@ def summarise(seeds: dict[int, dict]) -> dict:
         values = [scores[key] for scores in per_seed.values()]
         out[key] = {"mean": statistics.mean(values), "sd": statistics.stdev(values) if len(values) > 1 else None}
     first = seeds[min(seeds)]
-    out["held_out"] = ({t: 100 * first[t]["reported_score"] for t in TASKS} if "learning_rate" in first[TASKS[0]]
-                       else None)
-    out["learning_rates"] = {t: first[t].get("learning_rate") for t in TASKS}
+    out["held_out"] = {t: 100 * first[t]["reported_score"] for t in TASKS} if held_out else None
+    out["learning_rates"] = {t: first[t].get("learning_rate", 5e-5) for t in TASKS}
     out["seeds"] = sorted(seeds)
     out["per_seed"] = per_seed
     return out
@@ -94,7 +94,10 @@ def table(summaries: dict[tuple[str, str], dict], majority: dict | None) -> str:
     for (row, protocol), s in sorted(summaries.items(), key=lambda item: (item[0][1] != "showcase",
                                                                          _order(item[0][0]))):
         teacher = summaries.get(("teacher", TEACHER_OF.get(protocol, protocol)))
-        share = f"{100 * s['average']['mean'] / teacher['average']['mean']:.0f} %" if teacher else "–"
+        mark = ""
+        if teacher is None and ("teacher", "showcase") in summaries:  # not run under this protocol yet
+            teacher, mark = summaries[("teacher", "showcase")], " *"
+        share = f"{100 * s['average']['mean'] / teacher['average']['mean']:.0f} %{mark}" if teacher else "–"
         held = f"{statistics.mean(s['held_out'].values()):.1f}" if s["held_out"] else "–"
         rates = ", ".join(f"{r:g}" for r in s["learning_rates"].values())
         cells = " | ".join(_cell(s[t]) for t in TASKS)
@@ -104,6 +107,9 @@ def table(summaries: dict[tuple[str, str], dict], majority: dict | None) -> str:
         scores = [100 * majority[t]["score"] for t in TASKS]
         lines.append(f"| {ROWS['majority']} | – | " + " | ".join(f"{x:.1f}" for x in scores)
                      + f" | {statistics.mean(scores):.1f} | – | – | – | – |")
+    if any(" % * |" in line for line in lines):
+        lines += ["", "\\* against the teacher under the showcase protocol: the teacher has not been fine-tuned under "
+                      "this protocol yet."]
     return "\n".join(lines)
 
 
@@ -132,15 +138,17 @@ def _rung_line(effect: dict) -> str:
     line = f"- **{effect['what']}**: {effect['difference']:+.1f} points (seed sd {spread})"
     if "bootstrap" in effect:
         boot = effect["bootstrap"]
-        line += (f"; 95 % interval [{boot['low']:+.1f}, {boot['high']:+.1f}] ({boot['seeds']} paired seeds × dev "
-                 f"examples, {boot['samples']} resamples)")
+        over = "dev examples only: the seed spread is not in it" if boot["seeds"] == 1 else \
+            f"{boot['seeds']} paired seeds × dev examples"
+        line += (f"; on the seeds both rows have: {boot['difference']:+.1f}, 95 % interval [{boot['low']:+.1f}, "
+                 f"{boot['high']:+.1f}] ({over}; {boot['samples']} resamples)")
     return line + "."
 
 
 def write_report(results: Path, docs: Path, showcase_results: Path | None = None, samples: int = 1000) -> dict:
     showcase_results = showcase_results or docs / "results" / "compression"
     runs = collect(results, showcase_results if showcase_results.is_dir() else None)
-    summaries = {key: summarise(seeds) for key, seeds in runs.items()}
+    summaries = {key: summarise(seeds, held_out=key[1] != "showcase") for key, seeds in runs.items()}
     majority_file = showcase_results / "majority.json"
     majority = json.loads(majority_file.read_text())["tasks"] if majority_file.is_file() else None
     effects = rungs(summaries, runs, samples)
