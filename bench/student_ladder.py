@@ -36,6 +36,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from compression_showcase import select  # noqa: E402  (the same stage selection: names or prefixes)
 from stages import SHARED, minilm_dir  # noqa: E402
 
 from magic_bert.cli import arg, at_least, parse_one, positive, run  # noqa: E402
@@ -304,18 +305,6 @@ def all_stages(plan: Plan) -> list[Stage]:
                 stages.append(Stage(f"glue_{row}_{protocol}_s{seed}", partial(glue_stage, row, protocol, seed),
                                     (*needs, "splits", *([source] if source else []))))
     return [*stages, Stage("report", report_stage)]
-
-
-def select(stages: list[Stage], text: str) -> list[Stage]:
-    if text.strip() == "all":
-        return stages
-    wanted = [w.strip() for w in text.split(",") if w.strip()]
-    names = {s.name for s in stages}
-    chosen = [s for s in stages if any(s.name == w if w in names else s.name.startswith(w) for w in wanted)]
-    unknown = [w for w in wanted if not any(s.name == w or s.name.startswith(w) for s in stages)]
-    if unknown or not chosen:
-        raise InputError(f"`stages` {text!r}: unknown {unknown}; choose among {sorted(names)} or prefixes, or 'all'.")
-    return chosen
 
 
 def make_plan(args: LadderArguments) -> Plan:
