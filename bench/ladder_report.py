@@ -172,9 +172,10 @@ def write_report(results: Path, docs: Path, showcase_results: Path | None = None
     write_text_atomic(page, "\n\n".join(p for p in parts if p) + "\n")
     target = docs / "results" / "student_recipe"
     target.mkdir(parents=True, exist_ok=True)
-    for path in results.glob("*.json"):
+    for path in [*results.glob("*.json"), *results.glob("tasks/*/*.json")]:  # per-task: stages still running
         if path.stem != "report":
-            shutil.copy(path, target / path.name)
+            (target / path.relative_to(results)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target / path.relative_to(results))
     summary = {"summaries": {f"{row}/{protocol}": s for (row, protocol), s in summaries.items()}, "rungs": effects}
     write_json_atomic(target / "summary.json", summary)
     return {"page": str(page), "rows": len(summaries)}

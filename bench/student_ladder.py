@@ -13,7 +13,9 @@ Protocols (how a row is fine-tuned, the same for every row):
             held out), a learning-rate grid and more epochs; the lr and the epoch are chosen on the held-out slice,
             and only the chosen model is scored on dev. GLUE dev never chooses anything.
   cutlr     tuned, at the learning rate the cut's grid chose per task (a third of the cost; for distilled cuts)
-Stages (each writes <output_dir>/results/<stage>.json; a rerun skips it):
+Stages (each writes <output_dir>/results/<stage>.json, and a GLUE stage each task's part as it finishes under
+results/tasks/<stage>/; a rerun skips what is done; to go on from the committed results on a new machine, copy
+docs/results/student_recipe/ to <output_dir>/results/ first: the held-out files and models are made again):
   splits                     the held-out slices (jsonl, under <output_dir>/data)
   cut                        the cut student's folder
   kd_<objectives>            task-agnostic distillation of the cut (magic-bert-pretrain --arch, from the teacher)
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import sys
 import time
@@ -76,14 +79,14 @@ PROTOCOLS["cutlr"] = dataclasses.replace(PROTOCOLS["tuned"], learning_rates=(), 
 # Task-agnostic distillation of the cut: name -> the loss flags (everything else as the showcase: WikiText-2
 # valid.txt, 800 steps of 16 x 128 tokens, lr 1e-4, seed 42, from the teacher's layers 0, 2, 4).
 # "showcase" is today's recipe: masked-LM through a fresh head + hidden-state MSE on the default layer map.
-# The others drop masked-LM; hidden-state MSE uses TinyBERT's uniform map (student layer m <-> teacher layer 2m),
-# written "{uniform}" here and filled in for the teacher's depth.
+# The others drop masked-LM; hidden-state MSE uses TinyBERT's uniform map (--kd_layer_map uniform: student layer m
+# <-> teacher layer 2m; for six teacher layers 2:2,6:4,10:6 as indices into hidden_states).
 OBJECTIVES = {
     "showcase": ["--kd_hidden_weight", "1"],
-    "hidden": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", "{uniform}"],
+    "hidden": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", "uniform"],
     "attention": ["--mlm_weight", "0", "--kd_attention_weight", "1"],
     "embedding": ["--mlm_weight", "0", "--kd_embedding_weight", "1"],
-    "combined": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", "{uniform}",
+    "combined": ["--mlm_weight", "0", "--kd_hidden_weight", "1", "--kd_layer_map", "uniform",
                  "--kd_attention_weight", "1", "--kd_embedding_weight", "1"],
 }
 
@@ -91,12 +94,6 @@ OBJECTIVES = {
 def cut_layers(teacher_layers: int) -> list[int]:
     """DistilBERT's choice: every other layer of the teacher, from the first (0, 2, 4 of six)."""
     return list(range(0, teacher_layers, 2))
-
-
-def uniform_map(teacher_layers: int) -> str:
-    """The cut's hidden states (12 sublayers for six teacher layers: a kept layer's attention and FFN, then two
-    identities) against the teacher's: the output of kept layer j (sublayer index 4j + 2) <-> teacher layer 2j + 2."""
-    return ",".join(f"{4 * j + 2}:{2 * j + 2}" for j in range(len(cut_layers(teacher_layers))))
 
 
 @dataclass
@@ -141,10 +138,31 @@ class Plan:
         return self.out / "results"
 
     def done(self, stage: str) -> bool:
-        return (self.results / f"{stage}.json").is_file()
+        """Its result is there and so is what later stages read from it (results committed from another machine
+        come without the held-out files or the models: those stages run again, to the same bits)."""
+        if not (self.results / f"{stage}.json").is_file():
+            return False
+        if stage == "splits":
+            return all((self.data(task) / "held_out.jsonl").is_file() for task in TASKS)
+        if stage == "cut" or stage.startswith("kd_"):
+            return (Path(self.model(stage)) / "config.json").is_file()
+        if stage == f"glue_teacher_tuned_s{self.seeds[0]}":  # its models teach the task-specific KD rows
+            return all((self.task_teacher(task) / "config.json").is_file() for task in TASKS)
+        return True
 
     def result(self, stage: str) -> dict:
         return json.loads((self.results / f"{stage}.json").read_text())
+
+    def task_result(self, stage: str, task: str, compute: Callable[[], dict]) -> dict:
+        """One task of a GLUE stage, cached as results/tasks/<stage>/<task>.json: a long stage (the teacher's grid is
+        hours on 2 cores) resumes task by task, in a later session too once the file is committed and restored."""
+        path = self.results / "tasks" / stage / f"{task}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        start = time.perf_counter()
+        result = {**compute(), "seconds": round(time.perf_counter() - start, 1)}
+        write_json_atomic(path, result)
+        return result
 
     def data(self, task: str) -> Path:
         return self.out / "data" / task
@@ -221,10 +239,9 @@ def kd_stage(objectives: str, plan: Plan) -> dict:
     from magic_bert.training.command import main as pretrain_main
 
     output = Path(plan.model(f"kd_{objectives}"))
-    layers = plan.teacher_layers
-    losses = [flag.format(uniform=uniform_map(layers)) for flag in OBJECTIVES[objectives]]
+    losses = OBJECTIVES[objectives]
     flags = ["--teacher_name_or_path", plan.teacher, "--tokenizer_name", plan.teacher, "--init_from_bert",
-             plan.teacher, "--arch", json.dumps(bert_layers_arch(plan.teacher, cut_layers(layers))),
+             plan.teacher, "--arch", json.dumps(bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers))),
              "--train_file", str(plan.corpus / "valid.txt"), "--validation_file", str(plan.corpus / "test.txt"),
              "--max_seq_length", "64" if plan.args.quick else "128", "--per_device_train_batch_size", "16",
              "--learning_rate", str(plan.args.distil_learning_rate), "--max_train_steps", str(plan.distil_steps),
@@ -238,8 +255,6 @@ def kd_stage(objectives: str, plan: Plan) -> dict:
 
 def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
     """Fine-tune one row with one protocol and seed on every task; the chosen model's dev predictions are kept."""
-    from showcase_tools import finetune_and_predict
-
     protocol = plan.protocols[protocol_name]
     source = _rate_source(row, protocol_name, seed, plan)
     # The grid runs with the first seed; the other seeds fine-tune at the rate it chose for the task (held-out).
@@ -263,8 +278,29 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
                                                        else [])
         # The teacher's first tuned models teach the task-specific KD rows.
         keep = row == "teacher" and protocol_name == "tuned" and seed == plan.seeds[0]
-        tasks[task] = {**finetune_and_predict(flags, folder, keep_model=keep, dev_data_dir=plan.glue), "flags": flags}
+        tasks[task] = plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", task,
+                                       partial(_finetune, flags, folder, keep, plan))
+        if keep and not (plan.task_teacher(task) / "config.json").is_file():  # results restored, models not
+            _rebuild_chosen_model(tasks[task], folder, plan)
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
+
+
+def _finetune(flags: list[str], folder: Path, keep_model: bool, plan: Plan) -> dict:
+    from showcase_tools import finetune_and_predict
+
+    return {**finetune_and_predict(flags, folder, keep_model=keep_model, dev_data_dir=plan.glue), "flags": flags}
+
+
+def _rebuild_chosen_model(result: dict, folder: Path, plan: Plan) -> None:
+    """Fine-tune again at the rate the grid chose (every rate of a grid starts from the same seed, so this is the
+    grid's run) and keep its model; refuse it unless its dev predictions are the recorded ones (to 1e-4: another
+    machine's kernels may round differently)."""
+    flags = list(result["flags"])
+    flags[flags.index("--learning_rates") + 1] = f"{result['learning_rate']:g}"
+    rebuilt = _finetune(flags, folder, True, plan)["predictions"]
+    if len(rebuilt) != len(result["predictions"]) or not all(
+            math.isclose(a, b, abs_tol=1e-4) for a, b in zip(rebuilt, result["predictions"], strict=True)):
+        raise RuntimeError(f"{folder}: the model fine-tuned again does not predict as the recorded one.")
 
 
 def _rate_source(row: str, protocol_name: str, seed: int, plan: Plan) -> str | None:

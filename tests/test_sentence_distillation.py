@@ -16,7 +16,7 @@ from magic_bert.errors import InputError
 from magic_bert.training import command
 from magic_bert.training.arguments import PretrainArguments
 from magic_bert.training.losses import AttentionRelationDistillation, EmbeddingDistillation, StepContext
-from magic_bert.training.teacher import Teacher
+from magic_bert.training.teacher import Teacher, layer_map, uniform_layer_map
 
 ARCH = ["mha:2", "ffn:256", "conv:3", "mha:1"]
 
@@ -169,7 +169,33 @@ def test_bad_distillation_settings_are_refused_before_writing(tmp_path, small, e
     assert not out.exists()
 
 
+def test_the_uniform_map_matches_each_non_empty_layer_with_teacher_layers_spread_evenly():
+    cut = ["mha:12", "ffn:1536", "identity", "identity"] * 3  # teacher layers 0, 2, 4 of six (DistilBERT's cut)
+    assert uniform_layer_map(cut, 6) == [(2, 2), (6, 4), (10, 6)]  # TinyBERT: student layer m <-> teacher 2m
+    full = ["mha:12", "ffn:1536"] * 6
+    assert uniform_layer_map(full, 6) == layer_map(None, 12, 6) == [(2 * k, k) for k in range(1, 7)]
+    # a layer with one identity still counts; an odd last sublayer is a layer of its own; the last meets the last
+    assert uniform_layer_map(["identity", "ffn:8", "identity", "identity", "conv:3"], 4) == [(2, 2), (5, 4)]
+    assert uniform_layer_map(["mha:2"] * 8, 2) == [(2, 1), (4, 1), (6, 2), (8, 2)]
+    with pytest.raises(InputError, match=r"`kd_layer_map` 'uniform': the arch \['identity', 'identity'\] has no "):
+        uniform_layer_map(["identity", "identity"], 6)
+    with pytest.raises(InputError, match="`kd_layer_map` 'uniform' needs a fixed `arch`"):
+        layer_map("uniform", 12, 6)
+
+
+def test_a_run_with_the_uniform_map_is_the_run_with_its_pairs_written_out(tmp_path, small, encoder_dir):
+    arch = ["mha:2", "ffn:256", "identity", "identity"]  # uniform: 2:2 (the default map would be 2:1,4:2)
+    logs = []
+    for name, pairs in (("uniform", "uniform"), ("written", "2:2")):
+        command.main([*small, "--arch", " ".join(arch), "--teacher_name_or_path", encoder_dir, "--kd_hidden_weight",
+                      "1", "--kd_layer_map", pairs, "--max_train_steps", "2", "--output_dir", str(tmp_path / name)])
+        logs.append(_log(tmp_path / name))
+    assert logs[0] == logs[1] and logs[0][0]["kd_hidden_loss"] > 0
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kd_layer_map": "uniform", "teacher_name_or_path": "t", "kd_hidden_weight": 1.0},
+     "`kd_layer_map` 'uniform' needs a fixed `arch`: a supernet's children differ"),
     ({"mlm_weight": 0.0}, "`mlm_weight` 0 drops the masked-LM loss, and without `teacher_name_or_path`"),
     ({"kd_embedding_weight": 1.0}, "`kd_embedding_weight` distil a teacher: give `teacher_name_or_path`"),
     ({"kd_relation_heads": 4}, "`kd_relation_heads` distil a teacher"),

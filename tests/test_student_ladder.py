@@ -3,6 +3,7 @@ the teacher's layers, a distilled row, the tuned protocol (grid on the first see
 a rerun that skips what is done, and the report from the stage JSONs alone."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_the_grid_runs_on_the_first_seed_and_the_second_reuses_its_choice(quick)
 def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(quick):
     out = quick[0]
     kd = _result(out, "kd_combined")
-    assert kd["flags"][kd["flags"].index("--kd_layer_map") + 1] == "2:2,6:4"  # uniform map of a 4-layer teacher
+    assert kd["flags"][kd["flags"].index("--kd_layer_map") + 1] == "uniform"  # 2:2,6:4 for a 4-layer teacher
     log = _rows(out / "models" / "kd_combined" / "train_log.jsonl")
     assert all("mlm_loss" not in r and r["kd_attention_loss"] > 0 and r["kd_embedding_loss"] > 0 for r in log)
     page = (out / "docs" / "student_recipe.md").read_text()
@@ -97,6 +98,9 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
     assert "**distillation: hidden + relations + embedding (tuned)**" in page
     assert "**distillation: hidden + relations + embedding (cutlr)**" in page
     summary = json.loads((out / "docs" / "results" / "student_recipe" / "summary.json").read_text())
+    committed = out / "docs" / "results" / "student_recipe"
+    assert json.loads((committed / "tasks" / "glue_cut_tuned_s1" / "cola.json").read_text()) == \
+        _result(out, "glue_cut_tuned_s1")["tasks"]["cola"]  # each task's part too, for a later session to resume
     assert set(summary["summaries"]) == {"teacher/tuned", "cut/tuned", "kd_combined/tuned", "kd_combined/cutlr",
                                          "kd_combined_taskkd/cutlr"}
 
@@ -113,6 +117,33 @@ def test_task_specific_kd_learns_from_the_teacher_fine_tuned_on_the_same_task(qu
         assert flags[flags.index("--model_name_or_path") + 1] == str(out / "models" / "kd_combined")
     page = (out / "docs" / "student_recipe.md").read_text()
     assert "| cut + hidden + relations + embedding + task-specific KD | cutlr |" in page
+
+
+@pytest.mark.slow
+def test_committed_results_resume_on_a_new_machine_task_by_task(quick, tmp_path):
+    """Results copied without the held-out files and models: those stages run again (to the same split); a GLUE
+    stage cut short after its tasks finished takes them from results/tasks/ instead of fine-tuning again."""
+    out = quick[0]
+    shutil.copytree(out / "results", tmp_path / "results")
+    shutil.copytree(out / "quick_inputs", tmp_path / "quick_inputs")
+    (tmp_path / "results" / "glue_cut_tuned_s1.json").unlink()  # as if the session ended before the stage's end
+    ran = ladder.main(["--quick", "--output_dir", str(tmp_path), "--stages", "splits,cut,glue_cut_tuned_s1"])
+    assert list(ran) == ["splits", "cut", "glue_cut_tuned_s1"]
+    assert not (tmp_path / "glue").exists()  # no task fine-tuned again
+    assert _result(tmp_path, "glue_cut_tuned_s1")["tasks"] == _result(out, "glue_cut_tuned_s1")["tasks"]
+    for task in ladder.TASKS:
+        assert (tmp_path / "data" / task / "held_out.jsonl").read_text() == \
+            (out / "data" / task / "held_out.jsonl").read_text()
+    # The teacher's tuned models teach the task-KD rows: made again at the chosen rate only (the run checks that
+    # they predict as recorded), not by the whole grid.
+    assert list(ladder.main(["--quick", "--output_dir", str(tmp_path), "--stages", "glue_teacher_tuned_s1"])) == \
+        ["glue_teacher_tuned_s1"]
+    chosen = _result(out, "glue_teacher_tuned_s1")["tasks"]
+    for task in ladder.TASKS:
+        folder = tmp_path / "glue" / "teacher" / "tuned" / "seed_1" / task
+        assert (folder / task / "best_model" / "config.json").is_file()
+        runs = json.loads((folder / "all_results.json").read_text())["runs"]
+        assert [run["learning_rate"] for run in runs] == [chosen[task]["learning_rate"]]
 
 
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from ..errors import InputError, load_user_file
-from .arguments import LossArguments
+from .arguments import UNIFORM_MAP, LossArguments, check_uniform_map
 
 _HEADED = ("ForMaskedLM", "ForPreTraining")  # architectures whose checkpoints carry BERT's MLM head
 
@@ -130,12 +130,17 @@ def resolve_kd_weight(loss: LossArguments, teacher: Teacher | None) -> float:
     return weight
 
 
-def layer_map(text: str | None, student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:
+def layer_map(text: str | None, student_layers: int, teacher_layers: int,
+              arch: list[str] | None = None) -> list[tuple[int, int]]:
     """(student, teacher) indices into ``hidden_states`` (0 = embeddings). Default: teacher layer ``k`` is matched
     with student index ``round(k * student_layers / teacher_layers)``: sublayer ``2j+1`` ↔ layer ``j+1`` when the
-    student has two sublayers per teacher layer (a space built around the teacher)."""
+    student has two sublayers per teacher layer (a space built around the teacher). ``"uniform"``: see
+    :func:`uniform_layer_map` (a fixed ``arch`` only)."""
     if text is None:
         return [(round(k * student_layers / teacher_layers), k) for k in range(1, teacher_layers + 1)]
+    if text == UNIFORM_MAP:
+        check_uniform_map(text, arch)
+        return uniform_layer_map(arch, teacher_layers)
     pairs = []
     for item in text.replace(" ", "").split(","):
         student, _, teacher = item.partition(":")
@@ -148,6 +153,16 @@ def layer_map(text: str | None, student_layers: int, teacher_layers: int) -> lis
         raise InputError(f"`kd_layer_map` {text!r}: student indices go up to {student_layers} and teacher indices "
                          f"up to {teacher_layers} (0 = embeddings); out of range: {bad}.")
     return pairs
+
+
+def uniform_layer_map(arch: list[str], teacher_layers: int) -> list[tuple[int, int]]:
+    """TinyBERT's uniform map for a child of the NAS-BERT space: its non-empty layers (sublayers ``2j, 2j+1``, not
+    both identity; output at ``hidden_states[2j+2]``) matched with teacher layers spread evenly, the last with the
+    last. The DistilBERT-style cut of a 6-layer teacher (its layers 0, 2, 4, identities between) gets 2:2,6:4,10:6."""
+    outputs = [min(j + 2, len(arch)) for j in range(0, len(arch), 2) if any(op != "identity" for op in arch[j:j + 2])]
+    if not outputs:
+        raise InputError(f"`kd_layer_map` 'uniform': the arch {arch} has no layer to match (every op is identity).")
+    return [(index, max(1, round((m + 1) * teacher_layers / len(outputs)))) for m, index in enumerate(outputs)]
 
 
 def kd_projection(student_hidden: int, teacher: Teacher | None, hidden_weight: float) -> torch.nn.Module | None:
@@ -179,4 +194,4 @@ def check_attention_layer(layer: int | None, teacher: Teacher) -> int:
 
 
 __all__ = ["Teacher", "TeacherTargets", "check_attention_layer", "check_relation_heads", "kd_projection", "layer_map",
-           "load_teacher_model", "resolve_kd_weight"]
+           "load_teacher_model", "resolve_kd_weight", "uniform_layer_map"]
