@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     space = supernet.config.search_space
     budget = args.max_params or (space.min_params + space.max_params) / 2
     tokenizer = AutoTokenizer.from_pretrained(args.supernet)
-    blocks = held_out_blocks(load_held_out_text(seed=0), tokenizer, args.max_seq_length)
+    blocks = held_out_blocks(load_held_out_text(synthetic_documents=2000, seed=0), tokenizer, args.max_seq_length)
     loader = DataLoader(blocks.select(range(min(len(blocks), args.eval_blocks))), batch_size=32,
                         collate_fn=default_data_collator)
     cache: dict[tuple, object] = {}  # scores do not depend on the strategy: share them across runs

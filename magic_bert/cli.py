@@ -13,11 +13,16 @@ plus ``--config FILE``), checked by their own ``check()``, and run by :func:`run
         ...
 
     main = command_main(SearchArguments, search, __doc__)   # parse, then run; bad input → one line, exit 1
+    console = console_script(main)    # the [project.scripts] target: exits 0 on success
+
+``main(argv)`` returns the command's result to Python callers; the installed command runs ``sys.exit(console())``,
+so ``console`` returns None (a result object there would be printed and exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -135,6 +140,17 @@ def command_main(dataclass_type: type, command: Callable[..., T], description: s
     return main
 
 
+def console_script(main: Callable[[list[str] | None], object]) -> Callable[[list[str] | None], None]:
+    """The installed command (a ``[project.scripts]`` target) for ``main``: ``main(argv)``, its result dropped, so
+    the console script's ``sys.exit(console())`` exits 0 on success. Bad input still exits with its one line."""
+
+    @functools.wraps(main)  # its name and help; __wrapped__ is main
+    def console(argv: list[str] | None = None) -> None:
+        main(argv)
+
+    return console
+
+
 def run(command: Callable[..., T], *args, **kwargs) -> T:
     """``command(*args)``; bad input (an :class:`InputError`) exits with its one-line message, flags named as flags.
     Any other exception is a bug and keeps its traceback."""
@@ -172,5 +188,5 @@ def check_budget_order(high_name: str, high: float | None, low_name: str, low: f
         raise InputError(f"`{low_name}` {low:,.0f} is larger than `{high_name}` {high:,.0f}.")
 
 
-__all__ = ["ArgumentGroups", "arg", "at_least", "check_budget_order", "command_main", "in_range", "parse_args",
-           "parse_one", "positive", "run"]
+__all__ = ["ArgumentGroups", "arg", "at_least", "check_budget_order", "command_main", "console_script", "in_range",
+           "parse_args", "parse_one", "positive", "run"]

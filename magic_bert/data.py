@@ -15,7 +15,7 @@ import torch
 from transformers import BertTokenizer, DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
 from .errors import InputError, invalid_value, load_user_file
-from .synthetic_corpus import generate_corpus
+from .synthetic_corpus import DEFAULT_DOCUMENTS, generate_corpus, validation_documents
 from .wordpiece import count_words, learn_vocabulary
 
 DATA_FILE_TYPES = {".txt": "text", ".text": "text", ".csv": "csv", ".json": "json", ".jsonl": "json",
@@ -36,19 +36,28 @@ def check_data_file(path: str | None, param: str) -> None:
         raise InputError(f"`{param}` {path!r} is empty.")
 
 
-def synthetic_datasets(num_documents: int = 2000, seed: int = 0,
-                       validation_fraction: float = 0.05) -> datasets.DatasetDict:
+def synthetic_datasets(num_documents: int = DEFAULT_DOCUMENTS, seed: int = 0) -> datasets.DatasetDict:
     """The embedded default: the package's grammar corpus (train and validation drawn with different seeds)."""
-    num_validation = max(1, int(num_documents * validation_fraction))
     return datasets.DatasetDict({
         "train": datasets.Dataset.from_dict({"text": generate_corpus(num_documents, seed=seed)}),
-        "validation": datasets.Dataset.from_dict({"text": generate_corpus(num_validation, seed=seed + 1)}),
+        "validation": synthetic_validation(num_documents, seed),
     })
+
+
+def synthetic_validation(num_documents: int = DEFAULT_DOCUMENTS, seed: int = 0) -> datasets.Dataset:
+    """The held-out documents of :func:`synthetic_datasets` alone (without generating the training ones)."""
+    return datasets.Dataset.from_dict({"text": generate_corpus(validation_documents(num_documents), seed=seed + 1)})
+
+
+def describe_synthetic(num_documents: int, seed: int) -> str:
+    """The embedded corpus's held-out text, in words (for messages)."""
+    return (f"the embedded synthetic text ({validation_documents(num_documents):,} held-out documents of a "
+            f"{num_documents:,}-document corpus, seed {seed})")
 
 
 def load_text_datasets(dataset_name: str | None = None, dataset_config_name: str | None = None,
                        train_file: str | None = None, validation_file: str | None = None,
-                       validation_split_percentage: int = 5, synthetic_documents: int = 2000,
+                       validation_split_percentage: int = 5, synthetic_documents: int = DEFAULT_DOCUMENTS,
                        seed: int = 0) -> datasets.DatasetDict:
     """``train`` and ``validation`` splits of raw text, as ``run_mlm_no_trainer.py`` builds them.
 
@@ -84,7 +93,7 @@ def load_text_datasets(dataset_name: str | None = None, dataset_config_name: str
 
 def load_held_out_text(dataset_name: str | None = None, dataset_config_name: str | None = None,
                        validation_file: str | None = None, split: str = "validation",
-                       synthetic_documents: int = 2000, seed: int = 0) -> datasets.Dataset:
+                       synthetic_documents: int = DEFAULT_DOCUMENTS, seed: int = 0) -> datasets.Dataset:
     """Held-out text only (for search and analysis): a local file, a Hub dataset's ``split``, or the embedded
     synthetic corpus's validation documents (the same ones pre-training with that seed held out).
     """
@@ -97,7 +106,7 @@ def load_held_out_text(dataset_name: str | None = None, dataset_config_name: str
         with invalid_value(f"`validation_split` {split!r}"):  # datasets' "Unknown split" is a ValueError
             return load_user_file(f"`dataset_name` {dataset_name!r}",
                                   lambda: datasets.load_dataset(dataset_name, dataset_config_name, split=split))
-    return synthetic_datasets(synthetic_documents, seed=seed)["validation"]
+    return synthetic_validation(synthetic_documents, seed)
 
 
 def held_out_blocks(text: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
@@ -263,6 +272,7 @@ __all__ = [
     "BatchMasker",
     "check_data_file",
     "check_has_text",
+    "describe_synthetic",
     "group_into_blocks",
     "held_out_blocks",
     "load_held_out_text",
@@ -271,6 +281,7 @@ __all__ = [
     "mlm_collator",
     "pick_text_column",
     "synthetic_datasets",
+    "synthetic_validation",
     "text_column",
     "tokenize_and_group",
     "train_wordpiece_tokenizer",

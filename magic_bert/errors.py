@@ -28,7 +28,12 @@ class InputError(ValueError):
 
     def as_flags(self) -> str:
         """The message with the backticked parameter names written as command-line flags."""
-        return _PARAMETER.sub(r"--\1", str(self))
+        return as_flags(str(self))
+
+
+def as_flags(text: str) -> str:
+    """``text`` with its backticked parameter names (`` `output_dir` ``) written as command-line flags."""
+    return _PARAMETER.sub(r"--\1", text)
 
 
 def _known_load_failures() -> tuple[type[BaseException], ...]:
@@ -99,4 +104,4 @@ def invalid_value(what: str) -> Iterator[None]:
         raise InputError(f"{what}: {error}") from error
 
 
-__all__ = ["InputError", "check_weight_files", "invalid_value", "load_user_file"]
+__all__ = ["InputError", "as_flags", "check_weight_files", "invalid_value", "load_user_file"]

@@ -12,6 +12,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+# The embedded default corpus, the same in every command: pre-training trains on ``DEFAULT_DOCUMENTS`` documents drawn
+# with its seed and holds out ``validation_documents(DEFAULT_DOCUMENTS)`` drawn with seed + 1; search and the analysis
+# commands score on those held-out documents (see magic_bert.data.synthetic_datasets).
+DEFAULT_DOCUMENTS = 16_000
+VALIDATION_FRACTION = 0.05
+
 # (singular, plural)
 NOUNS = [
     ("dog", "dogs"), ("cat", "cats"), ("child", "children"), ("teacher", "teachers"), ("farmer", "farmers"),
@@ -119,8 +125,13 @@ def sentence(rng: random.Random) -> str:
     return " ".join(words).capitalize() + "."
 
 
-def generate_corpus(num_documents: int = 2000, seed: int = 0, sentences_per_document: tuple[int, int] = (3, 8)
-                    ) -> list[str]:
+def validation_documents(num_documents: int = DEFAULT_DOCUMENTS) -> int:
+    """How many documents the embedded corpus of ``num_documents`` holds out for validation (at least 1)."""
+    return max(1, int(num_documents * VALIDATION_FRACTION))
+
+
+def generate_corpus(num_documents: int = DEFAULT_DOCUMENTS, seed: int = 0,
+                    sentences_per_document: tuple[int, int] = (3, 8)) -> list[str]:
     """``num_documents`` lines of text, each a paragraph of a few sentences; identical for the same seed."""
     rng = random.Random(f"magic_bert-corpus-{seed}")
     low, high = sentences_per_document
@@ -139,4 +150,5 @@ def vocabulary() -> set[str]:
     return words
 
 
-__all__ = ["generate_corpus", "vocabulary"]
+__all__ = ["DEFAULT_DOCUMENTS", "VALIDATION_FRACTION", "generate_corpus", "validation_documents",
+           "vocabulary"]

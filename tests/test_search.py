@@ -194,7 +194,8 @@ def test_pareto_front_and_png(tmp_path):
 
 def _scores_on_held_out(supernet_dir, arch, batches: int, batch_size: int = 32):
     tokenizer = AutoTokenizer.from_pretrained(supernet_dir)
-    blocks = held_out_blocks(load_held_out_text(seed=42), tokenizer, 64, 0.15, seed=42)
+    # The supernet's own held-out text, which search reads from its all_results.json (conftest: 300 documents).
+    blocks = held_out_blocks(load_held_out_text(synthetic_documents=300, seed=42), tokenizer, 64, 0.15, seed=42)
     blocks = blocks.select(range(min(len(blocks), batches * batch_size)))
     child = MagicBertSupernetForMaskedLM.from_pretrained(supernet_dir).export(arch)
     return evaluate_mlm(child, DataLoader(blocks, batch_size=batch_size, collate_fn=default_data_collator))
@@ -250,7 +251,7 @@ def test_search_scores_match_within_one_process_run(trained_supernet_dir):
     """Scoring through the supernet's arch path equals scoring the exported child (same held-out batches)."""
     supernet = MagicBertSupernetForMaskedLM.from_pretrained(trained_supernet_dir)
     tokenizer = AutoTokenizer.from_pretrained(trained_supernet_dir)
-    blocks = held_out_blocks(load_held_out_text(seed=0), tokenizer, 64)
+    blocks = held_out_blocks(load_held_out_text(synthetic_documents=2000, seed=0), tokenizer, 64)
     loader = DataLoader(blocks, batch_size=16, collate_fn=default_data_collator)
     arch = supernet.config.search_space.sample(random.Random(3))
     with torch.no_grad():

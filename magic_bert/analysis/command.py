@@ -13,13 +13,20 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from ..cli import command_main, parse_one
+from ..cli import command_main, console_script, parse_one
 from ..errors import InputError, invalid_value, load_user_file
 from ..evaluation import evaluate_mlm
 from ..io_utils import publish_dir
 from ..output_folder import locks_output_dir
 from ..search_space import load_arch
-from ..supernet_inputs import HeldOutArguments, blocks_to_skip, held_out, load_supernet, load_tokenizer
+from ..supernet_inputs import (
+    HeldOutArguments,
+    blocks_to_skip,
+    held_out,
+    held_out_source,
+    load_supernet,
+    load_tokenizer,
+)
 from ..training.arguments import PretrainArguments
 from .arguments import InterferenceArguments, RankCorrelationArguments
 from .interference import check_shared, sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
@@ -108,12 +115,13 @@ def _load_same_space(paths: list[str]) -> list:
     return supernets
 
 
-def _standalone_template(args: RankCorrelationArguments, first: str) -> PretrainArguments:
-    """The fixed-arch pre-training run every standalone child gets (the one training loop)."""
+def _standalone_template(args: RankCorrelationArguments, first: str, max_seq_length: int) -> PretrainArguments:
+    """The fixed-arch pre-training run every standalone child gets (the one training loop), on blocks of the held-out
+    text's length."""
     return PretrainArguments(
         train_file=args.train_file, validation_file=args.validation_file if args.train_file else None,
         text_column_name=args.text_column_name, tokenizer_name=args.tokenizer_name or first, config_name=first,
-        max_seq_length=args.max_seq_length, mlm_probability=args.mlm_probability,
+        max_seq_length=max_seq_length, mlm_probability=args.mlm_probability,
         per_device_train_batch_size=args.per_device_train_batch_size, learning_rate=args.learning_rate,
         num_warmup_steps=args.num_warmup_steps, max_train_steps=args.standalone_steps, seed=args.seed,
         synthetic_documents=args.synthetic_documents)
@@ -145,7 +153,10 @@ def correlate(args: RankCorrelationArguments) -> dict:
     skipped = blocks_to_skip(args.group(HeldOutArguments), args.supernet)
     if skipped:  # only then, so that caches of runs that skipped nothing stay valid
         fingerprint["skipped_blocks"] = skipped
-    cache = StandaloneCache(cache_dir, _standalone_template(args, str(args.supernet[0])),
+    source = held_out_source(args.group(HeldOutArguments), args.seed, args.supernet)
+    if args.validation_file is None and args.dataset_name is None:  # the supernet's recorded text (or the default)
+        fingerprint["held_out_text"] = source.description
+    cache = StandaloneCache(cache_dir, _standalone_template(args, str(args.supernet[0]), source.max_seq_length),
                             lambda model: evaluate_mlm(model, loader), fingerprint)
     bar = tqdm(total=len(children), desc="standalone children", unit="child")
     standalone = cache.scores(children, bar.update)
@@ -186,7 +197,10 @@ parse_interference_args = partial(parse_one, InterferenceArguments, description=
 parse_rank_correlation_args = partial(parse_one, RankCorrelationArguments, description=__doc__)
 main_interference = command_main(InterferenceArguments, analyze, __doc__)
 main_rank_correlation = command_main(RankCorrelationArguments, correlate, __doc__)
+# The installed magic-bert-interference / magic-bert-rank-correlation: exit 0 on success (the mains return reports).
+console_interference = console_script(main_interference)
+console_rank_correlation = console_script(main_rank_correlation)
 
 
-__all__ = ["analyze", "correlate", "main_interference", "main_rank_correlation", "parse_interference_args",
-           "parse_rank_correlation_args"]
+__all__ = ["analyze", "console_interference", "console_rank_correlation", "correlate", "main_interference",
+           "main_rank_correlation", "parse_interference_args", "parse_rank_correlation_args"]

@@ -18,11 +18,12 @@ results.md, <task>/best_model/.
 
 from __future__ import annotations
 
-from ..cli import command_main
+from ..cli import command_main, console_script
 from .arguments import FinetuneArguments
 from .finetuning import finetune_glue
 
 # Parse and check the arguments, then fine-tune; bad input exits with one message naming the flag.
 main = command_main(FinetuneArguments, finetune_glue, __doc__)
+console = console_script(main)  # magic-bert-glue: exits 0 on success (main returns the results)
 
-__all__ = ["main"]
+__all__ = ["console", "main"]

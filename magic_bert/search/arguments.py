@@ -29,7 +29,7 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
     strategy: str = arg("evolution", "Search strategy.", choices=list(STRATEGIES))
     metric: str = arg("loss", "Held-out MLM loss (lower) or accuracy.", choices=list(METRICS))
     # 16 x 6 children on 4 x 32 blocks: a MiniLM-sized supernet's default search takes under 5 minutes on 2 CPU cores
-    # (README, Benchmarks); 20 x 10 on 8 x 32 took 37 minutes before the head ran on masked positions only.
+    # (docs/benchmarks.md); 20 x 10 on 8 x 32 took 37 minutes before the head ran on masked positions only.
     population_size: int = arg(16, "Archs per generation.")
     generations: int = arg(6, "Generations of the evolution.")
     parents: int | None = arg(None, "Archs kept as parents each generation (default: half).")

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from ..cli import command_main, parse_one
+from ..cli import command_main, console_script, parse_one
 from ..evaluation import evaluate_mlm
 from ..io_utils import publish_dir
 from ..output_folder import locks_output_dir
@@ -131,6 +131,10 @@ parse_search_args = partial(parse_one, SearchArguments, description=__doc__)
 parse_export_args = partial(parse_one, ExportArguments, description=__doc__)
 main_search = command_main(SearchArguments, search, __doc__)
 main_export = command_main(ExportArguments, export, __doc__)
+# The installed magic-bert-search / magic-bert-export: exit 0 on success (the mains return the result / the folder).
+console_search = console_script(main_search)
+console_export = console_script(main_export)
 
 
-__all__ = ["export", "main_export", "main_search", "parse_export_args", "parse_search_args", "search"]
+__all__ = ["console_export", "console_search", "export", "main_export", "main_search", "parse_export_args",
+           "parse_search_args", "search"]

@@ -16,6 +16,7 @@ from ..configuration_magic_bert import PRESETS
 from ..data import SPECIAL_TOKENS
 from ..errors import InputError
 from ..student_recipes import RECIPE_HELP, STUDENT_RECIPES, TakesStudentRecipe
+from ..synthetic_corpus import DEFAULT_DOCUMENTS
 from .strategies import DEFAULT_SWAP_MARGIN, SAMPLER_CHOICES, STRATEGIES
 
 # The named alignment settings of MAGIC-A/AT (the paper aligns operators' outputs; the logits term is ours).
@@ -45,6 +46,15 @@ def check_precision(value: str, name: str) -> None:
         raise InputError(f"`{name}` {value!r} is not a precision; choose one of {list(PRECISIONS)}.")
 
 
+UNIFORM_MAP = "uniform"  # --kd_layer_map's keyword for TinyBERT's uniform map (teacher.uniform_layer_map)
+
+
+def check_uniform_map(kd_layer_map: str | None, arch: object) -> None:
+    if kd_layer_map == UNIFORM_MAP and arch is None:
+        raise InputError("`kd_layer_map` 'uniform' needs a fixed `arch`: a supernet's children differ in which "
+                         "layers are empty.")
+
+
 @dataclass
 class DataArguments:
     dataset_name: str | None = arg(None, "Dataset on the Hub (e.g. wikitext).")
@@ -54,7 +64,8 @@ class DataArguments:
     text_column_name: str | None = arg(None, "Column holding the text (default: 'text', else the first column).")
     validation_split_percentage: int = arg(5, "Percent of the training data held out when there is no validation "
                                               "split.")
-    synthetic_documents: int = arg(16000, "Documents of the embedded synthetic corpus (used when no data is given).")
+    synthetic_documents: int = arg(DEFAULT_DOCUMENTS, "Documents of the embedded synthetic corpus (used when no "
+                                                     "data is given).")
     max_seq_length: int | None = arg(None, "Block length after grouping (default: min(128, the model's maximum)).")
     mlm_probability: float = arg(0.15, "Fraction of tokens masked.")
     preprocessing_num_workers: int | None = arg(None, "Processes for tokenisation.")
@@ -106,7 +117,10 @@ class LossArguments:
                                        "and the teacher's hidden states (a learned projection when widths differ).")
     kd_layer_map: str | None = arg(None, "Hidden-state pairs 'student:teacher,...' as indices into hidden_states "
                                          "(0 = embeddings). Default: student 2k <-> teacher k (sublayer 2j+1 <-> "
-                                         "layer j+1), spread evenly when the depths are not 2:1.")
+                                         "layer j+1), spread evenly when the depths are not 2:1. 'uniform' (with "
+                                         "--arch): the output of each non-empty layer (sublayers 2j, 2j+1, not both "
+                                         "identity) <-> teacher layers spread evenly, the last with the last "
+                                         "(TinyBERT's uniform map).")
     mlm_weight: float | None = arg(None, "Weight of the masked-LM loss through the student's (fresh) MLM head "
                                          "(default: 1 - kd_weight); 0 drops it: the student learns from the "
                                          "teacher's targets alone.")
@@ -305,6 +319,7 @@ class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, Optimi
                   if getattr(self, name) is not None]
         if self.teacher_name_or_path is None and given:
             raise InputError(f"{', '.join(f'`{n}`' for n in given)} distil a teacher: give `teacher_name_or_path`.")
+        check_uniform_map(self.kd_layer_map, self.arch)
         if self.mlm_weight == 0 and self.teacher_name_or_path is None:
             raise InputError("`mlm_weight` 0 drops the masked-LM loss, and without `teacher_name_or_path` nothing "
                              "else would be learned; give a teacher and a `kd_*_weight`, or a positive `mlm_weight`.")

@@ -29,6 +29,8 @@ from transformers import default_data_collator
 from ..data import BatchMasker, fit_tokenizer_to_model
 from ..errors import InputError
 from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
+from ..held_out_record import RESULTS_KEY as HELD_OUT_RECORD
+from ..held_out_record import record_held_out
 from ..io_utils import read_jsonl, staging_dir, write_json_atomic, write_jsonl_atomic
 from ..output_folder import OutputLock, RunFolder, check_output_dir
 from ..ranks import computed_on_main
@@ -102,6 +104,8 @@ class PretrainRecipe:
         fit_tokenizer_to_model(self.tokenizer, self.config)  # truncate to what the model can take, not 1e30
         self.max_seq_length = max_seq_length_for(data, self.config)
         self.settings = run_settings(args, self.accelerator.num_processes, self.max_seq_length)
+        # What search and the analysis commands score this run's children on by default (all_results.json).
+        self.held_out_text = record_held_out(data, args.seed, self.max_seq_length)
         if self.resume is not None:
             check_resume_settings(self.resume, self.settings)
         self.strategy = setup_strategy(args.group(StrategyArguments), self.config, args.seed)
@@ -109,7 +113,8 @@ class PretrainRecipe:
         self.teacher = load_teacher(loss, self.tokenizer)
         self.kd_weight = resolve_kd_weight(loss, self.teacher)
         self.layer_pairs = None if self.teacher is None or loss.kd_hidden_weight == 0 else layer_map(
-            loss.kd_layer_map, self.config.num_hidden_layers, self.teacher.num_layers)
+            loss.kd_layer_map, self.config.num_hidden_layers, self.teacher.num_layers,
+            arch=None if self.strategy.is_supernet else self.strategy.eval_arch())
         self.relation_heads = self.attention_layer = None
         if self.teacher is not None and loss.kd_attention_weight > 0:
             self.attention_layer = check_attention_layer(loss.kd_attention_layer, self.teacher)
@@ -381,7 +386,8 @@ class PretrainRecipe:
                    "anchor_eval_blocks": len(self.anchor_blocks) if strategy.uses_anchor else None,
                    "anchor_precision": self.loss.anchor_precision,
                    "teacher_precision": None if self.teacher is None else self.teacher.precision,
-                   "held_out_skipped_blocks": self.skipped_blocks, **strategy.results(),
+                   "held_out_skipped_blocks": self.skipped_blocks, HELD_OUT_RECORD: self.held_out_text,
+                   **strategy.results(),
                    **self._reference_scores()}
         if self.probe is not None:  # over the whole log: a resumed run counts the steps before its checkpoint too
             results |= {"probe_interference_steps": self.args.probe_interference_steps,
