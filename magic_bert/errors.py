@@ -92,6 +92,39 @@ def check_weight_files(folder: str | Path, what: str) -> None:
         load_user_file(f"{what}: {str(file)!r} is not a complete safetensors file", partial(open_header, file))
 
 
+def check_local_path(name: str | Path | None, what: str) -> None:
+    """A value that can only be a local path names something that exists: else transformers takes it for a Hub id and
+    reports a missing cache entry or download. Local: it starts with '.', '/' or '~', holds a backslash or more than
+    one '/', or its parent folder exists here (``outputs/run``); a Hub id is ``name`` or ``org/name``."""
+    if name is None or Path(name).exists():
+        return
+    text = str(name)
+    parent = Path(text).parent
+    if (text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1
+            or (parent != Path(".") and parent.is_dir())):
+        raise InputError(f"{what} is not a folder or file: no such path here (a Hub id has the form name or "
+                         "org/name).")
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+
+
+def check_config_json(name: str | Path | None, what: str) -> None:
+    """A local config (a folder's ``config.json``, or the file named) holds a JSON object: transformers meets anything
+    else with a ``TypeError`` deep inside ``from_pretrained``. Hub ids and missing paths are left to the loader."""
+    if name is None:
+        return
+    path = Path(name)
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        return
+    values = load_user_file(f"{what}: {str(file)!r}", lambda: json.loads(file.read_text()))
+    if not isinstance(values, dict):
+        raise InputError(f"{what}: {str(file)!r} holds a JSON {_JSON_TYPES.get(type(values), 'value')}; a config "
+                         "must be a JSON object of settings ({...}).")
+
+
 @contextmanager
 def invalid_value(what: str) -> Iterator[None]:
     """Turn the ``ValueError`` of a core validator (an arch, an op, a budget) into an :class:`InputError` naming
@@ -104,4 +137,5 @@ def invalid_value(what: str) -> Iterator[None]:
         raise InputError(f"{what}: {error}") from error
 
 
-__all__ = ["InputError", "as_flags", "check_weight_files", "invalid_value", "load_user_file"]
+__all__ = ["InputError", "as_flags", "check_config_json", "check_local_path", "check_weight_files", "invalid_value",
+           "load_user_file"]

@@ -1,8 +1,14 @@
-"""Optimizer parameter groups shared by pre-training and fine-tuning."""
+"""What pre-training and fine-tuning share about optimisation: AdamW's parameter groups, and the stop on a loss or
+weights that are no longer finite (a model of NaNs is never saved)."""
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
+
+from .errors import InputError
 
 NO_DECAY = ("bias", "LayerNorm.weight")
 
@@ -14,4 +20,32 @@ def adamw_parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": [p for n, p in params if n.endswith(NO_DECAY)], "weight_decay": 0.0}]
 
 
-__all__ = ["adamw_parameter_groups"]
+class NonFiniteLossError(InputError):
+    """The loss became NaN or infinite: training stops instead of writing a model of NaNs."""
+
+
+def _stop_message(what: str, learning_rate: float) -> str:
+    return (f"{what}; training stopped and no model was saved. Check the training text and try a lower "
+            f"`learning_rate` (was {learning_rate}).")
+
+
+def stop_if_not_finite(accelerator, losses: dict[str, float], step: int, learning_rate: float, where: str = "") -> None:
+    """Stop on a NaN or infinite ``losses["loss"]``; ranks agree (a rank's own loss may be the only bad one)."""
+    bad = torch.tensor(float(not math.isfinite(losses["loss"])), device=accelerator.device)
+    if accelerator.num_processes > 1:
+        bad = accelerator.reduce(bad, reduction="sum")
+    if bad.item():
+        raise NonFiniteLossError(_stop_message(f"the loss is not finite at step {step}{where} ({losses})",
+                                               learning_rate))
+
+
+def stop_if_weights_not_finite(model: nn.Module, step: int, learning_rate: float, where: str = "") -> None:
+    """Stop when a weight is NaN or infinite (one step can make them so with a loss still finite); replicas hold the
+    same weights, so every rank decides alike."""
+    bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+    if bad:
+        raise NonFiniteLossError(_stop_message(f"the weights are not finite after step {step}{where} ({len(bad)} "
+                                               f"tensor(s), e.g. {bad[0]})", learning_rate))
+
+
+__all__ = ["NonFiniteLossError", "adamw_parameter_groups", "stop_if_not_finite", "stop_if_weights_not_finite"]

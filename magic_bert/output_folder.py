@@ -3,8 +3,10 @@ result replaced only once the new one exists.
 
 - :class:`OutputLock` holds an exclusive ``fcntl.flock`` on ``<parent>/.<name>.lock`` for as long as a command writes
   ``<parent>/<name>`` (main process only). The lock file sits next to the folder, not inside it, because a finished
-  folder is replaced whole; it is never deleted (deleting a lock file lets two runs lock two different files). The
-  operating system releases the lock when the process ends, even on ``kill -9``.
+  folder is replaced whole. The holder deletes it (and the parent folders it created) when it lets go, so a run,
+  refused or not, leaves no lock file; a run that locked a file deleted meanwhile sees that the path no longer names
+  its file and tries again, so two runs never hold two different files. The operating system releases the lock when
+  the process ends, even on ``kill -9`` (the file then stays, harmless, until the next run lets go of it).
 - :func:`check_output_dir` refuses a folder that is a file, lies under a file, is not writable, is not empty
   (without ``overwrite_output_dir``) or is, or holds, one of the run's input paths.
 - :class:`RunFolder` is for runs that fill their folder over time (pre-training, fine-tuning): an old folder is moved
@@ -74,6 +76,16 @@ def check_output_dir(output_dir: str | Path | None, overwrite: bool, hint: str =
     return output
 
 
+def _same_file(file, path: Path) -> bool:
+    """Whether the open ``file`` is still the one ``path`` names (not deleted or replaced since it was opened)."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(file.fileno())
+    return (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino)
+
+
 def lock_file(output_dir: str | Path) -> Path:
     output = Path(output_dir).absolute()
     return output.parent / f".{output.name}.lock"
@@ -86,25 +98,42 @@ class OutputLock:
         self.output_dir = Path(output_dir)
         self.path = lock_file(output_dir)
         self._file = None
+        self._created: Path | None = None
 
     def acquire(self) -> None:
         """Take the lock, or raise an :class:`InputError` when another run holds it."""
         if fcntl is None or self._file is not None:
             return
+        self._created = _first_existing(self.path.parent)  # parents made here go again at release
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self.path, "a")  # noqa: SIM115 - held open for as long as the lock
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            file.close()
-            raise InputError(f"`output_dir` {str(self.output_dir)!r} is in use by another run (it holds "
-                             f"{str(self.path)!r}); wait for it to finish or choose another `output_dir`.") from None
-        self._file = file
+        while self._file is None:
+            file = open(self.path, "a")  # noqa: SIM115 - held open for as long as the lock
+            try:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.close()
+                raise InputError(f"`output_dir` {str(self.output_dir)!r} is in use by another run (it holds "
+                                 f"{str(self.path)!r}); wait for it to finish or choose another `output_dir`."
+                                 ) from None
+            if _same_file(file, self.path):
+                self._file = file
+            else:  # its holder deleted it as we opened it: lock the file the path names now
+                file.close()
 
     def release(self) -> None:
-        if self._file is not None:
-            self._file.close()  # closing the file releases the lock
-            self._file = None
+        """Let go of the lock, deleting its file (while still holding it) and the empty parents ``acquire`` made."""
+        if self._file is None:
+            return
+        self.path.unlink(missing_ok=True)
+        self._file.close()  # closing the file releases the lock
+        self._file = None
+        folder = self.path.parent
+        while folder != self._created and folder != folder.parent:
+            try:
+                folder.rmdir()  # only while empty: never the folder a successful run wrote
+            except OSError:
+                break
+            folder = folder.parent
 
     def __enter__(self) -> OutputLock:
         self.acquire()

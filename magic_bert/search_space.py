@@ -198,6 +198,9 @@ def load_arch(value) -> list[str]:
         return [str(op) for op in value]
     text = str(value).strip()
     path = Path(text)
+    if len(text) < 4096 and path.is_dir():  # not op names: `--arch data` would read as the one-layer arch ['data']
+        raise ValueError(f"{text!r} is a directory, not an arch: pass op names separated by spaces (e.g. "
+                         "'mha:2 ffn:256'), a JSON list or an arch .json file such as search's arch.json.")
     if text.endswith(".json") or (len(text) < 4096 and path.is_file()):
         if not path.is_file():
             raise ValueError(f"Arch file {text!r} does not exist.")

@@ -94,7 +94,9 @@ def tokenizer_texts(raw: dict, n: int) -> list[str]:
 
 
 def _tokenize_and_group(examples: dict, tokenizer: PreTrainedTokenizerBase, column: str, max_seq_length: int) -> dict:
-    tokenized = tokenizer(examples[column], return_special_tokens_mask=True, return_token_type_ids=False)
+    # verbose=False: a text longer than the model is cut into blocks, so transformers' length warning is harmless.
+    tokenized = tokenizer(examples[column], return_special_tokens_mask=True, return_token_type_ids=False,
+                          verbose=False)
     return group_into_blocks(dict(tokenized), max_seq_length)
 
 

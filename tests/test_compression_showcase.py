@@ -151,6 +151,23 @@ def test_paired_bootstrap_is_zero_for_equal_sides_and_positive_for_a_better_one(
     assert better["difference"] == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("quick, docs_dir, expected", [
+    (True, None, "{out}/docs"),  # a smoke test never rewrites the committed pages
+    (True, "{tmp}/mine", "{tmp}/mine"),
+    (False, None, "docs"),
+])
+def test_the_report_writes_the_committed_docs_only_when_not_quick(tmp_path, monkeypatch, quick, docs_dir, expected):
+    import showcase_report
+
+    written = []
+    monkeypatch.setattr(showcase_report, "build_report", lambda results, docs, *a, **k: written.append(docs) or {})
+    out = tmp_path / "out"
+    args = showcase.ShowcaseArguments(quick=quick, output_dir=str(out),
+                                      docs_dir=None if docs_dir is None else docs_dir.format(tmp=tmp_path))
+    showcase.report_stage(showcase.make_plan(args))
+    assert written == [Path(expected.format(out=out, tmp=tmp_path))]
+
+
 def test_bad_stages_fail_before_anything_is_written(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(InputError, match="`stages` 'bogus': unknown"):

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from ..cli import ArgumentGroups, arg, at_least, check_budget_order, positive
 from ..data import check_data_file
-from ..errors import InputError
+from ..errors import InputError, invalid_value
+from ..op_specs import parse_op
 from ..supernet_inputs import HeldOutArguments
 
 
@@ -40,6 +41,9 @@ class InterferenceArguments(ArgumentGroups, HeldOutArguments):
                            self.min_encoder_params)
         if self.children_file is not None:
             check_data_file(self.children_file, "children_file")
+        if self.op is not None:  # its spelling now; whether the supernet has it, once it is loaded
+            with invalid_value(f"`op` {self.op!r}"):
+                parse_op(self.op)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers.trainer_utils import SchedulerType
 
 from ..cli import arg, at_least, in_range, positive
-from ..errors import InputError
+from ..errors import InputError, check_local_path
 from ..io_utils import check_output_dir
 from ..student_recipes import RECIPE_HELP, STUDENT_RECIPES, TakesStudentRecipe
 from .tasks import FILE_TYPES, PAPER_ORDER, TASKS, get_task, parse_number
@@ -86,6 +86,8 @@ class FinetuneArguments(TakesStudentRecipe):
         """Every check that needs no file read beyond its existence: bad values raise an InputError naming them."""
         if self.model_name_or_path is None:
             raise InputError("`model_name_or_path` is required.")
+        for name in ("model_name_or_path", "teacher_name_or_path", "init_from_mnli"):  # not "not in the Hub cache"
+            check_local_path(getattr(self, name), f"`{name}` {getattr(self, name)!r}")
         check_output_dir(self.output_dir, self.overwrite_output_dir, inputs=glue_inputs(self))
         if self.task_name is not None and self.task_name != "all":
             get_task(self.task_name)

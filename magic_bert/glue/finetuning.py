@@ -34,11 +34,11 @@ from transformers import (
     get_scheduler,
 )
 
-from ..data import fit_tokenizer_to_model
+from ..data import fit_batch_size, fit_tokenizer_to_model
 from ..distillation import soft_target_kl
 from ..errors import InputError, check_weight_files, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
-from ..optim import adamw_parameter_groups
+from ..optim import adamw_parameter_groups, stop_if_not_finite, stop_if_weights_not_finite
 from ..output_folder import RunFolder, locked_output_dir
 from .arguments import FinetuneArguments, glue_inputs, writes_into_model
 from .custom import task_from_files
@@ -225,8 +225,12 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
 
     def loader(split: str, shuffle: bool = False) -> DataLoader:
         dataset = data[split].rename_column("label", "labels")
-        return DataLoader(dataset, shuffle=shuffle, collate_fn=collator, generator=torch.Generator().manual_seed(
-            args.seed), batch_size=args.per_device_train_batch_size if shuffle else args.per_device_eval_batch_size)
+        # No batch larger than the data (torch allocates a list of the batch size up front); training says so.
+        batch_size = fit_batch_size(args.per_device_train_batch_size, len(dataset), f"{task.name} training examples",
+                                    accelerator.print) if shuffle else min(args.per_device_eval_batch_size,
+                                                                           max(len(dataset), 1))
+        return DataLoader(dataset, shuffle=shuffle, collate_fn=collator, batch_size=batch_size,
+                          generator=torch.Generator().manual_seed(args.seed))
 
     train_loader = loader("train", shuffle=True)
     dev_loaders = {split: loader(split) for split in task.dev_splits}
@@ -271,6 +275,7 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
     """Fine-tune one model on ``task`` at ``learning_rate``; the best epoch's model goes to ``run_dir``."""
     run = _prepare_run(args, task, learning_rate, tokenizer, data, accelerator)
     history, best, step = [], None, 0
+    where = f" of {task.name}"
     bar = tqdm(total=run.max_steps, disable=not accelerator.is_local_main_process,
                desc=f"{task.name} lr={learning_rate}")
     run.model.train()
@@ -283,8 +288,11 @@ def train_one(args: FinetuneArguments, task: GlueTask, learning_rate: float, tok
             if accelerator.sync_gradients:
                 step += 1
                 bar.update(1)
+                # The epoch's running sum turns NaN with the first bad loss: stop there, as pre-training does.
+                stop_if_not_finite(accelerator, {"loss": total.item() / count}, step, learning_rate, where)
             if step >= run.max_steps:
                 break
+        stop_if_weights_not_finite(run.model, step, learning_rate, where)  # never scored, kept or saved
         metrics = dev_metrics(run.model, run.dev_loaders, accelerator, task)
         score = task_score(task, metrics)
         record = {"task": task.name, "learning_rate": learning_rate, "epoch": epoch + 1, "step": step,

@@ -9,19 +9,23 @@ folder to ``step_N`` once every rank has finished. ``latest`` is the highest ste
 (Multi-node runs need ``--output_dir`` on a filesystem all nodes share: the main process renames.)
 
 Accelerate still unpickles its RNG states (with ``torch.load(weights_only=True)``, which refuses arbitrary code, but
-a checkpoint is a program's state all the same): resume only from checkpoints you trust.
+a checkpoint is a program's state all the same): resume only from checkpoints you trust. A file that weights-only
+loading refuses, or a ``custom_checkpoint_N.pkl`` (accelerate's registered objects, which this recipe never saves and
+accelerate would unpickle without that protection), is refused in one line naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from accelerate.utils import broadcast_object_list
+from accelerate.utils import load as weights_only_load
 
 from ..errors import InputError, load_user_file
 from ..io_utils import replace_dir, staging_dir, write_json_atomic
@@ -125,7 +129,7 @@ def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str | No
         for candidate in reversed(list_checkpoints(output_dir) if output_dir else []):
             problem = manifest_problem(candidate)
             if problem is None:
-                return candidate
+                return check_pickled_files(candidate)
             print(f"warning: skipping checkpoint {candidate}: {problem}")
             skipped.append(f"{candidate.name}: {problem}")
         raise InputError(f"`resume_from_checkpoint` latest: no complete checkpoint (step_N/ or epoch_N/ with a "
@@ -138,12 +142,40 @@ def resolve_resume_path(resume_from_checkpoint: str | None, output_dir: str | No
     problem = manifest_problem(path)
     if problem is not None:
         raise InputError(f"`resume_from_checkpoint` {resume_from_checkpoint!r} is damaged: {problem}.")
+    return check_pickled_files(path)
+
+
+def check_pickled_files(path: Path) -> Path:
+    """``path``, once its pickled files are ones this recipe could have saved: no ``custom_checkpoint_N.pkl``, and RNG
+    states that weights-only loading accepts (accelerate skips an unreadable one in silence: the resumed run would
+    then not continue exactly). Their manifest may have been recomputed, so it proves nothing here."""
+    foreign = sorted(p.name for p in path.glob("custom_checkpoint_*.pkl"))
+    if foreign:
+        raise InputError(f"`resume_from_checkpoint` {str(path)!r} holds {', '.join(foreign)}: this recipe saves no "
+                         "custom objects (accelerate would unpickle them), so it is not one of its checkpoints; "
+                         "remove the file(s) or pass another checkpoint.")
+    for file in sorted(path.glob("random_states_*.pkl")):
+        _check_weights_only(path, file)
     return path
+
+
+def _check_weights_only(checkpoint: Path, file: Path) -> None:
+    try:
+        weights_only_load(file, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        raise InputError(f"`resume_from_checkpoint` {str(checkpoint)!r}: {file.name} holds an object that safe "
+                         "(weights-only) loading refuses, so it is not a file this recipe saved; resume only from "
+                         "checkpoints you trust.") from error
 
 
 def load_checkpoint(accelerator, path: Path, state: TrainingState) -> None:
     """Model, optimizer, scheduler and RNG states through accelerate; the training state from its JSON."""
-    accelerator.load_state(str(path))
+    try:
+        accelerator.load_state(str(path))
+    except pickle.UnpicklingError:
+        for file in sorted(path.glob("*.bin")):  # accelerate does not say which file it refused: find it
+            _check_weights_only(path, file)
+        raise
     state.load_state_dict(load_user_file(f"`resume_from_checkpoint` {str(path)!r}",
                                          lambda: json.loads((path / STATE_FILE).read_text())))
 

@@ -12,7 +12,6 @@ and the loss terms (``losses.py``: MLM, distillation, alignment, each weighted a
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -26,12 +25,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from ..data import BatchMasker, fit_tokenizer_to_model
-from ..errors import InputError
+from ..data import BatchMasker, fit_batch_size, fit_tokenizer_to_model
 from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
 from ..held_out_record import RESULTS_KEY as HELD_OUT_RECORD
 from ..held_out_record import record_held_out
 from ..io_utils import read_jsonl, staging_dir, write_json_atomic, write_jsonl_atomic
+from ..optim import NonFiniteLossError, stop_if_not_finite
 from ..output_folder import OutputLock, RunFolder, check_output_dir
 from ..ranks import computed_on_main
 from ..streaming import StreamingBatches, gather_positions, unigram_sample
@@ -77,10 +76,6 @@ class PretrainResult:
     results: dict  # what all_results.json holds
     archs: list = field(default_factory=list)  # the child trained at each step of this run (supernet)
     anchor_history: list = field(default_factory=list)
-
-
-class NonFiniteLossError(InputError):
-    """The loss became NaN or infinite: training stops instead of writing a model of NaNs."""
 
 
 class PretrainRecipe:
@@ -166,7 +161,9 @@ class PretrainRecipe:
         self.streaming = args.streaming
         train_dataloader = StreamingBatches(self.train_set, args.per_device_train_batch_size) if self.streaming \
             else DataLoader(self.train_set, shuffle=True, collate_fn=default_data_collator,
-                            batch_size=args.per_device_train_batch_size,
+                            batch_size=fit_batch_size(args.per_device_train_batch_size, len(self.train_set),
+                                                      f"training blocks of {self.max_seq_length} tokens",
+                                                      accelerator.print),
                             generator=torch.Generator().manual_seed(args.seed))
         eval_dataloader = self._eval_loader(self.held_out)
         anchor_dataloader = self._eval_loader(self.anchor_blocks)
@@ -216,8 +213,9 @@ class PretrainRecipe:
             {k: v.to(accelerator.device) for k, v in self.probe_batch.items()})
 
     def _eval_loader(self, dataset) -> DataLoader:
-        return DataLoader(dataset, collate_fn=default_data_collator, batch_size=self.args.per_device_eval_batch_size,
-                          generator=torch.Generator())
+        # No batch larger than the data (same batches; torch allocates a list of the batch size up front).
+        return DataLoader(dataset, collate_fn=default_data_collator, generator=torch.Generator(),
+                          batch_size=min(self.args.per_device_eval_batch_size, max(len(dataset), 1)))
 
     # -- training ----------------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -296,15 +294,9 @@ class PretrainRecipe:
         return self.probe.around_update(self.state.completed_steps + 1, arch)
 
     def stop_if_not_finite(self, record: dict) -> None:
-        """Stop on a NaN or infinite loss; ranks agree (a rank's own loss may be the only bad one)."""
-        bad = torch.tensor(float(not math.isfinite(record["loss"])), device=self.accelerator.device)
-        if self.accelerator.num_processes > 1:
-            bad = self.accelerator.reduce(bad, reduction="sum")
-        if bad.item():
-            raise NonFiniteLossError(
-                f"the loss is not finite at step {record['step']} "
-                f"({ {k: v for k, v in record.items() if 'loss' in k} }); training stopped and no model was "
-                f"saved. Check the training text and try a lower `learning_rate` (was {self.args.learning_rate}).")
+        """Stop on a NaN or infinite loss (every rank alike)."""
+        stop_if_not_finite(self.accelerator, {k: v for k, v in record.items() if "loss" in k}, record["step"],
+                           self.args.learning_rate)
 
     def end_step(self, arch: list[str], running: dict[str, torch.Tensor], micro_batches: int) -> dict:
         """The step's log record (mean losses over its micro-batches, lr, arch, the strategy's own fields)."""
@@ -473,4 +465,4 @@ def results_table(results: dict) -> str:
     return "held-out MLM loss and accuracy\n" + "\n".join(lines)
 
 
-__all__ = ["PretrainRecipe", "PretrainResult", "pretrain", "results_table", "run_recipe"]
+__all__ = ["NonFiniteLossError", "PretrainRecipe", "PretrainResult", "pretrain", "results_table", "run_recipe"]

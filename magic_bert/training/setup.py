@@ -32,7 +32,7 @@ from ..data import (
     tokenize_and_group,
     train_wordpiece_tokenizer,
 )
-from ..errors import InputError, check_weight_files, invalid_value, load_user_file
+from ..errors import InputError, check_config_json, check_local_path, check_weight_files, invalid_value, load_user_file
 from ..io_utils import check_output_dir
 from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
 from ..optim import adamw_parameter_groups
@@ -67,6 +67,11 @@ def check_inputs(args: PretrainArguments) -> Path | None:
     check_data_file(args.train_file, "train_file")
     check_data_file(args.validation_file, "validation_file")
     check_data_file(args.anchor_eval_file, "anchor_eval_file")
+    for name in ("tokenizer_name", "config_name", "init_from_bert", "teacher_name_or_path"):
+        what = f"`{name}` {getattr(args, name)!r}"
+        check_local_path(getattr(args, name), what)  # not "not in the Hub cache"
+        if name != "tokenizer_name":  # a config.json holding a list, say
+            check_config_json(getattr(args, name), what)
     resume = resolve_resume_path(args.resume_from_checkpoint, args.output_dir)
     if resume is not None:  # a garbage or truncated model.safetensors: one line now, not a traceback in load_state
         check_weight_files(resume, f"`resume_from_checkpoint` {str(resume)!r}")

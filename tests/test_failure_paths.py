@@ -1,0 +1,182 @@
+"""Failure paths of issue 31: each bad input is one line naming the value (no traceback), a refused run leaves no file
+behind, a non-finite fine-tuning loss stops the run, and a harmless tokeniser warning stays silent."""
+
+import logging
+import pathlib
+import pickle
+import shutil
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+
+from magic_bert.analysis.command import main_interference
+from magic_bert.data import tokenize_and_group
+from magic_bert.glue.command import main as glue_main
+from magic_bert.training.checkpointing import write_manifest
+from magic_bert.training.command import main as pretrain_main
+
+from .conftest import make_word_tokenizer
+from .test_bad_inputs import SENTENCES, SMALL, glue_argv, glue_inputs, one_line_error, run_dir  # noqa: F401 - fixtures
+
+
+def listing(folder: Path) -> list[str]:
+    """Every path under ``folder``, hidden ones included (a refused run must leave it as it was)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# -- item 1: a config.json that is not an object --------------------------------------------------------------------
+@pytest.mark.parametrize("as_file", [False, True])
+def test_a_config_holding_a_json_list_is_one_line(tmp_path, word_tokenizer_dir, as_file):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    (folder / "config.json").write_text("[1, 2]")
+    before = listing(tmp_path)
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, "--config_name",
+                                             folder / "config.json" if as_file else folder,
+                                             "--output_dir", tmp_path / "out"])
+    assert "--config_name" in message and "config.json" in message and "JSON array" in message, message
+    assert listing(tmp_path) == before
+
+
+# -- item 2: an unknown op ----------------------------------------------------------------------------------------
+def test_interference_with_an_unknown_op_is_one_line(run_dir, tmp_path):  # noqa: F811
+    message = one_line_error(main_interference, ["--supernet", run_dir, "--op", "bogus:1",
+                                                 "--output_dir", tmp_path / "out"])
+    assert "--op 'bogus:1'" in message and "Allowed op names" in message, message
+    assert listing(tmp_path) == []
+
+
+# -- item 6: a run refused after taking its lock leaves nothing --------------------------------------------------
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_refused_run_leaves_the_parent_folder_as_it_was(tmp_path, word_tokenizer_dir, nested):
+    (tmp_path / "keep.txt").write_text("mine")
+    before = listing(tmp_path)
+    out = tmp_path / "new" / "run" if nested else tmp_path / "run"
+    # Found after the lock is taken: the model's positions are known only once its config is built.
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL[:-1], "4096",
+                                             "--output_dir", out])
+    assert "--max_seq_length 4096" in message, message
+    assert listing(tmp_path) == before
+
+
+# -- item 3: a checkpoint holding a file this recipe never saved ---------------------------------------------------
+class _RunsCode:
+    """Unpickling this creates a file: what a crafted checkpoint could do with any code."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("random_states_0.pkl", "random_states_0.pkl holds an object that safe (weights-only) loading refuses"),
+    ("optimizer.bin", "optimizer.bin holds an object that safe (weights-only) loading refuses"),
+    ("custom_checkpoint_0.pkl", "holds custom_checkpoint_0.pkl: this recipe saves no custom objects"),
+])
+def test_a_checkpoint_with_a_foreign_pickle_is_one_line(run_dir, tmp_path, word_tokenizer_dir,  # noqa: F811
+                                                        name, expected):
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    marker = tmp_path / "code-ran"
+    step = out / "step_2"
+    if name.endswith(".bin"):
+        torch.save({"state": _RunsCode(marker)}, step / name)
+    else:
+        (step / name).write_bytes(pickle.dumps(_RunsCode(marker)))
+    write_manifest(step)  # recomputed: the manifest alone cannot tell
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, "--max_train_steps", 4,
+                                             "--checkpointing_steps", 2, "--output_dir", out,
+                                             "--resume_from_checkpoint", "latest"])
+    assert "--resume_from_checkpoint" in message and expected in message, message
+    assert not marker.exists() and not (out / "step_4").exists()
+
+
+# -- item 4: a batch larger than the data -------------------------------------------------------------------------
+HUGE_BATCH = 10**6  # 100000000000 was killed for memory: torch's sampler allocates a list of the batch size
+
+
+def test_pretraining_batch_larger_than_the_data_is_clamped_with_a_warning(tmp_path, word_tokenizer_dir, capsys):
+    result = pretrain_main(["--tokenizer_name", word_tokenizer_dir, *SMALL, "--per_device_train_batch_size",
+                            str(HUGE_BATCH), "--max_train_steps", "1", "--output_dir", str(tmp_path / "out")])
+    assert result.results["train_steps"] == 1  # the run went through: one step over every block
+    out = capsys.readouterr().out
+    assert f"warning: --per_device_train_batch_size {HUGE_BATCH} is larger than the " in out
+    assert "training blocks of 64 tokens; each batch holds all" in out
+
+
+def test_finetuning_batch_larger_than_the_data_is_clamped_with_a_warning(glue_inputs, tmp_path,  # noqa: F811
+                                                                        capsys):
+    glue_main([str(a) for a in glue_argv(glue_inputs["bert"], glue_inputs, tmp_path / "out",
+                                         "--per_device_train_batch_size", HUGE_BATCH, "--max_train_steps", 1)])
+    out = capsys.readouterr().out
+    assert f"warning: --per_device_train_batch_size {HUGE_BATCH} is larger than the 24 reviews training examples; " \
+           "each batch holds all 24." in out
+    assert (tmp_path / "out" / "all_results.json").is_file()
+
+
+# -- item 5: fine-tuning stops on a non-finite loss and never saves a model of NaNs ---------------------------------
+def test_finetuning_stops_on_a_non_finite_loss_and_saves_no_model(glue_inputs, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    message = one_line_error(glue_main, glue_argv(glue_inputs["bert"], glue_inputs, out, "--learning_rate", 1e30,
+                                                  "--max_train_steps", 3))
+    assert "not finite" in message and "of reviews" in message and "no model was saved" in message, message
+    assert "--learning_rate (was 1e+30)" in message
+    assert not list(out.rglob("model.safetensors"))
+
+
+def test_non_finite_weights_are_never_kept():
+    from magic_bert.optim import NonFiniteLossError, stop_if_weights_not_finite
+
+    model = torch.nn.Linear(2, 2)
+    stop_if_weights_not_finite(model, 1, 1e-3)  # finite: nothing to say
+    with torch.no_grad():
+        model.bias[0] = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"the weights are not finite after step 1 of x \(1 tensor\(s\), "
+                                                 r"e.g. bias\); training stopped and no model was saved"):
+        stop_if_weights_not_finite(model, 1, 1e-3, " of x")
+
+
+# -- item 7: a directory is not an arch ----------------------------------------------------------------------------
+def test_an_arch_that_is_a_directory_is_one_line(tmp_path, word_tokenizer_dir):
+    data = tmp_path / "data"
+    data.mkdir()
+    before = listing(tmp_path)
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, "--arch", data,
+                                             "--output_dir", tmp_path / "out"])
+    assert f"--arch {str(data)!r}" in message and "is a directory, not an arch" in message, message
+    assert listing(tmp_path) == before
+
+
+# -- item 8: a missing local model folder is named as such --------------------------------------------------------
+@pytest.mark.parametrize("model", ["./missing", "runs/missing", "{tmp}/missing", "a/b/missing"])
+def test_a_missing_local_model_folder_is_named_as_such(glue_inputs, tmp_path, monkeypatch, model):  # noqa: F811
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    model = model.format(tmp=tmp_path)
+    message = one_line_error(glue_main, glue_argv(model, glue_inputs, tmp_path / "out"))
+    assert message == (f"error: --model_name_or_path {model!r} is not a folder or file: no such path here (a Hub id "
+                       "has the form name or org/name)."), message
+    assert not (tmp_path / "out").exists()
+
+
+# -- item 9: texts longer than the model are grouped into blocks: no warning about them ------------------------------
+def test_tokenising_long_texts_for_blocks_is_silent():
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("transformers")  # the library's root logger (it does not propagate)
+    logger.addHandler(handler)
+    try:
+        tokenizer = make_word_tokenizer()  # a fresh one: transformers warns once per tokenizer
+        tokenizer.model_max_length = 16
+        text = " ".join(SENTENCES[:20])
+        raw = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": [text]})})
+        blocks = tokenize_and_group(raw, tokenizer, 16, load_from_cache_file=False)
+    finally:
+        logger.removeHandler(handler)
+    assert len(blocks["train"]) > 1  # longer than the model: cut into blocks
+    assert not [r for r in records if "Token indices sequence length" in r.getMessage()]
