@@ -33,6 +33,7 @@ from .modeling_magic_bert_heads import (
 )
 from .op_specs import OpSpec, parse_op
 from .search_space import SearchSpace
+from .sentence_export import save_sentence_transformer
 
 AutoConfig.register("magic_bert", MagicBertConfig, exist_ok=True)
 AutoModel.register(MagicBertConfig, MagicBertModel, exist_ok=True)
@@ -65,6 +66,7 @@ __all__ = [
     "from_bert",
     "inherit_from_bert",
     "parse_op",
+    "save_sentence_transformer",
     "space_from_bert",
     "to_bert",
 ]

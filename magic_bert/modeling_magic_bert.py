@@ -208,6 +208,15 @@ class MagicBertEncoder(nn.Module):
         return hidden_states, all_hidden_states, all_attentions
 
 
+# The seed of :func:`fixed_normal`: weights a checkpoint may lack are drawn the same at every load.
+FIXED_INIT_SEED = 0
+
+
+def fixed_normal(shape: torch.Size, std: float) -> torch.Tensor:
+    """N(0, std²) draws, the same at every call (their own CPU generator; the global RNG is untouched)."""
+    return torch.empty(shape, device="cpu").normal_(std=std, generator=torch.Generator().manual_seed(FIXED_INIT_SEED))
+
+
 class MagicBertPreTrainedModel(PreTrainedModel):
     config: MagicBertConfig
     config_class = MagicBertConfig
@@ -271,6 +280,13 @@ class MagicBertModel(MagicBertPreTrainedModel):
         self.encoder = MagicBertEncoder(config, supernet=self._is_supernet)
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if self.pooler is not None and module is self.pooler.dense:
+            # Masked-LM checkpoints hold no pooler (as BERT's): a classifier made from one gets the same fresh pooler
+            # at every load, so a LoRA adapter (which does not save the frozen pooler) reloads to the same logits.
+            init.copy_(module.weight, fixed_normal(module.weight.shape, self.config.initializer_range))
 
     def get_input_embeddings(self):
         return self.embeddings.word_embeddings
@@ -558,6 +574,7 @@ MagicBertSupernetForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
 MagicBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 
 __all__ = [
+    "FIXED_INIT_SEED",
     "MagicBertForMaskedLM",
     "MagicBertForSequenceClassification",
     "MagicBertModel",
@@ -566,5 +583,6 @@ __all__ = [
     "MagicBertSupernetForMaskedLM",
     "MagicBertSupernetModel",
     "PEFT_TARGET_MODULES",
+    "fixed_normal",
     "register_peft_target_modules",
 ]

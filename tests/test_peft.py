@@ -120,3 +120,53 @@ def test_lora_task_types_of_the_new_heads(tiny_config, task_type):
     model_class = MagicBertForTokenClassification if task_type == "TOKEN_CLS" else MagicBertForQuestionAnswering
     model = get_peft_model(model_class(tiny_config.with_arch(ARCH)), LoraConfig(task_type=task_type, r=2))
     assert len(lora_module_names(model)) == 4
+
+
+def _train_briefly(model, steps: int = 3) -> None:
+    """A few optimizer steps, so the adapters, the classifier and any `modules_to_save` leave their initial values."""
+    input_ids, attention_mask = make_batch()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1, 1])).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+
+
+@pytest.mark.parametrize("fmt", ["magic_bert", "bert"])
+def test_lora_on_an_exported_masked_lm_child_reloads_identically(tiny_config, tmp_path, fmt):
+    """docs/models.md's snippet on a masked-LM export (no pooler in the checkpoint): the classifier's fresh pooler is
+    the same at every load (magic_bert), or saved with the adapter via `modules_to_save=["pooler"]` (a stock BERT)."""
+    from safetensors.torch import load_file
+
+    from magic_bert import MagicBertForMaskedLM, to_bert
+
+    torch.manual_seed(0)
+    child = MagicBertForMaskedLM(tiny_config.with_arch(["mha:2", "ffn:256"] * 2))
+    (child if fmt == "magic_bert" else to_bert(child)).save_pretrained(tmp_path / "my-child")
+    assert not any("pooler" in key for key in load_file(tmp_path / "my-child" / "model.safetensors"))  # as BERT's
+    extra = {} if fmt == "magic_bert" else {"modules_to_save": ["pooler"]}
+
+    base = AutoModelForSequenceClassification.from_pretrained(tmp_path / "my-child", num_labels=2)
+    model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", r=8, **extra))
+    _train_briefly(model)
+    input_ids, attention_mask = make_batch()
+    expected = logits_of(model, input_ids, attention_mask)
+    model.save_pretrained(tmp_path / "my-adapter")
+
+    torch.manual_seed(1234)  # another global RNG state at reload time
+    base = AutoModelForSequenceClassification.from_pretrained(tmp_path / "my-child", num_labels=2)
+    model = PeftModel.from_pretrained(base, tmp_path / "my-adapter")
+    assert max_diff(expected, logits_of(model.eval(), input_ids, attention_mask)) <= 1e-6
+    merged = model.merge_and_unload()
+    assert max_diff(expected, logits_of(merged, input_ids, attention_mask)) <= 1e-6
+
+
+def test_a_fresh_pooler_is_the_same_at_every_construction(tiny_config):
+    config = tiny_config.with_arch(ARCH)
+    poolers = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        poolers.append(MagicBertForSequenceClassification(config).bert.pooler.dense.weight)
+    assert torch.equal(*poolers) and poolers[0].std().item() == pytest.approx(config.initializer_range, rel=0.2)

@@ -76,8 +76,9 @@ class ExportArguments:
     head: str = arg("masked_lm", "The model head.", choices=list(HEADS))
     num_labels: int = arg(2, "With --head sequence_classification or token_classification.")
     init: str = arg("inherit", "Supernet weights, or fresh ones.", choices=list(INITS))
-    format: str = arg("magic_bert", "magic_bert (remote code) or a plain BERT (BERT-shaped archs).",
-                      choices=list(FORMATS))
+    format: str = arg("magic_bert", "magic_bert (remote code), a plain BERT (BERT-shaped archs), or "
+                                    "sentence-transformers (the encoder with mean pooling; pip install "
+                                    "magic_bert[sentence]).", choices=list(FORMATS))
     glue_results: str | None = arg(None, "JSON of GLUE dev results for the card's model-index.")
     model_name: str | None = arg(None, "Name in the model card (default: the hub id or the folder name).")
     base_model: str | None = arg(None, "The card's base_model: the Hub id this model was compressed from (default: "

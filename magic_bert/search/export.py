@@ -4,7 +4,9 @@ The checkpoint is written to a temporary folder next to ``output_dir`` and renam
 ``config.json`` (with the arch), ``model.safetensors``, the tokenizer, the modeling code with a complete ``auto_map``
 (``trust_remote_code`` loading), and ``README.md`` rendered from the packaged
 ``search/templates/model_card.md``. ``format="bert"``
-writes the plain transformers ``BertFor*`` model of the head instead (BERT-shaped archs only).
+writes the plain transformers ``BertFor*`` model of the head instead (BERT-shaped archs only);
+``format="sentence-transformers"`` writes the encoder with mean pooling as a folder ``SentenceTransformer(path)`` loads
+(:mod:`magic_bert.sentence_export`; a plain ``BertModel`` inside when the arch is BERT-shaped).
 
 The tokenizer is saved as the stock class it is (``tokenizer_class`` in ``tokenizer_config.json``) with its
 ``model_max_length`` cut to the model's ``max_position_embeddings``, so ``truncation=True`` (pipelines included)
@@ -36,6 +38,7 @@ from ..modeling_magic_bert_heads import (
     MagicBertForTokenClassification,
 )
 from ..search_space import load_arch
+from ..sentence_export import require_sentence_transformers, sentence_encoder, write_sentence_transformer
 from ..supernet_inputs import check_supernet_dir, load_supernet, load_tokenizer
 
 # --head -> (model class, Hub pipeline tag, what the card says the head is)
@@ -51,7 +54,8 @@ HEADS = tuple(HEAD_MODELS)
 # Heads whose output size is --num_labels (question answering has two outputs, multiple choice one).
 LABELLED_HEADS = ("sequence_classification", "token_classification")
 INITS = ("inherit", "scratch")
-FORMATS = ("magic_bert", "bert")
+SENTENCE_FORMAT = "sentence-transformers"
+FORMATS = ("magic_bert", "bert", SENTENCE_FORMAT)
 # Package data (in the wheel): the card every export renders.
 TEMPLATE = importlib.resources.files("magic_bert.search") / "templates" / "model_card.md"
 # GLUE's paper order and the one number per task the tables report (from the GLUE task records).
@@ -139,35 +143,54 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
                                                dataset_split="validation", metric_type=metric, metric_value=value))
         glue_table = _glue_table(glue)
     seq_len = 128
-    model_class, pipeline_tag, head_text = HEAD_MODELS[head]
-    auto_class = "AutoModel" + model_class.__name__.removeprefix("MagicBert").removeprefix("Model")
-    usage = ("import magic_bert  # or: trust_remote_code=True without it\n"
-             f"from transformers import {auto_class}, AutoTokenizer\n"
-             f"model = {auto_class}.from_pretrained(\"{model_name}\")" if fmt == "magic_bert"
-             else f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained(\"{model_name}\")  "
-                  "# a plain BERT")
-    if fmt == "magic_bert":  # AutoTokenizer reads config.json first, whose auto_map needs the same opt-in
-        usage += (f"\ntokenizer = AutoTokenizer.from_pretrained(\"{model_name}\")  "
-                  "# trust_remote_code=True too without magic_bert")
-    card_data = ModelCardData(library_name="transformers", language="en",
-                              tags=["magic_bert", "neural-architecture-search", "bert", pipeline_tag],
-                              pipeline_tag=pipeline_tag, model_name=model_name, eval_results=eval_results or None,
-                              **provenance)
+    texts = _format_texts(head, fmt, model_name, remote_code=model.config.model_type != "bert")
+    card_data = ModelCardData(library_name=texts.pop("library_name"), language="en",
+                              tags=["magic_bert", "neural-architecture-search", "bert", texts["pipeline_tag"],
+                                    *texts.pop("extra_tags")],
+                              pipeline_tag=texts.pop("pipeline_tag"), model_name=model_name,
+                              eval_results=eval_results or None, **provenance)
     return ModelCard.from_template(
         card_data, template_str=TEMPLATE.read_text(encoding="utf-8"), model_name=model_name, sampler_text=sampler_text,
-        arch=arch,        num_layers=len(arch), candidate_ops=space.config.candidate_ops, hidden_size=space.hidden_size,
+        arch=arch, num_layers=len(arch), candidate_ops=space.config.candidate_ops, hidden_size=space.hidden_size,
         params=f"{space.num_params(arch):,}", flops=f"{space.flops(arch, seq_len):,}", seq_len=seq_len,
-        head=head, head_text=head_text,
         init_text="inherited from the supernet" if init == "inherit" else "freshly initialised (train from scratch)",
-        format_text="magic_bert (remote code included)" if fmt == "magic_bert" else "plain transformers BERT",
-        training_text=training_text, search_text=search_text, glue_table=glue_table, usage=usage,
+        training_text=training_text, search_text=search_text, glue_table=glue_table,
         inherited_text=_inherited_text(getattr(space.config, "inherited", None), arch),
-        data_text="the supernet's pre-training text (see its train_log.jsonl and all_results.json)",
-        loading_text="Loading needs `import magic_bert` or `trust_remote_code=True`; the latter executes this "
-        "folder's `.py` files (the modeling code saved with the weights): read them, or pin a `revision` you "
-        "trust." if fmt == "magic_bert" else
-        "A stock transformers BERT checkpoint: no custom code.",
+        data_text="the supernet's pre-training text (see its train_log.jsonl and all_results.json)", **texts,
     )
+
+
+REMOTE_CODE_TEXT = ("Loading needs `import magic_bert` or `trust_remote_code=True`; the latter executes this folder's "
+                    "`.py` files (the modeling code saved with the weights): read them, or pin a `revision` you trust.")
+PLAIN_BERT_TEXT = "A stock transformers BERT checkpoint: no custom code."
+
+
+def _format_texts(head: str, fmt: str, model_name: str, remote_code: bool) -> dict:
+    """What the card says of the folder's format: library, pipeline tag, head, usage and how it loads."""
+    loading_text = REMOTE_CODE_TEXT if remote_code else PLAIN_BERT_TEXT
+    opt_in = "import magic_bert  # or: trust_remote_code=True without it\n" if remote_code else ""
+    if fmt == SENTENCE_FORMAT:
+        return {"library_name": "sentence-transformers", "pipeline_tag": "sentence-similarity",
+                "extra_tags": ["sentence-transformers", "feature-extraction"], "head": "mean pooling",
+                "head_text": "sentence embeddings by mean pooling over the real tokens",
+                "format_text": "sentence-transformers around " + (
+                    "magic_bert (remote code included)" if remote_code else "a plain transformers BERT"),
+                "loading_text": loading_text,
+                "usage": f"{opt_in}from sentence_transformers import SentenceTransformer\n"
+                         f"model = SentenceTransformer(\"{model_name}\")\n"
+                         "embeddings = model.encode([\"A first sentence.\", \"A second one.\"])"}
+    model_class, pipeline_tag, head_text = HEAD_MODELS[head]
+    auto_class = "AutoModel" + model_class.__name__.removeprefix("MagicBert").removeprefix("Model")
+    usage = (f"{opt_in}from transformers import {auto_class}, AutoTokenizer\n"
+             f"model = {auto_class}.from_pretrained(\"{model_name}\")" if remote_code
+             else f"from transformers import AutoModel\nmodel = AutoModel.from_pretrained(\"{model_name}\")  "
+                  "# a plain BERT")
+    if remote_code:  # AutoTokenizer reads config.json first, whose auto_map needs the same opt-in
+        usage += (f"\ntokenizer = AutoTokenizer.from_pretrained(\"{model_name}\")  "
+                  "# trust_remote_code=True too without magic_bert")
+    return {"library_name": "transformers", "pipeline_tag": pipeline_tag, "extra_tags": [], "head": head,
+            "head_text": head_text, "usage": usage, "loading_text": loading_text,
+            "format_text": "magic_bert (remote code included)" if remote_code else "plain transformers BERT"}
 
 
 def _inherited_text(inherited: dict | None, arch: list[str]) -> str:
@@ -202,6 +225,13 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _check_sentence_format(head: str) -> None:
+    require_sentence_transformers(f"`format` {SENTENCE_FORMAT}")
+    if head != "masked_lm":
+        raise InputError(f"`format` {SENTENCE_FORMAT} exports the encoder with mean pooling, no head: leave `head` "
+                         f"at masked_lm, got {head!r}.")
+
+
 def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, head: str = "masked_lm",
                       init: str = "inherit", format: str = "magic_bert", num_labels: int = 2,
                       glue_results: str | Path | None = None, overwrite_output_dir: bool = False,
@@ -216,6 +246,8 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     for name, value, allowed in (("head", head, HEADS), ("init", init, INITS), ("format", format, FORMATS)):
         if value not in allowed:
             raise InputError(f"`{name}` {value!r} is not allowed; choose one of {list(allowed)}.")
+    if format == SENTENCE_FORMAT:
+        _check_sentence_format(head)
     supernet_dir = check_supernet_dir(supernet_dir)
     output = check_output_dir(output_dir, overwrite_output_dir)
     arch_file = Path(arch) if isinstance(arch, str | Path) and str(arch).endswith(".json") else None
@@ -236,9 +268,15 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     tokenizer = load_tokenizer(supernet_dir, "supernet") if (supernet_dir / "tokenizer_config.json").is_file() \
         else None
 
+    if format == SENTENCE_FORMAT and tokenizer is None:
+        raise InputError(f"`format` {SENTENCE_FORMAT} needs a tokenizer: `supernet` {str(supernet_dir)!r} holds none "
+                         "(no tokenizer_config.json).")
+
     model = _build_model(supernet, arch, head, init, num_labels, seed).eval()
     if format == "bert":
         model = to_bert(model)
+    elif format == SENTENCE_FORMAT:
+        model = sentence_encoder(model)
     model_name = model_name or output.name
     provenance = {"license": license, "base_model": base_model or default_base_model(space), "datasets": datasets}
     card = _card(model, arch, space, head=head, init=init, fmt=format, supernet_dir=supernet_dir,
@@ -249,9 +287,12 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
         fit_tokenizer_to_model(tokenizer, model.config)
 
     def write(staging: Path) -> None:
-        model.save_pretrained(staging)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
+        if format == SENTENCE_FORMAT:
+            write_sentence_transformer(staging, model, tokenizer, model_card=False)
+        else:
+            model.save_pretrained(staging)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
         card.save(staging / "README.md")
 
     return publish_dir(output, write)
@@ -267,5 +308,5 @@ def push_to_hub(output_dir: str | Path, hub_model_id: str, hub_token: str | None
                              commit_message="Upload magic_bert export")
 
 
-__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "HEAD_MODELS", "INITS", "LABELLED_HEADS", "export_checkpoint",
-           "load_glue_results", "push_to_hub"]
+__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "HEAD_MODELS", "INITS", "LABELLED_HEADS", "SENTENCE_FORMAT",
+           "export_checkpoint", "load_glue_results", "push_to_hub"]
