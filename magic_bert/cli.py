@@ -86,6 +86,14 @@ def _as_flags(values: dict) -> list[str]:
     return flags
 
 
+class _OneLineErrors(HfArgumentParser):
+    """argparse prints the whole usage (dozens of flags) before a parse error: print the error alone, in one line,
+    and where the usage is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def parse_args(*dataclass_types: type, argv: list[str] | None = None, description: str | None = None) -> tuple:
     """Parse the command line, and ``--config FILE`` (YAML or JSON; flags typed on the command line win), into one
     instance per dataclass. Types and choices are checked here; the values' own checks (each dataclass's
@@ -95,8 +103,8 @@ def parse_args(*dataclass_types: type, argv: list[str] | None = None, descriptio
     pre.add_argument("--config")
     pre.add_argument("--student_recipe")
     known, rest = pre.parse_known_args(argv)
-    parser = HfArgumentParser(dataclass_types, description=description,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _OneLineErrors(dataclass_types, description=description,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="A YAML/JSON file of these options (flags on the command line win).")
     try:
         file_values = {} if not known.config else _config_file_values(
@@ -108,8 +116,11 @@ def parse_args(*dataclass_types: type, argv: list[str] | None = None, descriptio
     if known.student_recipe is not None:
         rest += ["--student_recipe", known.student_recipe]
     # Recipe values, then file values: argparse keeps the last occurrence, so flags typed on the command line win.
-    return tuple(parser.parse_args_into_dataclasses(args=recipe_flags + _as_flags(file_values) + rest)
-                 [:len(dataclass_types)])
+    *parsed, unknown = parser.parse_args_into_dataclasses(args=recipe_flags + _as_flags(file_values) + rest,
+                                                          return_remaining_strings=True)
+    if unknown:  # transformers raises a ValueError (a traceback) for these; argparse's own message instead
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return tuple(parsed[:len(dataclass_types)])
 
 
 def _recipe_values(dataclass_types: tuple[type, ...], name: str) -> dict:

@@ -111,6 +111,14 @@ def _pretrain(text_files, word_tokenizer_dir, out, *extra):
     return pretraining.pretrain(parse_pretrain_args([str(a) for a in argv]))
 
 
+def test_a_run_too_short_for_any_anchor_check_says_so(tmp_path, text_files, word_tokenizer_dir, capsys):
+    _pretrain(text_files, word_tokenizer_dir, tmp_path / "a", "--max_train_steps", 2, "--anchor_eval_steps", 5,
+              "--max_eval_samples", 2)
+    out = capsys.readouterr().out
+    assert "Note: --anchor_eval_steps 5 is more than the 2 training steps: no anchor check runs" in out
+    assert json.loads((tmp_path / "a" / "all_results.json").read_text())["anchor_checks"] == 0
+
+
 @pytest.mark.slow
 def test_anchor_blocks_are_skipped_by_the_final_score_and_by_search(tmp_path, text_files, word_tokenizer_dir):
     out = tmp_path / "a"

@@ -55,6 +55,15 @@ def test_bad_input_is_one_line_naming_the_flag(script, argv, message, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_a_flag_parse_error_is_one_line_without_the_usage(script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _target(SCRIPTS[script])(["--no_such_flag", "1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "usage:" in err and "--config" not in err
+    assert "error: unrecognized arguments: --no_such_flag 1 (usage: " in err
+
+
 def test_config_file_for_any_command(tmp_path):
     config = tmp_path / "search.yaml"
     config.write_text("supernet: my-supernet\npopulation_size: 4\nmetric: accuracy\n")

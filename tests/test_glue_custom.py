@@ -151,6 +151,7 @@ def test_library_callers_are_checked_too(tiny_model, tmp_path):
     ("ratings.jsonl", '{"text": "a", "label": 10}\n{"text": "b", "label": 2}\n{"text": "c", "label": 2}\n'),
     ("ratings.tsv", "idx\ttext\tlabel\n0\ta\t10\n1\tb\t2\n2\tc\t2\n"),
     ("ratings.csv", "text,label\na,10\nb,2\nc,2\n"),
+    ("ratings.tsv", "index\ttext\tlabel\n0\ta\t10\n1\tb\t2\n2\tc\t2\n"),  # GLUE's original .tsv layout
 ])
 def test_integer_labels_are_classes_sorted_by_value(tmp_path, name, text):
     path = tmp_path / name
@@ -196,6 +197,9 @@ def test_unknown_text_columns(tmp_path):
         task_from_files(path, ["body"])
     with pytest.raises(InputError, match="must not hold the label column"):
         task_from_files(path, ["review", "label"])
+    indexed = write_csv(tmp_path / "i.csv", ["index", "review", "label"], [["0", "a", "pos"], ["1", "b", "neg"]])
+    with pytest.raises(InputError, match=r"or an id column \['idx', 'index'\]"):
+        task_from_files(indexed, ["index", "review"])
 
 
 def test_dev_file_without_the_text_column(tmp_path):

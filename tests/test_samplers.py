@@ -129,7 +129,9 @@ def test_default_anchor_is_the_largest_bert_like_child_in_budget(tiny_config):
     assert default_anchor_arch(space, max_params=smaller) == ["mha:2", "ffn:128"] * 2
     # No BERT-like child fits under the smallest one: a seeded draw from the budget instead.
     tight = space.num_params(["mha:1", "ffn:128"] * 2) - 1
-    fallback = default_anchor_arch(space, max_params=tight)
+    with pytest.warns(UserWarning, match=r"no BERT-shaped child fits the budget \(the smallest, mha:1 ffn:128 "
+                                         r"mha:1 ffn:128, has [\d,]+ parameters\), so it is a seeded draw"):
+        fallback = default_anchor_arch(space, max_params=tight)
     assert space.num_params(fallback) <= tight and fallback == default_anchor_arch(space, max_params=tight)
 
 

@@ -32,16 +32,20 @@ def _kind(value) -> str:
     return "str" if parse_number(text) is None else "float"
 
 
+# Example ids, never text: the Hub's GLUE column and the original GLUE .tsv layout's (the loader reads both as idx).
+ID_COLUMNS = ("idx", "index")
+
+
 def _text_columns(columns: list[str], text_columns: list[str] | None, label_column: str, what: str) -> tuple:
     if text_columns:
         unknown = [c for c in text_columns if c not in columns]
         if unknown:
             raise InputError(f"`text_columns` {unknown} are not columns of {what}; its columns are {columns}.")
-        if label_column in text_columns or "idx" in text_columns:
+        if label_column in text_columns or set(ID_COLUMNS) & set(text_columns):
             raise InputError(f"`text_columns` {text_columns} must not hold the label column ({label_column!r}) or "
-                             "'idx'.")
+                             f"an id column {list(ID_COLUMNS)}.")
         return tuple(text_columns)
-    candidates = [c for c in columns if c not in (label_column, "idx")]
+    candidates = [c for c in columns if c != label_column and c not in ID_COLUMNS]
     if not 1 <= len(candidates) <= 2:
         raise InputError(f"{what} has {len(candidates)} text columns {candidates} besides the label "
                          f"{label_column!r}; a task reads one or two: name them with `text_columns`.")

@@ -225,6 +225,10 @@ class PretrainRecipe:
         blocks = "streamed" if self.streaming else len(self.train_set)
         accelerator.print(f"Pre-training ({mode}): {blocks} blocks of {self.max_seq_length} tokens, "
                           f"{self.max_train_steps} steps, {accelerator.num_processes} process(es)")
+        if self.strategy.uses_anchor and self.args.anchor_eval_steps > self.max_train_steps:
+            accelerator.print(f"Note: --anchor_eval_steps {self.args.anchor_eval_steps} is more than the "
+                              f"{self.max_train_steps} training steps: no anchor check runs, so the anchor stays "
+                              f"{' '.join(self.strategy.anchor_arch)}.")
         progress = tqdm(range(self.max_train_steps), initial=state.completed_steps,
                         disable=not accelerator.is_local_main_process)
         log = open(self.output / TRAIN_LOG, "a") if accelerator.is_main_process else None  # noqa: SIM115

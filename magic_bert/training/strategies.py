@@ -19,6 +19,7 @@ A new strategy is one class plus its registration::
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
@@ -352,7 +353,13 @@ def default_anchor_arch(space: SearchSpace, max_params: float | None = None, min
     fits = [arch for arch in candidates if space.in_budget(arch, min_params=min_params, max_params=max_params)]
     if fits:
         return max(fits, key=space.num_params)
-    return space.sample(_step_rng(0, -2), max_params=max_params, min_params=min_params)
+    drawn = space.sample(_step_rng(0, -2), max_params=max_params, min_params=min_params)
+    why = ("the space has no BERT-shaped child [mha, ffn] * L/2" if not candidates else
+           f"no BERT-shaped child fits the budget (the smallest, {' '.join(candidates[-1])}, has "
+           f"{space.num_params(candidates[-1]):,} parameters)")
+    warnings.warn(f"MAGIC-A/AT's first anchor: {why}, so it is a seeded draw from the budget: {' '.join(drawn)}. "
+                  "Pass --anchor_arch to choose it.", stacklevel=2)
+    return drawn
 
 
 def _check_encoder_budget(space: SearchSpace, args: StrategyArguments) -> None:
