@@ -24,8 +24,10 @@ This module is part of the installed package only (checkpoint folders never impo
 
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -277,6 +279,25 @@ def inherit_from_bert(supernet, bert: PreTrainedModel, method: str = "importance
     return inherited
 
 
+class _MissingHeadFilter(logging.Filter):
+    """transformers calls a checkpoint without BERT's MLM head "corrupted" (its tied decoder bias is absent); for a
+    ``BertModel`` that is expected, and the warning below says what it means here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("seem corrupted" in message and "cls.predictions" in message)
+
+
+@contextmanager
+def _quiet_missing_head() -> Iterator[None]:
+    logger, hush = logging.getLogger("transformers.modeling_utils"), _MissingHeadFilter()
+    logger.addFilter(hush)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hush)
+
+
 def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "importance",
                        batches: Iterable[dict] | None = None, accelerator=None):
     """A :class:`MagicBertSupernetForMaskedLM` of ``config`` whose every candidate op starts from BERT ``name``:
@@ -285,7 +306,8 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
     from .bert_interop import from_bert
     from .modeling_magic_bert import MagicBertSupernetForMaskedLM
 
-    bert, info = BertForMaskedLM.from_pretrained(name, output_loading_info=True)
+    with _quiet_missing_head():
+        bert, info = BertForMaskedLM.from_pretrained(name, output_loading_info=True)
     # A BertModel checkpoint (no MLM head) loads with a fresh head: rank its neurons without the MLM loss.
     has_head = not any(key.startswith("cls.") for key in info.get("missing_keys", ()))
     if not has_head:
