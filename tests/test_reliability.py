@@ -101,9 +101,12 @@ def test_training_state_is_json_and_a_crafted_pickle_is_never_loaded(tmp_path, s
         run(*args, "--max_train_steps", 4, "--output_dir", out, "--resume_from_checkpoint", step)
     assert not marker.exists()
     (step / "custom_checkpoint_0.pkl").unlink()
+    dead = out / ".tmp-step_3-k1ll3d_x"  # a checkpoint a killed run was staging: the resume removes it
+    dead.mkdir()
+    (dead / "model.safetensors").write_bytes(b"half")
     resumed = run(*args, "--max_train_steps", 4, "--output_dir", out, "--resume_from_checkpoint", "latest")
     assert resumed.results["train_steps"] == 4 and (out / "step_4" / "manifest.json").is_file()
-    assert (decoy / "keep.txt").read_text() == "mine"
+    assert (decoy / "keep.txt").read_text() == "mine" and not dead.exists()
 
 
 # -- one run per folder ----------------------------------------------------------------------------------------

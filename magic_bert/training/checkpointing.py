@@ -180,6 +180,18 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState) -> None:
                                          lambda: json.loads((path / STATE_FILE).read_text())))
 
 
+_STAGING = re.compile(r"\.tmp-(step|epoch)_\d+-[A-Za-z0-9_]{8}")  # staging_dir's mkdtemp names, nothing else
+
+
+def remove_dead_staging(output_dir: str | Path) -> list[Path]:
+    """Delete the staging folders (``.tmp-step_N-*``, ``.tmp-epoch_N-*``) of checkpoints whose run was killed before
+    the rename. Only the run holding the output folder's lock calls this, so none of them is being written."""
+    dead = [p for p in Path(output_dir).glob(".tmp-*") if p.is_dir() and _STAGING.fullmatch(p.name)]
+    for folder in dead:
+        shutil.rmtree(folder)
+    return dead
+
+
 def save_checkpoint(accelerator, output_dir: str | Path, name: str, state: TrainingState, save_extra=None,
                     total_limit: int | None = None, settings: dict | None = None) -> Path:
     """``accelerator.save_state`` into a unique staging folder, renamed to ``name`` once complete (all ranks call
@@ -202,6 +214,7 @@ def save_checkpoint(accelerator, output_dir: str | Path, name: str, state: Train
                                                         "settings": settings or {}})
         write_manifest(staging)
         replace_dir(staging, final)
+        remove_dead_staging(output_dir)
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
                 shutil.rmtree(old)
@@ -209,4 +222,5 @@ def save_checkpoint(accelerator, output_dir: str | Path, name: str, state: Train
     return final
 
 
-__all__ = ["TrainingState", "list_checkpoints", "load_checkpoint", "resolve_resume_path", "save_checkpoint"]
+__all__ = ["TrainingState", "list_checkpoints", "load_checkpoint", "remove_dead_staging", "resolve_resume_path",
+           "save_checkpoint"]

@@ -42,7 +42,7 @@ from .arguments import (
     PretrainArguments,
     StrategyArguments,
 )
-from .checkpointing import TrainingState, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpointing import TrainingState, list_checkpoints, load_checkpoint, remove_dead_staging, save_checkpoint
 from .losses import build_loss_terms, resolve_precision
 from .setup import (
     OUTPUT_HINT,
@@ -420,7 +420,8 @@ def run_recipe(recipe: PretrainRecipe) -> PretrainResult:
 
 def _prepare_output_dir(output: Path, resume: Path | None, completed_steps: int) -> None:
     """Fresh run: the folder is new (:class:`RunFolder`). Resume: keep the log up to the checkpoint (taken from the
-    checkpoint's own run when that is another folder) and drop checkpoints of the abandoned steps after it."""
+    checkpoint's own run when that is another folder), drop checkpoints of the abandoned steps after it and the
+    staging folders of checkpoints a killed run never finished."""
     output.mkdir(parents=True, exist_ok=True)
     if resume is None:
         return
@@ -431,6 +432,7 @@ def _prepare_output_dir(output: Path, resume: Path | None, completed_steps: int)
         info = later / "checkpoint.json"
         if info.is_file() and json.loads(info.read_text())["completed_steps"] > completed_steps:
             shutil.rmtree(later)
+    remove_dead_staging(output)
 
 
 def _save_final(model, tokenizer, output: Path, results: dict, history: list[dict]) -> None:
