@@ -57,8 +57,7 @@ PRIMARY = ("magic", "distil")
 # Searched and random students start from a supernet's child; the others from the teacher's layers.
 START_SUPERNET = {"magic": "magic", "spos": "spos", "random": "magic", "magic_attn": "magic"}
 SEARCHES = ("spos", "magic", "magic_attn")
-# One fine-tuning recipe for every row (the worked example in docs/finetuning.md): epochs, max_seq_length,
-# max_train_samples.
+# One fine-tuning recipe for every row (docs/finetuning.md's worked example): epochs, max_seq_length, max samples.
 GLUE_RECIPE = {"mrpc": (3, 128, None), "stsb": (2, 128, None), "cola": (3, 64, None), "sst2": (2, 64, 8000)}
 # Rough seconds on the 2-core machine, for estimates: one KD step of 16 x 128 tokens (bench/step_throughput.py with the
 # masked-only head and a bf16 teacher: SPOS child 1.06 s, fixed student 1.10 s; MAGIC-AT adds its anchor, ~1.2x).

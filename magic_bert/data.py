@@ -6,6 +6,7 @@ child sees the same masked positions.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from functools import partial
 from itertools import chain
 from pathlib import Path
@@ -271,7 +272,12 @@ def mask_once(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, mlm
     return masked
 
 
-def fit_batch_size(batch_size: int, examples: int, what: str, say=print) -> int:
+def eval_batch_size(batch_size: int, examples: int) -> int:
+    """An evaluation batch no larger than the data (the same batches; torch allocates a list of the batch size)."""
+    return min(batch_size, max(examples, 1))
+
+
+def fit_batch_size(batch_size: int, examples: int, what: str, say: Callable[[str], object] = print) -> int:
     """``batch_size``, or ``examples`` (with a warning through ``say``) when the batch is larger than the data: a batch
     cannot hold more than every example, and torch's sampler allocates a list of ``batch_size`` up front
     (``--per_device_train_batch_size 100000000000`` was killed for memory)."""
@@ -287,6 +293,7 @@ __all__ = [
     "check_data_file",
     "check_has_text",
     "describe_synthetic",
+    "eval_batch_size",
     "fit_batch_size",
     "group_into_blocks",
     "held_out_blocks",

@@ -105,9 +105,13 @@ class OutputLock:
         if fcntl is None or self._file is not None:
             return
         self._created = _first_existing(self.path.parent)  # parents made here go again at release
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         while self._file is None:
-            file = open(self.path, "a")  # noqa: SIM115 - held open for as long as the lock
+            # Made again each try: a run letting go of a lock nearby removes the empty parent folders it made.
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                file = open(self.path, "a")  # noqa: SIM115 - held open for as long as the lock
+            except FileNotFoundError:
+                continue
             try:
                 fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -153,7 +157,11 @@ def locked_output_dir(output_dir: str | Path, overwrite: bool, accelerator=None,
     def acquire() -> None:
         check_output_dir(output_dir, overwrite, hint, inputs)  # nothing, not even the lock file, before this
         lock.acquire()
-        check_output_dir(output_dir, overwrite, hint, inputs)
+        try:
+            check_output_dir(output_dir, overwrite, hint, inputs)
+        except InputError:  # another run filled the folder meanwhile: let go, leaving no lock file
+            lock.release()
+            raise
 
     if accelerator is None:
         acquire()

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from transformers import PreTrainedModel
 from transformers.models.bert.modeling_bert import BertPreTrainedModel
 
 from .bert_interop import to_bert
 from .errors import InputError
 from .io_utils import check_output_dir, publish_dir
-from .modeling_magic_bert import MagicBertPreTrainedModel
+from .modeling_magic_bert import MagicBertPreTrainedModel, fixed_normal
 
 SENTENCE_EXTRA = "pip install magic_bert[sentence]"
 
@@ -50,9 +51,14 @@ def sentence_encoder(model: PreTrainedModel) -> PreTrainedModel:
     encoder = base
     if base.pooler is None:
         param = next(base.parameters())
-        encoder = type(base)(base.config).to(device=param.device, dtype=param.dtype)
+        with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+            encoder = type(base)(base.config).to(device=param.device, dtype=param.dtype)
         missing, unexpected = encoder.load_state_dict(base.state_dict(), strict=False)
         assert not unexpected and all(key.startswith("pooler.") for key in missing), (missing, unexpected)
+        with torch.no_grad():  # the same pooler at every export, whatever the class (BertModel draws it at random)
+            encoder.pooler.dense.weight.copy_(fixed_normal(encoder.pooler.dense.weight.shape,
+                                                           encoder.config.initializer_range))
+            encoder.pooler.dense.bias.zero_()
     if getattr(encoder.config, "is_bert_shaped", False):
         encoder = to_bert(encoder)
     return encoder

@@ -91,14 +91,14 @@ def held_out_source(args: HeldOutArguments, seed: int, supernets: Sequence[str |
     """``validation_file`` / ``dataset_name``; else the text the first of ``supernets`` that records one held out in
     pre-training (all_results.json ``held_out_text``); else, said in a note, the embedded corpus's held-out
     documents for ``seed``."""
+    explicit = _explicit_source(args)
+    if explicit is not None:  # the user's text: no record is read (a bad one must not stop this)
+        return HeldOutSource(explicit, lambda: load_held_out_text(args.dataset_name, args.dataset_config_name,
+                                                                  args.validation_file, args.validation_split),
+                             args.max_seq_length or _recorded_length(supernets), args.text_column_name)
     found = [(str(folder), record) for folder in supernets if (record := recorded_held_out(folder)) is not None]
     recorded = found[0][1] if found else {}
     length = args.max_seq_length or recorded.get("max_seq_length") or DEFAULT_BLOCK_LENGTH
-    explicit = _explicit_source(args)
-    if explicit is not None:
-        return HeldOutSource(explicit, lambda: load_held_out_text(args.dataset_name, args.dataset_config_name,
-                                                                  args.validation_file, args.validation_split),
-                             length, args.text_column_name)
     if found:
         folder, description = found[0][0], describe(recorded)
         others = sorted({describe(record) for _, record in found[1:]} - {description})
@@ -113,6 +113,15 @@ def held_out_source(args: HeldOutArguments, seed: int, supernets: Sequence[str |
     return HeldOutSource(description, lambda: load_held_out_text(synthetic_documents=DEFAULT_DOCUMENTS, seed=seed),
                          length, args.text_column_name, note=f"Held-out text: {description}, as {why}; pass "
                                                              "`validation_file` to score on other text.")
+
+
+def _recorded_length(supernets: Sequence[str | Path]) -> int:
+    """The block length the first supernet recorded (a record that is not one is skipped here), else the default."""
+    for folder in supernets:
+        record = _results(folder).get(RESULTS_KEY)
+        if is_record(record):
+            return record["max_seq_length"]
+    return DEFAULT_BLOCK_LENGTH
 
 
 def _explicit_source(args: HeldOutArguments) -> str | None:

@@ -84,8 +84,7 @@ def test_installed_scripts_match_pyproject():
         module, _, name = SCRIPTS[script].partition(":")
         if f"from {module} import {name}" not in path.read_text(errors="replace"):
             stale[script] = SCRIPTS[script]
-    if stale:
-        pytest.skip(f"the installed scripts predate pyproject.toml's targets {stale}: run `pip install -e .`")
+    assert not stale, f"the installed scripts predate pyproject.toml's targets {stale}: run `pip install -e .`"
 
 
 def test_installed_export_exits_0(trained_supernet_dir, tmp_path):

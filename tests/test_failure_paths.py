@@ -1,6 +1,7 @@
 """Failure paths of issue 31: each bad input is one line naming the value (no traceback), a refused run leaves no file
 behind, a non-finite fine-tuning loss stops the run, and a harmless tokeniser warning stays silent."""
 
+import json
 import logging
 import pathlib
 import pickle
@@ -13,6 +14,7 @@ import torch
 
 from magic_bert.analysis.command import main_interference
 from magic_bert.data import tokenize_and_group
+from magic_bert.errors import InputError
 from magic_bert.glue.command import main as glue_main
 from magic_bert.training.checkpointing import write_manifest
 from magic_bert.training.command import main as pretrain_main
@@ -49,6 +51,22 @@ def test_interference_with_an_unknown_op_is_one_line(run_dir, tmp_path):  # noqa
 
 
 # -- item 6: a run refused after taking its lock leaves nothing --------------------------------------------------
+def test_a_folder_filled_while_the_lock_was_taken_leaves_no_lock_file(tmp_path, monkeypatch):
+    from magic_bert import output_folder
+
+    checks = []
+
+    def check(*args, **kwargs):  # the second check (under the lock) finds the folder filled by another run
+        checks.append(args[0])
+        if len(checks) == 2:
+            raise InputError("`output_dir` is not empty")
+
+    monkeypatch.setattr(output_folder, "check_output_dir", check)
+    with pytest.raises(InputError, match="is not empty"), output_folder.locked_output_dir(tmp_path / "n" / "o", False):
+        pass
+    assert len(checks) == 2 and list(tmp_path.iterdir()) == []  # no lock file, no parent folder made for it
+
+
 @pytest.mark.parametrize("nested", [False, True])
 def test_a_refused_run_leaves_the_parent_folder_as_it_was(tmp_path, word_tokenizer_dir, nested):
     (tmp_path / "keep.txt").write_text("mine")
@@ -126,6 +144,20 @@ def test_finetuning_stops_on_a_non_finite_loss_and_saves_no_model(glue_inputs, t
     assert "not finite" in message and "of reviews" in message and "no model was saved" in message, message
     assert "--learning_rate (was 1e+30)" in message
     assert not list(out.rglob("model.safetensors"))
+
+
+def test_a_rate_that_diverges_in_a_grid_is_recorded_and_the_grid_goes_on(glue_inputs, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    glue_main([str(a) for a in glue_argv(glue_inputs["bert"], glue_inputs, out, "--learning_rates", "1e30,1e-3",
+                                         "--max_train_steps", 3)])
+    results = json.loads((out / "all_results.json").read_text())
+    diverged, kept = results["runs"]
+    assert diverged["learning_rate"] == 1e30 and diverged["score"] is None and "not finite" in diverged["diverged"]
+    assert kept["learning_rate"] == 1e-3 and results["eval_results"]["reviews"]["learning_rate"] == 1e-3
+    assert not list(out.rglob("lr_1e+30")) and (out / "reviews" / "best_model" / "config.json").is_file()
+    message = one_line_error(glue_main, glue_argv(glue_inputs["bert"], glue_inputs, tmp_path / "o2",
+                                                  "--learning_rates", "1e30,1e31", "--max_train_steps", 3))
+    assert "every learning rate of the grid diverged on reviews" in message, message
 
 
 def test_non_finite_weights_are_never_kept():

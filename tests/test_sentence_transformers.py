@@ -10,7 +10,6 @@ import textwrap
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
 from magic_bert import MagicBertForSequenceClassification, MagicBertSupernetForMaskedLM, save_sentence_transformer
@@ -21,6 +20,8 @@ from magic_bert.search.export import export_checkpoint
 from magic_bert.synthetic_corpus import vocabulary
 
 from .conftest import BLOCK_MAGIC_BERT
+
+SentenceTransformer = pytest.importorskip("sentence_transformers").SentenceTransformer  # the [sentence] extra
 
 BERT_ARCH = ["mha:2", "ffn:256"] * 2
 ARCH = ["mha:2", "conv:5", "ffn:256", "identity"]

@@ -34,11 +34,11 @@ from transformers import (
     get_scheduler,
 )
 
-from ..data import fit_batch_size, fit_tokenizer_to_model
+from ..data import eval_batch_size, fit_batch_size, fit_tokenizer_to_model
 from ..distillation import soft_target_kl
 from ..errors import InputError, check_weight_files, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
-from ..optim import adamw_parameter_groups, stop_if_not_finite, stop_if_weights_not_finite
+from ..optim import NonFiniteLossError, adamw_parameter_groups, stop_if_not_finite, stop_if_weights_not_finite
 from ..output_folder import RunFolder, locked_output_dir
 from .arguments import FinetuneArguments, glue_inputs, writes_into_model
 from .custom import task_from_files
@@ -227,8 +227,8 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
         dataset = data[split].rename_column("label", "labels")
         # No batch larger than the data (torch allocates a list of the batch size up front); training says so.
         batch_size = fit_batch_size(args.per_device_train_batch_size, len(dataset), f"{task.name} training examples",
-                                    accelerator.print) if shuffle else min(args.per_device_eval_batch_size,
-                                                                           max(len(dataset), 1))
+                                    accelerator.print) if shuffle else eval_batch_size(args.per_device_eval_batch_size,
+                                                                                       len(dataset))
         return DataLoader(dataset, shuffle=shuffle, collate_fn=collator, batch_size=batch_size,
                           generator=torch.Generator().manual_seed(args.seed))
 
@@ -387,9 +387,21 @@ def _run_grid(args: FinetuneArguments, tasks: list[GlueTask], accelerator, token
     best: dict[str, RunResult] = {}
     runs, log = [], []
     for task in tasks:
+        diverged = []
         for rate in rates:
             run_dir = output / task.name / (f"lr_{rate:g}" if len(rates) > 1 else "best_model")
-            result = train_one(args, task, rate, tokenizer, data[task.name], accelerator, run_dir)
+            try:
+                result = train_one(args, task, rate, tokenizer, data[task.name], accelerator, run_dir)
+            except NonFiniteLossError as error:
+                if len(rates) == 1:
+                    raise
+                # In a grid a rate that diverges is a result (too high), not the end of the run: recorded, never kept.
+                diverged.append(str(error))
+                if accelerator.is_main_process:
+                    shutil.rmtree(run_dir, ignore_errors=True)  # an epoch saved before it diverged is not kept either
+                runs.append({"task": task.name, "learning_rate": rate, "best_epoch": None, "score": None,
+                             "diverged": str(error)})
+                continue
             runs.append({"task": task.name, "learning_rate": rate, "best_epoch": result.best_epoch,
                          "score": result.score, **{f"eval_{k}": v for k, v in result.dev_metrics.items()}})
             log += result.history
@@ -397,6 +409,8 @@ def _run_grid(args: FinetuneArguments, tasks: list[GlueTask], accelerator, token
                 write_jsonl_atomic(output / "train_log.jsonl", log)
             if task.name not in best or result.score > best[task.name].score:
                 best[task.name] = result
+        if task.name not in best:
+            raise NonFiniteLossError(f"every learning rate of the grid diverged on {task.name}: {'; '.join(diverged)}")
         winner = output / task.name / f"lr_{best[task.name].learning_rate:g}"
         if accelerator.is_main_process and len(rates) > 1 and args.save_best_model and winner.exists():
             publish_dir(output / task.name / "best_model", partial(shutil.copytree, winner, dirs_exist_ok=True))

@@ -166,6 +166,9 @@ def _check_weights_only(checkpoint: Path, file: Path) -> None:
         raise InputError(f"`resume_from_checkpoint` {str(checkpoint)!r}: {file.name} holds an object that safe "
                          "(weights-only) loading refuses, so it is not a file this recipe saved; resume only from "
                          "checkpoints you trust.") from error
+    except (EOFError, RuntimeError) as error:  # a truncated or garbled file (its manifest recomputed to match)
+        raise InputError(f"`resume_from_checkpoint` {str(checkpoint)!r}: {file.name} cannot be read ({error}); "
+                         "resume from an earlier checkpoint.") from error
 
 
 def load_checkpoint(accelerator, path: Path, state: TrainingState) -> None:

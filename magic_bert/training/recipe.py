@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import default_data_collator
 
-from ..data import BatchMasker, fit_batch_size, fit_tokenizer_to_model
+from ..data import BatchMasker, eval_batch_size, fit_batch_size, fit_tokenizer_to_model
 from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
 from ..held_out_record import RESULTS_KEY as HELD_OUT_RECORD
 from ..held_out_record import record_held_out
@@ -213,9 +213,8 @@ class PretrainRecipe:
             {k: v.to(accelerator.device) for k, v in self.probe_batch.items()})
 
     def _eval_loader(self, dataset) -> DataLoader:
-        # No batch larger than the data (same batches; torch allocates a list of the batch size up front).
         return DataLoader(dataset, collate_fn=default_data_collator, generator=torch.Generator(),
-                          batch_size=min(self.args.per_device_eval_batch_size, max(len(dataset), 1)))
+                          batch_size=eval_batch_size(self.args.per_device_eval_batch_size, len(dataset)))
 
     # -- training ----------------------------------------------------------------------------------------------
     def train(self) -> None:

@@ -266,7 +266,7 @@ class AnchoredSampling:
                          max_encoder_params=max_encoder_params, min_encoder_params=min_encoder_params)
         # self.max_params / min_params now hold the combined budget (encoder bounds included).
         initial = space.validate(anchor_arch) if anchor_arch is not None else default_anchor_arch(
-            space, self.max_params, self.min_params)
+            space, self.max_params, self.min_params, warn=True)
         self.anchor = Anchor(initial, margin=swap_margin)
         self.history = self.anchor.history
         self.eval_steps = eval_steps
@@ -336,8 +336,8 @@ class MagicAT(AnchoredSampling, TopologySampler):
 
 
 def default_anchor_arch(space: SearchSpace, max_params: float | None = None, min_params: float | None = None,
-                        max_encoder_params: float | None = None,
-                        min_encoder_params: float | None = None) -> list[str]:
+                        max_encoder_params: float | None = None, min_encoder_params: float | None = None,
+                        warn: bool = False) -> list[str]:
     """The initial anchor when none is given: the largest BERT-like child ``[mha, ffn] * L/2`` inside the budget.
 
     The largest-parameter child would be all-FFN in these spaces (no token mixing at all), a poor anchor, so we
@@ -354,11 +354,12 @@ def default_anchor_arch(space: SearchSpace, max_params: float | None = None, min
     if fits:
         return max(fits, key=space.num_params)
     drawn = space.sample(_step_rng(0, -2), max_params=max_params, min_params=min_params)
-    why = ("the space has no BERT-shaped child [mha, ffn] * L/2" if not candidates else
-           f"no BERT-shaped child fits the budget (the smallest, {' '.join(candidates[-1])}, has "
-           f"{space.num_params(candidates[-1]):,} parameters)")
-    warnings.warn(f"MAGIC-A/AT's first anchor: {why}, so it is a seeded draw from the budget: {' '.join(drawn)}. "
-                  "Pass --anchor_arch to choose it.", stacklevel=2)
+    if warn:  # MAGIC-A/AT's anchor (SPOS only evaluates this child, and takes no --anchor_arch)
+        sizes = sorted(space.num_params(arch) for arch in candidates)
+        why = ("the space has no BERT-shaped child [mha, ffn] * L/2" if not candidates else
+               f"none of its BERT-shaped children ({sizes[0]:,} to {sizes[-1]:,} parameters) fits the budget")
+        warnings.warn(f"MAGIC-A/AT's first anchor: {why}, so it is a seeded draw from the budget: {' '.join(drawn)}. "
+                      "Pass --anchor_arch to choose it.", stacklevel=2)
     return drawn
 
 
