@@ -39,13 +39,28 @@ def stop_if_not_finite(accelerator, losses: dict[str, float], step: int, learnin
                                                learning_rate))
 
 
+def non_finite_parameters(model: nn.Module) -> list[str]:
+    """The names of ``model``'s parameters holding a NaN or an infinity."""
+    return [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+
+
+def check_finite_weights(model: nn.Module, what: str) -> None:
+    """A model loaded for search, export or fine-tuning has finite weights: a file whose header is valid but whose
+    values are not (damaged, or saved from a diverged run) is refused by name instead of spreading NaN."""
+    bad = non_finite_parameters(model)
+    if bad:
+        raise InputError(f"{what} holds non-finite weights ({len(bad)} tensor(s), e.g. {bad[0]}): the file is "
+                         "damaged or was saved from a run that diverged.")
+
+
 def stop_if_weights_not_finite(model: nn.Module, step: int, learning_rate: float, where: str = "") -> None:
     """Stop when a weight is NaN or infinite (one step can make them so with a loss still finite); replicas hold the
     same weights, so every rank decides alike."""
-    bad = [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+    bad = non_finite_parameters(model)
     if bad:
         raise NonFiniteLossError(_stop_message(f"the weights are not finite after step {step}{where} ({len(bad)} "
                                                f"tensor(s), e.g. {bad[0]})", learning_rate))
 
 
-__all__ = ["NonFiniteLossError", "adamw_parameter_groups", "stop_if_not_finite", "stop_if_weights_not_finite"]
+__all__ = ["NonFiniteLossError", "adamw_parameter_groups", "check_finite_weights", "non_finite_parameters",
+           "stop_if_not_finite", "stop_if_weights_not_finite"]

@@ -18,6 +18,7 @@ from .data import check_data_file, describe_synthetic, held_out_blocks, load_hel
 from .errors import InputError, as_flags, check_weight_files, invalid_value, load_user_file
 from .held_out_record import RESULTS_KEY, describe, is_record, load_recorded
 from .modeling_magic_bert import MagicBertSupernetForMaskedLM
+from .optim import check_finite_weights
 from .synthetic_corpus import DEFAULT_DOCUMENTS
 
 DEFAULT_BLOCK_LENGTH = 128  # held-out blocks of a supernet that records no block length
@@ -201,8 +202,10 @@ def load_supernet(path: str | Path, param: str = "supernet") -> MagicBertSuperne
     """A supernet saved by pre-training; a fixed model or an unreadable folder is refused by name."""
     config = load_supernet_config(path, param)
     check_weight_files(path, f"`{param}` {str(path)!r}")
-    return load_user_file(f"`{param}` {str(path)!r}",
-                          lambda: MagicBertSupernetForMaskedLM.from_pretrained(path, config=config))
+    supernet = load_user_file(f"`{param}` {str(path)!r}",
+                              lambda: MagicBertSupernetForMaskedLM.from_pretrained(path, config=config))
+    check_finite_weights(supernet, f"`{param}` {str(path)!r}")
+    return supernet
 
 
 def load_tokenizer(name_or_path: str | Path, param: str = "tokenizer_name"):

@@ -160,6 +160,28 @@ def test_a_rate_that_diverges_in_a_grid_is_recorded_and_the_grid_goes_on(glue_in
     assert "every learning rate of the grid diverged on reviews" in message, message
 
 
+def test_non_finite_weights_are_refused_when_a_model_is_loaded(glue_inputs, tiny_config, tmp_path):  # noqa: F811
+    from transformers import AutoModelForSequenceClassification
+
+    from magic_bert import MagicBertSupernetForMaskedLM
+    from magic_bert.supernet_inputs import load_supernet
+
+    supernet = MagicBertSupernetForMaskedLM(tiny_config)
+    with torch.no_grad():
+        supernet.bert.embeddings.word_embeddings.weight[3, 1] = float("nan")  # a valid file of bad values
+    supernet.save_pretrained(tmp_path / "supernet")
+    with pytest.raises(InputError, match=r"`supernet` '.*' holds non-finite weights \(1 tensor\(s\), e.g. "
+                                         r"bert.embeddings.word_embeddings.weight\)"):
+        load_supernet(tmp_path / "supernet")
+    model = AutoModelForSequenceClassification.from_pretrained(glue_inputs["bert"])
+    with torch.no_grad():
+        next(model.base_model.encoder.parameters()).fill_(float("inf"))
+    model.save_pretrained(tmp_path / "bert")
+    message = one_line_error(glue_main, glue_argv(tmp_path / "bert", glue_inputs, tmp_path / "out"))
+    assert "--model_name_or_path" in message and "holds non-finite weights" in message, message
+    assert not (tmp_path / "out").exists()
+
+
 def test_non_finite_weights_are_never_kept():
     from magic_bert.optim import NonFiniteLossError, stop_if_weights_not_finite
 

@@ -38,7 +38,13 @@ from ..data import eval_batch_size, fit_batch_size, fit_tokenizer_to_model
 from ..distillation import soft_target_kl
 from ..errors import InputError, check_weight_files, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
-from ..optim import NonFiniteLossError, adamw_parameter_groups, stop_if_not_finite, stop_if_weights_not_finite
+from ..optim import (
+    NonFiniteLossError,
+    adamw_parameter_groups,
+    check_finite_weights,
+    stop_if_not_finite,
+    stop_if_weights_not_finite,
+)
 from ..output_folder import RunFolder, locked_output_dir
 from .arguments import FinetuneArguments, glue_inputs, writes_into_model
 from .custom import task_from_files
@@ -135,6 +141,7 @@ def load_model(args: FinetuneArguments, task: GlueTask, tokenizer):
     model, info = load_user_file(what, partial(AutoModelForSequenceClassification.from_pretrained, source,
                                                ignore_mismatched_sizes=True, output_loading_info=True, **labels))
     _check_only_head_is_new(model, info, what)
+    check_finite_weights(model, what)
     return model
 
 
