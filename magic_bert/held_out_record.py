@@ -22,6 +22,8 @@ from .data import describe_synthetic, load_held_out_text, load_text_datasets, sy
 from .errors import InputError
 
 RESULTS_KEY = "held_out_text"
+# In a checkpoint (no all_results.json yet): the record and the anchor's skipped blocks, so `--supernet step_N` works.
+CHECKPOINT_SCORING = "held_out.json"
 # The data options (DataArguments) that decide the held-out text.
 DATA_FIELDS = ("dataset_name", "dataset_config_name", "train_file", "validation_file", "validation_split_percentage",
                "streaming", "held_out_documents", "text_column_name")
@@ -90,4 +92,5 @@ def load_recorded(record: dict, what: str) -> datasets.Dataset:
                               None, record.get("validation_split_percentage", 5), seed=record["seed"])["validation"]
 
 
-__all__ = ["DATA_FIELDS", "RESULTS_KEY", "describe", "is_record", "load_recorded", "record_held_out"]
+__all__ = ["CHECKPOINT_SCORING", "DATA_FIELDS", "RESULTS_KEY", "describe", "is_record", "load_recorded",
+           "record_held_out"]

@@ -16,7 +16,7 @@ from .cli import arg, at_least, in_range
 from .configuration_magic_bert import MagicBertSupernetConfig
 from .data import check_data_file, describe_synthetic, held_out_blocks, load_held_out_text
 from .errors import InputError, as_flags, check_weight_files, invalid_value, load_user_file
-from .held_out_record import RESULTS_KEY, describe, is_record, load_recorded
+from .held_out_record import CHECKPOINT_SCORING, RESULTS_KEY, describe, is_record, load_recorded
 from .modeling_magic_bert import MagicBertSupernetForMaskedLM
 from .optim import check_finite_weights
 from .synthetic_corpus import DEFAULT_DOCUMENTS
@@ -167,8 +167,10 @@ def recorded_held_out(folder: str | Path) -> dict | None:
 
 
 def _results(folder: str | Path) -> dict:
-    """A pre-training output folder's all_results.json ({} without one)."""
+    """A pre-training output folder's all_results.json, or a checkpoint's held_out.json ({} without either)."""
     results = Path(folder) / "all_results.json"
+    if not results.is_file():
+        results = Path(folder) / CHECKPOINT_SCORING
     if not results.is_file():
         return {}
     fields = load_user_file(f"`supernet` {str(folder)!r}: {str(results)!r}",

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, default_data_collator
 
@@ -89,6 +90,33 @@ def test_search_scores_the_supernets_own_held_out_text(anchored_supernet, tmp_pa
 
     with pytest.raises(InputError, match=r"leaves none of the \d+ blocks of the embedded synthetic text \(10 held-out"):
         held_out(HeldOutArguments(skip_held_out_blocks=1000), tokenizer, SEED, [anchored_supernet])
+
+
+def test_a_checkpoint_of_a_run_is_a_supernet_search_takes(tmp_path, word_tokenizer_dir, capsys):
+    """A run stopped early can be searched from its last checkpoint: the same held-out text and skipped anchor blocks
+    as the finished run would give, and the checkpoint's weights."""
+    out = tmp_path / "supernet"
+    pretrain(parse_pretrain_args([
+        "--output_dir", str(out), "--tokenizer_name", word_tokenizer_dir, "--sampler", "magic-at",
+        "--synthetic_documents", str(DOCUMENTS), "--max_seq_length", str(LENGTH), "--per_device_train_batch_size", "4",
+        "--max_train_steps", "4", "--anchor_eval_steps", "2", "--checkpointing_steps", "4"]))
+    step = out / "step_4"
+    final = json.loads((out / "all_results.json").read_text())
+    result = search_recipe.search(search_recipe.parse_args([
+        "--supernet", str(step), "--output_dir", str(tmp_path / "search"), "--max_params", "150e3",
+        "--population_size", "2", "--generations", "1", "--num_eval_batches", "1"]))
+    tokenizer = AutoTokenizer.from_pretrained(step)
+    capsys.readouterr()
+    kept = held_out(HeldOutArguments(), tokenizer, SEED, [step])
+    assert f"which --supernet '{step}' held out in pre-training" in capsys.readouterr().err
+    assert kept["input_ids"] == held_out(HeldOutArguments(), tokenizer, SEED, [out])["input_ids"]
+    assert len(kept) == len(held_out(HeldOutArguments(skip_held_out_blocks=0), tokenizer, SEED, [out])) - \
+        final["held_out_skipped_blocks"]
+    from_step = MagicBertSupernetForMaskedLM.from_pretrained(step).eval()  # the last step's weights: the final ones
+    finished = MagicBertSupernetForMaskedLM.from_pretrained(out).eval()
+    for (name, a), b in zip(from_step.state_dict().items(), finished.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert result.best.arch is not None
 
 
 def test_a_supernet_without_a_record_falls_back_to_the_default_corpus_and_says_so(anchored_supernet, tmp_path,

@@ -27,8 +27,8 @@ from transformers import default_data_collator
 
 from ..data import BatchMasker, eval_batch_size, fit_batch_size, fit_tokenizer_to_model
 from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
+from ..held_out_record import CHECKPOINT_SCORING, record_held_out
 from ..held_out_record import RESULTS_KEY as HELD_OUT_RECORD
-from ..held_out_record import record_held_out
 from ..io_utils import read_jsonl, staging_dir, write_json_atomic, write_jsonl_atomic
 from ..optim import NonFiniteLossError, stop_if_not_finite
 from ..output_folder import OutputLock, RunFolder, check_output_dir
@@ -343,8 +343,16 @@ class PretrainRecipe:
         if self.streaming:
             self.state.stream_passes, self.state.stream_batches = gather_positions(self.accelerator,
                                                                                    self.train_dataloader)
-        save_checkpoint(self.accelerator, self.output, name, self.state, self.tokenizer.save_pretrained,
+        save_checkpoint(self.accelerator, self.output, name, self.state, self._checkpoint_extras,
                         self.args.checkpoints_total_limit, self.settings)
+
+    def _checkpoint_extras(self, folder: Path) -> None:
+        """What makes a checkpoint a folder `--supernet` takes (search, export, analysis of a run stopped early):
+        the tokenizer, the model's config and what the held-out text and the anchor's blocks were."""
+        self.tokenizer.save_pretrained(folder)
+        self.unwrapped.config.save_pretrained(folder)
+        write_json_atomic(folder / CHECKPOINT_SCORING, {"held_out_skipped_blocks": self.skipped_blocks,
+                                                        HELD_OUT_RECORD: self.held_out_text})
 
     def _reduce_local_tokens(self) -> int:
         tokens = torch.tensor(self.local_tokens, device=self.accelerator.device)
