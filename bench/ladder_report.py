@@ -37,8 +37,15 @@ RUNGS = [("teacher", "showcase", "cut", "showcase", "cutting to layers 0, 2, 4 (
          ("teacher", "showcase", "teacher", "tuned", "the tuned fine-tuning protocol (teacher)"),
          *[("cut", "tuned", row, protocol, f"distillation: {ROWS[row].removeprefix('cut + ')} ({protocol})")
            for protocol in ("tuned", "cutlr")
-           for row in ("kd_showcase", "kd_hidden", "kd_attention", "kd_embedding", "kd_combined")]]
-BOOTSTRAP_RUNGS = {1, 2}  # indices into RUNGS: the distillation and the protocol, the two suspects
+           for row in ("kd_showcase", "kd_hidden", "kd_attention", "kd_embedding", "kd_combined")],
+         ("teacher", "tuned", "cut", "tuned", "cutting to layers 0, 2, 4 (no distillation; tuned protocol)"),
+         *[(row, protocol, f"{row}_taskkd", protocol, f"task-specific KD on {ROWS[row].removeprefix('cut + ')} "
+                                                      f"({protocol})")
+           for protocol in ("tuned", "cutlr") for row in ("cut", "kd_showcase", "kd_combined")]]
+# Indices into RUNGS with a paired bootstrap: the distillation and the protocol (the two first suspects), the cut under
+# the tuned protocol and task-specific KD.
+BOOTSTRAP_RUNGS = {1, 2} | {i for i, rung in enumerate(RUNGS) if rung[2].endswith("_taskkd") or rung[:2] == (
+    "teacher", "tuned")}
 
 
 def collect(results: Path, showcase_results: Path | None) -> dict[tuple[str, str], dict[int, dict]]:
