@@ -162,7 +162,8 @@ def test_the_report_writes_the_committed_docs_only_when_not_quick(tmp_path, monk
     written = []
     monkeypatch.setattr(showcase_report, "build_report", lambda results, docs, *a, **k: written.append(docs) or {})
     out = tmp_path / "out"
-    args = showcase.ShowcaseArguments(quick=quick, output_dir=str(out),
+    # A named teacher: the full run would otherwise look for the installed all-MiniLM-L6-v2, which CI lacks.
+    args = showcase.ShowcaseArguments(quick=quick, output_dir=str(out), teacher=str(tmp_path / "teacher"),
                                       docs_dir=None if docs_dir is None else docs_dir.format(tmp=tmp_path))
     showcase.report_stage(showcase.make_plan(args))
     assert written == [Path(expected.format(out=out, tmp=tmp_path))]
