@@ -1,6 +1,6 @@
 """The distillation maths shared by pre-training and GLUE fine-tuning: the temperature-scaled KL of predictions
-(teacher and anchor predictions on masked positions, prediction-layer KD), MiniLMv2's self-attention relations and
-mean-pooled sentence embeddings."""
+(teacher and anchor predictions on masked positions, prediction-layer KD), layer-mapped hidden states (TinyBERT),
+MiniLMv2's self-attention relations and mean-pooled sentence embeddings."""
 
 from __future__ import annotations
 
@@ -20,6 +20,23 @@ def soft_target_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, te
         return per_position.mean() * t * t
     mask = mask.to(per_position.dtype)
     return (per_position * mask).sum() / mask.sum().clamp(min=1) * t * t
+
+
+def hidden_state_mse(student_states: tuple[torch.Tensor, ...], teacher_states: tuple[torch.Tensor, ...],
+                     pairs: list[tuple[int, int]], attention_mask: torch.Tensor,
+                     projection: torch.nn.Module | None = None) -> torch.Tensor:
+    """TinyBERT's intermediate-layer loss: the mean over the ``(student, teacher)`` index pairs into the two
+    ``hidden_states`` tuples of the MSE per dimension over real tokens, the student's side through ``projection``
+    when the widths differ. The teacher side is detached; computed in fp32."""
+    real = attention_mask.unsqueeze(-1).float()
+    per_pair = []
+    for student_index, teacher_index in pairs:
+        student = student_states[student_index]
+        if projection is not None:
+            student = projection(student)
+        squared = (student.float() - teacher_states[teacher_index].detach().float()).pow(2) * real
+        per_pair.append(squared.sum() / (real.sum() * squared.shape[-1]).clamp(min=1))
+    return torch.stack(per_pair).mean()
 
 
 def self_relations(states: torch.Tensor, heads: int, key_mask: torch.Tensor) -> torch.Tensor:
@@ -63,4 +80,4 @@ def embedding_distance(student: torch.Tensor, teacher: torch.Tensor, loss: str) 
     raise ValueError(f"unknown embedding loss {loss!r}")
 
 
-__all__ = ["embedding_distance", "mean_pool", "relation_kl", "self_relations", "soft_target_kl"]
+__all__ = ["embedding_distance", "hidden_state_mse", "mean_pool", "relation_kl", "self_relations", "soft_target_kl"]

@@ -48,6 +48,12 @@ class FinetuneArguments(TakesStudentRecipe):
     teacher_name_or_path: str | None = arg(None, "A fine-tuned teacher for this task (prediction-layer KD).")
     kd_alpha: float = arg(0.5, "loss = (1 - kd_alpha) * task loss + kd_alpha * KD (KL; MSE for regression).")
     kd_temperature: float = arg(1.0, "Softmax temperature of the KD KL.")
+    kd_hidden_weight: float = arg(0.0, "Intermediate-layer KD (TinyBERT): weight of the MSE between the student's and "
+                                       "the teacher's hidden states through --kd_layer_map, added to the loss; needs "
+                                       "--teacher_name_or_path.")
+    kd_layer_map: str = arg("uniform", "--kd_hidden_weight's pairs 'student:teacher,...' of indices into "
+                                       "hidden_states (0 = embeddings), or 'uniform': the student's (non-empty) layers "
+                                       "matched with teacher layers spread evenly, the last with the last.")
     init_from_mnli: str | None = arg(None, "An MNLI fine-tuned checkpoint to start RTE, MRPC and STS-B from.")
     max_train_samples: int | None = arg(None, "Use the first N training examples.")
     max_eval_samples: int | None = arg(None, "Use the first N examples of each dev set.")
@@ -96,9 +102,12 @@ class FinetuneArguments(TakesStudentRecipe):
                  gradient_accumulation_steps=self.gradient_accumulation_steps, max_train_steps=self.max_train_steps,
                  max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples)
         at_least(0, num_warmup_steps=self.num_warmup_steps, weight_decay=self.weight_decay,
-                 max_grad_norm=self.max_grad_norm)
+                 max_grad_norm=self.max_grad_norm, kd_hidden_weight=self.kd_hidden_weight)
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature)
         in_range("kd_alpha", self.kd_alpha, 0, 1)
+        if self.kd_hidden_weight > 0 and self.teacher_name_or_path is None:
+            raise InputError(f"`kd_hidden_weight` {self.kd_hidden_weight} distils the hidden states of a fine-tuned "
+                             "teacher: give `teacher_name_or_path` too.")
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, closed="[)")
         self.learning_rate_grid()
         self._check_data()

@@ -1,5 +1,5 @@
 """GLUE fine-tuning under Accelerate, as transformers' ``run_glue_no_trainer.py`` does it, plus the paper's practice:
-prediction-layer distillation from a fine-tuned teacher, starting RTE/MRPC/STS-B from an MNLI checkpoint, and a
+distillation from a fine-tuned teacher (its logits, optionally its hidden states: ``task_distillation``), starting RTE/MRPC/STS-B from an MNLI checkpoint, and a
 small learning-rate grid keeping the best dev score. ``glue.command.main`` (``recipes/finetune_glue.py``) is the
 command line.
 
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list, set_seed
 from torch.utils.data import DataLoader
@@ -35,7 +34,6 @@ from transformers import (
 )
 
 from ..data import eval_batch_size, fit_batch_size, fit_tokenizer_to_model
-from ..distillation import soft_target_kl
 from ..errors import InputError, check_weight_files, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import (
@@ -50,6 +48,7 @@ from .arguments import FinetuneArguments, glue_inputs, writes_into_model
 from .custom import task_from_files
 from .metrics import glue_average, load_glue_metric, score_note, task_score
 from .report import results_table, update_model_card, write_submission
+from .task_distillation import TaskDistillation, check_hidden_distillation, distillation_loss, load_task_distillation
 from .tasks import TASKS, GlueTask, get_task, load_glue
 
 
@@ -98,11 +97,12 @@ def check_models(args: FinetuneArguments, tasks: list[GlueTask], tokenizer) -> N
     """Every model a run will load fits the tokenizer and ``max_seq_length``, has readable weights and loads with
     only a new pooler and classifier (the teacher: fits the task too), checked before any work and before the
     output folder is touched. Each starting checkpoint is loaded once here, with its first task's head."""
-    first_task = {}
+    first_task, students = {}, []
     for task in tasks:
         first_task.setdefault(_model_source(args, task), task)
     for (parameter, source), task in first_task.items():
         config = load_user_file(f"`{parameter}` {source!r}", partial(AutoConfig.from_pretrained, source))
+        students.append(config)
         if len(tokenizer) > config.vocab_size:
             raise InputError(f"The tokenizer has {len(tokenizer)} tokens but `{parameter}` {source!r} has embeddings "
                              f"for {config.vocab_size}: they do not belong together.")
@@ -118,6 +118,8 @@ def check_models(args: FinetuneArguments, tasks: list[GlueTask], tokenizer) -> N
                              f"{len(tokenizer)} tokens.")
         _check_positions(args.max_seq_length, config, "teacher_name_or_path", name)
         check_weight_files(name, f"`teacher_name_or_path` {name!r}")
+        for student in students:
+            check_hidden_distillation(args, student, config)
 
 
 def _check_positions(max_seq_length: int, config, parameter: str, source: str) -> None:
@@ -164,21 +166,6 @@ def _check_only_head_is_new(model, info: dict, what: str) -> None:
                          "fix config.json (e.g. its arch) or pass the checkpoint it was saved with.")
 
 
-def load_teacher(args: FinetuneArguments):
-    name = args.teacher_name_or_path
-    teacher = load_user_file(f"`teacher_name_or_path` {name!r}",
-                             partial(AutoModelForSequenceClassification.from_pretrained, name))
-    return teacher.eval().requires_grad_(False)
-
-
-def distillation_loss(student_logits, teacher_logits, task: GlueTask, temperature: float) -> torch.Tensor:
-    """Prediction-layer KD: T²·KL(teacher ‖ student) for classification (the KL pre-training uses too), MSE for
-    regression."""
-    if task.is_regression:
-        return F.mse_loss(student_logits.float().squeeze(-1), teacher_logits.float().squeeze(-1))
-    return soft_target_kl(student_logits, teacher_logits, temperature)
-
-
 @torch.no_grad()
 def predict(model, dataloader, accelerator, task: GlueTask, desc: str = "Predicting",
             metric=None) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +201,7 @@ def dev_metrics(model, dev_loaders: dict, accelerator, task: GlueTask) -> dict[s
 class _Run:
     """What one run trains with, prepared by Accelerate."""
     model: torch.nn.Module
-    teacher: torch.nn.Module | None
+    distillation: TaskDistillation | None
     optimizer: torch.optim.Optimizer
     scheduler: object
     train_loader: DataLoader
@@ -227,7 +214,7 @@ class _Run:
 def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, tokenizer, data, accelerator) -> _Run:
     set_seed(args.seed)
     model = load_model(args, task, tokenizer)
-    teacher = load_teacher(args) if args.teacher_name_or_path else None
+    kd = load_task_distillation(args, model.config, args.seed) if args.teacher_name_or_path else None
     collator = default_data_collator if args.pad_to_max_length else DataCollatorWithPadding(tokenizer)
 
     def loader(split: str, shuffle: bool = False) -> DataLoader:
@@ -242,7 +229,10 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
     train_loader = loader("train", shuffle=True)
     dev_loaders = {split: loader(split) for split in task.dev_splits}
     test_loaders = {split: loader(split) for split in task.test_splits if split in data}
-    optimizer = torch.optim.AdamW(adamw_parameter_groups(model, args.weight_decay), lr=learning_rate)
+    groups = adamw_parameter_groups(model, args.weight_decay)
+    if kd is not None and kd.projection is not None:  # the hidden-state KD's width map trains with the student
+        groups += adamw_parameter_groups(kd.projection, args.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate)
     steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
     max_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
     warmup = args.num_warmup_steps or int(args.warmup_ratio * max_steps)
@@ -250,9 +240,11 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
                               num_training_steps=max_steps * accelerator.num_processes)
     model, optimizer, train_loader, scheduler, *loaders = accelerator.prepare(
         model, optimizer, train_loader, scheduler, *dev_loaders.values(), *test_loaders.values())
-    if teacher is not None:
-        teacher.to(accelerator.device)
-    return _Run(model, teacher, optimizer, scheduler, train_loader,
+    if kd is not None:
+        kd.teacher.to(accelerator.device)
+        if kd.projection is not None:
+            kd.projection = accelerator.prepare(kd.projection)
+    return _Run(model, kd, optimizer, scheduler, train_loader,
                 dict(zip(dev_loaders, loaders[:len(dev_loaders)], strict=True)),
                 dict(zip(test_loaders, loaders[len(dev_loaders):], strict=True)),
                 max_steps, math.ceil(max_steps / steps_per_epoch))
@@ -261,13 +253,9 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
 def _train_step(args: FinetuneArguments, task: GlueTask, run: _Run, batch, accelerator) -> torch.Tensor:
     inputs = {k: v for k, v in batch.items() if k != "idx"}
     with accelerator.accumulate(run.model):
-        outputs = run.model(**inputs)
-        loss = outputs.loss
-        if run.teacher is not None:
-            with torch.no_grad():
-                teacher_logits = run.teacher(**{k: v for k, v in inputs.items() if k != "labels"}).logits
-            kd = distillation_loss(outputs.logits, teacher_logits, task, args.kd_temperature)
-            loss = (1 - args.kd_alpha) * loss + args.kd_alpha * kd
+        kd = run.distillation
+        outputs = run.model(**inputs, output_hidden_states=kd is not None and kd.wants_hidden_states)
+        loss = outputs.loss if kd is None else kd.loss(task, inputs, outputs, outputs.loss)
         accelerator.backward(loss)
         if accelerator.sync_gradients and args.max_grad_norm > 0:
             accelerator.clip_grad_norm_(run.model.parameters(), args.max_grad_norm)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..distillation import embedding_distance, mean_pool, relation_kl, soft_target_kl
+from ..distillation import embedding_distance, hidden_state_mse, mean_pool, relation_kl, soft_target_kl
 from ..modeling_magic_bert import MagicBertSelfAttention
 from .arguments import LossArguments
 from .teacher import Teacher
@@ -90,15 +90,8 @@ class HiddenStateDistillation(LossTerm):
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         target = self.teacher.outputs(ctx.batch, ctx.autocast).hidden_states
-        real = ctx.batch["attention_mask"].unsqueeze(-1).float()
-        per_pair = []
-        for student_index, teacher_index in self.pairs:
-            student = ctx.outputs.hidden_states[student_index]
-            if self.projection is not None:
-                student = self.projection(student)
-            squared = (student.float() - target[teacher_index].detach().float()).pow(2) * real
-            per_pair.append(squared.sum() / (real.sum() * squared.shape[-1]).clamp(min=1))
-        return {"kd_hidden_loss": torch.stack(per_pair).mean()}
+        return {"kd_hidden_loss": hidden_state_mse(ctx.outputs.hidden_states, target, self.pairs,
+                                                   ctx.batch["attention_mask"], self.projection)}
 
 
 class AttentionRelationDistillation(LossTerm):
