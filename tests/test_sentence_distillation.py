@@ -5,6 +5,7 @@ import json
 import math
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -15,7 +16,12 @@ from magic_bert.distillation import embedding_distance, mean_pool, relation_kl, 
 from magic_bert.errors import InputError
 from magic_bert.training import command
 from magic_bert.training.arguments import PretrainArguments
-from magic_bert.training.losses import AttentionRelationDistillation, EmbeddingDistillation, StepContext
+from magic_bert.training.losses import (
+    AttentionRelationDistillation,
+    EmbeddingDistillation,
+    HiddenStateDistillation,
+    StepContext,
+)
 from magic_bert.training.teacher import Teacher, layer_map, uniform_layer_map
 
 ARCH = ["mha:2", "ffn:256", "conv:3", "mha:1"]
@@ -179,8 +185,34 @@ def test_the_uniform_map_matches_each_non_empty_layer_with_teacher_layers_spread
     assert uniform_layer_map(["mha:2"] * 8, 2) == [(2, 1), (4, 1), (6, 2), (8, 2)]
     with pytest.raises(InputError, match=r"`kd_layer_map` 'uniform': the arch \['identity', 'identity'\] has no "):
         uniform_layer_map(["identity", "identity"], 6)
-    with pytest.raises(InputError, match="`kd_layer_map` 'uniform' needs a fixed `arch`"):
-        layer_map("uniform", 12, 6)
+    per_child = layer_map("uniform", 12, 6)  # a supernet: each sampled child's own map
+    assert per_child(cut) == uniform_layer_map(cut, 6) and per_child(full) == layer_map(None, 12, 6)
+    assert per_child(["identity"] * 12) == []
+
+
+def test_a_supernets_uniform_hidden_loss_is_each_childs_own_and_zero_for_an_empty_child():
+    torch.manual_seed(0)
+    student = tuple(torch.randn(2, 5, 8, requires_grad=True) for _ in range(5))  # embeddings + 4 sublayers
+    teacher_states = tuple(torch.randn(2, 5, 8) for _ in range(3))  # embeddings + 2 layers
+    teacher = SimpleNamespace(outputs=lambda batch, autocast: SimpleNamespace(hidden_states=teacher_states))
+    batch = {"attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])}
+
+    def loss(pairs, arch):
+        ctx = StepContext(batch, SimpleNamespace(hidden_states=student), None, arch, nullcontext)
+        return HiddenStateDistillation(teacher, 1.0, pairs)(ctx)["kd_hidden_loss"]
+
+    child = ["identity", "identity", "mha:2", "ffn:8"]  # one non-empty layer: 4 <-> 2
+    assert loss(layer_map("uniform", 4, 2), child).item() == loss([(4, 2)], None).item() > 0
+    empty = loss(layer_map("uniform", 4, 2), ["identity"] * 4)
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_a_supernet_distils_with_the_uniform_map(tmp_path, small, encoder_dir):
+    supernet = small[:small.index("--arch")]  # the tiny supernet (no --arch)
+    command.main([*supernet, "--teacher_name_or_path", encoder_dir, "--kd_hidden_weight", "1", "--kd_layer_map",
+                  "uniform", "--max_train_steps", "2", "--output_dir", str(tmp_path / "run")])
+    losses = [row["kd_hidden_loss"] for row in _log(tmp_path / "run")]
+    assert losses and all(math.isfinite(x) for x in losses) and max(losses) > 0
 
 
 def test_a_run_with_the_uniform_map_is_the_run_with_its_pairs_written_out(tmp_path, small, encoder_dir):
@@ -194,8 +226,6 @@ def test_a_run_with_the_uniform_map_is_the_run_with_its_pairs_written_out(tmp_pa
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"kd_layer_map": "uniform", "teacher_name_or_path": "t", "kd_hidden_weight": 1.0},
-     "`kd_layer_map` 'uniform' needs a fixed `arch`: a supernet's children differ"),
     ({"mlm_weight": 0.0}, "`mlm_weight` 0 drops the masked-LM loss, and without `teacher_name_or_path`"),
     ({"kd_embedding_weight": 1.0}, "`kd_embedding_weight` distil a teacher: give `teacher_name_or_path`"),
     ({"kd_relation_heads": 4}, "`kd_relation_heads` distil a teacher"),

@@ -1,7 +1,7 @@
 """GLUE fine-tuning under Accelerate, as transformers' ``run_glue_no_trainer.py`` does it, plus the paper's practice:
 distillation from a fine-tuned teacher (its logits, optionally its hidden states: ``task_distillation``), starting
-RTE/MRPC/STS-B from an MNLI checkpoint, and a small learning-rate grid keeping the best dev score. ``glue.command.main`` (``recipes/finetune_glue.py``) is the
-command line.
+RTE/MRPC/STS-B from an MNLI checkpoint, and a small learning-rate grid keeping the best dev score.
+``glue.command.main`` (``recipes/finetune_glue.py``) is the command line.
 
 One run = one task × one learning rate: train for the epochs, score the dev set(s) after each, keep the best epoch's
 model (saved) and its test predictions. ``finetune_glue`` runs the grid and the tasks and writes the tables. A

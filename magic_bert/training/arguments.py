@@ -49,11 +49,6 @@ def check_precision(value: str, name: str) -> None:
 UNIFORM_MAP = "uniform"  # --kd_layer_map's keyword for TinyBERT's uniform map (teacher.uniform_layer_map)
 
 
-def check_uniform_map(kd_layer_map: str | None, arch: object) -> None:
-    if kd_layer_map == UNIFORM_MAP and arch is None:
-        raise InputError("`kd_layer_map` 'uniform' needs a fixed `arch`: a supernet's children differ in which "
-                         "layers are empty.")
-
 
 @dataclass
 class DataArguments:
@@ -117,10 +112,10 @@ class LossArguments:
                                        "and the teacher's hidden states (a learned projection when widths differ).")
     kd_layer_map: str | None = arg(None, "Hidden-state pairs 'student:teacher,...' as indices into hidden_states "
                                          "(0 = embeddings). Default: student 2k <-> teacher k (sublayer 2j+1 <-> "
-                                         "layer j+1), spread evenly when the depths are not 2:1. 'uniform' (with "
-                                         "--arch): the output of each non-empty layer (sublayers 2j, 2j+1, not both "
-                                         "identity) <-> teacher layers spread evenly, the last with the last "
-                                         "(TinyBERT's uniform map).")
+                                         "layer j+1), spread evenly when the depths are not 2:1. 'uniform': the "
+                                         "output of each non-empty layer (sublayers 2j, 2j+1, not both identity) <-> "
+                                         "teacher layers spread evenly, the last with the last (TinyBERT's uniform "
+                                         "map; in a supernet, each sampled child's own).")
     mlm_weight: float | None = arg(None, "Weight of the masked-LM loss through the student's (fresh) MLM head "
                                          "(default: 1 - kd_weight); 0 drops it: the student learns from the "
                                          "teacher's targets alone.")
@@ -319,7 +314,6 @@ class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, Optimi
                   if getattr(self, name) is not None]
         if self.teacher_name_or_path is None and given:
             raise InputError(f"{', '.join(f'`{n}`' for n in given)} distil a teacher: give `teacher_name_or_path`.")
-        check_uniform_map(self.kd_layer_map, self.arch)
         if self.mlm_weight == 0 and self.teacher_name_or_path is None:
             raise InputError("`mlm_weight` 0 drops the masked-LM loss, and without `teacher_name_or_path` nothing "
                              "else would be learned; give a teacher and a `kd_*_weight`, or a positive `mlm_weight`.")

@@ -78,9 +78,11 @@ class LogitsDistillation(LossTerm):
 
 class HiddenStateDistillation(LossTerm):
     """Mean over the mapped pairs of the MSE between a student sublayer output (through ``projection`` when the
-    widths differ) and a teacher hidden state, over real tokens. Works with any BERT encoder as the teacher."""
+    widths differ) and a teacher hidden state, over real tokens. Works with any BERT encoder as the teacher.
+    ``pairs`` may be a function of the step's arch (a supernet's uniform map, ``teacher.PerChildUniformMap``)."""
 
-    def __init__(self, teacher: Teacher, weight: float, pairs: list[tuple[int, int]],
+    def __init__(self, teacher: Teacher, weight: float,
+                 pairs: list[tuple[int, int]] | Callable[[list[str]], list[tuple[int, int]]],
                  projection: torch.nn.Module | None = None):
         self.teacher, self.pairs, self.projection = teacher, pairs, projection
         self.weights = {"kd_hidden_loss": weight}
@@ -89,8 +91,11 @@ class HiddenStateDistillation(LossTerm):
         return True
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        pairs = self.pairs(ctx.arch) if callable(self.pairs) else self.pairs  # a supernet's uniform map: per child
+        if not pairs:  # a child with every layer empty: nothing to match (zero, in the graph)
+            return {"kd_hidden_loss": ctx.outputs.hidden_states[-1].sum() * 0.0}
         target = self.teacher.outputs(ctx.batch, ctx.autocast).hidden_states
-        return {"kd_hidden_loss": hidden_state_mse(ctx.outputs.hidden_states, target, self.pairs,
+        return {"kd_hidden_loss": hidden_state_mse(ctx.outputs.hidden_states, target, pairs,
                                                    ctx.batch["attention_mask"], self.projection)}
 
 

@@ -4,6 +4,7 @@ sublayer outputs and the teacher's hidden states."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from ..errors import InputError, load_user_file
-from .arguments import UNIFORM_MAP, LossArguments, check_uniform_map
+from .arguments import UNIFORM_MAP, LossArguments
 
 _HEADED = ("ForMaskedLM", "ForPreTraining")  # architectures whose checkpoints carry BERT's MLM head
 
@@ -135,12 +136,12 @@ def layer_map(text: str | None, student_layers: int, teacher_layers: int,
     """(student, teacher) indices into ``hidden_states`` (0 = embeddings). Default: teacher layer ``k`` is matched
     with student index ``round(k * student_layers / teacher_layers)``: sublayer ``2j+1`` ↔ layer ``j+1`` when the
     student has two sublayers per teacher layer (a space built around the teacher). ``"uniform"``: see
-    :func:`uniform_layer_map` (a fixed ``arch`` only)."""
+    :func:`uniform_layer_map` of the fixed ``arch``; for a supernet (``arch`` None) a :class:`PerChildUniformMap`,
+    each sampled child's own."""
     if text is None:
         return [(round(k * student_layers / teacher_layers), k) for k in range(1, teacher_layers + 1)]
     if text == UNIFORM_MAP:
-        check_uniform_map(text, arch)
-        return uniform_layer_map(arch, teacher_layers)
+        return PerChildUniformMap(teacher_layers) if arch is None else uniform_layer_map(arch, teacher_layers)
     pairs = []
     for item in text.replace(" ", "").split(","):
         student, _, teacher = item.partition(":")
@@ -163,6 +164,24 @@ def uniform_layer_map(arch: list[str], teacher_layers: int) -> list[tuple[int, i
     if not outputs:
         raise InputError(f"`kd_layer_map` 'uniform': the arch {arch} has no layer to match (every op is identity).")
     return [(index, max(1, round((m + 1) * teacher_layers / len(outputs)))) for m, index in enumerate(outputs)]
+
+
+@dataclass(frozen=True)
+class PerChildUniformMap:
+    """``--kd_layer_map uniform`` for a supernet: the children it samples differ in which layers are empty, so each
+    step's pairs are the uniform map of that step's child (a child with no non-empty layer has none)."""
+
+    teacher_layers: int
+
+    def __call__(self, arch: list[str]) -> list[tuple[int, int]]:
+        return _uniform_or_none(tuple(arch), self.teacher_layers)
+
+
+@functools.lru_cache(maxsize=4096)
+def _uniform_or_none(arch: tuple[str, ...], teacher_layers: int) -> list[tuple[int, int]]:
+    if all(op == "identity" for op in arch):
+        return []
+    return uniform_layer_map(list(arch), teacher_layers)
 
 
 def kd_projection(student_hidden: int, teacher: Teacher | None, hidden_weight: float) -> torch.nn.Module | None:
@@ -193,5 +212,5 @@ def check_attention_layer(layer: int | None, teacher: Teacher) -> int:
     return layer
 
 
-__all__ = ["Teacher", "TeacherTargets", "check_attention_layer", "check_relation_heads", "kd_projection", "layer_map",
-           "load_teacher_model", "resolve_kd_weight", "uniform_layer_map"]
+__all__ = ["PerChildUniformMap", "Teacher", "TeacherTargets", "check_attention_layer", "check_relation_heads",
+           "kd_projection", "layer_map", "load_teacher_model", "resolve_kd_weight", "uniform_layer_map"]
