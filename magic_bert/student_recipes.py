@@ -27,6 +27,17 @@ STUDENT_RECIPES = {
         "fine-tuning at lr 5e-5 with 10 % warm-up.",
         pretrain={"kd_hidden_weight": 1.0, "learning_rate": 1e-4},
         finetune={"learning_rate": 5e-5, "warmup_ratio": 0.1}),
+    "ladder-v1": StudentRecipe(
+        "The ablation ladder's best by held-out score (docs/student_recipe.md): distillation by the teacher's hidden "
+        "states on TinyBERT's uniform layer map + MiniLMv2 self-attention relations + the mean-pooled sentence "
+        "embedding (cosine), no masked-LM, lr 1e-4; fine-tuning over the grid 5e-5, 1e-4, 2e-4 with 10 % warm-up, "
+        "batch 32, the rate and epoch chosen on the validation file (pass a held-out slice of your training data, "
+        "not the dev set you report). With --teacher_name_or_path (the teacher fine-tuned on the task) fine-tuning "
+        "adds logits KD at kd_alpha 0.5, temperature 1.",
+        pretrain={"mlm_weight": 0.0, "kd_hidden_weight": 1.0, "kd_layer_map": "uniform", "kd_attention_weight": 1.0,
+                  "kd_embedding_weight": 1.0, "learning_rate": 1e-4},
+        finetune={"learning_rates": "5e-5,1e-4,2e-4", "warmup_ratio": 0.1, "per_device_train_batch_size": 32,
+                  "kd_alpha": 0.5, "kd_temperature": 1.0}),
 }
 
 

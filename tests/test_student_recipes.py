@@ -56,3 +56,25 @@ def test_an_unknown_recipe_or_a_command_without_recipes_is_one_clear_error(cls, 
 def test_from_recipe_refuses_an_unknown_name():
     with pytest.raises(InputError, match="`student_recipe` 'x' is not a recipe"):
         FinetuneArguments.from_recipe("x")
+
+
+def test_the_ladders_recipe_is_what_the_ladder_measured():
+    """ladder-v1 = the ladder's `combined` objectives at its distillation rate, fine-tuned as its tuned protocol,
+    with the task-KD settings of its task-KD rows."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    import student_ladder as ladder
+
+    ours = recipe_options("ladder-v1", "pretrain")
+    measured = parse_pretrain_args([*ladder.OBJECTIVES["combined"], "--teacher_name_or_path", "t", "--arch",
+                                    "mha:2 ffn:8", "--output_dir", "o", "--learning_rate",
+                                    str(ladder.LadderArguments().distil_learning_rate)])
+    assert ours == {name: getattr(measured, name) for name in ours}
+    tuned = ladder.PROTOCOLS["tuned"]
+    glue = FinetuneArguments.from_recipe("ladder-v1", model_name_or_path="m")
+    assert glue.learning_rate_grid() == list(tuned.learning_rates)
+    assert (glue.warmup_ratio, glue.per_device_train_batch_size) == (tuned.warmup_ratio, tuned.batch_size)
+    task_kd = parse_one(FinetuneArguments, [*ladder.TASK_KD_FLAGS, "--model_name_or_path", "m"])
+    assert (glue.kd_alpha, glue.kd_temperature) == (task_kd.kd_alpha, task_kd.kd_temperature)
