@@ -23,6 +23,8 @@ ROWS = {"teacher": "teacher (all-MiniLM-L6-v2)", "cut": "cut: layers 0, 2, 4, no
         "kd_hidden": "cut + hidden MSE (uniform map)", "kd_attention": "cut + attention relations",
         "kd_embedding": "cut + sentence embedding", "kd_combined": "cut + hidden + relations + embedding",
         "majority": "majority class / mean score"}
+# Task-specific KD kinds (row suffixes, as bench/student_ladder.py's TASK_KD_KINDS) and how the table names them.
+TASK_KD_LABELS = {"_taskkd": " + task-specific KD", "_taskkdh": " + task-specific KD of logits and hidden states"}
 PROTOCOL_NOTES = {"showcase": "showcase protocol (lr 5e-5, whole training file, best dev epoch)",
                   "tuned": "tuned protocol (lr grid and epoch chosen on held-out slices of the training files)",
                   "cutlr": "the tuned protocol at the learning rates the cut's grid chose (epoch still chosen on the "
@@ -41,11 +43,14 @@ RUNGS = [("teacher", "showcase", "cut", "showcase", "cutting to layers 0, 2, 4 (
          ("teacher", "tuned", "cut", "tuned", "cutting to layers 0, 2, 4 (no distillation; tuned protocol)"),
          *[(row, protocol, f"{row}_taskkd", protocol, f"task-specific KD on {ROWS[row].removeprefix('cut + ')} "
                                                       f"({protocol})")
+           for protocol in ("tuned", "cutlr") for row in ("cut", "kd_showcase", "kd_combined")],
+         *[(f"{row}_taskkd", protocol, f"{row}_taskkdh", protocol, "task-specific KD of the hidden states too, on "
+                                                                   f"{ROWS[row].removeprefix('cut + ')} ({protocol})")
            for protocol in ("tuned", "cutlr") for row in ("cut", "kd_showcase", "kd_combined")]]
 # Indices into RUNGS with a paired bootstrap: the distillation and the protocol (the two first suspects), the cut under
 # the tuned protocol and task-specific KD.
-BOOTSTRAP_RUNGS = {1, 2} | {i for i, rung in enumerate(RUNGS) if rung[2].endswith("_taskkd") or rung[:2] == (
-    "teacher", "tuned")}
+BOOTSTRAP_RUNGS = {1, 2} | {i for i, rung in enumerate(RUNGS)
+                            if rung[2].endswith(tuple(TASK_KD_LABELS)) or rung[:2] == ("teacher", "tuned")}
 
 
 def collect(results: Path, showcase_results: Path | None) -> dict[tuple[str, str], dict[int, dict]]:
@@ -81,14 +86,20 @@ def summarise(seeds: dict[int, dict], held_out: bool) -> dict:
     return out
 
 
+def _split_kind(row: str) -> tuple[str, str]:
+    """``("kd_combined", "_taskkdh")`` for ``kd_combined_taskkdh``; a row without task KD has kind ``""``."""
+    kind = next((k for k in TASK_KD_LABELS if row.endswith(k)), "")
+    return row.removesuffix(kind) if kind else row, kind
+
+
 def row_label(row: str) -> str:
-    base = row.removesuffix("_taskkd")
-    return ROWS.get(base, base) + (" + task-specific KD" if row.endswith("_taskkd") else "")
+    base, kind = _split_kind(row)
+    return ROWS.get(base, base) + TASK_KD_LABELS.get(kind, "")
 
 
-def _order(row: str) -> tuple[int, bool]:
-    base = row.removesuffix("_taskkd")
-    return (list(ROWS).index(base) if base in ROWS else len(ROWS), row != base)
+def _order(row: str) -> tuple[int, int]:
+    base, kind = _split_kind(row)
+    return list(ROWS).index(base) if base in ROWS else len(ROWS), ["", *TASK_KD_LABELS].index(kind)
 
 
 def _cell(stat: dict) -> str:

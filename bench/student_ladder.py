@@ -269,7 +269,7 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
                  str(protocol.warmup_ratio), "--seed", str(seed), "--output_dir", str(folder),
                  "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in rates)]
         if row in TASK_KD:
-            flags += ["--teacher_name_or_path", str(plan.task_teacher(task)), *TASK_KD_FLAGS]
+            flags += ["--teacher_name_or_path", str(plan.task_teacher(task)), *task_kd_flags(row)]
         if protocol.held_out:
             flags += ["--train_file", str(plan.data(task) / "train.jsonl"),
                       "--validation_file", str(plan.data(task) / "held_out.jsonl")]
@@ -320,10 +320,18 @@ def report_stage(plan: Plan) -> dict:
 
 # ------------------------------------------------------------------------------------------------------- runner
 # row -> the stages that make its model. A "<row>_taskkd" row fine-tunes <row> with task-specific distillation:
-# logits KD (kd_alpha 0.5, T 1) from the teacher fine-tuned on the same task (its tuned grid's model, first seed).
+# logits KD (kd_alpha 0.5, T 1) from the teacher fine-tuned on the same task (its tuned grid's model, first seed);
+# "<row>_taskkdh" adds TinyBERT's intermediate-layer KD (hidden states on the uniform map, weight 1).
 GLUE_ROWS = {"teacher": (), "cut": ("cut",), **{f"kd_{name}": (f"kd_{name}",) for name in OBJECTIVES}}
-TASK_KD = {f"{row}_taskkd": row for row in GLUE_ROWS if row != "teacher"}
 TASK_KD_FLAGS = ["--kd_alpha", "0.5", "--kd_temperature", "1"]
+TASK_KD_KINDS = {"_taskkd": TASK_KD_FLAGS, "_taskkdh": [*TASK_KD_FLAGS, "--kd_hidden_weight", "1", "--kd_layer_map",
+                                                        "uniform"]}
+TASK_KD = {row + kind: row for kind in TASK_KD_KINDS for row in GLUE_ROWS if row != "teacher"}
+
+
+def task_kd_flags(row: str) -> list[str]:
+    """The task-KD flags of a ``<row>_taskkd*`` row (after the teacher's path)."""
+    return next(flags for kind, flags in TASK_KD_KINDS.items() if row.endswith(kind))
 
 
 def all_stages(plan: Plan) -> list[Stage]:

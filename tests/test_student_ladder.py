@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import student_ladder as ladder  # noqa: E402
 
 STAGES = ("splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,"
-          "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,report")
+          "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,report")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
     out, first, second = quick
     assert list(first) == ["splits", "cut", "kd_combined", "glue_teacher_tuned_s1", "glue_cut_tuned_s1",
                            "glue_cut_tuned_s2", "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2",
-                           "glue_kd_combined_cutlr_s1", "glue_kd_combined_taskkd_cutlr_s1", "report"]
+                           "glue_kd_combined_cutlr_s1", "glue_kd_combined_taskkd_cutlr_s1",
+                           "glue_kd_combined_taskkdh_cutlr_s1", "report"]
     assert list(second) == ["report"]
 
 
@@ -102,7 +103,12 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
     assert json.loads((committed / "tasks" / "glue_cut_tuned_s1" / "cola.json").read_text()) == \
         _result(out, "glue_cut_tuned_s1")["tasks"]["cola"]  # each task's part too, for a later session to resume
     assert set(summary["summaries"]) == {"teacher/tuned", "cut/tuned", "kd_combined/tuned", "kd_combined/cutlr",
-                                         "kd_combined_taskkd/cutlr"}
+                                         "kd_combined_taskkd/cutlr", "kd_combined_taskkdh/cutlr"}
+
+
+def _without_output_dir(flags: list[str]) -> list[str]:
+    at = flags.index("--output_dir")
+    return flags[:at] + flags[at + 2:]
 
 
 @pytest.mark.slow
@@ -115,8 +121,14 @@ def test_task_specific_kd_learns_from_the_teacher_fine_tuned_on_the_same_task(qu
         assert teacher == out / "glue" / "teacher" / "tuned" / "seed_1" / task / task / "best_model"
         assert (teacher / "config.json").is_file()  # the teacher's first tuned model is kept for this
         assert flags[flags.index("--model_name_or_path") + 1] == str(out / "models" / "kd_combined")
+        hidden = _result(out, "glue_kd_combined_taskkdh_cutlr_s1")["tasks"][task]["flags"]
+        at = hidden.index("--kd_hidden_weight")  # the same run, plus the hidden states, in its own folder
+        assert hidden[at:at + 4] == ["--kd_hidden_weight", "1", "--kd_layer_map", "uniform"]
+        assert _without_output_dir(hidden[:at] + hidden[at + 4:]) == _without_output_dir(flags)
+        assert hidden[hidden.index("--output_dir") + 1] != flags[flags.index("--output_dir") + 1]
     page = (out / "docs" / "student_recipe.md").read_text()
     assert "| cut + hidden + relations + embedding + task-specific KD | cutlr |" in page
+    assert "| cut + hidden + relations + embedding + task-specific KD of logits and hidden states | cutlr |" in page
 
 
 @pytest.mark.slow
