@@ -28,12 +28,14 @@ STUDENT_RECIPES = {
         pretrain={"kd_hidden_weight": 1.0, "learning_rate": 1e-4},
         finetune={"learning_rate": 5e-5, "warmup_ratio": 0.1}),
     "ladder-v1": StudentRecipe(
-        "The ablation ladder's best by held-out score (docs/student_recipe.md): distillation by the teacher's hidden "
-        "states on TinyBERT's uniform layer map + MiniLMv2 self-attention relations + the mean-pooled sentence "
-        "embedding (cosine), no masked-LM, lr 1e-4; fine-tuning over the grid 5e-5, 1e-4, 2e-4 with 10 % warm-up, "
-        "batch 32, the rate and epoch chosen on the validation file (pass a held-out slice of your training data, "
-        "not the dev set you report). With --teacher_name_or_path (the teacher fine-tuned on the task) fine-tuning "
-        "adds logits KD at kd_alpha 0.5, temperature 1.",
+        "Provisional: the ablation ladder's best row by held-out score so far (one seed; the ladder is partly run, "
+        "docs/student_recipe.md): distillation by the teacher's hidden states on TinyBERT's uniform layer map + "
+        "MiniLMv2 self-attention relations + the mean-pooled sentence embedding (cosine), no masked-LM, lr 1e-4; "
+        "fine-tuning over the grid 5e-5, 1e-4, 2e-4 with 10 % warm-up, batch 32, the rate and epoch chosen on the "
+        "validation file (pass a held-out slice of your training data, not the dev set you report); the ladder's "
+        "epochs per task (MRPC 4, STS-B 4, CoLA 3, SST-2 2) are --num_train_epochs. With --teacher_name_or_path (the "
+        "teacher fine-tuned on the task) fine-tuning adds logits KD at kd_alpha 0.5, temperature 1 (the ladder's "
+        "task-KD rows; whether it helps is not yet established).",
         pretrain={"mlm_weight": 0.0, "kd_hidden_weight": 1.0, "kd_layer_map": "uniform", "kd_attention_weight": 1.0,
                   "kd_embedding_weight": 1.0, "learning_rate": 1e-4},
         finetune={"learning_rates": "5e-5,1e-4,2e-4", "warmup_ratio": 0.1, "per_device_train_batch_size": 32,

@@ -166,3 +166,10 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
             ladder.run_ladder(ladder.parse_one(ladder.LadderArguments, [*argv, "--output_dir", str(tmp_path / "o"),
                                                                         "--teacher", str(tmp_path)]))
     assert not (tmp_path / "o").exists()
+
+
+def test_the_report_names_every_task_kd_kind_of_the_ladder():
+    import ladder_report
+
+    assert set(ladder_report.TASK_KD_LABELS) == set(ladder.TASK_KD_KINDS)
+

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -58,13 +59,10 @@ def test_from_recipe_refuses_an_unknown_name():
         FinetuneArguments.from_recipe("x")
 
 
-def test_the_ladders_recipe_is_what_the_ladder_measured():
-    """ladder-v1 = the ladder's `combined` objectives at its distillation rate, fine-tuned as its tuned protocol,
-    with the task-KD settings of its task-KD rows."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+def test_the_ladders_recipe_is_what_the_ladder_measured(monkeypatch):
+    """ladder-v1 = the ladder's `combined` objectives at its distillation rate, fine-tuned with its tuned protocol's
+    grid, warm-up and batch (not its per-task epochs), with the task-KD settings of its task-KD rows."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
     import student_ladder as ladder
 
     ours = recipe_options("ladder-v1", "pretrain")

@@ -252,13 +252,15 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
 
 def _train_step(args: FinetuneArguments, task: GlueTask, run: _Run, batch, accelerator) -> torch.Tensor:
     inputs = {k: v for k, v in batch.items() if k != "idx"}
-    with accelerator.accumulate(run.model):
-        kd = run.distillation
+    kd = run.distillation
+    # The hidden-state KD's projection trains with the student: accumulated and clipped with it (as pre-training).
+    trained = [run.model, *([kd.projection] if kd is not None and kd.projection is not None else [])]
+    with accelerator.accumulate(*trained):
         outputs = run.model(**inputs, output_hidden_states=kd is not None and kd.wants_hidden_states)
         loss = outputs.loss if kd is None else kd.loss(task, inputs, outputs, outputs.loss)
         accelerator.backward(loss)
         if accelerator.sync_gradients and args.max_grad_norm > 0:
-            accelerator.clip_grad_norm_(run.model.parameters(), args.max_grad_norm)
+            accelerator.clip_grad_norm_([p for m in trained for p in m.parameters()], args.max_grad_norm)
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad()

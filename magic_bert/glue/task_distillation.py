@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification
 
 from ..distillation import hidden_state_mse, soft_target_kl
-from ..errors import load_user_file
+from ..errors import InputError, load_user_file
 from ..training.arguments import UNIFORM_MAP
-from ..training.teacher import layer_map, uniform_layer_map
+from ..training.teacher import layer_map, spread_evenly, uniform_layer_map
 from .arguments import FinetuneArguments
 from .tasks import GlueTask
 
@@ -41,14 +41,18 @@ def task_layer_map(text: str, student_config, teacher_layers: int) -> list[tuple
         return layer_map(text, student_config.num_hidden_layers, teacher_layers)
     if arch is not None:
         return uniform_layer_map(arch, teacher_layers)
-    layers = student_config.num_hidden_layers
-    return [(m, max(1, round(m * teacher_layers / layers))) for m in range(1, layers + 1)]
+    return spread_evenly(list(range(1, student_config.num_hidden_layers + 1)), teacher_layers)
 
 
 def check_hidden_distillation(args: FinetuneArguments, student_config, teacher_config) -> None:
     """``--kd_layer_map`` fits both models (raises the InputError naming it); called before any work."""
-    if args.kd_hidden_weight > 0:
-        task_layer_map(args.kd_layer_map, student_config, teacher_config.num_hidden_layers)
+    if args.kd_hidden_weight == 0:
+        return
+    if args.kd_layer_map == UNIFORM_MAP and getattr(teacher_config, "arch", None) is not None:
+        # A MagicBert teacher's hidden states are per sublayer, some of them identities: name the pairs.
+        raise InputError(f"`kd_layer_map` 'uniform' spreads over a BERT teacher's layers; the teacher "
+                         f"{args.teacher_name_or_path!r} is a MagicBert child: give pairs 'student:teacher'.")
+    task_layer_map(args.kd_layer_map, student_config, teacher_config.num_hidden_layers)
 
 
 @dataclass
@@ -88,8 +92,8 @@ def load_task_distillation(args: FinetuneArguments, student_config, seed: int) -
     if args.kd_hidden_weight > 0:
         pairs = task_layer_map(args.kd_layer_map, student_config, teacher.config.num_hidden_layers)
         if student_config.hidden_size != teacher.config.hidden_size:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+            with torch.random.fork_rng(devices=[]):  # the CPU generator only, restored after
+                torch.random.default_generator.manual_seed(seed)
                 projection = torch.nn.Linear(student_config.hidden_size, teacher.config.hidden_size)
     return TaskDistillation(teacher, args.kd_alpha, args.kd_temperature, args.kd_hidden_weight, pairs, projection)
 

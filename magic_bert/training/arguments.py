@@ -49,7 +49,6 @@ def check_precision(value: str, name: str) -> None:
 UNIFORM_MAP = "uniform"  # --kd_layer_map's keyword for TinyBERT's uniform map (teacher.uniform_layer_map)
 
 
-
 @dataclass
 class DataArguments:
     dataset_name: str | None = arg(None, "Dataset on the Hub (e.g. wikitext).")

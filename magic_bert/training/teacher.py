@@ -132,7 +132,7 @@ def resolve_kd_weight(loss: LossArguments, teacher: Teacher | None) -> float:
 
 
 def layer_map(text: str | None, student_layers: int, teacher_layers: int,
-              arch: list[str] | None = None) -> list[tuple[int, int]]:
+              arch: list[str] | None = None) -> list[tuple[int, int]] | PerChildUniformMap:
     """(student, teacher) indices into ``hidden_states`` (0 = embeddings). Default: teacher layer ``k`` is matched
     with student index ``round(k * student_layers / teacher_layers)``: sublayer ``2j+1`` ↔ layer ``j+1`` when the
     student has two sublayers per teacher layer (a space built around the teacher). ``"uniform"``: see
@@ -163,6 +163,12 @@ def uniform_layer_map(arch: list[str], teacher_layers: int) -> list[tuple[int, i
     outputs = [min(j + 2, len(arch)) for j in range(0, len(arch), 2) if any(op != "identity" for op in arch[j:j + 2])]
     if not outputs:
         raise InputError(f"`kd_layer_map` 'uniform': the arch {arch} has no layer to match (every op is identity).")
+    return spread_evenly(outputs, teacher_layers)
+
+
+def spread_evenly(outputs: list[int], teacher_layers: int) -> list[tuple[int, int]]:
+    """TinyBERT's uniform pairs: the student's layer outputs (indices into its ``hidden_states``) with teacher layers
+    spread evenly, the last with the last."""
     return [(index, max(1, round((m + 1) * teacher_layers / len(outputs)))) for m, index in enumerate(outputs)]
 
 
@@ -173,15 +179,15 @@ class PerChildUniformMap:
 
     teacher_layers: int
 
-    def __call__(self, arch: list[str]) -> list[tuple[int, int]]:
+    def __call__(self, arch: list[str]) -> tuple[tuple[int, int], ...]:
         return _uniform_or_none(tuple(arch), self.teacher_layers)
 
 
 @functools.lru_cache(maxsize=4096)
-def _uniform_or_none(arch: tuple[str, ...], teacher_layers: int) -> list[tuple[int, int]]:
+def _uniform_or_none(arch: tuple[str, ...], teacher_layers: int) -> tuple[tuple[int, int], ...]:
     if all(op == "identity" for op in arch):
-        return []
-    return uniform_layer_map(list(arch), teacher_layers)
+        return ()
+    return tuple(uniform_layer_map(list(arch), teacher_layers))
 
 
 def kd_projection(student_hidden: int, teacher: Teacher | None, hidden_weight: float) -> torch.nn.Module | None:
@@ -213,4 +219,5 @@ def check_attention_layer(layer: int | None, teacher: Teacher) -> int:
 
 
 __all__ = ["PerChildUniformMap", "Teacher", "TeacherTargets", "check_attention_layer", "check_relation_heads",
-           "kd_projection", "layer_map", "load_teacher_model", "resolve_kd_weight", "uniform_layer_map"]
+           "kd_projection", "layer_map", "load_teacher_model", "resolve_kd_weight", "spread_evenly",
+           "uniform_layer_map"]
