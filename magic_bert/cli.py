@@ -110,7 +110,9 @@ def parse_args(*dataclass_types: type, argv: list[str] | None = None, descriptio
         file_values = {} if not known.config else _config_file_values(
             known.config, {f.name for cls in dataclass_types for f in fields(cls)})
         recipe = known.student_recipe or file_values.get("student_recipe")
-        recipe_flags = _as_flags(_recipe_values(dataclass_types, recipe)) if recipe else []
+        with_teacher = file_values.get("teacher_name_or_path") is not None or any(
+            a.split("=", 1)[0] == "--teacher_name_or_path" for a in rest)
+        recipe_flags = _as_flags(_recipe_values(dataclass_types, recipe, with_teacher)) if recipe else []
     except InputError as error:
         parser.error(error.as_flags())
     if known.student_recipe is not None:
@@ -123,12 +125,13 @@ def parse_args(*dataclass_types: type, argv: list[str] | None = None, descriptio
     return tuple(parsed[:len(dataclass_types)])
 
 
-def _recipe_values(dataclass_types: tuple[type, ...], name: str) -> dict:
-    """The values a named student recipe sets for the dataclasses that take one (``recipe_options``)."""
+def _recipe_values(dataclass_types: tuple[type, ...], name: str, with_teacher: bool) -> dict:
+    """The values a named student recipe sets for the dataclasses that take one (``recipe_options``; its
+    task-specific KD ``with_teacher``)."""
     values = {}
     for cls in dataclass_types:
         if hasattr(cls, "recipe_options"):
-            values |= cls.recipe_options(name)
+            values |= cls.recipe_options(name, with_teacher)
     if not values:
         raise InputError(f"`student_recipe` {name!r}: this command takes no student recipe.")
     return values

@@ -3,8 +3,10 @@ its teacher (``magic-bert-pretrain``) and fine-tuned (``magic-bert-glue``), as c
 (``bench/student_ladder.py``, ``docs/student_recipe.md``).
 
 On the command line ``--student_recipe NAME`` fills in the recipe's values; a ``--config`` file and flags typed on the
-command line override any of them (recipe < config file < command line). In Python,
-``PretrainArguments.from_recipe(NAME, output_dir=..., ...)`` and ``FinetuneArguments.from_recipe(...)`` do the same.
+command line override any of them (recipe < config file < command line). A recipe's task-specific KD values apply to
+fine-tuning only when a fine-tuned teacher is given (``--teacher_name_or_path``, on the command line or in the file).
+In Python, ``PretrainArguments.from_recipe(NAME, output_dir=..., ...)`` and ``FinetuneArguments.from_recipe(...)`` do
+the same.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ class StudentRecipe:
     description: str
     pretrain: dict[str, object] = field(default_factory=dict)  # magic-bert-pretrain options
     finetune: dict[str, object] = field(default_factory=dict)  # magic-bert-glue options
+    # magic-bert-glue options that apply only with a fine-tuned teacher (--teacher_name_or_path): task-specific KD
+    task_kd: dict[str, object] = field(default_factory=dict)
 
 
 STUDENT_RECIPES = {
@@ -34,20 +38,25 @@ STUDENT_RECIPES = {
         "fine-tuning over the grid 5e-5, 1e-4, 2e-4 with 10 % warm-up, batch 32, the rate and epoch chosen on the "
         "validation file (pass a held-out slice of your training data, not the dev set you report); the ladder's "
         "epochs per task (MRPC 4, STS-B 4, CoLA 3, SST-2 2) are --num_train_epochs. With --teacher_name_or_path (the "
-        "teacher fine-tuned on the task) fine-tuning adds logits KD at kd_alpha 0.5, temperature 1 (the ladder's "
-        "task-KD rows; whether it helps is not yet established).",
+        "teacher fine-tuned on the task) fine-tuning adds task-specific KD of its logits (kd_alpha 0.5, temperature "
+        "1) and its hidden states (kd_hidden_weight 1 on the uniform map).",
         pretrain={"mlm_weight": 0.0, "kd_hidden_weight": 1.0, "kd_layer_map": "uniform", "kd_attention_weight": 1.0,
                   "kd_embedding_weight": 1.0, "learning_rate": 1e-4},
-        finetune={"learning_rates": "5e-5,1e-4,2e-4", "warmup_ratio": 0.1, "per_device_train_batch_size": 32,
-                  "kd_alpha": 0.5, "kd_temperature": 1.0}),
+        finetune={"learning_rates": "5e-5,1e-4,2e-4", "warmup_ratio": 0.1, "per_device_train_batch_size": 32},
+        task_kd={"kd_alpha": 0.5, "kd_temperature": 1.0, "kd_hidden_weight": 1.0, "kd_layer_map": "uniform"}),
 }
 
 
-def recipe_options(name: str, command: str) -> dict[str, object]:
-    """The values recipe ``name`` sets for ``command`` (``"pretrain"`` or ``"finetune"``)."""
+def recipe_options(name: str, command: str, with_teacher: bool = False) -> dict[str, object]:
+    """The values recipe ``name`` sets for ``command`` (``"pretrain"`` or ``"finetune"``); fine-tuning
+    ``with_teacher`` (a fine-tuned teacher given) adds the recipe's task-specific KD."""
     if name not in STUDENT_RECIPES:
         raise InputError(f"`student_recipe` {name!r} is not a recipe; choose one of {list(STUDENT_RECIPES)}.")
-    return dict(getattr(STUDENT_RECIPES[name], command))
+    recipe = STUDENT_RECIPES[name]
+    options = dict(getattr(recipe, command))
+    if command == "finetune" and with_teacher:
+        options |= recipe.task_kd
+    return options
 
 
 class TakesStudentRecipe:
@@ -56,13 +65,14 @@ class TakesStudentRecipe:
     recipe_command: str  # "pretrain" or "finetune"
 
     @classmethod
-    def recipe_options(cls, name: str) -> dict[str, object]:
-        return recipe_options(name, cls.recipe_command)
+    def recipe_options(cls, name: str, with_teacher: bool = False) -> dict[str, object]:
+        return recipe_options(name, cls.recipe_command, with_teacher)
 
     @classmethod
     def from_recipe(cls, name: str, **overrides):
         """The arguments with recipe ``name``'s values, then ``overrides`` (as flags typed after it)."""
-        return cls(**{**cls.recipe_options(name), "student_recipe": name, **overrides})
+        options = cls.recipe_options(name, with_teacher=overrides.get("teacher_name_or_path") is not None)
+        return cls(**{**options, "student_recipe": name, **overrides})
 
 
 RECIPE_HELP = ("A named student recipe (docs/student_recipe.md): sets its options' values; a --config file and flags "

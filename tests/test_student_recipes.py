@@ -20,7 +20,7 @@ RECIPE = "showcase-v1"
 def test_every_recipe_sets_only_options_its_commands_have(name):
     for cls, command in ((PretrainArguments, "pretrain"), (FinetuneArguments, "finetune")):
         names = {f.name for f in dataclasses.fields(cls)}
-        assert set(recipe_options(name, command)) <= names
+        assert set(recipe_options(name, command, with_teacher=True)) <= names
     args = PretrainArguments.from_recipe(name, output_dir="o", preset="tiny", teacher_name_or_path="teacher")
     args.check()  # the recipe's own values pass the checks
     assert args.student_recipe == name
@@ -74,5 +74,25 @@ def test_the_ladders_recipe_is_what_the_ladder_measured(monkeypatch):
     glue = FinetuneArguments.from_recipe("ladder-v1", model_name_or_path="m")
     assert glue.learning_rate_grid() == list(tuned.learning_rates)
     assert (glue.warmup_ratio, glue.per_device_train_batch_size) == (tuned.warmup_ratio, tuned.batch_size)
-    task_kd = parse_one(FinetuneArguments, [*ladder.TASK_KD_FLAGS, "--model_name_or_path", "m"])
-    assert (glue.kd_alpha, glue.kd_temperature) == (task_kd.kd_alpha, task_kd.kd_temperature)
+    # With a fine-tuned teacher: the task KD of the ladder's best task-KD row (logits and hidden states).
+    measured = parse_one(FinetuneArguments, [*ladder.TASK_KD_KINDS["_taskkdh"], "--model_name_or_path", "m"])
+    task_kd = STUDENT_RECIPES["ladder-v1"].task_kd
+    assert task_kd == {name: getattr(measured, name) for name in task_kd}
+    with_teacher = FinetuneArguments.from_recipe("ladder-v1", model_name_or_path="m", teacher_name_or_path="t")
+    assert {name: getattr(with_teacher, name) for name in task_kd} == task_kd
+
+
+@pytest.mark.parametrize(("given", "hidden_weight"), [
+    ([], 0.0),  # no teacher: the recipe's task KD is left out (it would be refused without one)
+    (["--teacher_name_or_path", "t"], 1.0),
+    (["--teacher_name_or_path=t"], 1.0),
+    (["--teacher_name_or_path", "t", "--kd_hidden_weight", "0"], 0.0),  # a flag still wins
+    (["--config", "{config}"], 1.0),  # the teacher named in a config file
+])
+def test_a_recipes_task_kd_applies_only_with_a_fine_tuned_teacher(tmp_path, given, hidden_weight):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"teacher_name_or_path": "t"}))
+    argv = ["--student_recipe", "ladder-v1", "--model_name_or_path", "m", *[a.format(config=config) for a in given]]
+    parsed = parse_one(FinetuneArguments, argv)
+    assert parsed.kd_hidden_weight == hidden_weight
+    assert parsed.learning_rates == "5e-5,1e-4,2e-4"
