@@ -115,7 +115,7 @@ def table(summaries: dict[tuple[str, str], dict], majority: dict | None) -> str:
         mark = ""
         if teacher is None and ("teacher", "showcase") in summaries:  # not run under this protocol yet
             teacher, mark = summaries[("teacher", "showcase")], " *"
-        share = f"{100 * s['average']['mean'] / teacher['average']['mean']:.0f} %{mark}" if teacher else "–"
+        share = f"{100 * s['average']['mean'] / teacher['average']['mean']:.1f} %{mark}" if teacher else "–"
         held = f"{statistics.mean(s['held_out'].values()):.1f}" if s["held_out"] else "–"
         rates = ", ".join(f"{r:g}" for r in s["learning_rates"].values())
         cells = " | ".join(_cell(s[t]) for t in TASKS)
