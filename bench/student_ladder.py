@@ -232,6 +232,19 @@ def cut_stage(plan: Plan) -> dict:
     return {"layers": layers, "params": sum(p.numel() for p in bert.parameters())}
 
 
+def ladder_space(plan: Plan) -> Path:
+    """The space the rows are distilled in, pinned to the ops the ladder ran with (before ``heads:<k>`` joined the
+    default space around a BERT): building a space with other ops draws other random numbers, and the committed rows
+    stay reproducible bit for bit only with these."""
+    from transformers import AutoConfig
+
+    from magic_bert.compression import default_bert_ops, space_from_bert
+    from magic_bert.io_utils import publish_dir
+
+    ops = [op for op in default_bert_ops(AutoConfig.from_pretrained(plan.teacher)) if not op.startswith("heads:")]
+    return publish_dir(plan.out / "data" / "space", space_from_bert(plan.teacher, ops=ops).save_pretrained)
+
+
 def kd_stage(objectives: str, plan: Plan) -> dict:
     """The cut (teacher layers 0, 2, 4; identities between) distilled as a fixed arch with ``objectives``; an
     interrupted run resumes from its last checkpoint."""
@@ -241,7 +254,8 @@ def kd_stage(objectives: str, plan: Plan) -> dict:
     output = Path(plan.model(f"kd_{objectives}"))
     losses = OBJECTIVES[objectives]
     flags = ["--teacher_name_or_path", plan.teacher, "--tokenizer_name", plan.teacher, "--init_from_bert",
-             plan.teacher, "--arch", json.dumps(bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers))),
+             plan.teacher, "--config_name", str(ladder_space(plan)),
+             "--arch", json.dumps(bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers))),
              "--train_file", str(plan.corpus / "valid.txt"), "--validation_file", str(plan.corpus / "test.txt"),
              "--max_seq_length", "64" if plan.args.quick else "128", "--per_device_train_batch_size", "16",
              "--learning_rate", str(plan.args.distil_learning_rate), "--max_train_steps", str(plan.distil_steps),

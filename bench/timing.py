@@ -3,32 +3,8 @@
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 
-
-def interleaved_times(candidates: dict[str, Callable[[], object]], rounds: int = 30, warmup: int = 3
-                      ) -> dict[str, list[float]]:
-    """Seconds of every timed call of each candidate (round by round), alternating the order every round."""
-    names = list(candidates)
-    for _ in range(warmup):
-        for name in names:
-            candidates[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(rounds):
-        order = names if round_index % 2 == 0 else names[::-1]
-        for name in order:
-            start = time.perf_counter()
-            candidates[name]()
-            samples[name].append(time.perf_counter() - start)
-    return samples
-
-
-def interleaved_medians(candidates: dict[str, Callable[[], object]], rounds: int = 30, warmup: int = 3
-                        ) -> dict[str, float]:
-    """Median seconds per call of each candidate, alternating the order every round."""
-    samples = interleaved_times(candidates, rounds, warmup)
-    return {name: statistics.median(times) for name, times in samples.items()}
+from magic_bert.timing import interleaved_medians, interleaved_times  # noqa: F401  (the benches import them here)
 
 
 def paired_ratio(samples: dict[str, list[float]], numerator: str, denominator: str) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+import torch
 from transformers import (
     BertConfig,
     BertForMaskedLM,
@@ -181,8 +182,25 @@ def from_bert(bert, model_class: type[MagicBertPreTrainedModel] = MagicBertForMa
     return model.to(bert.device).train(bert.training)
 
 
+def _zero_padded(state_dict: dict, shapes: dict) -> dict:
+    """A ``heads:<k>`` layer's projections padded to BERT's ``H`` heads with zeros: the extra heads have zero value
+    weights and bias (their context is 0 whatever they attend to) and zero output columns, so they add nothing."""
+    padded = {}
+    for name, tensor in state_dict.items():
+        shape = shapes[name].shape if name in shapes else tensor.shape
+        if tensor.shape != shape:
+            grown = torch.zeros(shape, dtype=tensor.dtype, device=tensor.device)
+            grown[tuple(slice(0, n) for n in tensor.shape)] = tensor  # the kept heads first, zero heads after
+            tensor = grown
+        padded[name] = tensor
+    return padded
+
+
 def to_bert(model: PreTrainedModel) -> PreTrainedModel:
-    """The plain transformers ``Bert*`` model of a BERT-shaped MagicBert model (same weights, same outputs)."""
+    """The plain transformers ``Bert*`` model of a BERT-shaped MagicBert model (same weights, same outputs).
+
+    A ``heads:<k>`` layer becomes a BERT layer whose other heads are zero (transformers v5 has no ``pruned_heads``):
+    the same outputs, at the size of a BERT with every head; the MagicBert checkpoint is the small one."""
     if isinstance(model, MagicBertSupernetForMaskedLM):
         raise ValueError("to_bert needs a fixed architecture; call supernet.export(arch) first.")
     magic_class = type(model)
@@ -192,10 +210,10 @@ def to_bert(model: PreTrainedModel) -> PreTrainedModel:
     config = model.config
     if not config.is_bert_shaped:
         raise ValueError(
-            f"to_bert needs a BERT-shaped arch ['mha:<heads>', 'ffn:<inner>'] * n (same ops in every pair); "
-            f"got {config.arch}."
+            f"to_bert needs a BERT-shaped arch [attention, 'ffn:<inner>'] * n (one inner size; attention 'mha:<H>' or "
+            f"'heads:<k>' with one head size hidden/H); got {config.arch}."
         )
-    heads, inner = config.arch_specs[0].size, config.arch_specs[1].size
+    heads, inner = config.bert_num_attention_heads, config.arch_specs[1].size
     bert_config = BertConfig(
         **{field: getattr(config, field) for field in _SHARED_FIELDS},
         **{field: getattr(config, field) for field in _LABEL_FIELDS},
@@ -209,7 +227,7 @@ def to_bert(model: PreTrainedModel) -> PreTrainedModel:
         bert = BertModel(bert_config, add_pooling_layer=model.pooler is not None)
     else:
         bert = bert_class(bert_config)
-    bert.load_state_dict(magic_to_bert_state_dict(model.state_dict()), strict=True)
+    bert.load_state_dict(_zero_padded(magic_to_bert_state_dict(model.state_dict()), bert.state_dict()), strict=True)
     param = next(model.parameters())
     return bert.to(device=param.device, dtype=param.dtype).train(model.training)
 

@@ -1,11 +1,14 @@
 """Compress a pretrained BERT: a search space built around it, and every candidate op of the supernet started from it.
 
-* :func:`space_from_bert` — the BERT's hidden size, vocabulary, positions and token types, ``2 × layers`` sublayers
-  and the ops ``identity``, ``mha:<H/2>``, ``mha:<H>``, ``ffn:<I/4>``, ``ffn:<I/2>``, ``ffn:<I>``, ``conv:3/5/7``.
+* :func:`space_from_bert` — the BERT's hidden size, head size, vocabulary, positions and token types, ``2 × layers``
+  sublayers and the ops ``identity``, ``mha:<H/2>``, ``mha:<H>``, ``heads:<H/4>``, ``heads:<H/2>``, ``ffn:<I/4>``,
+  ``ffn:<I/2>``, ``ffn:<I>``, ``conv:3/5/7``.
 * :func:`inherit_from_bert` — every op of sublayers ``2j`` and ``2j+1`` starts from BERT layer ``j``:
 
   - ``mha:<h>`` takes the layer's query/key/value/output projections and attention LayerNorm (every ``mha`` has
     full-width projections, so ``h`` heads are a re-split of the same weights);
+  - ``heads:<k>`` takes the layer's ``k`` most important heads (:data:`INHERIT_METHODS`; kept in BERT's order): their
+    query/key/value rows and output-projection columns, BERT's output bias and attention LayerNorm;
   - ``ffn:<n>`` takes the ``n`` most important neurons of the layer's FFN (:data:`INHERIT_METHODS`); ``ffn:<I>`` is
     BERT's FFN in its own order, and a wider ``ffn`` adds neurons with zero output weights (the same function);
   - ``conv:<k>`` starts with a zero pointwise projection (weight and bias) and the LayerNorm BERT has at that
@@ -36,6 +39,7 @@ from transformers import AutoConfig, BertConfig, BertForMaskedLM, PreTrainedMode
 from .bert_interop import _SHARED_FIELDS
 from .configuration_magic_bert import MagicBertConfig, MagicBertSupernetConfig
 from .errors import InputError, invalid_value
+from .op_specs import parse_op
 
 INHERIT_METHODS = ("importance", "magnitude", "first")
 CONV_KERNELS = (3, 5, 7)
@@ -54,27 +58,32 @@ def _bert_config(bert) -> BertConfig:
 
 
 def default_bert_ops(bert_config: BertConfig) -> list[str]:
-    """``identity``, ``mha:<H/2>``, ``mha:<H>``, ``ffn:<I/4>``, ``ffn:<I/2>``, ``ffn:<I>``, ``conv:3/5/7`` (duplicates
-    and head counts that do not divide the hidden size dropped)."""
+    """``identity``, ``mha:<H/2>``, ``mha:<H>``, ``heads:<H/4>``, ``heads:<H/2>``, ``ffn:<I/4>``, ``ffn:<I/2>``,
+    ``ffn:<I>``, ``conv:3/5/7`` (duplicates, head counts that do not divide the hidden size and empty sizes dropped).
+    ``heads:<k>`` keeps ``k`` of a layer's heads, so attention too can be made narrower rather than only dropped."""
     heads, inner, hidden = bert_config.num_attention_heads, bert_config.intermediate_size, bert_config.hidden_size
     mha = sorted({h for h in (heads // 2, heads) if h >= 1 and hidden % h == 0})
+    kept = sorted({k for k in (heads // 4, heads // 2) if 1 <= k < heads}) if hidden % heads == 0 else []
     ffn = sorted({i for i in (inner // 4, inner // 2, inner) if i >= 1})
-    return ["identity", *(f"mha:{h}" for h in mha), *(f"ffn:{i}" for i in ffn), *(f"conv:{k}" for k in CONV_KERNELS)]
+    return ["identity", *(f"mha:{h}" for h in mha), *(f"heads:{k}" for k in kept), *(f"ffn:{i}" for i in ffn),
+            *(f"conv:{k}" for k in CONV_KERNELS)]
 
 
 def space_from_bert(bert, ops: list[str] | None = None) -> MagicBertSupernetConfig:
     """The supernet config of a search space around ``bert`` (a BERT model, its config, or a path / Hub id).
 
-    Dimensions, vocabulary, positions, token types and activation are BERT's; there are ``2 × num_hidden_layers``
-    sublayers (BERT layer ``j`` is sublayers ``2j`` and ``2j+1``); ``ops`` defaults to :func:`default_bert_ops` and
-    must contain BERT's own two ops, so that its own arch is a child.
+    Dimensions, vocabulary, positions, token types and activation are BERT's, and ``attention_head_size`` its head
+    size (``heads:<k>`` ops keep ``k`` of its heads); there are ``2 × num_hidden_layers`` sublayers (BERT layer ``j`` is
+    sublayers ``2j`` and ``2j+1``); ``ops`` defaults to :func:`default_bert_ops` and must contain BERT's own two ops,
+    so that its own arch is a child.
     """
     bert_config = _bert_config(bert)
     ops = default_bert_ops(bert_config) if ops is None else list(ops)
     own = [f"mha:{bert_config.num_attention_heads}", f"ffn:{bert_config.intermediate_size}"]
     with invalid_value("`ops`"):
         config = MagicBertSupernetConfig(**{field: getattr(bert_config, field) for field in _SHARED_FIELDS},
-                                         num_hidden_layers=2 * bert_config.num_hidden_layers, candidate_ops=ops)
+                                         num_hidden_layers=2 * bert_config.num_hidden_layers, candidate_ops=ops,
+                                         attention_head_size=bert_config.hidden_size // bert_config.num_attention_heads)
     missing = [op for op in own if op not in config.candidate_ops]
     if missing:
         raise InputError(f"`ops` must include BERT's own ops {own} (its arch is a child of the space); "
@@ -98,15 +107,55 @@ def bert_layers_arch(bert, layers: Iterable[int]) -> list[str]:
     return [op for j in range(depth) for op in (own if j in kept else ["identity", "identity"])]
 
 
+HAND_DESIGNS = ("every_other_layer", "first_half", "width_half")
+
+
+def hand_designed_archs(config: MagicBertConfig) -> dict[str, list[str]]:
+    """The hand-designed students of a space built around a BERT (``inherited`` records its ops), by name:
+
+    - ``every_other_layer``: BERT layers 0, 2, 4, ... (DistilBERT's initialisation);
+    - ``first_half``: its first ``L/2`` layers;
+    - ``width_half``: every layer with half its heads and half its FFN neurons, ``[heads:H/2, ffn:I/2] * L`` (the
+      uniform width cut DynaBERT's width multiplier 0.5 gives).
+
+    Only those whose ops the space has; none for a space that was not built around a BERT."""
+    ops = (getattr(config, "inherited", None) or {}).get("ops") or {}
+    own_ffn = [op for op, what in ops.items() if what == "BERT's FFN"]
+    if not own_ffn or not config.attention_head_size or config.num_hidden_layers % 2:
+        return {}
+    depth, inner = config.num_hidden_layers // 2, parse_op(own_ffn[0]).size
+    heads = config.hidden_size // config.attention_head_size
+    own, candidates = [f"mha:{heads}", own_ffn[0]], set(config.candidate_ops)
+
+    def layers(kept) -> list[str]:
+        return [op for j in range(depth) for op in (own if j in kept else ["identity", "identity"])]
+
+    designs = {"every_other_layer": layers(range(0, depth, 2)), "first_half": layers(range(max(1, depth // 2))),
+               "width_half": [f"heads:{heads // 2}", f"ffn:{inner // 2}"] * depth}
+    return {name: arch for name, arch in designs.items() if set(arch) <= candidates}
+
+
 # ------------------------------------------------------------------------------------------------- neuron order
 def _bert_layers(bert: PreTrainedModel):
     return (bert.bert if isinstance(bert, BertForMaskedLM) else bert).encoder.layer
 
 
-def _magnitude_scores(bert: PreTrainedModel) -> list[torch.Tensor]:
-    """Norm of each neuron's input weights × norm of its output weights (no data)."""
-    return [layer.intermediate.dense.weight.double().norm(dim=1) * layer.output.dense.weight.double().norm(dim=0)
-            for layer in _bert_layers(bert)]
+def _head_columns(layer, values: torch.Tensor) -> torch.Tensor:
+    """``values`` over the attention width (last dim) summed per head: ``(..., heads)``."""
+    heads = layer.attention.self.config.num_attention_heads
+    return values.reshape(*values.shape[:-1], heads, values.shape[-1] // heads).sum(-1)
+
+
+def _magnitude_scores(bert: PreTrainedModel) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Norm of each neuron's input weights × norm of its output weights (no data); for a head, the norm of its value
+    rows × the norm of its output columns (what it can add to the layer's output)."""
+    layers = _bert_layers(bert)
+    ffn = [layer.intermediate.dense.weight.double().norm(dim=1) * layer.output.dense.weight.double().norm(dim=0)
+           for layer in layers]
+    heads = [_head_columns(layer, layer.attention.self.value.weight.double().square().sum(1)).sqrt()
+             * _head_columns(layer, layer.attention.output.dense.weight.double().square().sum(0)).sqrt()
+             for layer in layers]
+    return ffn, heads
 
 
 def _model_inputs(batch: dict, device: torch.device) -> dict:
@@ -114,16 +163,22 @@ def _model_inputs(batch: dict, device: torch.device) -> dict:
     return {key: torch.as_tensor(batch[key]).to(device) for key in keys if batch.get(key) is not None}
 
 
-def _activation_scores(bert: PreTrainedModel, batches: Iterable[dict], max_batches: int) -> list[torch.Tensor]:
-    """Per neuron: with an MLM head, ``|Σ activation × ∂MLM loss/∂activation|`` summed over batches (the first-order
-    loss change of removing it, as DynaBERT ranks neurons); without one, mean ``|activation|`` over real tokens ×
-    the norm of its output weights."""
+def _activation_scores(bert: PreTrainedModel, batches: Iterable[dict],
+                       max_batches: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per FFN neuron and per attention head (its slice of the attention output before the output projection): with an
+    MLM head, ``|Σ activation × ∂MLM loss/∂activation|`` summed over batches (the first-order loss change of removing
+    it, as DynaBERT ranks heads and neurons); without one, mean ``|activation|`` over real tokens × the norm of its
+    output weights."""
     layers = _bert_layers(bert)
     with_head = isinstance(bert, BertForMaskedLM)
     device = next(bert.parameters()).device
-    scores = [torch.zeros(layer.intermediate.dense.out_features, dtype=torch.float64) for layer in layers]
-    activations: list[torch.Tensor] = []
-    hooks = [layer.intermediate.register_forward_hook(lambda _m, _i, out: activations.append(out)) for layer in layers]
+    ffn = [torch.zeros(layer.intermediate.dense.out_features, dtype=torch.float64) for layer in layers]
+    heads = [torch.zeros(layer.attention.self.config.num_attention_heads, dtype=torch.float64) for layer in layers]
+    neurons: list[torch.Tensor] = []  # the layers' FFN activations, in layer order
+    contexts: list[torch.Tensor] = []  # the layers' attention outputs before the output projection
+    hooks = [layer.intermediate.register_forward_hook(lambda _m, _i, out: neurons.append(out)) for layer in layers]
+    hooks += [layer.attention.self.register_forward_hook(lambda _m, _i, out: contexts.append(out[0]))
+              for layer in layers]
     tokens, seen, training = 0, 0, bert.training
     bert.eval()
     try:
@@ -131,7 +186,8 @@ def _activation_scores(bert: PreTrainedModel, batches: Iterable[dict], max_batch
             if seen >= max_batches:
                 break
             seen += 1
-            activations.clear()
+            neurons.clear()
+            contexts.clear()
             inputs = _model_inputs(batch, device)
             mask = inputs.get("attention_mask", torch.ones_like(inputs["input_ids"])).unsqueeze(-1).double()
             tokens += int(mask.sum())
@@ -144,14 +200,17 @@ def _activation_scores(bert: PreTrainedModel, batches: Iterable[dict], max_batch
                     embeds = bert.get_input_embeddings()(ids).detach().requires_grad_()
                     loss = bert(inputs_embeds=embeds, labels=torch.as_tensor(batch["labels"]).to(device),
                                 **inputs).loss
+                    activations = neurons + contexts
                     grads = torch.autograd.grad(loss, activations)
-                for j, (act, grad) in enumerate(zip(activations, grads, strict=True)):
-                    scores[j] += ((act * grad).double() * mask).sum(dim=(0, 1)).abs().cpu()
+                terms = [((act * grad).double() * mask).sum(dim=(0, 1)) for act, grad in
+                         zip(activations, grads, strict=True)]
             else:
                 with torch.no_grad():
                     bert(**inputs)
-                for j, act in enumerate(activations):
-                    scores[j] += (act.detach().double().abs() * mask).sum(dim=(0, 1)).cpu()
+                terms = [(act.detach().double().abs() * mask).sum(dim=(0, 1)) for act in neurons + contexts]
+            for j, layer in enumerate(layers):  # a head's term sums its columns before the absolute value
+                ffn[j] += terms[j].abs().cpu()
+                heads[j] += _head_columns(layer, terms[len(layers) + j]).abs().cpu()
     finally:
         for hook in hooks:
             hook.remove()
@@ -159,30 +218,52 @@ def _activation_scores(bert: PreTrainedModel, batches: Iterable[dict], max_batch
     if seen == 0:
         raise InputError("`batches` is empty: ranking neurons by importance needs held-out batches.")
     if not with_head:
-        scores = [s / max(tokens, 1) * layer.output.dense.weight.detach().double().norm(dim=0).cpu()
-                  for s, layer in zip(scores, layers, strict=True)]
-    return scores
+        ffn = [s / max(tokens, 1) * layer.output.dense.weight.detach().double().norm(dim=0).cpu()
+               for s, layer in zip(ffn, layers, strict=True)]
+        heads = [s / max(tokens, 1) * _head_columns(layer, layer.attention.output.dense.weight.detach().double()
+                                                    .square().sum(0)).sqrt().cpu()
+                 for s, layer in zip(heads, layers, strict=True)]
+    return ffn, heads
 
 
-def neuron_orders(bert: PreTrainedModel, method: str = "importance", batches: Iterable[dict] | None = None,
-                  max_batches: int = 8) -> list[list[int]]:
-    """For each BERT layer, its FFN neurons from most to least important (a stable sort: ties keep index order).
+def unit_orders(bert: PreTrainedModel, method: str = "importance", batches: Iterable[dict] | None = None,
+                max_batches: int = 8) -> tuple[list[list[int]], list[list[int]]]:
+    """For each BERT layer, its FFN neurons and its attention heads, each from most to least important (stable sorts:
+    ties keep index order), from one pass over the data.
 
     ``importance`` needs ``batches`` (an iterable of held-out batches; the first ``max_batches`` are used),
-    ``magnitude`` and ``first`` need no data. ``bert`` is a ``BertForMaskedLM`` (its MLM loss ranks neurons) or a
+    ``magnitude`` and ``first`` need no data. ``bert`` is a ``BertForMaskedLM`` (its MLM loss ranks them) or a
     ``BertModel``.
     """
     if method not in INHERIT_METHODS:
         raise InputError(f"`inherit` {method!r} is not a method; choose one of {list(INHERIT_METHODS)}.")
+    layers = _bert_layers(bert)
     if method == "first":
-        return [list(range(layer.intermediate.dense.out_features)) for layer in _bert_layers(bert)]
+        return ([list(range(layer.intermediate.dense.out_features)) for layer in layers],
+                [list(range(layer.attention.self.config.num_attention_heads)) for layer in layers])
     if method == "magnitude":
-        scores = _magnitude_scores(bert)
+        ffn, heads = _magnitude_scores(bert)
     elif batches is None:
         raise InputError("`inherit` importance needs held-out `batches` (or use `inherit` magnitude).")
     else:
-        scores = _activation_scores(bert, batches, max_batches)
-    return [torch.argsort(-s.detach().cpu(), stable=True).tolist() for s in scores]
+        ffn, heads = _activation_scores(bert, batches, max_batches)
+
+    def order(scores: list[torch.Tensor]) -> list[list[int]]:
+        return [torch.argsort(-s.detach().cpu(), stable=True).tolist() for s in scores]
+
+    return order(ffn), order(heads)
+
+
+def neuron_orders(bert: PreTrainedModel, method: str = "importance", batches: Iterable[dict] | None = None,
+                  max_batches: int = 8) -> list[list[int]]:
+    """For each BERT layer, its FFN neurons from most to least important (see :func:`unit_orders`)."""
+    return unit_orders(bert, method, batches, max_batches)[0]
+
+
+def head_orders(bert: PreTrainedModel, method: str = "importance", batches: Iterable[dict] | None = None,
+                max_batches: int = 8) -> list[list[int]]:
+    """For each BERT layer, its attention heads from most to least important (see :func:`unit_orders`)."""
+    return unit_orders(bert, method, batches, max_batches)[1]
 
 
 # ---------------------------------------------------------------------------------------------------- inheritance
@@ -209,6 +290,25 @@ def _inherit_ffn(op: torch.nn.Module, bert_layer, order: list[int], method: str)
     if n > inner:
         return f"BERT's FFN + {n - inner} new neurons with zero output weights"
     return f"{method}: {n} of {inner} neurons"
+
+
+def _inherit_heads(op: torch.nn.Module, bert_layer, order: list[int], method: str) -> str:
+    """``heads:<k>``: the ``k`` first heads of ``order`` (kept in BERT's order), their projection rows and output
+    columns; BERT's output bias and LayerNorm."""
+    attention, total, k = bert_layer.attention, len(order), op.num_heads
+    if k > total or op.head_dim * total != attention.self.query.out_features:
+        raise InputError(f"Op heads:{k} (head size {op.head_dim}) cannot keep heads of a BERT layer with {total} "
+                         f"heads of {attention.self.query.out_features // total}.")
+    kept = sorted(order[:k])
+    index = torch.cat([torch.arange(h * op.head_dim, (h + 1) * op.head_dim) for h in kept]).to(op.query.weight.device)
+    for name in ("query", "key", "value"):
+        source = getattr(attention.self, name)
+        getattr(op, name).weight.copy_(source.weight[index])
+        getattr(op, name).bias.copy_(source.bias[index])
+    op.output.weight.copy_(attention.output.dense.weight[:, index])
+    op.output.bias.copy_(attention.output.dense.bias)
+    _copy(op.LayerNorm, attention.output.LayerNorm)
+    return "BERT's attention" if k == total else f"{method}: {k} of {total} heads"
 
 
 def _inherit_mha(op: torch.nn.Module, bert_layer) -> str:
@@ -238,19 +338,20 @@ def _check_fits(supernet, bert: PreTrainedModel) -> None:
 @torch.no_grad()
 def inherit_from_bert(supernet, bert: PreTrainedModel, method: str = "importance",
                       batches: Iterable[dict] | None = None, accelerator=None, max_batches: int = 8,
-                      orders: list[list[int]] | None = None) -> dict:
+                      orders: tuple[list[list[int]], list[list[int]]] | None = None) -> dict:
     """Start every candidate op of ``supernet`` (a :class:`MagicBertSupernetForMaskedLM` or supernet model) from
     ``bert`` (a ``BertForMaskedLM`` or ``BertModel`` of the same hidden size and half the sublayers); see the module
     docstring for what each op takes. Embeddings and head are not touched (``from_bert`` loads them).
 
-    The neuron order is computed on the main process and sent to every rank when ``accelerator`` is given (else
-    computed here: deterministic for the same data and weights), or taken from ``orders``. Returns the record also
-    stored in ``supernet.config.inherited``: ``{"method": ..., "ops": {op: what it inherited}}``.
+    The neuron and head orders are computed on the main process and sent to every rank when ``accelerator`` is given
+    (else computed here: deterministic for the same data and weights), or taken from ``orders`` (``(ffn, heads)`` as
+    :func:`unit_orders` returns them). Returns the record also stored in ``supernet.config.inherited``:
+    ``{"method": ..., "ops": {op: what it inherited}}``.
     """
     _check_fits(supernet, bert)
     if orders is None:
-        def compute() -> list[list[int]]:
-            return neuron_orders(bert, method, batches, max_batches)
+        def compute() -> tuple[list[list[int]], list[list[int]]]:
+            return unit_orders(bert, method, batches, max_batches)
 
         if accelerator is None:
             orders = compute()
@@ -258,6 +359,7 @@ def inherit_from_bert(supernet, bert: PreTrainedModel, method: str = "importance
             from .ranks import computed_on_main
 
             orders = computed_on_main(accelerator, compute)
+    ffn_orders, head_orders_ = orders
     base = getattr(supernet, "bert", supernet)
     bert_layers = _bert_layers(bert)
     record: dict[str, str] = {}
@@ -268,8 +370,10 @@ def inherit_from_bert(supernet, bert: PreTrainedModel, method: str = "importance
             op = layer.ops[spec.key]
             if spec.kind == "mha":
                 record[spec.name] = _inherit_mha(op, bert_layer)
+            elif spec.kind == "heads":
+                record[spec.name] = _inherit_heads(op, bert_layer, head_orders_[position // 2], method)
             elif spec.kind == "ffn":
-                record[spec.name] = _inherit_ffn(op, bert_layer, orders[position // 2], method)
+                record[spec.name] = _inherit_ffn(op, bert_layer, ffn_orders[position // 2], method)
             elif spec.kind == "conv":
                 record[spec.name] = _inherit_conv(op, layer_norm)
             else:
@@ -324,5 +428,6 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
     return supernet
 
 
-__all__ = ["CONV_KERNELS", "INHERIT_METHODS", "bert_layers_arch", "default_bert_ops", "inherit_from_bert",
-           "neuron_orders", "space_from_bert", "supernet_from_bert"]
+__all__ = ["CONV_KERNELS", "HAND_DESIGNS", "INHERIT_METHODS", "bert_layers_arch", "default_bert_ops",
+           "hand_designed_archs", "head_orders", "inherit_from_bert", "neuron_orders", "space_from_bert",
+           "supernet_from_bert", "unit_orders"]

@@ -87,7 +87,8 @@ class MagicBertConfig(PreTrainedConfig):
     each running one operator from ``candidate_ops``. With ``arch=None`` it describes a supernet (every candidate op
     in every layer); with ``arch`` (one op name per layer) a fixed child model.
 
-    Op names: ``identity``, ``mha:<heads>``, ``ffn:<inner_size>``, ``conv:<odd kernel>``. Each op is its module,
+    Op names: ``identity``, ``mha:<heads>``, ``heads:<kept heads>`` (attention with that many heads of
+    ``attention_head_size``, which such ops need), ``ffn:<inner_size>``, ``conv:<odd kernel>``. Each op is its module,
     dropout, a residual connection and a post-LayerNorm (``identity`` passes its input through), so
     ``["mha:12", "ffn:3072"] * 12`` at hidden size 768 is BERT-base weight for weight.
 
@@ -108,6 +109,7 @@ class MagicBertConfig(PreTrainedConfig):
     num_hidden_layers: int = 24
     candidate_ops: list[str] | None = None
     arch: list[str] | None = None
+    attention_head_size: int | None = None
     hidden_act: str = "gelu"
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
@@ -136,8 +138,11 @@ class MagicBertConfig(PreTrainedConfig):
         ops = [parse_op(op) for op in self.candidate_ops]
         if not ops:
             raise ValueError("candidate_ops is empty; give at least one op name.")
+        head_size = self.attention_head_size
+        if head_size is not None and (isinstance(head_size, bool) or not isinstance(head_size, int) or head_size < 1):
+            raise ValueError(f"attention_head_size must be a positive integer or None, got {head_size!r}.")
         for spec in ops:
-            spec.check_hidden_size(self.hidden_size)
+            spec.check_hidden_size(self.hidden_size, head_size)
         if len(set(ops)) != len(ops):
             raise ValueError(f"candidate_ops has duplicates: {list(self.candidate_ops)}.")
         self.candidate_ops = [spec.name for spec in ops]  # canonical names, JSON-friendly
@@ -165,13 +170,29 @@ class MagicBertConfig(PreTrainedConfig):
 
     @property
     def is_bert_shaped(self) -> bool:
-        """True when the arch is ``[mha:h, ffn:i] * n``: a plain BERT encoder."""
+        """True when a plain BERT encoder holds the arch (see :attr:`bert_num_attention_heads`)."""
+        return self.bert_num_attention_heads is not None
+
+    @property
+    def bert_num_attention_heads(self) -> int | None:
+        """The ``num_attention_heads`` of the BERT that holds this arch, or ``None`` when none does.
+
+        A BERT holds ``[attention, ffn:i] * n`` with one inner size ``i`` and one head size: every attention op is
+        ``mha:H`` (the same ``H`` in every layer) or ``heads:k`` with ``attention_head_size = hidden_size / H``. A
+        ``heads:k`` layer is a BERT layer with ``H - k`` zero heads (transformers v5 has no ``pruned_heads``), which
+        add exactly nothing to its output."""
         specs = self.arch_specs
-        if not specs or len(specs) % 2:
-            return False
-        return all(s == specs[0] for s in specs[0::2]) and all(s == specs[1] for s in specs[1::2]) and (
-            specs[0].kind == "mha" and specs[1].kind == "ffn"
-        )
+        if not specs or len(specs) % 2 or any(s != specs[1] or s.kind != "ffn" for s in specs[1::2]):
+            return None
+        counts = set()
+        for spec in specs[0::2]:
+            if spec.kind == "mha":
+                counts.add(spec.size)
+            elif spec.kind == "heads" and self.hidden_size % self.attention_head_size == 0:
+                counts.add(self.hidden_size // self.attention_head_size)
+            else:
+                return None
+        return counts.pop() if len(counts) == 1 else None
 
     def with_arch(self, arch) -> MagicBertConfig:
         """A copy of this config describing the fixed child ``arch`` (a :class:`MagicBertConfig`), or with ``None``

@@ -74,17 +74,18 @@ class MagicBertSelfAttention(MagicBertOp):
 
     uses_padding_mask = False
 
-    def __init__(self, config: MagicBertConfig, num_heads: int):
+    def __init__(self, config: MagicBertConfig, num_heads: int, head_dim: int | None = None):
         super().__init__()
         self.config = config  # the attention interface reads config._attn_implementation
         self.num_heads = num_heads
-        self.head_dim = config.hidden_size // num_heads
+        self.head_dim = config.hidden_size // num_heads if head_dim is None else head_dim
         self.scaling = self.head_dim**-0.5
         self.is_causal = False
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
-        self.output = nn.Linear(config.hidden_size, config.hidden_size)
+        width = num_heads * self.head_dim
+        self.query = nn.Linear(config.hidden_size, width)
+        self.key = nn.Linear(config.hidden_size, width)
+        self.value = nn.Linear(config.hidden_size, width)
+        self.output = nn.Linear(width, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.attention_dropout = config.attention_probs_dropout_prob
@@ -104,6 +105,15 @@ class MagicBertSelfAttention(MagicBertOp):
         )
         attn_output = attn_output.reshape(*input_shape, -1).contiguous()
         return self.LayerNorm(self.dropout(self.output(attn_output)) + hidden_states), attn_weights
+
+
+@register_op_module("heads")
+class MagicBertPrunedSelfAttention(MagicBertSelfAttention):
+    """``heads:<k>``: BERT's attention block with ``k`` heads of ``config.attention_head_size`` (projections
+    ``k × head size`` wide), e.g. a teacher layer with only its ``k`` most important heads (``inherit_from_bert``)."""
+
+    def __init__(self, config: MagicBertConfig, kept_heads: int):
+        super().__init__(config, kept_heads, head_dim=config.attention_head_size)
 
 
 @register_op_module("ffn")

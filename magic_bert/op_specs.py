@@ -1,9 +1,13 @@
 """Operator kinds of the search space (one registry) and op names parsed once into small typed specs.
 
-An op name is a kind and, for kinds that take one, a size: ``identity``, ``mha:<heads>``, ``ffn:<inner_size>``,
-``conv:<odd kernel>``. Everything about a kind lives in one :class:`OpKind` entry of :data:`OP_KINDS`: how its size is
-checked, its exact parameter and FLOP counts, and (attached by ``modeling_magic_bert.register_op_module`` where the
-class is defined) its torch module. Everything else in the package works on :class:`OpSpec` and never parses names
+An op name is a kind and, for kinds that take one, a size: ``identity``, ``mha:<heads>``, ``heads:<kept heads>``,
+``ffn:<inner_size>``, ``conv:<odd kernel>``. ``mha:<h>`` re-splits full-width projections into ``h`` heads;
+``heads:<k>`` is attention with ``k`` heads of the config's ``attention_head_size`` (projections ``k × head size``
+wide: a teacher's attention with only ``k`` of its heads kept, so parameters and FLOPs shrink with ``k``).
+
+Everything about a kind lives in one :class:`OpKind` entry of :data:`OP_KINDS`: how its size is checked, its exact
+parameter and FLOP counts, and (attached by ``modeling_magic_bert.register_op_module`` where the class is defined)
+its torch module. Everything else in the package works on :class:`OpSpec` and never parses names
 again. This module has no torch dependency and only same-folder imports: it is copied next to exported checkpoints
 for ``trust_remote_code`` loading.
 """
@@ -27,6 +31,7 @@ class OpKind:
     ``flops(hidden_size, seq_len, size)`` counts the matmul FLOPs of one sequence (2 per multiply-add; norms, softmax
     and activations excluded). ``size_error(size)`` / ``hidden_size_error(size, hidden_size)`` return why a size is
     invalid, or ``None``. Kinds without a size (``size_name=None``) are written by their bare name and have size 0.
+    Kinds with ``uses_head_size`` take the config's ``attention_head_size`` as one more last argument of all three.
     """
 
     name: str
@@ -36,6 +41,7 @@ class OpKind:
     size_error: Callable[[int], str | None] = _no_error
     hidden_size_error: Callable[[int, int], str | None] = _no_error
     module: type | None = None  # the torch module (``module(config, size)``), set by register_op_module
+    uses_head_size: bool = False
 
     @property
     def form(self) -> str:
@@ -54,6 +60,21 @@ def _heads_error(heads: int, hidden_size: int) -> str | None:
             f"(e.g. {_divisors(hidden_size)}).")
 
 
+def _kept_heads_error(heads: int, hidden_size: int, head_size: int | None) -> str | None:
+    if head_size is None:
+        return ("heads:<k> ops need the config's attention_head_size (the teacher's hidden_size / "
+                "num_attention_heads); it is not set.")
+    if heads * head_size > hidden_size:
+        return (f"{heads} heads of attention_head_size={head_size} are wider than hidden_size={hidden_size}; "
+                f"keep at most {hidden_size // head_size} heads.")
+    return None
+
+
+def _pruned_attention_params(h: int, heads: int, head_size: int) -> int:
+    width = heads * head_size  # query, key, value (h -> width), output (width -> h), LayerNorm
+    return 3 * (h * width + width) + (width * h + h) + 2 * h
+
+
 def _kernel_error(kernel: int) -> str | None:
     return None if kernel % 2 else "convolution kernels must be odd (3, 5, 7, ...) so the sequence length is kept."
 
@@ -66,6 +87,11 @@ OP_KINDS: dict[str, OpKind] = {
             "mha", "heads", num_params=lambda h, _: 4 * (h * h + h) + 2 * h,
             flops=lambda h, s, _: 2 * 4 * s * h * h + 2 * 2 * s * s * h, hidden_size_error=_heads_error,
         ),
+        OpKind(  # k heads of attention_head_size: projections k * head_size wide; FLOPs add QK^T and AV
+            "heads", "kept heads", num_params=_pruned_attention_params,
+            flops=lambda h, s, k, d: 2 * 4 * s * h * k * d + 2 * 2 * s * s * k * d,
+            hidden_size_error=_kept_heads_error, uses_head_size=True,
+        ),
         OpKind(  # two dense layers
             "ffn", "inner_size", num_params=lambda h, i: (h * i + i) + (i * h + h) + 2 * h,
             flops=lambda h, s, i: 2 * 2 * s * h * i,
@@ -76,6 +102,9 @@ OP_KINDS: dict[str, OpKind] = {
         ),
     )
 }
+
+
+ATTENTION_KINDS = ("mha", "heads")
 
 
 def register_op_kind(kind: OpKind) -> OpKind:
@@ -128,18 +157,41 @@ class OpSpec:
         """Module name inside a supernet layer (``nn.ModuleDict`` keys may not contain ``.``; we also avoid ``:``)."""
         return self.kind if op_kind(self.kind).size_name is None else f"{self.kind}_{self.size}"
 
-    def check_hidden_size(self, hidden_size: int) -> None:
-        error = op_kind(self.kind).hidden_size_error(self.size, hidden_size)
+    def _head_size(self, head_size: int | None) -> tuple[int, ...]:
+        """The extra argument of kinds that use the head size (checked to be set), else nothing."""
+        if not op_kind(self.kind).uses_head_size:
+            return ()
+        if head_size is None:
+            raise ValueError(f"Op '{self.name}' needs attention_head_size (the config's); it is not set.")
+        return (head_size,)
+
+    def check_hidden_size(self, hidden_size: int, head_size: int | None = None) -> None:
+        kind = op_kind(self.kind)
+        extra = (head_size,) if kind.uses_head_size else ()
+        error = kind.hidden_size_error(self.size, hidden_size, *extra)
         if error is not None:
             raise ValueError(f"Op '{self.name}': {error}")
 
-    def num_params(self, hidden_size: int) -> int:
-        """Exact parameter count of this op's module (including its LayerNorm) at ``hidden_size``."""
-        return op_kind(self.kind).num_params(hidden_size, self.size)
+    def num_params(self, hidden_size: int, head_size: int | None = None) -> int:
+        """Exact parameter count of this op's module (including its LayerNorm) at ``hidden_size`` (``head_size``:
+        the config's ``attention_head_size``, read by ``heads:<k>`` only)."""
+        return op_kind(self.kind).num_params(hidden_size, self.size, *self._head_size(head_size))
 
-    def flops(self, hidden_size: int, seq_len: int) -> int:
+    def flops(self, hidden_size: int, seq_len: int, head_size: int | None = None) -> int:
         """Multiply-add FLOPs (2 per MAC) of one sequence through this op; norms, softmax, activations excluded."""
-        return op_kind(self.kind).flops(hidden_size, seq_len, self.size)
+        return op_kind(self.kind).flops(hidden_size, seq_len, self.size, *self._head_size(head_size))
+
+    def attention_width(self, hidden_size: int, head_size: int | None = None) -> int:
+        """The query/key/value width of an attention op: ``hidden_size`` for ``mha``, ``k × head_size`` for
+        ``heads:<k>``."""
+        if not self.is_attention:
+            raise ValueError(f"Op '{self.name}' is not self-attention.")
+        return self.size * self._head_size(head_size)[0] if self.kind == "heads" else hidden_size
+
+    @property
+    def is_attention(self) -> bool:
+        """Self-attention (``mha`` or ``heads``): what attention floors and attention-relation KD look for."""
+        return self.kind in ATTENTION_KINDS
 
 
 def parse_op(name: str) -> OpSpec:

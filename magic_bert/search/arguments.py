@@ -25,9 +25,28 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
     latency_table: str | None = arg(None, "A latency_table.json from --measure_latency.")
     measure_latency: bool = arg(False, "Time every op on this device first.")
     max_latency: float | None = arg(None, "Seconds per forward (needs a latency table).")
-    min_attention_layers: int = arg(0, "Keep at least this many multi-head attention (mha:*) layers in every arch.")
+    min_attention_layers: int = arg(0, "Keep at least this many self-attention (mha:*, heads:*) layers in every arch.")
+    seed_archs: str = arg("auto", "Archs scored first, in the first generation: 'auto' (the hand-designed students of "
+                                  "a space built around a BERT that meet the constraints: every other layer, the "
+                                  "first half, half the heads and neurons of every layer), 'none', or a JSON file "
+                                  "or text with a list of archs or an object of named archs.")
     strategy: str = arg("evolution", "Search strategy.", choices=list(STRATEGIES))
-    metric: str = arg("loss", "Held-out MLM loss (lower) or accuracy.", choices=list(METRICS))
+    metric: str = arg("loss", "What children are ranked by: held-out MLM loss (lower) or accuracy; 'distill', the "
+                              "student recipe's distillation loss against the teacher (lower); 'embedding', the "
+                              "cosine of pooled embeddings with the teacher's; 'task', a linear probe on --task_* "
+                              "data (docs/search_and_export.md).", choices=list(METRICS))
+    teacher_name_or_path: str | None = arg(None, "The teacher of --metric distill / embedding (default: the "
+                                                 "supernet's --init_from_bert).")
+    task_name: str | None = arg(None, "--metric task: a GLUE task (its train file, with --task_data_dir; a seeded "
+                                      "slice is held out, dev is never read).")
+    task_data_dir: str | None = arg(None, "A folder with the original GLUE task folders (MRPC/, ...).")
+    task_train_file: str | None = arg(None, "--metric task: your labelled file (csv / json / jsonl, text columns "
+                                            "and --task_label_column).")
+    task_validation_file: str | None = arg(None, "Its held-out file (default: a seeded slice of the train file).")
+    task_label_column: str = arg("label", "The label column of --task_train_file.")
+    task_train_samples: int = arg(1000, "--metric task: examples the probe is fit on.")
+    task_eval_samples: int = arg(500, "--metric task: held-out examples it is scored on.")
+    probe_ridge: float = arg(1.0, "--metric task: the ridge penalty of the linear probe.")
     # 16 x 6 children on 4 x 32 blocks: a MiniLM-sized supernet's default search takes under 5 minutes on 2 CPU cores
     # (docs/benchmarks.md); 20 x 10 on 8 x 32 took 37 minutes before the head ran on masked positions only.
     population_size: int = arg(16, "Archs per generation.")
@@ -52,6 +71,15 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
                  per_device_eval_batch_size=self.per_device_eval_batch_size, num_evaluations=self.num_evaluations)
         at_least(2, population_size=self.population_size, parents=self.parents)
         at_least(0, min_attention_layers=self.min_attention_layers)
+        at_least(2, task_train_samples=self.task_train_samples, task_eval_samples=self.task_eval_samples)
+        positive(probe_ridge=self.probe_ridge)
+        task_given = self.task_name is not None or self.task_train_file is not None
+        if self.metric == "task" and not task_given:
+            raise InputError("`metric` task needs labelled data: `task_name` (a GLUE task, with `task_data_dir`) or "
+                             "`task_train_file`.")
+        if self.metric != "task" and task_given:
+            raise InputError(f"`task_name` / `task_train_file` are read by `metric` task only; `metric` is "
+                             f"{self.metric!r}.")
         at_least(1, generations=self.generations)
         positive(max_params=self.max_params, max_flops=self.max_flops, max_latency=self.max_latency)
         check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",

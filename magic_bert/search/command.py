@@ -14,12 +14,9 @@ from functools import partial
 from pathlib import Path
 
 from accelerate import Accelerator
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import default_data_collator
 
 from ..cli import command_main, console_script, parse_one
-from ..evaluation import evaluate_mlm
 from ..io_utils import publish_dir
 from ..output_folder import locks_output_dir
 from ..ranks import main_process_first
@@ -37,6 +34,8 @@ from .algorithms import (
 )
 from .arguments import ExportArguments, SearchArguments
 from .export import export_checkpoint, push_to_hub
+from .scoring import metric_score_fn
+from .seeds import resolve_seed_archs
 
 
 @locks_output_dir("supernet", "latency_table", "tokenizer_name", "validation_file")
@@ -54,6 +53,7 @@ def search(args: SearchArguments) -> SearchResult:
     constraints = Constraints(args.max_params, args.min_params, args.max_flops, args.seq_len, args.max_latency, table,
                               args.max_encoder_params, args.min_encoder_params, args.min_attention_layers)
     constraints.check(space)
+    seeds, notes = resolve_seed_archs(args.seed_archs, supernet.config, constraints)
     tokenizer = load_tokenizer(args.tokenizer_name or supernet_dir)
 
     # An error on the main process stops every rank.
@@ -62,21 +62,28 @@ def search(args: SearchArguments) -> SearchResult:
     # The same first blocks for every arch: num_eval_batches per process.
     blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size
                                      * accelerator.num_processes)))
-    loader = accelerator.prepare(DataLoader(blocks, batch_size=args.per_device_eval_batch_size,
-                                            collate_fn=default_data_collator))
-    supernet = accelerator.prepare_model(supernet, evaluation_mode=True)
-    scorer = CandidateScorer(space, constraints, lambda arch: evaluate_mlm(supernet, loader, accelerator, arch=arch))
-    result = _run_strategy(args, scorer, random.Random(args.seed), not accelerator.is_local_main_process)
+    scorer = CandidateScorer(space, constraints, metric_score_fn(args, supernet, blocks, tokenizer, accelerator))
+    result = _run_strategy(args, scorer, random.Random(args.seed), not accelerator.is_local_main_process, seeds)
 
     if accelerator.is_main_process:
         publish_dir(output, lambda staging: _write_outputs(staging, result, table, args))
-        print(format_table(result.top(args.top_k)))
+        print(format_table(result.top(args.top_k), result.metric))
+        for line in [*notes, *seed_ranks(result)]:
+            print(line)
         print(f"best arch -> {output / 'arch.json'}")
     accelerator.wait_for_everyone()
     return result
 
 
-def _run_strategy(args: SearchArguments, scorer: CandidateScorer, rng: random.Random, quiet: bool) -> SearchResult:
+def seed_ranks(result: SearchResult) -> list[str]:
+    """Where each seed arch ranked among every evaluated arch, by the search's metric."""
+    ranked = sorted(result.candidates, key=lambda c: c.score(result.metric), reverse=True)
+    return [f"seed {c.seed}: rank {rank} of {len(ranked)} (held-out {result.metric} {c.value(result.metric):.4f})"
+            for rank, c in enumerate(ranked, start=1) if c.seed is not None]
+
+
+def _run_strategy(args: SearchArguments, scorer: CandidateScorer, rng: random.Random, quiet: bool,
+                  seeds: dict[str, list[str]]) -> SearchResult:
     bar = tqdm(disable=quiet, unit="arch")
     if args.strategy == "evolution":
         bar.total = args.population_size * args.generations
@@ -86,10 +93,10 @@ def _run_strategy(args: SearchArguments, scorer: CandidateScorer, rng: random.Ra
             bar.set_description(f"generation {generation + 1}/{args.generations}")
 
         result = evolution_search(scorer, rng, args.population_size, args.generations, args.parents,
-                                  args.mutation_prob, args.crossover, args.metric, progress)
+                                  args.mutation_prob, args.crossover, args.metric, progress, seeds)
     else:
         bar.total = args.num_evaluations or args.population_size * args.generations
-        result = random_search(scorer, bar.total, rng, args.metric, bar.update)
+        result = random_search(scorer, bar.total, rng, args.metric, bar.update, seeds)
     bar.close()
     return result
 
@@ -100,7 +107,9 @@ def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | No
         "arch": best.arch, "params": best.params, "encoder_params": best.encoder_params, "flops": best.flops,
         "seq_len": args.seq_len,
         "latency": best.latency, "eval_loss": best.loss, "eval_accuracy": best.accuracy, "metric": result.metric,
+        "score": best.value(result.metric), "proxies": best.proxies,
         "supernet": str(args.supernet), "strategy": args.strategy, "num_evaluated": len(result.candidates),
+        "seed": best.seed, "seed_archs": {c.seed: c.arch for c in result.candidates if c.seed is not None},
         "constraints": {"max_params": args.max_params, "min_params": args.min_params,
                         "max_encoder_params": args.max_encoder_params, "min_encoder_params": args.min_encoder_params,
                         "max_flops": args.max_flops, "max_latency": args.max_latency,

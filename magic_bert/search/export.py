@@ -129,9 +129,7 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
                      f"(accuracy {training.get('eval_accuracy'):.4f}) for arch {training.get('eval_arch')}")
     search_text = ("the arch was given directly" if not search_info else
                    f"{search_info.get('strategy')} search over {search_info.get('num_evaluated')} children scored "
-                   f"by held-out MLM {search_info.get('metric')} with inherited weights (this arch: loss "
-                   f"{search_info.get('eval_loss', float('nan')):.4f}, accuracy "
-                   f"{search_info.get('eval_accuracy', float('nan')):.4f}); constraints "
+                   f"by {_search_score_text(search_info)} with inherited weights; constraints "
                    f"{search_info.get('constraints')}")
     eval_results = []
     glue_table = ""
@@ -191,6 +189,15 @@ def _format_texts(head: str, fmt: str, model_name: str, remote_code: bool) -> di
     return {"library_name": "transformers", "pipeline_tag": pipeline_tag, "extra_tags": [], "head": head,
             "head_text": head_text, "usage": usage, "loading_text": loading_text,
             "format_text": "magic_bert (remote code included)" if remote_code else "plain transformers BERT"}
+
+
+def _search_score_text(info: dict) -> str:
+    """How search ranked the arch, and its score: held-out MLM loss and accuracy, or a proxy (``distill``, ...)."""
+    metric = info.get("metric")
+    if metric in (None, "loss", "accuracy"):
+        return (f"held-out MLM {metric} (this arch: loss {info.get('eval_loss', float('nan')):.4f}, accuracy "
+                f"{info.get('eval_accuracy', float('nan')):.4f})")
+    return f"the {metric} proxy (this arch: {float(info.get('score', float('nan'))):.4f})"
 
 
 def _inherited_text(inherited: dict | None, arch: list[str]) -> str:

@@ -114,7 +114,9 @@ class PretrainRecipe:
         if self.teacher is not None and loss.kd_attention_weight > 0:
             self.attention_layer = check_attention_layer(loss.kd_attention_layer, self.teacher)
             self.relation_heads = loss.kd_relation_heads or self.teacher.num_attention_heads
-            check_relation_heads(self.relation_heads, self.config.hidden_size, self.teacher)
+            widths = [op.attention_width(self.config.hidden_size, self.config.attention_head_size)
+                      for op in self.config.op_specs if op.is_attention]
+            check_relation_heads(self.relation_heads, widths, self.teacher)
         check_init_from_bert(model, self.tokenizer)
         self.train_set, held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length, self.accelerator,
                                                 args.seed)

@@ -338,7 +338,8 @@ class MagicAT(AnchoredSampling, TopologySampler):
 def default_anchor_arch(space: SearchSpace, max_params: float | None = None, min_params: float | None = None,
                         max_encoder_params: float | None = None, min_encoder_params: float | None = None,
                         warn: bool = False) -> list[str]:
-    """The initial anchor when none is given: the largest BERT-like child ``[mha, ffn] * L/2`` inside the budget.
+    """The initial anchor when none is given: the largest BERT-like child ``[attention, ffn] * L/2`` inside the budget
+    (attention: ``mha`` or ``heads``).
 
     The largest-parameter child would be all-FFN in these spaces (no token mixing at all), a poor anchor, so we
     prefer the strongest BERT-shaped child. Without mha/ffn ops, an odd layer count or any BERT-like child in
@@ -346,10 +347,10 @@ def default_anchor_arch(space: SearchSpace, max_params: float | None = None, min
     """
     max_params, min_params = space.total_budget(max_params, min_params, max_encoder_params, min_encoder_params)
     half, odd = divmod(space.num_layers, 2)
-    mha = [op.name for op in space.ops if op.kind == "mha"]
-    ffn = [op.name for op in space.ops if op.kind == "ffn"]
-    # Largest sizes first, so that ties in parameters (more heads cost none) go to the larger op.
-    candidates = [[a, f] * half for a in reversed(mha) for f in reversed(ffn)] if not odd else []
+    # Largest first, so that ties in parameters (more mha heads cost none) go to the larger op.
+    mha = sorted((op for op in space.ops if op.is_attention), key=lambda op: (space.op_params(op), op.size))
+    ffn = [op for op in space.ops if op.kind == "ffn"]
+    candidates = [[a.name, f.name] * half for a in reversed(mha) for f in reversed(ffn)] if not odd else []
     fits = [arch for arch in candidates if space.in_budget(arch, min_params=min_params, max_params=max_params)]
     if fits:
         return max(fits, key=space.num_params)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -199,12 +199,15 @@ def kd_projection(student_hidden: int, teacher: Teacher | None, hidden_weight: f
     return torch.nn.Linear(student_hidden, teacher.hidden_size)
 
 
-def check_relation_heads(heads: int, student_width: int, teacher: Teacher) -> None:
-    """Relation KD splits each model's query/key/value width into ``heads`` heads: they must divide both."""
-    if student_width % heads or teacher.hidden_size % heads:
-        common = math.gcd(student_width, teacher.hidden_size)
-        raise InputError(f"`kd_relation_heads` {heads} must divide the student's attention width {student_width} "
-                         f"and the teacher's {teacher.hidden_size}: choose a divisor of {common}.")
+def check_relation_heads(heads: int, student_widths: Iterable[int], teacher: Teacher,
+                         what: str = "`kd_relation_heads`") -> None:
+    """Relation KD splits each model's query/key/value width into ``heads`` heads: they must divide the teacher's and
+    every attention width of the student (``mha`` ops are ``hidden_size`` wide, ``heads:<k>`` ops ``k × head size``)."""
+    for width in sorted(set(student_widths), reverse=True) or [teacher.hidden_size]:
+        if width % heads or teacher.hidden_size % heads:
+            common = math.gcd(width, teacher.hidden_size)
+            raise InputError(f"{what} {heads} must divide the student's attention width {width} "
+                             f"and the teacher's {teacher.hidden_size}: choose a divisor of {common}.")
 
 
 def check_attention_layer(layer: int | None, teacher: Teacher) -> int:
