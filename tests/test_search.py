@@ -164,7 +164,8 @@ def test_attention_floor_is_checked_against_layers_ops_and_budget():
 def test_latency_table_measure_save_load(tmp_path):
     supernet = MagicBertSupernetForMaskedLM(MagicBertConfig.from_preset("tiny"))
     table = measure_latency(supernet, seq_len=32, repeats=3)
-    assert set(table.ops) == set(supernet.config.candidate_ops) and all(v > 0 for v in table.ops.values())
+    assert set(table.ops) == set(supernet.config.candidate_ops) and all(v >= 0 for v in table.ops.values())
+    assert table.ops["identity"] == 0.0
     table.save(tmp_path / "latency.json")
     loaded = LatencyTable.load(tmp_path / "latency.json")
     arch = ["mha:2", "ffn:256", "conv:3", "identity"]
@@ -174,6 +175,31 @@ def test_latency_table_measure_save_load(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a latency table"):
         LatencyTable.load(tmp_path / "bad.json")
+
+
+def test_latency_entries_are_stacks_less_the_empty_encoder(monkeypatch):
+    """Each op's entry is (its stack in every layer - the all-identity encoder) / layers; the base is the latter."""
+    import magic_bert.search.algorithms as algorithms
+
+    supernet = MagicBertSupernetForMaskedLM(MagicBertConfig.from_preset("tiny"))
+    timed = []
+
+    def fake_medians(fns, repeats, device=None):
+        for fn in fns.values():
+            fn()  # each runs the supernet's encoder without its head
+        timed.extend(fns)
+        return {op: 1.0 + index for index, op in enumerate(fns)}
+
+    monkeypatch.setattr(algorithms, "interleaved_medians", fake_medians)
+    calls = []
+    monkeypatch.setattr(supernet.bert.encoder, "forward", lambda *a, arch=None, **k: calls.append(arch) or (
+        a[0], None, None))
+    table = measure_latency(supernet, seq_len=8, repeats=1)
+    ops, layers = supernet.config.candidate_ops, supernet.config.num_hidden_layers
+    assert timed == ops and calls == [[op] * layers for op in ops]
+    base = 1.0 + ops.index("identity")
+    assert table.base == base
+    assert table.ops == {op: max(0.0, (1.0 + i - base) / layers) for i, op in enumerate(ops)}
 
 
 def test_mutation_changes_at_least_one_layer():

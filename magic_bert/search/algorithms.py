@@ -70,27 +70,24 @@ class LatencyTable:
 @torch.no_grad()
 def measure_latency(supernet, seq_len: int = 128, batch_size: int = 1, repeats: int = 20,
                     device: str | torch.device = "cpu") -> LatencyTable:
-    """Median forward time of each candidate op of layer 0 and of the encoder's fixed part (embeddings + pooler, no
-    masked-LM head: a deployed classifier or sentence encoder does not run it), on ``device``, in interleaved rounds.
-    """
+    """Each candidate op's forward time in a stack: the encoder (no masked-LM head: a deployed classifier or sentence
+    encoder does not run it) with that op in every layer, less the all-``identity`` encoder (embeddings + pooler, the
+    table's ``base``), over the number of layers; medians of interleaved rounds on ``device``.
+
+    Timed inside a whole forward, an op pays what it pays in a child (dispatch, its weights leaving the cache between
+    layers), which an op timed alone on one layer misses: on all-MiniLM-L6-v2's space (12 archs, 2 CPU cores) ops timed
+    alone predicted 0.91-1.02 × the measured forwards, stacks 0.95-1.02 × (``bench/latency_model.py``).
+    Without ``identity`` in the space the base is 0 and each entry a stack's time over its layers."""
     supernet = supernet.to(device).eval()
     config = supernet.config
-    hidden = torch.randn(batch_size, seq_len, config.hidden_size, device=device)
+    layers = config.num_hidden_layers
     ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), device=device)
-    identity = ["identity"] * config.num_hidden_layers if "identity" in config.candidate_ops else None
-    layer = supernet.bert.encoder.layer[0]
-    # Unpadded sequences: no mask, as in deployment with one sequence per batch.
-    fns = {spec.name: (lambda m=layer.ops[spec.key]: m(hidden)) for spec in config.op_specs}
-    if identity:
-        fns[_BASE] = lambda: supernet.bert(ids, arch=identity)
-    times = interleaved_medians(fns, repeats, device=device)
-    base = times.pop(_BASE, 0.0)
-    if identity:  # the all-identity forward still pays for identity layers; keep only embeddings + pooler
-        base = max(0.0, base - config.num_hidden_layers * times["identity"])
-    return LatencyTable(ops=times, base=base, device=str(device), batch_size=batch_size, seq_len=seq_len)
-
-
-_BASE = "<embeddings + pooler>"
+    encoder = supernet.bert  # unpadded sequences: no mask, as in deployment with one sequence per batch
+    times = interleaved_medians({op: (lambda arch=[op] * layers: encoder(ids, arch=arch))
+                                 for op in config.candidate_ops}, repeats, device=device)
+    base = times.get("identity", 0.0)
+    ops = {op: max(0.0, (seconds - base) / layers) for op, seconds in times.items()}
+    return LatencyTable(ops=ops, base=base, device=str(device), batch_size=batch_size, seq_len=seq_len)
 
 
 # ---------------------------------------------------------------------------------------------------- constraints
