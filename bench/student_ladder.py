@@ -186,21 +186,27 @@ class Stage:
 # ---------------------------------------------------------------------------------------------------------- stages
 def splits_stage(plan: Plan) -> dict:
     """Each task's training part and held-out slice as jsonl (the Hub's column names), chosen with ``split_seed``."""
+    return write_splits(plan.glue, TASKS, plan.args.split_seed, plan.data)
+
+
+def write_splits(glue: Path, tasks, split_seed: int, folder_of: Callable[[str], Path]) -> dict:
+    """``tasks``' training parts and held-out slices under ``folder_of(task)`` (also the proxy study's); only the
+    training files are read."""
+    from magic_bert.glue.tasks import ORIGINAL_FILES, read_glue_file
     from magic_bert.glue.tasks import TASKS as GLUE
-    from magic_bert.glue.tasks import load_glue
 
     sizes = {}
-    for name in TASKS:
-        train = load_glue(GLUE[name], data_dir=plan.glue)["train"]
+    for name in tasks:
+        train = read_glue_file(GLUE[name], Path(glue) / GLUE[name].folder / ORIGINAL_FILES["train"])
         if name == "sst2":
             count = min(SST2_TRAIN, round(len(train) * (1 - HELD_OUT_FRACTION)))  # a short file: its last 10 %
             part, held = range(count), range(count, min(len(train), count + count // 10))
         else:
             order = list(range(len(train)))
-            random.Random(plan.args.split_seed).shuffle(order)
+            random.Random(split_seed).shuffle(order)
             cut = round(len(order) * HELD_OUT_FRACTION)
             held, part = sorted(order[:cut]), sorted(order[cut:])
-        folder = plan.data(name)
+        folder = folder_of(name)
         folder.mkdir(parents=True, exist_ok=True)
         for split, rows in (("train", part), ("held_out", held)):
             subset = train.select(rows)  # idx: the example's position in the training file
@@ -208,7 +214,7 @@ def splits_stage(plan: Plan) -> dict:
             subset.to_json(tmp, lines=True)
             tmp.replace(folder / f"{split}.jsonl")
         sizes[name] = {"train": len(part), "held_out": len(held)}
-    return {"sizes": sizes, "split_seed": plan.args.split_seed}
+    return {"sizes": sizes, "split_seed": split_seed}
 
 
 def cut_stage(plan: Plan) -> dict:

@@ -56,12 +56,7 @@ def search(args: SearchArguments) -> SearchResult:
     seeds, notes = resolve_seed_archs(args.seed_archs, supernet.config, constraints)
     tokenizer = load_tokenizer(args.tokenizer_name or supernet_dir)
 
-    # An error on the main process stops every rank.
-    blocks = main_process_first(accelerator, lambda: held_out(args.group(HeldOutArguments), tokenizer, args.seed,
-                                                               [supernet_dir]))  # without its anchor's blocks
-    # The same first blocks for every arch: num_eval_batches per process.
-    blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size
-                                     * accelerator.num_processes)))
+    blocks = scoring_blocks(args, tokenizer, supernet_dir, accelerator)
     scorer = CandidateScorer(space, constraints, metric_score_fn(args, supernet, blocks, tokenizer, accelerator))
     result = _run_strategy(args, scorer, random.Random(args.seed), not accelerator.is_local_main_process, seeds)
 
@@ -73,6 +68,16 @@ def search(args: SearchArguments) -> SearchResult:
         print(f"best arch -> {output / 'arch.json'}")
     accelerator.wait_for_everyone()
     return result
+
+
+def scoring_blocks(args: SearchArguments, tokenizer, supernet_dir: Path, accelerator: Accelerator):
+    """The held-out blocks every child is scored on: the same first ``num_eval_batches`` batches per process, without
+    the blocks the supernet's anchor checks used."""
+    # An error on the main process stops every rank.
+    blocks = main_process_first(accelerator, lambda: held_out(args.group(HeldOutArguments), tokenizer, args.seed,
+                                                               [supernet_dir]))
+    return blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size
+                                   * accelerator.num_processes)))
 
 
 def seed_ranks(result: SearchResult) -> list[str]:
@@ -146,4 +151,4 @@ console_export = console_script(main_export)
 
 
 __all__ = ["console_export", "console_search", "export", "main_export", "main_search", "parse_export_args",
-           "parse_search_args", "search"]
+           "parse_search_args", "scoring_blocks", "search"]

@@ -1,0 +1,106 @@
+"""bench/proxy_study.py --quick: the archs (hand-designed, random per attention count, searched without seeds), every
+proxy on both supernets, one reference per arch scored on held-out slices with the dev files gone, a rerun that
+skips what is done, and the report's taus from the stage JSONs alone."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import proxy_study as study  # noqa: E402
+import proxy_study_report as report  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    study.make_plan(study.StudyArguments(quick=True, output_dir=str(out)))  # the quick inputs
+    for dev in (out / "quick_inputs" / "glue").glob("*/dev.tsv"):  # the study must never need dev
+        dev.unlink()
+    argv = ["--quick", "--output_dir", str(out)]
+    return out, study.main(argv), study.main(argv)
+
+
+def _result(out: Path, stage: str) -> dict:
+    return json.loads((out / "results" / f"{stage}.json").read_text())
+
+
+@pytest.mark.slow
+def test_every_stage_runs_once_and_a_rerun_only_reports(quick):
+    out, first, second = quick
+    archs = _result(out, "archs")["archs"]
+    assert list(second) == ["report"]
+    assert {f"reference_{i:02d}" for i in range(len(archs))} <= set(first)
+    assert [name for name in archs][:3] == ["every_other_layer", "first_half", "width_half"]
+    searched = [name for name in archs if name.startswith("searched_")]
+    assert searched and all(name.removeprefix("searched_") in study.SEARCHES for name in searched)
+    assert len({tuple(arch) for arch in archs.values()}) == len(archs)  # no arch twice
+
+
+@pytest.mark.slow
+def test_random_archs_have_their_attention_count_and_fit_the_budget(quick):
+    out, _, _ = quick
+    record = _result(out, "archs")
+    plan = study.make_plan(study.StudyArguments(quick=True, output_dir=str(out)))
+    from magic_bert import MagicBertSupernetForMaskedLM
+
+    space = MagicBertSupernetForMaskedLM.config_class.from_pretrained(plan.supernet("magic")).search_space
+    for name, arch in record["archs"].items():
+        if name.startswith("random_a"):
+            count = int(name.removeprefix("random_a").split("_")[0])
+            assert sum(op.startswith(("mha:", "heads:")) for op in arch) == count
+        # the uniform width cut is in the budget at MiniLM's sizes (0.13 % over half), not at the quick teacher's
+        assert space.encoder_params(arch) <= record["budget"] or name == "width_half", name
+
+
+@pytest.mark.slow
+def test_searches_were_not_seeded_and_probes_read_training_parts_only(quick):
+    out, _, _ = quick
+    for name in study.SEARCHES:
+        best = json.loads((out / "searches" / name / "arch.json").read_text())
+        assert best["seed_archs"] == {}
+    held_out = {json.dumps(row, sort_keys=True) for row in map(json.loads, (out / "data" / "stsb" /
+                                                                            "held_out.jsonl").read_text().splitlines())}
+    train = {json.dumps(row, sort_keys=True) for row in map(json.loads, (out / "data" / "stsb" /
+                                                                         "train.jsonl").read_text().splitlines())}
+    assert held_out and not held_out & train
+
+
+@pytest.mark.slow
+def test_every_arch_has_every_proxy_and_a_reference_from_its_held_out_slices(quick):
+    out, _, _ = quick
+    archs = _result(out, "archs")["archs"]
+    for supernet in study.SUPERNETS:
+        scores = _result(out, f"proxies_{supernet}")["scores"]
+        assert set(scores) == set(archs)
+        assert all(set(values) == {*study.PROXIES, "task"} for values in scores.values())
+    for index, name in enumerate(archs):
+        record = _result(out, f"reference_{index:02d}")
+        assert record["arch_name"] == name and record["arch"] == archs[name]
+        assert record["reference"] == pytest.approx(np.mean([record["tasks"][t]["score"] for t in study.TASKS]))
+
+
+@pytest.mark.slow
+def test_the_report_taus_are_scipys_and_it_needs_only_the_results(quick, tmp_path):
+    out, _, _ = quick
+    results = tmp_path / "results"
+    shutil.copytree(out / "results", results)
+    report.write_report(results, tmp_path / "docs")
+    summary = json.loads((tmp_path / "docs" / "results" / "search_study" / "summary.json").read_text())
+    archs = _result(out, "archs")["archs"]
+    references = [_result(out, f"reference_{i:02d}")["reference"] for i in range(len(archs))]
+    scores = _result(out, "proxies_magic")["scores"]
+    for proxy in ("loss", "distill", "embedding"):
+        values = [scores[name][proxy] for name in archs]
+        expected = kendalltau(report.oriented(proxy, values), references).statistic
+        assert summary["taus"]["magic"][proxy]["tau"] == pytest.approx(expected, nan_ok=True)
+    assert summary["primary"]["magic"]["difference"] == pytest.approx(
+        summary["taus"]["magic"]["distill"]["tau"] - summary["taus"]["magic"]["loss"]["tau"])
+    assert "Primary contrast on magic" in (tmp_path / "docs" / "search_study.md").read_text()
