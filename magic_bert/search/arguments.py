@@ -10,6 +10,8 @@ from ..supernet_inputs import HeldOutArguments
 from .algorithms import METRICS, STRATEGIES
 from .export import FORMATS, HEADS, INITS
 
+SCORING_PRECISIONS = ("fp32", "bf16", "auto")
+
 
 @dataclass
 class SearchArguments(ArgumentGroups, HeldOutArguments):
@@ -35,6 +37,9 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
                               "student recipe's distillation loss against the teacher (lower); 'embedding', the "
                               "cosine of pooled embeddings with the teacher's; 'task', a linear probe on --task_* "
                               "data (docs/search_and_export.md).", choices=list(METRICS))
+    scoring_precision: str = arg("fp32", "Precision of the children's forwards while scoring: fp32, bf16 (an autocast: "
+                                         "about 1.5x faster on an AVX-512 CPU; docs/search_and_export.md) or auto "
+                                         "(bf16 where the device runs it natively).", choices=list(SCORING_PRECISIONS))
     teacher_name_or_path: str | None = arg(None, "The teacher of --metric distill / embedding (default: the "
                                                  "supernet's --init_from_bert).")
     task_name: str | None = arg(None, "--metric task: a GLUE task (its train file, with --task_data_dir; a seeded "
@@ -72,6 +77,9 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
         at_least(2, population_size=self.population_size, parents=self.parents)
         at_least(0, min_attention_layers=self.min_attention_layers)
         at_least(2, task_train_samples=self.task_train_samples, task_eval_samples=self.task_eval_samples)
+        if self.scoring_precision not in SCORING_PRECISIONS:
+            raise InputError(f"`scoring_precision` {self.scoring_precision!r} is not a precision; choose one of "
+                             f"{list(SCORING_PRECISIONS)}.")
         positive(probe_ridge=self.probe_ridge)
         task_given = self.task_name is not None or self.task_train_file is not None
         if self.metric == "task" and not task_given:

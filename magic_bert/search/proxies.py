@@ -23,7 +23,7 @@ import torch
 
 from ..distillation import embedding_distance, hidden_state_mse, mean_pool, relation_kl
 from ..modeling_magic_bert import MagicBertSelfAttention
-from ..training.teacher import _uniform_or_none
+from ..training.teacher import PerChildUniformMap
 
 DISTILL_TERMS = ("distill_hidden", "distill_attention", "distill_embedding")
 
@@ -93,7 +93,7 @@ def distillation_loss(supernet, reference: TeacherReference, arch: list[str]) ->
     supernet.eval()
     ops = supernet.bert.encoder.path(arch)
     attention = max((i for i, op in enumerate(ops) if isinstance(op, MagicBertSelfAttention)), default=None)
-    pairs = list(_uniform_or_none(tuple(arch), reference.num_layers)) or [(len(arch), reference.num_layers)]
+    pairs = list(PerChildUniformMap(reference.num_layers)(arch)) or [(len(arch), reference.num_layers)]
     totals = {name: 0.0 for name in (*DISTILL_TERMS, "embedding")}
     try:
         for index, batch in enumerate(reference.batches):

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch.utils.data import DataLoader
 from transformers import default_data_collator
 
 from ..errors import InputError
 from ..evaluation import evaluate_mlm
+from ..training.losses import resolve_precision
 from ..training.teacher import check_relation_heads, load_teacher_model
 from .proxies import TeacherReference, distillation_loss, embedding_agreement
 from .task_probe import load_probe_task, probe_data, probe_score
 
 
 def metric_score_fn(args, supernet, blocks, tokenizer, accelerator) -> Callable[[list[str]], object]:
-    """``score(arch)`` for ``args.metric``; every input the metric needs is checked (and the teacher's targets or the
-    probe's slices prepared) before the first child is scored."""
+    """``score(arch)`` for ``args.metric`` in ``args.scoring_precision``; every input the metric needs is checked (and
+    the teacher's targets or the probe's slices prepared, in fp32) before the first child is scored."""
+    score = _metric_fn(args, supernet, blocks, tokenizer, accelerator)
+    if resolve_precision(args.scoring_precision.replace("fp32", "training"), accelerator.device) != "bf16":
+        return score
+    device_type = accelerator.device.type
+
+    def score_in_bf16(arch: list[str]):
+        with torch.autocast(device_type, dtype=torch.bfloat16):
+            return score(arch)
+
+    return score_in_bf16
+
+
+def _metric_fn(args, supernet, blocks, tokenizer, accelerator) -> Callable[[list[str]], object]:
     if args.metric in ("loss", "accuracy"):
         loader = accelerator.prepare(DataLoader(blocks, batch_size=args.per_device_eval_batch_size,
                                                 collate_fn=default_data_collator))
