@@ -32,6 +32,7 @@ from student_ladder import Stage, write_splits  # noqa: E402
 from magic_bert.cli import arg, parse_one, run  # noqa: E402
 from magic_bert.errors import InputError  # noqa: E402
 from magic_bert.io_utils import write_json_atomic  # noqa: E402
+from magic_bert.search.algorithms import LOWER_IS_BETTER  # noqa: E402
 
 TASKS = ("stsb", "sst2")
 SUPERNETS = {"spos": "spos", "magic": "magic-at"}
@@ -173,14 +174,17 @@ def archs_stage(plan: Plan) -> dict:
         if not (output / "candidates.jsonl").is_file():
             run(main_search, _search_flags(plan, supernet, metric, output))
         rows = [json.loads(line) for line in (output / "candidates.jsonl").read_text().splitlines()]
-        lower = metric in ("loss", "distill")
         ranked = sorted(rows, key=lambda r: r["loss"] if metric == "loss" else r["proxies"][metric],
-                        reverse=not lower)
+                        reverse=metric not in LOWER_IS_BETTER)
         best = next((row["arch"] for row in ranked if row["arch"] not in archs.values()), None)
         if best is not None:
             archs[f"searched_{name}"] = best
-    assert all(constraints.allows(space, arch) or name == "width_half" for name, arch in archs.items())
-    return {"budget": plan.budget, "archs": archs,
+    notes = [f"{name} is over the budget ({space.encoder_params(arch):,} encoder parameters)"
+             for name, arch in archs.items() if not constraints.allows(space, arch)]
+    if len(archs) < 20:
+        notes.append(f"{len(archs)} archs, not the design's 20 (an attention count not drawn, or a search's best "
+                     "already in the list)")
+    return {"budget": plan.budget, "archs": archs, "notes": notes,
             "params": {name: space.num_params(arch) for name, arch in archs.items()}}
 
 
@@ -226,8 +230,8 @@ def reference_stage(index: int, plan: Plan) -> dict:
     model = plan.out / "references" / name
     if not (model / "all_results.json").is_file():
         run(pretrain_main, [*_distil_flags(plan, model, plan.steps("reference")), "--arch", json.dumps(arch)])
-    tasks = {task: _task_result(plan, f"reference_{index:02d}", task, lambda t=task: _finetune(plan, model, t))
-             for task in TASKS}
+    tasks = {task: _task_result(plan, f"reference_{name}", task, lambda t=task: _finetune(plan, model, t))
+             for task in TASKS}  # cached by arch name: a regenerated arch list never reuses another arch's runs
     return {"arch_name": name, "arch": arch, "tasks": tasks,
             "reference": sum(tasks[t]["score"] for t in TASKS) / len(TASKS)}
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from magic_bert.analysis.rank_bootstrap import sign_matrix, weighted_tau
 from magic_bert.io_utils import save_figure, write_json_atomic, write_text_atomic
+from magic_bert.search.algorithms import LOWER_IS_BETTER
 
-LOWER_IS_BETTER = ("loss", "distill")
 PRIMARY = ("distill", "loss")  # the pre-registered contrast, on the MAGIC-AT supernet
 SAMPLES, LEVEL = 2000, 0.95
 
@@ -73,12 +73,51 @@ def analyse(archs: dict, proxies: dict, references: dict) -> dict:
         out["per_task"][supernet] = {task: {p: float(t) for p, t in zip(proxy_names, tau_with_interval(
             runs, targets[task])[0], strict=True)} for task in tasks}
         out.setdefault("seconds_per_child", {})[supernet] = record.get("seconds_per_child")
-    magic = {p: v for p, v in out["taus"].get("magic", {}).items() if not np.isnan(v["tau"])}
+    out |= _secondary(names, proxies, targets["reference"], out["taus"])
+    out["reference"] = {n: references[n]["reference"] for n in names}
+    return out
+
+
+def _secondary(names: list[str], proxies: dict, reference: np.ndarray, taus: dict) -> dict:
+    """The design's decision rule, SPOS vs MAGIC-AT per proxy (paired over the same arch resamples), and where the
+    hand-designed students rank by the reference and by each proxy on the MAGIC-AT supernet (1 = best)."""
+    out: dict = {}
+    magic = {p: v for p, v in taus.get("magic", {}).items() if not np.isnan(v["tau"])}
     if magic:
         best = max(magic, key=lambda p: magic[p]["tau"])
         out["best_proxy_on_magic"] = best
-    out["reference"] = {n: references[n]["reference"] for n in names}
+        scores = proxies["magic"]["scores"]
+        if best != "loss" and "loss" in magic:
+            point, samples = tau_with_interval(np.stack([oriented(p, [scores[n][p] for n in names])
+                                                         for p in (best, "loss")]), reference)
+            low, high = _interval(samples[:, 0] - samples[:, 1])
+            out["decision"] = {"best": best, "versus_loss": float(point[0] - point[1]), "interval": [low, high],
+                               "default": best if low > 0 else "loss"}
+        else:
+            out["decision"] = {"best": best, "default": "loss"}
+        ranks = {p: _ranks(oriented(p, [scores[n][p] for n in names])) for p in magic}
+        hand = [i for i, n in enumerate(names) if not n.startswith(("random_", "searched_"))]
+        reference_ranks = _ranks(reference)
+        out["hand_designed_ranks"] = {names[i]: {"reference": int(reference_ranks[i]),
+                                                 **{p: int(r[i]) for p, r in ranks.items()}} for i in hand}
+    if {"spos", "magic"} <= set(proxies):
+        common = [p for p in proxies["magic"]["scores"][names[0]] if p in proxies["spos"]["scores"][names[0]]]
+        runs = np.stack([oriented(p, [proxies[s]["scores"][n][p] for n in names]) for s in ("magic", "spos")
+                         for p in common])
+        point, samples = tau_with_interval(runs, reference)
+        k = len(common)
+        out["magic_minus_spos"] = {p: {"difference": float(point[i] - point[k + i]),
+                                       "interval": _interval(samples[:, i] - samples[:, k + i])}
+                                   for i, p in enumerate(common)}
     return out
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1 = the highest value."""
+    order = np.argsort(-np.asarray(values), kind="stable")
+    ranks = np.empty(len(order), dtype=int)
+    ranks[order] = np.arange(1, len(order) + 1)
+    return ranks
 
 
 def _table(analysis: dict) -> str:
@@ -135,8 +174,19 @@ def write_report(results: Path, docs: Path) -> dict:
         for supernet, primary in analysis.get("primary", {}).items():
             lines.append(f"- Primary contrast on {supernet}: {primary['contrast']} = {primary['difference']:+.2f} "
                          f"[{primary['interval'][0]:+.2f}, {primary['interval'][1]:+.2f}].")
-        if "best_proxy_on_magic" in analysis:
-            lines.append(f"- Highest τ on the MAGIC-AT supernet: `{analysis['best_proxy_on_magic']}`.")
+        if "decision" in analysis:
+            decision = analysis["decision"]
+            detail = (f" (τ minus τ(loss) {decision['versus_loss']:+.2f} [{decision['interval'][0]:+.2f}, "
+                      f"{decision['interval'][1]:+.2f}])" if "interval" in decision else "")
+            lines.append(f"- Highest τ on the MAGIC-AT supernet: `{decision['best']}`{detail}; by the design's rule "
+                         f"the default `--metric` is `{decision['default']}`.")
+        for proxy, gap in analysis.get("magic_minus_spos", {}).items():
+            lines.append(f"- `{proxy}`: τ on MAGIC-AT minus SPOS {gap['difference']:+.2f} "
+                         f"[{gap['interval'][0]:+.2f}, {gap['interval'][1]:+.2f}].")
+        for name, ranks in analysis.get("hand_designed_ranks", {}).items():
+            lines.append(f"- `{name}` ranks {ranks['reference']} of {analysis['archs_with_reference']} by the "
+                         "reference; by the proxies: " + ", ".join(f"{p} {r}" for p, r in ranks.items()
+                                                                   if p != "reference") + ".")
         _plot(archs, proxies, references, target / "proxies.png")
         lines += ["", "![proxies vs reference](results/search_study/proxies.png)"]
     else:

@@ -110,29 +110,42 @@ def bert_layers_arch(bert, layers: Iterable[int]) -> list[str]:
 HAND_DESIGNS = ("every_other_layer", "first_half", "width_half")
 
 
+def teacher_ops(config: MagicBertConfig) -> list[str] | None:
+    """The ``[mha:<H>, ffn:<I>]`` of the BERT a space was built around and inherited from (``config.inherited``;
+    supernets inherited before the record existed: its ``mha`` with the most heads and the FFN recorded as BERT's)."""
+    inherited = getattr(config, "inherited", None) or {}
+    if inherited.get("teacher_ops"):
+        return list(inherited["teacher_ops"])
+    own_ffn = [op for op, what in (inherited.get("ops") or {}).items() if what == "BERT's FFN"]
+    mha = [spec.size for spec in config.op_specs if spec.kind == "mha"]
+    return [f"mha:{max(mha)}", own_ffn[0]] if own_ffn and mha else None
+
+
 def hand_designed_archs(config: MagicBertConfig) -> dict[str, list[str]]:
-    """The hand-designed students of a space built around a BERT (``inherited`` records its ops), by name:
+    """The hand-designed students of a space built around a BERT (:func:`teacher_ops`), by name:
 
     - ``every_other_layer``: BERT layers 0, 2, 4, ... (DistilBERT's initialisation);
     - ``first_half``: its first ``L/2`` layers;
     - ``width_half``: every layer with half its heads and half its FFN neurons, ``[heads:H/2, ffn:I/2] * L`` (the
       uniform width cut DynaBERT's width multiplier 0.5 gives).
 
-    Only those whose ops the space has; none for a space that was not built around a BERT."""
-    ops = (getattr(config, "inherited", None) or {}).get("ops") or {}
-    own_ffn = [op for op, what in ops.items() if what == "BERT's FFN"]
-    if not own_ffn or not config.attention_head_size or config.num_hidden_layers % 2:
+    Only those whose ops the space has, each once and none equal to the BERT itself; none for a space that was not
+    built around a BERT."""
+    own = teacher_ops(config)
+    if own is None or config.num_hidden_layers % 2:
         return {}
-    depth, inner = config.num_hidden_layers // 2, parse_op(own_ffn[0]).size
-    heads = config.hidden_size // config.attention_head_size
-    own, candidates = [f"mha:{heads}", own_ffn[0]], set(config.candidate_ops)
+    depth, (heads, inner) = config.num_hidden_layers // 2, (parse_op(op).size for op in own)
 
     def layers(kept) -> list[str]:
         return [op for j in range(depth) for op in (own if j in kept else ["identity", "identity"])]
 
     designs = {"every_other_layer": layers(range(0, depth, 2)), "first_half": layers(range(max(1, depth // 2))),
                "width_half": [f"heads:{heads // 2}", f"ffn:{inner // 2}"] * depth}
-    return {name: arch for name, arch in designs.items() if set(arch) <= candidates}
+    kept: dict[str, list[str]] = {}
+    for name, arch in designs.items():
+        if set(arch) <= set(config.candidate_ops) and arch != own * depth and arch not in kept.values():
+            kept[name] = arch
+    return kept
 
 
 # ------------------------------------------------------------------------------------------------- neuron order
@@ -153,9 +166,13 @@ def _magnitude_scores(bert: PreTrainedModel) -> tuple[list[torch.Tensor], list[t
     ffn = [layer.intermediate.dense.weight.double().norm(dim=1) * layer.output.dense.weight.double().norm(dim=0)
            for layer in layers]
     heads = [_head_columns(layer, layer.attention.self.value.weight.double().square().sum(1)).sqrt()
-             * _head_columns(layer, layer.attention.output.dense.weight.double().square().sum(0)).sqrt()
-             for layer in layers]
+             * _head_output_norms(layer) for layer in layers]
     return ffn, heads
+
+
+def _head_output_norms(layer) -> torch.Tensor:
+    """Per head: the norm of its columns of the attention's output projection (what it can write)."""
+    return _head_columns(layer, layer.attention.output.dense.weight.detach().double().square().sum(0)).sqrt()
 
 
 def _model_inputs(batch: dict, device: torch.device) -> dict:
@@ -220,9 +237,7 @@ def _activation_scores(bert: PreTrainedModel, batches: Iterable[dict],
     if not with_head:
         ffn = [s / max(tokens, 1) * layer.output.dense.weight.detach().double().norm(dim=0).cpu()
                for s, layer in zip(ffn, layers, strict=True)]
-        heads = [s / max(tokens, 1) * _head_columns(layer, layer.attention.output.dense.weight.detach().double()
-                                                    .square().sum(0)).sqrt().cpu()
-                 for s, layer in zip(heads, layers, strict=True)]
+        heads = [s / max(tokens, 1) * _head_output_norms(layer).cpu() for s, layer in zip(heads, layers, strict=True)]
     return ffn, heads
 
 
@@ -359,9 +374,12 @@ def inherit_from_bert(supernet, bert: PreTrainedModel, method: str = "importance
             from .ranks import computed_on_main
 
             orders = computed_on_main(accelerator, compute)
+    bert_layers = _bert_layers(bert)
+    if not (isinstance(orders, tuple) and len(orders) == 2 and all(len(o) == len(bert_layers) for o in orders)):
+        raise ValueError(f"`orders` must be (FFN orders, head orders), one list per BERT layer ({len(bert_layers)}), "
+                         "as unit_orders returns them.")
     ffn_orders, head_orders_ = orders
     base = getattr(supernet, "bert", supernet)
-    bert_layers = _bert_layers(bert)
     record: dict[str, str] = {}
     for position, layer in enumerate(base.encoder.layer):
         bert_layer = bert_layers[position // 2]
@@ -378,7 +396,8 @@ def inherit_from_bert(supernet, bert: PreTrainedModel, method: str = "importance
                 record[spec.name] = _inherit_conv(op, layer_norm)
             else:
                 record[spec.name] = "nothing (no parameters)"
-    inherited = {"method": method, "ops": record}
+    own = [f"mha:{bert.config.num_attention_heads}", f"ffn:{bert.config.intermediate_size}"]
+    inherited = {"method": method, "ops": record, "teacher_ops": own}
     supernet.config.inherited = inherited
     return inherited
 
@@ -420,7 +439,8 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
                       "teacher through the `kd_*_weight` terms; `mlm_weight` 0 leaves the head out).", stacklevel=2)
     supernet = from_bert(bert, MagicBertSupernetForMaskedLM, config=config)
     if method == "importance" and batches is None:
-        warnings.warn("`inherit` importance got no held-out batches; FFN neurons are ranked by magnitude instead.",
+        warnings.warn("`inherit` importance got no held-out batches; FFN neurons and attention heads are ranked by "
+                      "magnitude instead.",
                       stacklevel=2)
         method = "magnitude"
     inherit_from_bert(supernet, bert if has_head else bert.bert, method, batches, accelerator)
@@ -430,4 +450,4 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
 
 __all__ = ["CONV_KERNELS", "HAND_DESIGNS", "INHERIT_METHODS", "bert_layers_arch", "default_bert_ops",
            "hand_designed_archs", "head_orders", "inherit_from_bert", "neuron_orders", "space_from_bert",
-           "supernet_from_bert", "unit_orders"]
+           "supernet_from_bert", "teacher_ops", "unit_orders"]

@@ -194,6 +194,19 @@ class MagicBertConfig(PreTrainedConfig):
                 return None
         return counts.pop() if len(counts) == 1 else None
 
+    @property
+    def prunes_heads(self) -> bool:
+        """A BERT-shaped arch with a ``heads:<k>`` layer that keeps fewer heads than its BERT has: ``to_bert`` can
+        only hold it with zero heads (a model as large as the unpruned one)."""
+        heads = self.bert_num_attention_heads
+        return heads is not None and any(s.kind == "heads" and s.size < heads for s in self.arch_specs[0::2])
+
+    @property
+    def attention_widths(self) -> list[int]:
+        """The query/key/value width of every attention candidate op (``hidden_size``, or ``k × head size``)."""
+        return [op.attention_width(self.hidden_size, self.attention_head_size) for op in self.op_specs
+                if op.is_attention]
+
     def with_arch(self, arch) -> MagicBertConfig:
         """A copy of this config describing the fixed child ``arch`` (a :class:`MagicBertConfig`), or with ``None``
         the supernet (a :class:`MagicBertSupernetConfig`)."""

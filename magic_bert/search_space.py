@@ -203,10 +203,10 @@ def load_arch(value) -> list[str]:
         return [str(op) for op in value]
     text = str(value).strip()
     path = Path(text)
-    if len(text) < 4096 and path.is_dir():  # not op names: `--arch data` would read as the one-layer arch ['data']
+    if path_is(path, "is_dir"):  # not op names: `--arch data` would read as the one-layer arch ['data']
         raise ValueError(f"{text!r} is a directory, not an arch: pass op names separated by spaces (e.g. "
                          "'mha:2 ffn:256'), a JSON list or an arch .json file such as search's arch.json.")
-    if text.endswith(".json") or (len(text) < 4096 and path.is_file()):
+    if not text.startswith("[") and (text.endswith(".json") or path_is(path, "is_file")):
         if not path.is_file():
             raise ValueError(f"Arch file {text!r} does not exist.")
         try:
@@ -226,6 +226,14 @@ def load_arch(value) -> list[str]:
             raise ValueError(f"Arch {text!r} must be a list of op names.")
         return [str(op) for op in data]
     return [part for part in text.replace(",", " ").split() if part]
+
+
+def path_is(path: Path, kind: str) -> bool:
+    """``path.is_dir()`` / ``path.is_file()``, False for text no file system takes as a name (op names can be long)."""
+    try:
+        return len(str(path)) < 4096 and getattr(path, kind)()
+    except OSError:
+        return False
 
 
 def _checked_range(low_value, high_value, smallest: int, largest: int, low_name: str, high_name: str,
@@ -252,4 +260,4 @@ def _fmt(value: float | str | None) -> str:
     return "-" if value is None or math.isinf(float(value)) else f"{float(value):,.0f}"
 
 
-__all__ = ["SearchSpace", "as_rng", "load_arch"]
+__all__ = ["SearchSpace", "as_rng", "load_arch", "path_is"]

@@ -59,7 +59,8 @@ def sentence_encoder(model: PreTrainedModel) -> PreTrainedModel:
             encoder.pooler.dense.weight.copy_(fixed_normal(encoder.pooler.dense.weight.shape,
                                                            encoder.config.initializer_range))
             encoder.pooler.dense.bias.zero_()
-    if getattr(encoder.config, "is_bert_shaped", False):
+    # A stock BertModel where one holds the arch as is (pruned heads would come back as zero heads, full size).
+    if getattr(encoder.config, "is_bert_shaped", False) and not getattr(encoder.config, "prunes_heads", False):
         encoder = to_bert(encoder)
     return encoder
 

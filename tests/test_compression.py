@@ -434,3 +434,17 @@ def test_bert_layers_arch_refuses_layers_outside_the_bert():
 
     with pytest.raises(InputError, match="`layers` must be layer indices in \\[0, 1\\]"):
         bert_layers_arch(tiny_bert(cls=BertModel), [0, 2])
+
+
+def test_a_resumed_run_rebuilds_the_space_its_checkpoint_was_trained_in(tmp_path):
+    from magic_bert.training.setup import resumed_space_ops
+
+    bert = tiny_bert()
+    bert.save_pretrained(tmp_path / "bert")
+    (tmp_path / "recorded").mkdir()
+    (tmp_path / "recorded" / "checkpoint.json").write_text(json.dumps({"settings": {"candidate_ops": OPS[:3]}}))
+    assert resumed_space_ops(tmp_path / "recorded", str(tmp_path / "bert")) == OPS[:3]
+    (tmp_path / "older").mkdir()  # written before the ops were recorded: the default space without heads:<k>
+    (tmp_path / "older" / "checkpoint.json").write_text(json.dumps({"settings": {"seed": 42}}))
+    assert resumed_space_ops(tmp_path / "older", str(tmp_path / "bert")) == [
+        op for op in OPS if not op.startswith("heads:")]

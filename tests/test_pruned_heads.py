@@ -208,3 +208,25 @@ def test_the_latency_table_times_pruned_heads():
     supernet = MagicBertSupernetForMaskedLM(pruned_config(arch=None))
     table = measure_latency(supernet, seq_len=8, repeats=2)
     assert {"heads:1", "heads:2"} <= set(table.ops) and table.latency(["heads:1"] * 4) > 0
+
+
+def test_exports_of_pruned_heads_keep_the_small_model_or_say_why_not(tmp_path):
+    from magic_bert.sentence_export import sentence_encoder
+
+    config = pruned_config(arch=["heads:2", "ffn:128", "heads:1", "ffn:128"])
+    assert config.prunes_heads and not pruned_config(candidate_ops=["heads:4", "ffn:128"],
+                                                     arch=["heads:4", "ffn:128"] * 2).prunes_heads
+    model = MagicBertModel(config).eval()
+    encoder = sentence_encoder(model)
+    assert isinstance(encoder, MagicBertModel) and encoder.num_parameters() == model.num_parameters()
+
+
+def test_an_old_latency_table_loads_with_a_warning(tmp_path):
+    import json
+
+    from magic_bert.search.algorithms import LatencyTable
+
+    (tmp_path / "old.json").write_text(json.dumps({"ops": {"identity": 0.0}, "base": 1.0}))
+    with pytest.warns(UserWarning, match="measured before ops were timed in stacks"):
+        table = LatencyTable.load(tmp_path / "old.json")
+    assert table.method == "op-alone"

@@ -156,6 +156,7 @@ def test_the_task_probe_scores_a_held_out_slice_of_the_train_file(reference, fol
     (["--metric", "task", "--task_name", "sst2", "--task_data_dir", "nowhere"], "has no SST-2/train.tsv"),
     (["--metric", "distill", "--teacher_name_or_path", "TEACHER_OTHER_WIDTH"], "must match the supernet's hidden"),
     (["--metric", "task", "--task_train_file", "x.csv", "--task_train_samples", "1"], "`task_train_samples`"),
+    (["--teacher_name_or_path", "x"], "`teacher_name_or_path` is read by `metric` distill and embedding only"),
 ])
 def test_bad_metric_inputs_write_nothing(folders, tmp_path, extra, message):
     other = tmp_path / "other"
@@ -183,6 +184,7 @@ def test_search_by_a_proxy_records_it(folders, tmp_path, metric, capsys):
     assert best["metric"] == metric and best["score"] == (min(values) if metric == "distill" else max(values))
     assert len(rows) == 8
     assert best["proxies"][metric] == best["score"]
+    assert best["eval_loss"] is None and all(row["loss"] is None for row in rows)  # not computed: null, not NaN
     assert f"{metric}" in capsys.readouterr().out.splitlines()[0]  # the table shows the metric ranked by
 
 

@@ -51,6 +51,21 @@ def test_hand_designs_of_a_space_around_a_bert(supernet_dir):
                                            "first_half": own + own + skip + skip,
                                            "width_half": ["heads:2", "ffn:32"] * 4}
     assert hand_designed_archs(config.__class__(**{**config.to_dict(), "inherited": None})) == {}
+    # a supernet inherited before `teacher_ops` was recorded: BERT's FFN by its record, H from its widest mha
+    older = {"method": "magnitude", "ops": config.inherited["ops"]}
+    assert hand_designed_archs(config.__class__(**{**config.to_dict(), "inherited": older})) == \
+        hand_designed_archs(config)
+
+
+def test_hand_designs_are_distinct_and_never_the_teacher():
+    config = space_from_bert(BertConfig(vocab_size=100, **{**BERT, "num_hidden_layers": 2}))
+    config.inherited = {"teacher_ops": ["mha:4", "ffn:64"]}
+    designs = hand_designed_archs(config)  # two layers: every other layer == the first half
+    assert designs == {"every_other_layer": ["mha:4", "ffn:64", "identity", "identity"],
+                       "width_half": ["heads:2", "ffn:32"] * 2}
+    one_layer = space_from_bert(BertConfig(vocab_size=100, **{**BERT, "num_hidden_layers": 1}))
+    one_layer.inherited = {"teacher_ops": ["mha:4", "ffn:64"]}
+    assert list(hand_designed_archs(one_layer)) == ["width_half"]  # the others are the teacher itself
 
 
 def fake_scorer(space, constraints=None):
@@ -73,7 +88,7 @@ def test_seeds_come_first_in_the_first_generation(strategy):
     assert [(c.seed, c.arch, c.generation) for c in result.candidates[:2]] == [
         ("a", seeds["a"], 0), ("b", seeds["b"], 0)]
     assert all(c.seed is None for c in result.candidates[2:])
-    assert result.best.score("loss") >= max(c.score("loss") for c in result.candidates[:2])
+    assert [c.order for c in result.candidates[:2]] == [0, 1]
 
 
 def test_auto_seeds_are_the_hand_designs_in_budget(supernet_dir):
@@ -88,6 +103,9 @@ def test_auto_seeds_are_the_hand_designs_in_budget(supernet_dir):
     assert notes == [f"hand-designed width_half ({space.num_params(designs['width_half']):,} parameters) does not "
                      "meet the constraints: not seeded"]
     assert resolve_seed_archs("none", config, Constraints()) == ({}, [])
+    plain = config.__class__(**{**config.to_dict(), "inherited": None})
+    assert resolve_seed_archs("auto", plain, Constraints())[1][0].startswith("no seed archs: the supernet was not "
+                                                                            "built around a BERT")
 
 
 def test_user_seeds_from_text_and_file(supernet_dir, tmp_path):
@@ -97,6 +115,8 @@ def test_user_seeds_from_text_and_file(supernet_dir, tmp_path):
     arch = ["mha:4", "ffn:64"] + ["identity"] * 6
     assert resolve_seed_archs(json.dumps([arch, " ".join(arch)]), config, Constraints())[0] == {
         "seed_1": arch, "seed_2": arch}
+    long_text = json.dumps({f"name_{i}": arch for i in range(8)})  # longer than a file name may be
+    assert len(long_text) > 255 and len(resolve_seed_archs(long_text, config, Constraints())[0]) == 8
     (tmp_path / "seeds.json").write_text(json.dumps({"mine": arch}))
     assert resolve_seed_archs(str(tmp_path / "seeds.json"), config, Constraints())[0] == {"mine": arch}
 

@@ -34,7 +34,7 @@ from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs
 from .ranking import StandaloneCache, rank_correlation, sample_children
 
 # What must agree between supernets compared on one standalone set.
-_SAME_SPACE = ("vocab_size", "hidden_size", "num_hidden_layers", "candidate_ops")
+_SAME_SPACE = ("vocab_size", "hidden_size", "num_hidden_layers", "candidate_ops", "attention_head_size")
 
 
 def _default_op(space) -> str:

@@ -85,6 +85,9 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
         if self.metric == "task" and not task_given:
             raise InputError("`metric` task needs labelled data: `task_name` (a GLUE task, with `task_data_dir`) or "
                              "`task_train_file`.")
+        if self.teacher_name_or_path is not None and self.metric not in ("distill", "embedding"):
+            raise InputError(f"`teacher_name_or_path` is read by `metric` distill and embedding only; `metric` is "
+                             f"{self.metric!r}.")
         if self.metric != "task" and task_given:
             raise InputError(f"`task_name` / `task_train_file` are read by `metric` task only; `metric` is "
                              f"{self.metric!r}.")

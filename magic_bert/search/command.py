@@ -9,6 +9,7 @@ candidates.jsonl (every evaluated arch), pareto.png and latency_table.json (with
 from __future__ import annotations
 
 import json
+import math
 import random
 from functools import partial
 from pathlib import Path
@@ -106,9 +107,14 @@ def _run_strategy(args: SearchArguments, scorer: CandidateScorer, rng: random.Ra
     return result
 
 
+def _finite(record: dict) -> dict:
+    """``null`` for the scores a metric did not compute (NaN is not JSON)."""
+    return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in record.items()}
+
+
 def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | None, args: SearchArguments) -> None:
     best = result.best
-    (staging / "arch.json").write_text(json.dumps({
+    (staging / "arch.json").write_text(json.dumps(_finite({
         "arch": best.arch, "params": best.params, "encoder_params": best.encoder_params, "flops": best.flops,
         "seq_len": args.seq_len,
         "latency": best.latency, "eval_loss": best.loss, "eval_accuracy": best.accuracy, "metric": result.metric,
@@ -118,8 +124,9 @@ def _write_outputs(staging: Path, result: SearchResult, table: LatencyTable | No
         "constraints": {"max_params": args.max_params, "min_params": args.min_params,
                         "max_encoder_params": args.max_encoder_params, "min_encoder_params": args.min_encoder_params,
                         "max_flops": args.max_flops, "max_latency": args.max_latency,
-                        "min_attention_layers": args.min_attention_layers}}, indent=2))
-    (staging / "candidates.jsonl").write_text("".join(json.dumps(c.__dict__) + "\n" for c in result.candidates))
+                        "min_attention_layers": args.min_attention_layers}}), indent=2))
+    (staging / "candidates.jsonl").write_text("".join(json.dumps(_finite(c.__dict__)) + "\n"
+                                                      for c in result.candidates))
     plot_pareto(result.candidates, staging / "pareto.png", result.metric)
     if table is not None:
         table.save(staging / "latency_table.json")

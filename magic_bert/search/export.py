@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -270,8 +271,8 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
     with invalid_value("The `arch` does not belong to this supernet's search space"):
         arch = space.validate(arch)
     if format == "bert" and not supernet.config.with_arch(arch).is_bert_shaped:
-        raise InputError(f"`format` bert needs a BERT-shaped arch [mha:<h>, ffn:<i>] * n; got {arch}. "
-                         "Use `format` magic_bert.")
+        raise InputError(f"`format` bert needs a BERT-shaped arch [attention, ffn:<i>] * n (one inner size; "
+                         f"attention mha:<H> or heads:<k> of one head size); got {arch}. Use `format` magic_bert.")
     tokenizer = load_tokenizer(supernet_dir, "supernet") if (supernet_dir / "tokenizer_config.json").is_file() \
         else None
 
@@ -281,7 +282,12 @@ def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, he
 
     model = _build_model(supernet, arch, head, init, num_labels, seed).eval()
     if format == "bert":
+        small = model.num_parameters()
         model = to_bert(model)
+        if model.num_parameters() != small:  # pruned heads: a stock BERT holds them as zero heads
+            warnings.warn(f"`format` bert: a stock BERT has no pruned heads, so the heads this arch dropped are zero "
+                          f"heads: {model.num_parameters():,} parameters instead of {small:,}, and as slow as the "
+                          "unpruned layers; `format` magic_bert keeps the small model.", stacklevel=2)
     elif format == SENTENCE_FORMAT:
         model = sentence_encoder(model)
     model_name = model_name or output.name

@@ -43,7 +43,9 @@ def _metric_fn(args, supernet, blocks, tokenizer, accelerator) -> Callable[[list
                                                           args.task_validation_file,
                                                           label_column=args.task_label_column)
         data = probe_data(task, train_rows, held_out_rows, tokenizer, args.task_train_samples,
-                          args.task_eval_samples, args.max_seq_length or 128, args.per_device_eval_batch_size,
+                          args.task_eval_samples,
+                          min(args.max_seq_length or 128, supernet.config.max_position_embeddings),
+                          args.per_device_eval_batch_size,
                           args.seed, accelerator.device)
         return lambda arch: probe_score(supernet, data, arch, args.probe_ridge)
     reference = _teacher_reference(args, supernet, blocks, accelerator)
@@ -63,9 +65,7 @@ def _teacher_reference(args, supernet, blocks, accelerator) -> TeacherReference:
         raise InputError(f"`teacher_name_or_path` {name!r} (hidden {teacher.hidden_size}, vocabulary "
                          f"{teacher.model.config.vocab_size}) must match the supernet's hidden size "
                          f"{config.hidden_size} and vocabulary {config.vocab_size} for `metric` {args.metric}.")
-    widths = [op.attention_width(config.hidden_size, config.attention_head_size)
-              for op in config.op_specs if op.is_attention]
-    check_relation_heads(teacher.num_attention_heads, widths, teacher,
+    check_relation_heads(teacher.num_attention_heads, config.attention_widths, teacher,
                          what=f"`metric` {args.metric}: the teacher's {teacher.num_attention_heads} relation heads")
     loader = DataLoader(blocks, batch_size=args.per_device_eval_batch_size, collate_fn=default_data_collator)
     batches = [{key: value.to(accelerator.device) for key, value in batch.items()} for batch in loader]

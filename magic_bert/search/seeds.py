@@ -10,7 +10,7 @@ from pathlib import Path
 from ..compression import hand_designed_archs
 from ..errors import InputError, invalid_value, load_user_file
 from ..op_specs import parse_op
-from ..search_space import SearchSpace, load_arch
+from ..search_space import SearchSpace, load_arch, path_is
 from .algorithms import Constraints
 
 AUTO, NONE = "auto", "none"
@@ -25,8 +25,11 @@ def resolve_seed_archs(value: str | None, config, constraints: Constraints) -> t
     if value is None or value == NONE:
         return {}, []
     if value == AUTO:
-        seeds, notes = {}, []
-        for name, arch in hand_designed_archs(config).items():
+        seeds, notes, designs = {}, [], hand_designed_archs(config)
+        if not designs:
+            notes.append("no seed archs: the supernet was not built around a BERT (--init_from_bert), so it has no "
+                         "hand-designed students; pass --seed_archs to give some")
+        for name, arch in designs.items():
             if constraints.allows(space, arch):
                 seeds[name] = arch
             else:
@@ -44,7 +47,7 @@ def resolve_seed_archs(value: str | None, config, constraints: Constraints) -> t
 def _read(value: str) -> dict[str, list[str] | str]:
     text = value.strip()
     path = Path(text)
-    if text.endswith(".json") or (len(text) < 4096 and path.is_file()):
+    if not text.startswith(("[", "{")) and (text.endswith(".json") or path_is(path, "is_file")):
         if not path.is_file():
             raise InputError(f"`seed_archs` file {text!r} does not exist; give 'auto', 'none', a JSON file or JSON "
                              "text (a list of archs or an object of named archs).")

@@ -95,10 +95,11 @@ class PretrainRecipe:
         raw = load_training_text(data, args.seed)
         self.tokenizer = build_tokenizer(data, raw, self.accelerator, self.resume,
                                          default_vocab_size=base_config(model).vocab_size)
-        self.config = build_config(model, self.tokenizer)
+        self.config = build_config(model, self.tokenizer, self.resume)
         fit_tokenizer_to_model(self.tokenizer, self.config)  # truncate to what the model can take, not 1e30
         self.max_seq_length = max_seq_length_for(data, self.config)
-        self.settings = run_settings(args, self.accelerator.num_processes, self.max_seq_length)
+        self.settings = run_settings(args, self.accelerator.num_processes, self.max_seq_length,
+                                     self.config.candidate_ops)
         # What search and the analysis commands score this run's children on by default (all_results.json).
         self.held_out_text = record_held_out(data, args.seed, self.max_seq_length)
         if self.resume is not None:
@@ -114,9 +115,7 @@ class PretrainRecipe:
         if self.teacher is not None and loss.kd_attention_weight > 0:
             self.attention_layer = check_attention_layer(loss.kd_attention_layer, self.teacher)
             self.relation_heads = loss.kd_relation_heads or self.teacher.num_attention_heads
-            widths = [op.attention_width(self.config.hidden_size, self.config.attention_head_size)
-                      for op in self.config.op_specs if op.is_attention]
-            check_relation_heads(self.relation_heads, widths, self.teacher)
+            check_relation_heads(self.relation_heads, self.config.attention_widths, self.teacher)
         check_init_from_bert(model, self.tokenizer)
         self.train_set, held_out = build_blocks(data, raw, self.tokenizer, self.max_seq_length, self.accelerator,
                                                 args.seed)

@@ -127,16 +127,29 @@ def load_training_text(data: DataArguments, seed: int) -> datasets.DatasetDict |
     return raw
 
 
-def base_config(model: ModelArguments) -> MagicBertConfig:
-    """``config_name``, else ``preset``, else the space around ``init_from_bert``, else the ``tiny`` preset."""
+def base_config(model: ModelArguments, resume: Path | None = None) -> MagicBertConfig:
+    """``config_name``, else ``preset``, else the space around ``init_from_bert`` (resumed: with the ops the checkpoint
+    was trained with), else the ``tiny`` preset."""
     if model.config_name is not None:
         return load_user_file(f"`config_name` {model.config_name!r}",
                               lambda: MagicBertConfig.from_pretrained(model.config_name))
     if model.preset is None and model.init_from_bert is not None:
         with invalid_value(f"`init_from_bert` {model.init_from_bert!r}"):
+            ops = None if resume is None else resumed_space_ops(resume, model.init_from_bert)
             return load_user_file(f"`init_from_bert` {model.init_from_bert!r}",
-                                  lambda: space_from_bert(model.init_from_bert))
+                                  lambda: space_from_bert(model.init_from_bert, ops=ops))
     return MagicBertConfig.from_preset(model.preset or "tiny")
+
+
+def resumed_space_ops(resume: Path, bert: str) -> list[str]:
+    """The candidate ops of the space a checkpoint was trained in: recorded in its settings; a checkpoint written
+    before they were recorded comes from the default space as it was then, without ``heads:<k>``."""
+    info = resume / "checkpoint.json"
+    recorded = load_user_file(f"`resume_from_checkpoint` {str(resume)!r}",
+                              lambda: json.loads(info.read_text())).get("settings", {}) if info.is_file() else {}
+    if recorded.get("candidate_ops"):
+        return list(recorded["candidate_ops"])
+    return [op for op in space_from_bert(bert).candidate_ops if not op.startswith("heads:")]
 
 
 def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator: Accelerator, resume: Path | None,
@@ -158,9 +171,9 @@ def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator:
     return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])))
 
 
-def build_config(model: ModelArguments, tokenizer) -> MagicBertConfig:
+def build_config(model: ModelArguments, tokenizer, resume: Path | None = None) -> MagicBertConfig:
     """The supernet config: preset (or ``config_name``) with the tokenizer's vocabulary and padding id."""
-    config = base_config(model).with_arch(None)
+    config = base_config(model, resume).with_arch(None)
     config.vocab_size = len(tokenizer)
     config.pad_token_id = tokenizer.pad_token_id
     return config
@@ -323,10 +336,13 @@ def build_optimizer(optim: OptimizationArguments, model: torch.nn.Module, num_tr
     return optimizer, scheduler, max_train_steps
 
 
-def run_settings(args: PretrainArguments, num_processes: int, max_seq_length: int) -> dict:
+def run_settings(args: PretrainArguments, num_processes: int, max_seq_length: int,
+                 candidate_ops: list[str] | None = None) -> dict:
+    """What a checkpoint may only be resumed under; ``candidate_ops``: the space's (a default space may change)."""
     settings = {name: getattr(args, name, None) for name in RESUME_SETTINGS}
     return settings | {"num_processes": num_processes, "max_seq_length": max_seq_length,
-                       "sampler": None if args.arch is not None else (args.sampler or "spos")}
+                       "sampler": None if args.arch is not None else (args.sampler or "spos"),
+                       "candidate_ops": candidate_ops}
 
 
 def check_resume_settings(resume: Path, settings: dict) -> None:
