@@ -181,6 +181,22 @@ def at_least(minimum: float, **values: float | None) -> None:
             raise InputError(f"`{name}` must be at least {minimum}, got {value}.")
 
 
+def check_seed(seed: int) -> None:
+    """A seed torch and numpy take: 0 <= seed < 2**32."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise InputError(f"`seed` must be an integer from 0 to 2**32 - 1, got {seed!r}.")
+
+
+def check_report_to(value: str) -> None:
+    """``report_to``: 'all', 'none' or trackers accelerate knows, comma-separated."""
+    from accelerate.utils import LoggerType
+
+    known = [t.value for t in LoggerType]
+    unknown = [name for name in (part.strip() for part in str(value).split(",")) if name not in (*known, "none")]
+    if unknown:
+        raise InputError(f"`report_to` {value!r}: unknown trackers {unknown}; choose from {known + ['none']}.")
+
+
 def positive(**values: float | None) -> None:
     for name, value in values.items():
         if value is not None and not value > 0:

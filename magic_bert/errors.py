@@ -125,6 +125,18 @@ def check_config_json(name: str | Path | None, what: str) -> None:
                          "must be a JSON object of settings ({...}).")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
+
+
+def check_tokenizer_folder(name_or_path, what: str) -> None:
+    """A local folder given as a tokenizer holds a tokenizer file (transformers would fail on an empty folder with
+    an unrelated message about sentencepiece)."""
+    path = Path(str(name_or_path))
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(f"{what} holds no tokenizer (none of {list(TOKENIZER_FILES)}); pass the folder your "
+                         "tokenizer was saved to.")
+
+
 @contextmanager
 def invalid_value(what: str) -> Iterator[None]:
     """Turn the ``ValueError`` of a core validator (an arch, an op, a budget) into an :class:`InputError` naming
@@ -137,5 +149,5 @@ def invalid_value(what: str) -> Iterator[None]:
         raise InputError(f"{what}: {error}") from error
 
 
-__all__ = ["InputError", "as_flags", "check_config_json", "check_local_path", "check_weight_files", "invalid_value",
-           "load_user_file"]
+__all__ = ["TOKENIZER_FILES", "InputError", "as_flags", "check_config_json", "check_local_path",
+           "check_tokenizer_folder", "check_weight_files", "invalid_value", "load_user_file"]

@@ -15,7 +15,7 @@ import datasets
 from .cli import arg, at_least, in_range
 from .configuration_magic_bert import MagicBertSupernetConfig
 from .data import check_data_file, describe_synthetic, held_out_blocks, load_held_out_text
-from .errors import InputError, as_flags, check_weight_files, invalid_value, load_user_file
+from .errors import InputError, as_flags, check_tokenizer_folder, check_weight_files, invalid_value, load_user_file
 from .held_out_record import CHECKPOINT_SCORING, RESULTS_KEY, describe, is_record, load_recorded
 from .modeling_magic_bert import MagicBertSupernetForMaskedLM
 from .optim import check_finite_weights
@@ -204,8 +204,12 @@ def load_supernet(path: str | Path, param: str = "supernet") -> MagicBertSuperne
     """A supernet saved by pre-training; a fixed model or an unreadable folder is refused by name."""
     config = load_supernet_config(path, param)
     check_weight_files(path, f"`{param}` {str(path)!r}")
-    supernet = load_user_file(f"`{param}` {str(path)!r}",
-                              lambda: MagicBertSupernetForMaskedLM.from_pretrained(path, config=config))
+    try:
+        supernet = load_user_file(f"`{param}` {str(path)!r}",
+                                  lambda: MagicBertSupernetForMaskedLM.from_pretrained(path, config=config))
+    except RuntimeError as error:  # weights of other shapes than its config.json says (transformers' size check)
+        raise InputError(f"`{param}` {str(path)!r}: its weights do not fit its config.json (another hidden size, "
+                         "vocabulary or ops); pass the folder pre-training wrote.") from error
     check_finite_weights(supernet, f"`{param}` {str(path)!r}")
     return supernet
 
@@ -213,6 +217,7 @@ def load_supernet(path: str | Path, param: str = "supernet") -> MagicBertSuperne
 def load_tokenizer(name_or_path: str | Path, param: str = "tokenizer_name"):
     from transformers import AutoTokenizer
 
+    check_tokenizer_folder(name_or_path, f"`{param}` {str(name_or_path)!r}")
     return load_user_file(f"`{param}` {str(name_or_path)!r}", lambda: AutoTokenizer.from_pretrained(name_or_path))
 
 

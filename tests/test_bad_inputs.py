@@ -201,6 +201,8 @@ def glue_argv(model: Path, inputs: dict[str, Path], out: Path, *extra) -> list:
     ("--max_train_steps", -3, "--max_train_steps must be at least 1, got -3."),
     ("--max_train_steps", 0, "--max_train_steps must be at least 1, got 0."),
     ("--max_seq_length", 100, "--max_seq_length 100 exceeds the max_position_embeddings 64 of --model_name_or_path"),
+    ("--seed", -1, "--seed must be an integer from 0 to 2**32 - 1, got -1."),
+    ("--report_to", "nosuch", "--report_to 'nosuch': unknown trackers ['nosuch']; choose from ['all', "),
 ])
 def test_finetuning_values_are_refused_before_old_results_are_touched(glue_inputs, old_results, flag, value,
                                                                       expected):
@@ -287,3 +289,30 @@ def test_csv_row_with_a_missing_text_field(glue_inputs, tmp_path):
                                          tmp_path / "out", "--max_seq_length", 32])
     assert f"{train}, row 7" in message and "'sentence'" in message
     assert not (tmp_path / "out").exists()
+
+
+# -- round 2 of the sweep (issue 31) --------------------------------------------------------------------------------
+def test_a_folder_without_a_tokenizer_is_named(glue_inputs, old_results, tmp_path, word_tokenizer_dir):
+    weights_only = tmp_path / "weights_only"  # a model folder without tokenizer files: not a 5-token tokenizer
+    shutil.copytree(glue_inputs["bert"], weights_only)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (weights_only / name).unlink(missing_ok=True)
+    message = one_line_error(glue_main, glue_argv(weights_only, glue_inputs, old_results))
+    assert f"--model_name_or_path '{weights_only}' holds no tokenizer" in message
+    (tmp_path / "empty").mkdir()
+    message = one_line_error(pretrain_main, ["--tokenizer_name", tmp_path / "empty", *SMALL, "--max_train_steps",
+                                             "1", "--output_dir", tmp_path / "run"])
+    assert "--tokenizer_name" in message and "holds no tokenizer" in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_supernet_is_not_fine_tuned_and_weights_that_do_not_fit_their_config_are_named(run_dir, glue_inputs,
+                                                                                         old_results, tmp_path):
+    message = one_line_error(glue_main, glue_argv(run_dir, glue_inputs, old_results))
+    assert f"--model_name_or_path '{run_dir}' is a supernet; export one child first" in message
+    supernet = tmp_path / "supernet"
+    shutil.copytree(run_dir, supernet)
+    config = json.loads((supernet / "config.json").read_text())
+    (supernet / "config.json").write_text(json.dumps({**config, "hidden_size": 2 * config["hidden_size"]}))
+    message = one_line_error(main_search, ["--supernet", supernet, "--output_dir", tmp_path / "search", *SEARCH])
+    assert "its weights do not fit its config.json" in message and not (tmp_path / "search").exists()

@@ -113,6 +113,32 @@ def test_a_checkpoint_with_a_foreign_pickle_is_one_line(run_dir, tmp_path, word_
     assert not marker.exists() and not (out / "step_4").exists()
 
 
+@pytest.mark.parametrize("change, expected", [
+    ({"completed_steps": -7}, "has completed_steps -7; it must be a non-negative integer"),
+    ({"epoch": "abc"}, "has epoch 'abc'; it must be a non-negative integer"),
+    ({"train_seconds": -1.0}, "has train_seconds -1.0; it must be a non-negative number"),
+    ({"completed_steps": 1000000000}, "says step 1000000000, but the checkpoint was written at step 2"),
+    ({"remove": "optimizer.bin"}, "lacks optimizer.bin"),
+])
+def test_a_tampered_training_state_is_refused_before_the_run_folder_is_touched(run_dir, tmp_path,  # noqa: F811
+                                                                               word_tokenizer_dir, change, expected):
+    out = tmp_path / "run"
+    shutil.copytree(run_dir, out)
+    step = out / "step_2"
+    if "remove" in change:
+        (step / change["remove"]).unlink()
+    else:
+        state = json.loads((step / "training_state.json").read_text())
+        (step / "training_state.json").write_text(json.dumps({**state, **change}))
+    write_manifest(step)  # recomputed: the manifest alone cannot tell
+    before = listing(out)
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, "--max_train_steps", 4,
+                                             "--checkpointing_steps", 2, "--output_dir", out,
+                                             "--resume_from_checkpoint", str(step)])
+    assert "--resume_from_checkpoint" in message and expected in message, message
+    assert listing(out) == before  # no checkpoint, log or result deleted
+
+
 # -- item 4: a batch larger than the data -------------------------------------------------------------------------
 HUGE_BATCH = 10**6  # 100000000000 was killed for memory: torch's sampler allocates a list of the batch size
 

@@ -45,7 +45,7 @@ def _children_from_file(path: str, space, layer: int, op: str) -> list[list[str]
     with invalid_value(f"`children_file` {path!r}"):
         archs = [load_arch(a) for a in load_user_file(f"`children_file` {path!r}",
                                                       lambda: json.loads(Path(path).read_text()))]
-    children = check_shared(archs, space, layer, op)
+        children = check_shared(archs, space, layer, op)
     if len(children) < 2:
         raise InputError(f"`children_file` holds {len(children)} arch(s); a similarity needs at least 2.")
     return children

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from transformers.trainer_utils import SchedulerType
 
-from ..cli import arg, at_least, in_range, positive
+from ..cli import arg, at_least, check_report_to, check_seed, in_range, positive
 from ..errors import InputError, check_local_path
 from ..io_utils import check_output_dir
 from ..student_recipes import RECIPE_HELP, STUDENT_RECIPES, TakesStudentRecipe
@@ -97,6 +97,8 @@ class FinetuneArguments(TakesStudentRecipe):
         check_output_dir(self.output_dir, self.overwrite_output_dir, inputs=glue_inputs(self))
         if self.task_name is not None and self.task_name != "all":
             get_task(self.task_name)
+        check_seed(self.seed)
+        check_report_to(self.report_to)
         at_least(1, max_seq_length=self.max_seq_length, per_device_train_batch_size=self.per_device_train_batch_size,
                  per_device_eval_batch_size=self.per_device_eval_batch_size, num_train_epochs=self.num_train_epochs,
                  gradient_accumulation_steps=self.gradient_accumulation_steps, max_train_steps=self.max_train_steps,

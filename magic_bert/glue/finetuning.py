@@ -34,7 +34,7 @@ from transformers import (
 )
 
 from ..data import eval_batch_size, fit_batch_size, fit_tokenizer_to_model
-from ..errors import InputError, check_weight_files, load_user_file
+from ..errors import InputError, check_tokenizer_folder, check_weight_files, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import (
     NonFiniteLossError,
@@ -102,6 +102,9 @@ def check_models(args: FinetuneArguments, tasks: list[GlueTask], tokenizer) -> N
         first_task.setdefault(_model_source(args, task), task)
     for (parameter, source), task in first_task.items():
         config = load_user_file(f"`{parameter}` {source!r}", partial(AutoConfig.from_pretrained, source))
+        if getattr(config, "arch", "") is None:  # a MagicBert supernet: every child at once, no classifier
+            raise InputError(f"`{parameter}` {source!r} is a supernet; export one child first (magic-bert-export "
+                             "--supernet ... --arch ...) and fine-tune that.")
         students.append(config)
         if len(tokenizer) > config.vocab_size:
             raise InputError(f"The tokenizer has {len(tokenizer)} tokens but `{parameter}` {source!r} has embeddings "
@@ -338,6 +341,7 @@ def _start(args: FinetuneArguments) -> tuple[list[GlueTask], Accelerator, object
                               if args.with_tracking else None, project_dir=args.output_dir,
                               gradient_accumulation_steps=args.gradient_accumulation_steps)
     name = args.model_name_or_path
+    check_tokenizer_folder(name, f"`model_name_or_path` {name!r}")
     tokenizer = load_user_file(f"`model_name_or_path` {name!r} (its tokenizer)",
                                partial(AutoTokenizer.from_pretrained, name))
     check_models(args, tasks, tokenizer)  # cheaper than tokenising every task, and max_seq_length is checked first

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 
 from transformers.trainer_utils import SchedulerType
 
-from ..cli import ArgumentGroups, arg, at_least, check_budget_order, in_range, parse_one, positive
+from ..cli import (
+    ArgumentGroups,
+    arg,
+    at_least,
+    check_budget_order,
+    check_report_to,
+    check_seed,
+    in_range,
+    parse_one,
+    positive,
+)
 from ..compression import INHERIT_METHODS
 from ..configuration_magic_bert import PRESETS
 from ..data import SPECIAL_TOKENS
@@ -281,6 +291,8 @@ class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, Optimi
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature,
                  align_temperature=self.align_temperature)
         at_least(8, max_seq_length=self.max_seq_length)
+        check_seed(self.seed)
+        check_report_to(self.report_to)
         check_precision(self.anchor_precision, "anchor_precision")
         check_precision(self.teacher_precision, "teacher_precision")
         at_least(2, anchor_eval_samples=self.anchor_eval_samples)  # a paired standard error needs 2 blocks

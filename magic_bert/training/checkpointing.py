@@ -172,15 +172,46 @@ def _check_weights_only(checkpoint: Path, file: Path) -> None:
 
 
 def load_checkpoint(accelerator, path: Path, state: TrainingState) -> None:
-    """Model, optimizer, scheduler and RNG states through accelerate; the training state from its JSON."""
+    """Model, optimizer, scheduler and RNG states through accelerate; the training state from its JSON, checked
+    first (nothing of the run folder is touched before a checkpoint has loaded whole)."""
+    values = load_user_file(f"`resume_from_checkpoint` {str(path)!r} ({STATE_FILE})",
+                            lambda: json.loads((path / STATE_FILE).read_text()))
+    _check_state(path, values)
     try:
         accelerator.load_state(str(path))
     except pickle.UnpicklingError:
         for file in sorted(path.glob("*.bin")):  # accelerate does not say which file it refused: find it
             _check_weights_only(path, file)
         raise
-    state.load_state_dict(load_user_file(f"`resume_from_checkpoint` {str(path)!r}",
-                                         lambda: json.loads((path / STATE_FILE).read_text())))
+    except FileNotFoundError as error:  # a file its manifest no longer lists
+        raise InputError(f"`resume_from_checkpoint` {str(path)!r} lacks {Path(error.filename or '?').name}; "
+                         "resume from an earlier checkpoint.") from error
+    state.load_state_dict(values)
+
+
+_COUNTS = ("completed_steps", "epoch", "batches_in_epoch", "train_tokens")
+
+
+def _check_state(path: Path, values) -> None:
+    """The training state's counters are non-negative integers, its seconds a non-negative number, and its step the
+    one the checkpoint was written at: a resumed run trusts them to cut its log and drop later checkpoints."""
+    what = f"`resume_from_checkpoint` {str(path)!r}: {STATE_FILE}"
+    if not isinstance(values, dict):
+        raise InputError(f"{what} must hold an object, got {type(values).__name__}.")
+    for key in _COUNTS:
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(f"{what} has {key} {value!r}; it must be a non-negative integer.")
+    seconds = values.get("train_seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        raise InputError(f"{what} has train_seconds {seconds!r}; it must be a non-negative number.")
+    info = path / "checkpoint.json"
+    if info.is_file():
+        recorded = load_user_file(f"`resume_from_checkpoint` {str(path)!r}", lambda: json.loads(info.read_text()))
+        step = recorded.get("completed_steps") if isinstance(recorded, dict) else None
+        if step is not None and step != values["completed_steps"]:
+            raise InputError(f"{what} says step {values['completed_steps']}, but the checkpoint was written at step "
+                             f"{step}; resume from a checkpoint this recipe wrote.")
 
 
 _STAGING = re.compile(r"\.tmp-(step|epoch)_\d+-[A-Za-z0-9_]{8}")  # staging_dir's mkdtemp names, nothing else

@@ -32,7 +32,15 @@ from ..data import (
     tokenize_and_group,
     train_wordpiece_tokenizer,
 )
-from ..errors import InputError, check_config_json, check_local_path, check_weight_files, invalid_value, load_user_file
+from ..errors import (
+    InputError,
+    check_config_json,
+    check_local_path,
+    check_tokenizer_folder,
+    check_weight_files,
+    invalid_value,
+    load_user_file,
+)
 from ..io_utils import check_output_dir
 from ..modeling_magic_bert import MagicBertForMaskedLM, MagicBertSupernetForMaskedLM
 from ..optim import adamw_parameter_groups
@@ -156,6 +164,7 @@ def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator:
                     default_vocab_size: int):
     """The given tokenizer, the one saved in the checkpoint, or a WordPiece trained on the main process and shared."""
     if data.tokenizer_name is not None:
+        check_tokenizer_folder(data.tokenizer_name, f"`tokenizer_name` {data.tokenizer_name!r}")
         return load_user_file(f"`tokenizer_name` {data.tokenizer_name!r}",
                               lambda: AutoTokenizer.from_pretrained(data.tokenizer_name))
     if resume is not None and (resume / "tokenizer_config.json").is_file():
