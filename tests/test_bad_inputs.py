@@ -316,3 +316,22 @@ def test_a_supernet_is_not_fine_tuned_and_weights_that_do_not_fit_their_config_a
     (supernet / "config.json").write_text(json.dumps({**config, "hidden_size": 2 * config["hidden_size"]}))
     message = one_line_error(main_search, ["--supernet", supernet, "--output_dir", tmp_path / "search", *SEARCH])
     assert "its weights do not fit its config.json" in message and not (tmp_path / "search").exists()
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["--parents", 10, "--population_size", 4], "--parents 10 exceeds --population_size 4"),
+    (["--tokenizer_name", "OTHER"], "tokens) is not the vocabulary the supernet was trained with"),
+])
+def test_search_options_that_cannot_work_together(run_dir, tmp_path, word_tokenizer_dir, extra, expected):
+    other = tmp_path / "other_tokenizer"  # a vocabulary of another size
+    AutoTokenizer.from_pretrained(word_tokenizer_dir).train_new_from_iterator(SENTENCES, 60).save_pretrained(other)
+    argv = ["--supernet", run_dir, "--output_dir", tmp_path / "out", *SEARCH,
+            *[other if value == "OTHER" else value for value in extra]]
+    assert expected in one_line_error(main_search, argv) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--weight_decay", "--max_grad_norm"])
+def test_negative_regularisation_is_refused(tmp_path, word_tokenizer_dir, flag):
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, flag, -1,
+                                             "--output_dir", tmp_path / "run"])
+    assert message == f"error: {flag} must be at least 0, got -1.0." and not (tmp_path / "run").exists()

@@ -71,8 +71,9 @@ class LatencyTable:
         try:
             return cls(**values)
         except TypeError as error:
-            raise InputError(f"`latency_table` {str(path)!r} is not a latency table written by `measure_latency`: "
-                             f"{error}.") from None
+            raise InputError(f"`latency_table` {str(path)!r} is not a latency table written by `measure_latency` "
+                             "(an object with 'ops' {op: seconds} and 'base', 'device', 'batch_size', 'seq_len', "
+                             "'method').") from error
 
 
 @torch.no_grad()

@@ -92,6 +92,9 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
             raise InputError(f"`task_name` / `task_train_file` are read by `metric` task only; `metric` is "
                              f"{self.metric!r}.")
         at_least(1, generations=self.generations)
+        if self.parents is not None and self.parents > self.population_size:
+            raise InputError(f"`parents` {self.parents} exceeds `population_size` {self.population_size}: the parents "
+                             "are the best of the population, at most all of it.")
         positive(max_params=self.max_params, max_flops=self.max_flops, max_latency=self.max_latency)
         check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",
                            self.min_encoder_params)

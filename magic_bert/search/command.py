@@ -18,6 +18,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from ..cli import command_main, console_script, parse_one
+from ..errors import InputError
 from ..io_utils import publish_dir
 from ..output_folder import locks_output_dir
 from ..ranks import main_process_first
@@ -56,6 +57,8 @@ def search(args: SearchArguments) -> SearchResult:
     constraints.check(space)
     seeds, notes = resolve_seed_archs(args.seed_archs, supernet.config, constraints)
     tokenizer = load_tokenizer(args.tokenizer_name or supernet_dir)
+    if args.tokenizer_name is not None:
+        _check_tokenizer_fits(tokenizer, args.tokenizer_name, supernet_dir, supernet.config.vocab_size)
 
     blocks = scoring_blocks(args, tokenizer, supernet_dir, accelerator)
     scorer = CandidateScorer(space, constraints, metric_score_fn(args, supernet, blocks, tokenizer, accelerator))
@@ -69,6 +72,16 @@ def search(args: SearchArguments) -> SearchResult:
         print(f"best arch -> {output / 'arch.json'}")
     accelerator.wait_for_everyone()
     return result
+
+
+def _check_tokenizer_fits(tokenizer, name: str, supernet_dir: Path, vocab_size: int) -> None:
+    """A ``tokenizer_name`` other than the supernet's own must be its vocabulary (another one scores other tokens)."""
+    has_own = (supernet_dir / "tokenizer_config.json").is_file()
+    same = len(tokenizer) == vocab_size and (
+        not has_own or load_tokenizer(supernet_dir, "supernet").get_vocab() == tokenizer.get_vocab())
+    if not same:
+        raise InputError(f"`tokenizer_name` {name!r} ({len(tokenizer)} tokens) is not the vocabulary the supernet was "
+                         f"trained with ({vocab_size} tokens); leave `tokenizer_name` out to use the supernet's own.")
 
 
 def scoring_blocks(args: SearchArguments, tokenizer, supernet_dir: Path, accelerator: Accelerator):

@@ -305,7 +305,8 @@ class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, Optimi
             in_range("kd_weight", self.kd_weight, 0, 1)
         self._check_distillation()
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, "[)")
-        at_least(0, num_warmup_steps=self.num_warmup_steps)
+        at_least(0, num_warmup_steps=self.num_warmup_steps, weight_decay=self.weight_decay,
+                 max_grad_norm=self.max_grad_norm)
         if self.checkpointing_steps is not None and self.checkpointing_steps != "epoch" and not (
                 str(self.checkpointing_steps).isdigit() and int(self.checkpointing_steps) > 0):
             raise InputError(f"`checkpointing_steps` must be a positive integer or 'epoch', got "
