@@ -45,7 +45,7 @@ from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stages import MINILM_HUB_ID, SHARED, minilm_dir  # noqa: E402
+from stages import MINILM_HUB_ID, SHARED, StageResults, minilm_dir  # noqa: E402
 
 from magic_bert.cli import arg, at_least, in_range, parse_one, run  # noqa: E402
 from magic_bert.errors import InputError  # noqa: E402
@@ -134,7 +134,7 @@ def seeds_of(text: str) -> list[int]:
 
 
 @dataclass
-class Plan:
+class Plan(StageResults):
     """The resolved settings and every path a stage reads or writes."""
 
     args: ShowcaseArguments
@@ -142,13 +142,6 @@ class Plan:
     teacher: str
     corpus: Path
     glue: Path
-
-    @property
-    def results(self) -> Path:
-        return self.out / "results"
-
-    def result(self, stage: str) -> dict:
-        return json.loads((self.results / f"{stage}.json").read_text())
 
     def done(self, stage: str) -> bool:
         path = self.results / f"{stage}.json"

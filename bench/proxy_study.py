@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compression_showcase import select  # noqa: E402  (stage selection by names or prefixes)
-from stages import SHARED, minilm_dir  # noqa: E402
+from stages import SHARED, StageResults, minilm_dir  # noqa: E402
 from student_ladder import Stage, write_splits  # noqa: E402
 
 from magic_bert.cli import arg, parse_one, run  # noqa: E402
@@ -58,19 +58,12 @@ class StudyArguments:
 
 
 @dataclass
-class Plan:
+class Plan(StageResults):
     args: StudyArguments
     out: Path
     teacher: str
     glue: Path
     corpus: Path
-
-    @property
-    def results(self) -> Path:
-        return self.out / "results"
-
-    def result(self, stage: str) -> dict:
-        return json.loads((self.results / f"{stage}.json").read_text())
 
     def done(self, stage: str) -> bool:
         return (self.results / f"{stage}.json").is_file()
@@ -230,7 +223,7 @@ def reference_stage(index: int, plan: Plan) -> dict:
     model = plan.out / "references" / name
     if not (model / "all_results.json").is_file():
         run(pretrain_main, [*_distil_flags(plan, model, plan.steps("reference")), "--arch", json.dumps(arch)])
-    tasks = {task: _task_result(plan, f"reference_{name}", task, lambda t=task: _finetune(plan, model, t))
+    tasks = {task: plan.task_result(f"reference_{name}", task, lambda t=task: _finetune(plan, model, t))
              for task in TASKS}  # cached by arch name: a regenerated arch list never reuses another arch's runs
     return {"arch_name": name, "arch": arch, "tasks": tasks,
             "reference": sum(tasks[t]["score"] for t in TASKS) / len(TASKS)}
@@ -252,17 +245,6 @@ def _finetune(plan: Plan, model: Path, task: str) -> dict:
                     "--output_dir", str(folder), "--overwrite_output_dir"])
     results = json.loads((folder / "all_results.json").read_text())
     return {"score": 100 * results["scores"][task], "epoch": results["eval_results"][task]["epoch"]}
-
-
-def _task_result(plan: Plan, stage: str, task: str, compute) -> dict:
-    """One task of a reference stage, cached as results/tasks/<stage>/<task>.json (resumes task by task)."""
-    path = plan.results / "tasks" / stage / f"{task}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    start = time.perf_counter()
-    result = {**compute(), "seconds": round(time.perf_counter() - start, 1)}
-    write_json_atomic(path, result)
-    return result
 
 
 def report_stage(plan: Plan) -> dict:

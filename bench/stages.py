@@ -3,11 +3,13 @@ data and the teacher are, and a stage that runs once (its output marks it done; 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from magic_bert.errors import InputError
+from magic_bert.io_utils import write_json_atomic
 
 # ../shared/data next to the repository: real text and GLUE files (never read by tests).
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -36,4 +38,28 @@ def run_stage(report: dict, name: str, done: Path, run: Callable[[], object]) ->
     return True
 
 
-__all__ = ["MINILM_HUB_ID", "SHARED", "minilm_dir", "run_stage"]
+class StageResults:
+    """For a staged bench's plan (a dataclass with ``out``): ``results/<stage>.json``, and a long stage's parts cached
+    one by one as ``results/tasks/<stage>/<task>.json`` (a stage resumes part by part, in a later session too once
+    the files are committed and restored)."""
+
+    out: Path
+
+    @property
+    def results(self) -> Path:
+        return self.out / "results"
+
+    def result(self, stage: str) -> dict:
+        return json.loads((self.results / f"{stage}.json").read_text())
+
+    def task_result(self, stage: str, task: str, compute: Callable[[], dict]) -> dict:
+        path = self.results / "tasks" / stage / f"{task}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        start = time.perf_counter()
+        result = {**compute(), "seconds": round(time.perf_counter() - start, 1)}
+        write_json_atomic(path, result)
+        return result
+
+
+__all__ = ["MINILM_HUB_ID", "SHARED", "StageResults", "minilm_dir", "run_stage"]

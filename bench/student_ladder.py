@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compression_showcase import select  # noqa: E402  (the same stage selection: names or prefixes)
-from stages import SHARED, minilm_dir  # noqa: E402
+from stages import SHARED, StageResults, minilm_dir  # noqa: E402
 
 from magic_bert.cli import arg, at_least, parse_one, positive, run  # noqa: E402
 from magic_bert.errors import InputError  # noqa: E402
@@ -119,7 +119,7 @@ QUICK = {"distil_steps": 3, "seeds": "1,2", "learning_rates": (1e-3, 3e-3)}
 
 
 @dataclass
-class Plan:
+class Plan(StageResults):
     args: LadderArguments
     out: Path
     teacher: str
@@ -133,10 +133,6 @@ class Plan:
     def teacher_layers(self) -> int:
         return json.loads((Path(self.teacher) / "config.json").read_text())["num_hidden_layers"]
 
-    @property
-    def results(self) -> Path:
-        return self.out / "results"
-
     def done(self, stage: str) -> bool:
         """Its result is there and so is what later stages read from it (results committed from another machine
         come without the held-out files or the models: those stages run again, to the same bits)."""
@@ -149,20 +145,6 @@ class Plan:
         if stage == f"glue_teacher_tuned_s{self.seeds[0]}":  # its models teach the task-specific KD rows
             return all((self.task_teacher(task) / "config.json").is_file() for task in TASKS)
         return True
-
-    def result(self, stage: str) -> dict:
-        return json.loads((self.results / f"{stage}.json").read_text())
-
-    def task_result(self, stage: str, task: str, compute: Callable[[], dict]) -> dict:
-        """One task of a GLUE stage, cached as results/tasks/<stage>/<task>.json: a long stage (the teacher's grid is
-        hours on 2 cores) resumes task by task, in a later session too once the file is committed and restored."""
-        path = self.results / "tasks" / stage / f"{task}.json"
-        if path.is_file():
-            return json.loads(path.read_text())
-        start = time.perf_counter()
-        result = {**compute(), "seconds": round(time.perf_counter() - start, 1)}
-        write_json_atomic(path, result)
-        return result
 
     def data(self, task: str) -> Path:
         return self.out / "data" / task
