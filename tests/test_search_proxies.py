@@ -157,13 +157,18 @@ def test_the_task_probe_scores_a_held_out_slice_of_the_train_file(reference, fol
     (["--metric", "distill", "--teacher_name_or_path", "TEACHER_OTHER_WIDTH"], "must match the supernet's hidden"),
     (["--metric", "task", "--task_train_file", "x.csv", "--task_train_samples", "1"], "`task_train_samples`"),
     (["--teacher_name_or_path", "x"], "`teacher_name_or_path` is read by `metric` distill and embedding only"),
+    (["--metric", "task", "--task_train_file", "CSV", "--task_text_columns", "nope"],
+     r"`text_columns` \['nope'\] are not columns of"),
 ])
 def test_bad_metric_inputs_write_nothing(folders, tmp_path, extra, message):
     other = tmp_path / "other"
     BertForMaskedLM(BertConfig(vocab_size=100, **{**BERT, "hidden_size": 16})).save_pretrained(other)
     out = tmp_path / "out"
     argv = ["--supernet", str(folders / "supernet"), "--output_dir", str(out)]
-    argv += [str(other) if value == "TEACHER_OTHER_WIDTH" else value for value in extra]
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("text,label\n" + "".join(f"sentence number {i},{i % 2}\n" for i in range(12)))
+    argv += [str(other) if value == "TEACHER_OTHER_WIDTH" else str(csv) if value == "CSV" else value
+             for value in extra]
     with pytest.raises(InputError, match=message):
         search_recipe.search(search_recipe.parse_args(argv))
     assert not out.exists()

@@ -49,6 +49,8 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
                                             "and --task_label_column).")
     task_validation_file: str | None = arg(None, "Its held-out file (default: a seeded slice of the train file).")
     task_label_column: str = arg("label", "The label column of --task_train_file.")
+    task_text_columns: str | None = arg(None, "Its one or two text columns, comma-separated (default: the columns "
+                                              "besides the label and an id).")
     task_train_samples: int = arg(1000, "--metric task: examples the probe is fit on.")
     task_eval_samples: int = arg(500, "--metric task: held-out examples it is scored on.")
     probe_ridge: float = arg(1.0, "--metric task: the ridge penalty of the linear probe.")

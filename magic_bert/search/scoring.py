@@ -39,9 +39,9 @@ def _metric_fn(args, supernet, blocks, tokenizer, accelerator) -> Callable[[list
         return lambda arch: evaluate_mlm(model, loader, accelerator, arch=arch)
     supernet = supernet.to(accelerator.device)
     if args.metric == "task":
+        columns = [c.strip() for c in args.task_text_columns.split(",")] if args.task_text_columns else None
         task, train_rows, held_out_rows = load_probe_task(args.task_name, args.task_data_dir, args.task_train_file,
-                                                          args.task_validation_file,
-                                                          label_column=args.task_label_column)
+                                                          args.task_validation_file, columns, args.task_label_column)
         data = probe_data(task, train_rows, held_out_rows, tokenizer, args.task_train_samples,
                           args.task_eval_samples,
                           min(args.max_seq_length or 128, supernet.config.max_position_embeddings),
