@@ -187,7 +187,7 @@ def test_a_rate_that_diverges_in_a_grid_is_recorded_and_the_grid_goes_on(glue_in
 
 
 def test_non_finite_weights_are_refused_when_a_model_is_loaded(glue_inputs, tiny_config, tmp_path):  # noqa: F811
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from magic_bert import MagicBertSupernetForMaskedLM
     from magic_bert.supernet_inputs import load_supernet
@@ -203,6 +203,7 @@ def test_non_finite_weights_are_refused_when_a_model_is_loaded(glue_inputs, tiny
     with torch.no_grad():
         next(model.base_model.encoder.parameters()).fill_(float("inf"))
     model.save_pretrained(tmp_path / "bert")
+    AutoTokenizer.from_pretrained(glue_inputs["bert"]).save_pretrained(tmp_path / "bert")
     message = one_line_error(glue_main, glue_argv(tmp_path / "bert", glue_inputs, tmp_path / "out"))
     assert "--model_name_or_path" in message and "holds non-finite weights" in message, message
     assert not (tmp_path / "out").exists()
