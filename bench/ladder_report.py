@@ -22,6 +22,8 @@ ROWS = {"teacher": "teacher (all-MiniLM-L6-v2)", "cut": "cut: layers 0, 2, 4, no
         "kd_showcase": "cut + today's distillation (masked-LM + hidden MSE)",
         "kd_hidden": "cut + hidden MSE (uniform map)", "kd_attention": "cut + attention relations",
         "kd_embedding": "cut + sentence embedding", "kd_combined": "cut + hidden + relations + embedding",
+        "arch_width_half": "width cut [heads:H/2, ffn:I/2] × L + hidden + relations + embedding",
+        "arch_searched": "searched arch + hidden + relations + embedding",
         "majority": "majority class / mean score"}
 # Task-specific KD kinds (row suffixes, as bench/student_ladder.py's TASK_KD_KINDS) and how the table names them.
 TASK_KD_LABELS = {"_taskkd": " + task-specific KD", "_taskkdh": " + task-specific KD of logits and hidden states"}

@@ -247,6 +247,46 @@ def _finetune(plan: Plan, model: Path, task: str) -> dict:
     return {"score": 100 * results["scores"][task], "epoch": results["eval_results"][task]["epoch"]}
 
 
+PAIR_LATENCY = 1.03  # the pair's cap: the cut's estimated latency × this (issue 29's goal)
+
+
+def pair_search_stage(plan: Plan) -> dict:
+    """The showcase pair's searched student (docs/search_study/pair_design.md): the MAGIC-AT supernet searched by the
+    metric the study's decision rule chose, the hand-designed students scored first, inside the budget and at most
+    1.03 × the cut's latency (a per-op table measured here first; --quick: a FLOPs table, deterministic)."""
+    import dataclasses
+
+    import torch
+    from compression_showcase import _flops_table
+    from proxy_study_report import analyse, load_results
+    from student_ladder import cut_layers
+
+    from magic_bert import MagicBertSupernetForMaskedLM
+    from magic_bert.compression import bert_layers_arch, space_from_bert
+    from magic_bert.search.algorithms import measure_latency
+    from magic_bert.search.command import main_search
+
+    decision = analyse(*load_results(plan.results))["decision"]
+    metric = decision["default"].partition("_")[0]  # task_stsb, task_sst2, task: the probe on STS-B (the design)
+    config = space_from_bert(plan.teacher)
+    if plan.args.quick:
+        table = _flops_table(config.search_space, 128)
+    else:
+        torch.manual_seed(0)  # op timings do not depend on the weights
+        table = measure_latency(MagicBertSupernetForMaskedLM(config), seq_len=128, repeats=30)
+    depth = json.loads((Path(plan.teacher) / "config.json").read_text())["num_hidden_layers"]
+    cap = PAIR_LATENCY * table.latency(bert_layers_arch(plan.teacher, cut_layers(depth)))
+    table_path = plan.out / "pair_latency_table.json"
+    write_json_atomic(table_path, dataclasses.asdict(table))
+    output = plan.out / "searches" / "pair"
+    flags = _search_flags(plan, "magic", metric, output)
+    flags[flags.index("--seed_archs") + 1] = "auto"
+    run(main_search, [*flags, "--latency_table", str(table_path), "--max_latency", repr(cap)])
+    best = json.loads((output / "arch.json").read_text())
+    return {"metric": metric, "decision": decision, "max_latency": cap, "threads": torch.get_num_threads(),
+            "arch": best["arch"], "search": best}
+
+
 def report_stage(plan: Plan) -> dict:
     from proxy_study_report import write_report
 
@@ -264,7 +304,9 @@ def all_stages(plan: Plan) -> list[Stage]:
             Stage("archs", archs_stage, ("splits", *(f"supernet_{s}" for s in SUPERNETS))),
             *(Stage(f"proxies_{s}", lambda p, s=s: proxies_stage(s, p), ("splits", "archs")) for s in SUPERNETS),
             *references,
-            Stage("report", report_stage, tuple(f"proxies_{s}" for s in SUPERNETS))]
+            Stage("report", report_stage, tuple(f"proxies_{s}" for s in SUPERNETS)),
+            Stage("pair_search", pair_search_stage, ("proxies_magic", *(r.name for r in references)) if count
+                  else ("archs",))]
 
 
 def run_study(args: StudyArguments) -> dict[str, float]:

@@ -18,7 +18,7 @@ PRIMARY = ("distill", "loss")  # the pre-registered contrast, on the MAGIC-AT su
 SAMPLES, LEVEL = 2000, 0.95
 
 
-def _load(results: Path) -> tuple[dict, dict, dict]:
+def load_results(results: Path) -> tuple[dict, dict, dict]:
     archs = json.loads((results / "archs.json").read_text())["archs"]
     proxies = {json.loads(f.read_text())["supernet"]: json.loads(f.read_text())
                for f in sorted(results.glob("proxies_*.json"))}
@@ -156,7 +156,7 @@ def _plot(archs: dict, proxies: dict, references: dict, path: Path) -> None:
 
 
 def write_report(results: Path, docs: Path) -> dict:
-    archs, proxies, references = _load(results)
+    archs, proxies, references = load_results(results)
     analysis = analyse(archs, proxies, references)
     target = docs / "results" / "search_study"
     target.mkdir(parents=True, exist_ok=True)
@@ -195,4 +195,4 @@ def write_report(results: Path, docs: Path) -> dict:
     return {"report": str(docs / "search_study.md"), **{k: analysis[k] for k in ("archs_with_reference", "archs")}}
 
 
-__all__ = ["analyse", "oriented", "tau_with_interval", "write_report"]
+__all__ = ["analyse", "load_results", "oriented", "tau_with_interval", "write_report"]

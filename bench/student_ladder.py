@@ -111,6 +111,9 @@ class LadderArguments:
     distil_steps: int = arg(800, "Task-agnostic distillation steps of every kd_<objectives> row.")
     distil_learning_rate: float = arg(1e-4, "Its learning rate.")
     split_seed: int = arg(0, "Seed of the held-out slices.")
+    searched_arch: str | None = arg(None, "The searched student of the showcase's pair (docs/search_study/"
+                                          "pair_design.md): an arch, a JSON file with one, or the proxy study's "
+                                          "pair_search result; adds the rows arch_searched*.")
 
 
 # What --quick changes: the protocols' epochs and lengths, the grid, the steps and the seeds.
@@ -140,7 +143,7 @@ class Plan(StageResults):
             return False
         if stage == "splits":
             return all((self.data(task) / "held_out.jsonl").is_file() for task in TASKS)
-        if stage == "cut" or stage.startswith("kd_"):
+        if stage == "cut" or stage.startswith(("kd_", "arch_")):
             return (Path(self.model(stage)) / "config.json").is_file()
         if stage == f"glue_teacher_tuned_s{self.seeds[0]}":  # its models teach the task-specific KD rows
             return all((self.task_teacher(task) / "config.json").is_file() for task in TASKS)
@@ -150,8 +153,26 @@ class Plan(StageResults):
         return self.out / "data" / task
 
     def model(self, row: str) -> str:
-        row = TASK_KD.get(row, row)
+        row = task_kd_base(row)
         return self.teacher if row == "teacher" else str(self.out / "models" / row)
+
+    @property
+    def pair_archs(self) -> dict[str, list[str]]:
+        """The pair's students besides the cut (the ``kd_combined`` row): the uniform width cut and, if given, the
+        searched arch; each becomes the rows ``arch_<name>``."""
+        from magic_bert.compression import bert_layers_arch, hand_designed_archs, space_from_bert
+        from magic_bert.search_space import load_arch
+
+        own = bert_layers_arch(self.teacher, [0])[:2]  # the teacher's [mha:H, ffn:I]
+        archs = {name: arch for name, arch in hand_designed_archs(space_from_bert(self.teacher), own).items()
+                 if name == "width_half"}
+        if self.args.searched_arch is not None:
+            try:
+                archs["searched"] = load_arch(self.args.searched_arch)
+                space_from_bert(self.teacher).search_space.validate(archs["searched"])
+            except ValueError as error:
+                raise InputError(f"`searched_arch`: {error}") from None
+        return archs
 
     def task_teacher(self, task: str) -> Path:
         """The teacher fine-tuned on ``task`` (the tuned grid's chosen model, first seed), for task-specific KD."""
@@ -234,16 +255,29 @@ def ladder_space(plan: Plan) -> Path:
 
 
 def kd_stage(objectives: str, plan: Plan) -> dict:
-    """The cut (teacher layers 0, 2, 4; identities between) distilled as a fixed arch with ``objectives``; an
-    interrupted run resumes from its last checkpoint."""
+    """The cut (teacher layers 0, 2, 4; identities between) distilled as a fixed arch with ``objectives``, in the
+    ladder's pinned space."""
     from magic_bert.compression import bert_layers_arch
+
+    arch = bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers))
+    return _distil(plan, f"kd_{objectives}", arch, objectives, ["--config_name", str(ladder_space(plan))])
+
+
+def arch_stage(name: str, plan: Plan) -> dict:
+    """One of the pair's students (``plan.pair_archs``) distilled with the recipe's objectives (``combined``) in the
+    space around the teacher as it is now (with ``heads:<k>``)."""
+    return {"arch": plan.pair_archs[name], **_distil(plan, f"arch_{name}", plan.pair_archs[name], "combined", [])}
+
+
+def _distil(plan: Plan, row: str, arch: list[str], objectives: str, space: list[str]) -> dict:
+    """Task-agnostic distillation of ``arch`` from the teacher's weights (WikiText-2, the ladder's steps and rate,
+    seed 42); an interrupted run resumes from its last checkpoint."""
     from magic_bert.training.command import main as pretrain_main
 
-    output = Path(plan.model(f"kd_{objectives}"))
+    output = Path(plan.model(row))
     losses = OBJECTIVES[objectives]
     flags = ["--teacher_name_or_path", plan.teacher, "--tokenizer_name", plan.teacher, "--init_from_bert",
-             plan.teacher, "--config_name", str(ladder_space(plan)),
-             "--arch", json.dumps(bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers))),
+             plan.teacher, *space, "--arch", json.dumps(arch),
              "--train_file", str(plan.corpus / "valid.txt"), "--validation_file", str(plan.corpus / "test.txt"),
              "--max_seq_length", "64" if plan.args.quick else "128", "--per_device_train_batch_size", "16",
              "--learning_rate", str(plan.args.distil_learning_rate), "--max_train_steps", str(plan.distil_steps),
@@ -270,7 +304,7 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
                  "--per_device_train_batch_size", str(protocol.batch_size), "--warmup_ratio",
                  str(protocol.warmup_ratio), "--seed", str(seed), "--output_dir", str(folder),
                  "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in rates)]
-        if row in TASK_KD:
+        if task_kd_base(row) != row:
             flags += ["--teacher_name_or_path", str(plan.task_teacher(task)), *task_kd_flags(row)]
         if protocol.held_out:
             flags += ["--train_file", str(plan.data(task) / "train.jsonl"),
@@ -313,6 +347,41 @@ def _rate_source(row: str, protocol_name: str, seed: int, plan: Plan) -> str | N
     return f"glue_{row}_{protocol_name}_s{first}" if seed != first else None
 
 
+REPORTS = ("report", "pair_report")  # made again on every run that selects them
+PAIR_ROW_KIND = "taskkdh"  # the recipe's row: kd_combined fine-tuned with task KD of logits and hidden states
+
+
+def pair_latency_stage(plan: Plan) -> dict:
+    """Forward time at batch 1, sequence 128 of the teacher and the pair's students (the cut and ``pair_archs``) as
+    the package builds them (a head-pruned layer's projections really smaller), interleaved in one process."""
+    import torch
+
+    from magic_bert import MagicBertModel
+    from magic_bert.compression import bert_layers_arch, space_from_bert
+    from magic_bert.timing import interleaved_medians
+
+    config, seq = space_from_bert(plan.teacher), 32 if plan.args.quick else 128
+    archs = {"teacher": bert_layers_arch(plan.teacher, range(plan.teacher_layers)),
+             "cut": bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers)), **plan.pair_archs}
+    torch.manual_seed(0)
+    models = {name: MagicBertModel(config.with_arch(arch)).eval() for name, arch in archs.items()}
+    ids = torch.randint(5, config.vocab_size, (1, seq))
+    rounds = 3 if plan.args.quick else 50
+    with torch.inference_mode():
+        medians = interleaved_medians({name: partial(model, ids, attention_mask=torch.ones_like(ids))
+                                       for name, model in models.items()}, rounds=rounds)
+    return {"batch": 1, "seq_len": seq, "threads": torch.get_num_threads(), "rounds": rounds, "archs": archs,
+            "encoder_params": {name: config.search_space.encoder_params(arch) for name, arch in archs.items()},
+            "median_seconds": medians, "ratio_to_cut": {name: t / medians["cut"] for name, t in medians.items()}}
+
+
+def pair_report_stage(plan: Plan) -> dict:
+    from pair_report import write_pair_report
+
+    docs = plan.args.docs_dir or (plan.out / "docs" if plan.args.quick else "docs")
+    return write_pair_report(plan.results, Path(docs), PAIR_ROW_KIND)
+
+
 def report_stage(plan: Plan) -> dict:
     from ladder_report import write_report
 
@@ -329,6 +398,12 @@ TASK_KD_FLAGS = ["--kd_alpha", "0.5", "--kd_temperature", "1"]
 TASK_KD_KINDS = {"_taskkd": TASK_KD_FLAGS, "_taskkdh": [*TASK_KD_FLAGS, "--kd_hidden_weight", "1", "--kd_layer_map",
                                                         "uniform"]}
 TASK_KD = {row + kind: row for kind in TASK_KD_KINDS for row in GLUE_ROWS if row != "teacher"}
+
+
+def task_kd_base(row: str) -> str:
+    """The row whose model a ``<row>_taskkd*`` row fine-tunes (any other row: itself)."""
+    kind = next((k for k in TASK_KD_KINDS if row.endswith(k)), "")
+    return row.removesuffix(kind) if kind else row
 
 
 def task_kd_flags(row: str) -> list[str]:
@@ -350,7 +425,15 @@ def all_stages(plan: Plan) -> list[Stage]:
                 source = _rate_source(row, protocol, seed, plan)
                 stages.append(Stage(f"glue_{row}_{protocol}_s{seed}", partial(glue_stage, row, protocol, seed),
                                     (*needs, "splits", *([source] if source else []))))
-    return [*stages, Stage("report", report_stage)]
+    for name in plan.pair_archs:  # the showcase's pair (docs/search_study/pair_design.md): the recipe row's setup
+        stages.append(Stage(f"arch_{name}", partial(arch_stage, name)))
+        for seed in seeds:
+            stages.append(Stage(f"glue_arch_{name}_{PAIR_ROW_KIND}_cutlr_s{seed}",
+                                partial(glue_stage, f"arch_{name}_{PAIR_ROW_KIND}", "cutlr", seed),
+                                (f"arch_{name}", "splits", f"glue_teacher_tuned_s{seeds[0]}",
+                                 f"glue_cut_tuned_s{seeds[0]}")))
+    return [*stages, Stage("pair_latency", pair_latency_stage), Stage("report", report_stage),
+            Stage("pair_report", pair_report_stage, ("pair_latency",))]
 
 
 def make_plan(args: LadderArguments) -> Plan:
@@ -364,6 +447,8 @@ def make_plan(args: LadderArguments) -> Plan:
     positive(distil_learning_rate=args.distil_learning_rate)
     if not args.quick:
         teacher = args.teacher or minilm_dir()
+        if not (Path(teacher) / "config.json").is_file():
+            raise InputError(f"`teacher` {teacher!r} is not a BERT folder (it has no config.json).")
         return Plan(args, out, teacher, Path(args.glue_dir), Path(args.corpus_dir), PROTOCOLS, args.distil_steps,
                     seeds)
     from showcase_tools import make_quick_inputs
@@ -388,7 +473,7 @@ def run_ladder(args: LadderArguments) -> dict[str, float]:
         ready.add(stage.name)
     ran = {}
     for stage in chosen:
-        if plan.done(stage.name) and stage.name != "report":
+        if plan.done(stage.name) and stage.name not in REPORTS:
             print(f"{stage.name}: done, skipped")
             continue
         print(f"{stage.name}: running", flush=True)

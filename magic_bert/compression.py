@@ -121,8 +121,9 @@ def teacher_ops(config: MagicBertConfig) -> list[str] | None:
     return [f"mha:{max(mha)}", own_ffn[0]] if own_ffn and mha else None
 
 
-def hand_designed_archs(config: MagicBertConfig) -> dict[str, list[str]]:
-    """The hand-designed students of a space built around a BERT (:func:`teacher_ops`), by name:
+def hand_designed_archs(config: MagicBertConfig, own: list[str] | None = None) -> dict[str, list[str]]:
+    """The hand-designed students of a space built around a BERT whose layer is ``own`` (``[mha:<H>, ffn:<I>]``;
+    default :func:`teacher_ops`, the record of a supernet that inherited from it), by name:
 
     - ``every_other_layer``: BERT layers 0, 2, 4, ... (DistilBERT's initialisation);
     - ``first_half``: its first ``L/2`` layers;
@@ -131,7 +132,7 @@ def hand_designed_archs(config: MagicBertConfig) -> dict[str, list[str]]:
 
     Only those whose ops the space has, each once and none equal to the BERT itself; none for a space that was not
     built around a BERT."""
-    own = teacher_ops(config)
+    own = own or teacher_ops(config)
     if own is None or config.num_hidden_layers % 2:
         return {}
     depth, (heads, inner) = config.num_hidden_layers // 2, (parse_op(op).size for op in own)

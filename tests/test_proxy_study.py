@@ -104,3 +104,24 @@ def test_the_report_taus_are_scipys_and_it_needs_only_the_results(quick, tmp_pat
     assert summary["primary"]["magic"]["difference"] == pytest.approx(
         summary["taus"]["magic"]["distill"]["tau"] - summary["taus"]["magic"]["loss"]["tau"])
     assert "Primary contrast on magic" in (tmp_path / "docs" / "search_study.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_pair_search_takes_the_studys_metric_seeds_the_hand_designs_and_caps_latency(quick):
+    """docs/search_study/pair_design.md: the MAGIC-AT supernet searched by the metric the decision rule chose, the
+    hand-designed students in its first generation, at most 1.03 × the cut's estimated latency."""
+    from magic_bert.compression import bert_layers_arch
+    from magic_bert.search.algorithms import LatencyTable
+
+    out, first, _ = quick
+    record = _result(out, "pair_search")
+    assert "pair_search" in first
+    decision = report.analyse(*report.load_results(out / "results"))["decision"]
+    assert record["decision"] == decision and record["metric"] == decision["default"].partition("_")[0]
+    best = json.loads((out / "searches" / "pair" / "arch.json").read_text())
+    assert record["arch"] == best["arch"] and best["metric"] == record["metric"]
+    assert best["seed_archs"] and set(best["seed_archs"]) <= {"every_other_layer", "first_half", "width_half"}
+    table = LatencyTable(**json.loads((out / "pair_latency_table.json").read_text()))
+    cut = bert_layers_arch(out / "quick_inputs" / "teacher", [0, 2])
+    assert record["max_latency"] == pytest.approx(study.PAIR_LATENCY * table.latency(cut))
+    assert table.latency(best["arch"]) <= record["max_latency"]

@@ -19,13 +19,15 @@ sys.path.insert(0, str(REPO / "bench"))
 import student_ladder as ladder  # noqa: E402
 
 STAGES = ("splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,"
-          "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,report")
+          "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,arch_,"
+          "glue_arch_width_half_taskkdh_cutlr_s1,glue_arch_searched_taskkdh_cutlr_s1,pair_latency,report,pair_report")
+SEARCHED = ["heads:1", "ffn:64", "mha:4", "identity", "heads:2", "ffn:32", "identity", "ffn:128"]
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("ladder")
-    argv = ["--quick", "--output_dir", str(out), "--stages", STAGES]
+    argv = ["--quick", "--output_dir", str(out), "--stages", STAGES, "--searched_arch", json.dumps(SEARCHED)]
     first = ladder.main(argv)
     second = ladder.main(argv)
     return out, first, second
@@ -45,8 +47,10 @@ def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
     assert list(first) == ["splits", "cut", "kd_combined", "glue_teacher_tuned_s1", "glue_cut_tuned_s1",
                            "glue_cut_tuned_s2", "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2",
                            "glue_kd_combined_cutlr_s1", "glue_kd_combined_taskkd_cutlr_s1",
-                           "glue_kd_combined_taskkdh_cutlr_s1", "report"]
-    assert list(second) == ["report"]
+                           "glue_kd_combined_taskkdh_cutlr_s1", "arch_width_half",
+                           "glue_arch_width_half_taskkdh_cutlr_s1", "arch_searched",
+                           "glue_arch_searched_taskkdh_cutlr_s1", "pair_latency", "report", "pair_report"]
+    assert list(second) == ["report", "pair_report"]
 
 
 @pytest.mark.slow
@@ -103,7 +107,8 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
     assert json.loads((committed / "tasks" / "glue_cut_tuned_s1" / "cola.json").read_text()) == \
         _result(out, "glue_cut_tuned_s1")["tasks"]["cola"]  # each task's part too, for a later session to resume
     assert set(summary["summaries"]) == {"teacher/tuned", "cut/tuned", "kd_combined/tuned", "kd_combined/cutlr",
-                                         "kd_combined_taskkd/cutlr", "kd_combined_taskkdh/cutlr"}
+                                         "kd_combined_taskkd/cutlr", "kd_combined_taskkdh/cutlr",
+                                         "arch_width_half_taskkdh/cutlr", "arch_searched_taskkdh/cutlr"}
 
 
 def _without_output_dir(flags: list[str]) -> list[str]:
@@ -158,13 +163,67 @@ def test_committed_results_resume_on_a_new_machine_task_by_task(quick, tmp_path)
         assert [run["learning_rate"] for run in runs] == [chosen[task]["learning_rate"]]
 
 
+@pytest.mark.slow
+def test_the_pairs_students_get_the_recipe_rows_distillation_and_fine_tuning(quick):
+    """docs/search_study/pair_design.md: the width cut and the searched arch are distilled and fine-tuned exactly as
+    the recipe's row (kd_combined, task KD of logits and hidden states, the cut's rates), from the teacher."""
+    out = quick[0]
+    cut = _result(out, "kd_combined")
+    for name, arch in (("width_half", ["heads:2", "ffn:64"] * 4), ("searched", SEARCHED)):
+        student = _result(out, f"arch_{name}")
+        assert student["arch"] == arch and student["flags"] == cut["flags"]
+        config = json.loads((out / "models" / f"arch_{name}" / "config.json").read_text())
+        assert config["arch"] == arch
+        recipe = _result(out, "glue_kd_combined_taskkdh_cutlr_s1")["tasks"]
+        for task, run in _result(out, f"glue_arch_{name}_taskkdh_cutlr_s1")["tasks"].items():
+            flags, theirs = run["flags"], recipe[task]["flags"]
+            at = flags.index("--model_name_or_path")
+            assert flags[at + 1] == str(out / "models" / f"arch_{name}")
+            assert _without_output_dir(flags[:at] + flags[at + 2:]) == \
+                _without_output_dir(theirs[:at] + theirs[at + 2:])
+
+
+@pytest.mark.slow
+def test_the_pair_report_compares_each_student_with_the_cut(quick):
+    import pair_report
+
+    from magic_bert.compression import space_from_bert
+
+    out = quick[0]
+    latency = _result(out, "pair_latency")
+    space = space_from_bert(out / "quick_inputs" / "teacher").search_space
+    assert latency["encoder_params"] == {name: space.encoder_params(arch) for name, arch in latency["archs"].items()}
+    assert latency["ratio_to_cut"]["cut"] == 1.0 and latency["archs"]["searched"] == SEARCHED
+    summary = json.loads((out / "docs" / "results" / "student_recipe" / "pair_summary.json").read_text())
+    runs = pair_report.collect(out / "results", None)
+    rows = pair_report.pair_rows("taskkdh")
+    for name in ("searched", "width_half"):
+        assert summary["versus_cut"][name] == pair_report.compare(runs, rows[name], rows["cut"], 2000)
+        own = summary["students"][name]["summary"]["average"]["mean"]
+        cut = summary["students"]["cut"]["summary"]["average"]["mean"]
+        assert summary["versus_cut"][name]["difference"] == pytest.approx(own - cut)
+    page = (out / "docs" / "search_pair.md").read_text()
+    assert "- **searched − cut**, GLUE average:" in page and "- Goal (interval above zero" in page
+    assert set(summary["goal"]) == {"interval_above_zero", "latency_within", "share_at_least", "met"}
+
+
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
+    from transformers import BertConfig
+
+    teacher = tmp_path / "teacher"  # a config is all the plan reads before it refuses
+    BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+               intermediate_size=64).save_pretrained(teacher)
     for argv, message in ((["--seeds", "4x"], "`seeds` must be comma-separated"),
                           (["--distil_steps", "0"], "`distil_steps` must be at least 1"),
-                          (["--stages", "nope"], r"`stages` 'nope': unknown \['nope'\]")):
+                          (["--stages", "nope"], r"`stages` 'nope': unknown \['nope'\]"),
+                          (["--searched_arch", str(tmp_path / "nope.json")], "`searched_arch`: Arch file"),
+                          (["--searched_arch", "mha:2 ffn:64"],
+                           "`searched_arch`: Arch has 2 layers but the search space has num_hidden_layers=4"),
+                          (["--searched_arch", "mha:2 ffn:7 identity identity"], "`searched_arch`: .*ffn:7"),
+                          (["--teacher", str(tmp_path / "o")], "`teacher` .* is not a BERT folder")):
         with pytest.raises(InputError, match=message):
-            ladder.run_ladder(ladder.parse_one(ladder.LadderArguments, [*argv, "--output_dir", str(tmp_path / "o"),
-                                                                        "--teacher", str(tmp_path)]))
+            ladder.run_ladder(ladder.parse_one(ladder.LadderArguments, ["--teacher", str(teacher), *argv,
+                                                                        "--output_dir", str(tmp_path / "o")]))
     assert not (tmp_path / "o").exists()
 
 

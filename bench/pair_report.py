@@ -1,0 +1,134 @@
+"""The report of the showcase's primary pair, second round (docs/search_study/pair_design.md), from the ablation
+ladder's stage JSONs alone: the DistilBERT-style cut (the recipe's row), the uniform width cut and the searched
+student, each fine-tuned with the same recipe; the primary comparison (searched − cut, paired bootstrap over seeds ×
+dev examples), latency, and the goal check. Writes <docs>/search_pair.md and
+<docs>/results/student_recipe/pair_summary.json."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from ladder_report import COLUMNS, TASKS, collect, summarise
+from showcase_report import GOAL_LATENCY, paired_bootstrap
+
+from magic_bert.io_utils import write_json_atomic, write_text_atomic
+
+GOAL_SHARE = 92.0  # % of the tuned teacher's GLUE average (issue 29)
+LABELS = {"cut": "DistilBERT-style cut, layers 0, 2, 4", "width_half": "uniform width cut, half the heads and neurons",
+          "searched": "searched"}
+
+
+def pair_rows(kind: str) -> dict[str, tuple[str, str]]:
+    """Student name -> its (row, protocol) in the ladder."""
+    return {"cut": (f"kd_combined_{kind}", "cutlr"), "width_half": (f"arch_width_half_{kind}", "cutlr"),
+            "searched": (f"arch_searched_{kind}", "cutlr")}
+
+
+def compare(runs: dict, a: tuple[str, str], b: tuple[str, str], samples: int) -> dict | None:
+    """``a`` − ``b`` on the GLUE average over the seeds both have, with a paired bootstrap interval (× 100)."""
+    common = sorted(set(runs.get(a, {})) & set(runs.get(b, {})))
+    if not common:
+        return None
+    sides = [[{t: (runs[key][seed][t]["predictions"], runs[key][seed][t]["labels"]) for t in TASKS}
+              for seed in common] for key in (a, b)]
+    boot = paired_bootstrap(*sides, samples)
+    return {k: 100 * v if k in ("difference", "low", "high") else v for k, v in boot.items()}
+
+
+def analyse(results: Path, kind: str, samples: int = 2000) -> dict:
+    runs = collect(results, None)
+    latency = json.loads((results / "pair_latency.json").read_text())
+    teacher = runs.get(("teacher", "tuned"))
+    teacher_average = summarise(teacher, held_out=True)["average"]["mean"] if teacher else None
+    students = {}
+    for name, key in pair_rows(kind).items():
+        if key not in runs or name not in latency["archs"]:
+            continue
+        summary = summarise(runs[key], held_out=True)
+        students[name] = {"row": key[0], "arch": latency["archs"][name], "summary": summary,
+                          "encoder_params": latency["encoder_params"][name],
+                          "latency_to_cut": latency["ratio_to_cut"][name],
+                          "share_of_teacher": 100 * summary["average"]["mean"] / teacher_average
+                          if teacher_average else None}
+    rows = pair_rows(kind)
+    out = {"students": students, "teacher_average": teacher_average,
+           "teacher_seeds": sorted(teacher) if teacher else [], "latency": latency,
+           "versus_cut": {name: compare(runs, rows[name], rows["cut"], samples) for name in ("searched", "width_half")
+                          if name in students and "cut" in students}}
+    searched, primary = students.get("searched"), out["versus_cut"].get("searched")
+    if searched and primary:
+        out["goal"] = {"interval_above_zero": primary["low"] > 0,
+                       "latency_within": searched["latency_to_cut"] <= GOAL_LATENCY,
+                       "share_at_least": searched["share_of_teacher"] is not None
+                       and searched["share_of_teacher"] >= GOAL_SHARE}
+        out["goal"]["met"] = all(out["goal"].values())
+    return out
+
+
+def _cell(stat: dict) -> str:
+    return f"{stat['mean']:.1f}" + (f" ± {stat['sd']:.1f}" if stat["sd"] is not None else "")
+
+
+def _table(analysis: dict) -> str:
+    lines = ["| student | arch | encoder params | latency / cut | " + " | ".join(COLUMNS)
+             + " | GLUE avg | % of teacher | seeds |", "|" + "---|" * 11]
+    for name, student in analysis["students"].items():
+        s = student["summary"]
+        share = f"{student['share_of_teacher']:.1f} %" if student["share_of_teacher"] is not None else "–"
+        lines.append(f"| {LABELS[name]} | `{' '.join(student['arch'])}` | {student['encoder_params']:,} | "
+                     f"{student['latency_to_cut']:.3f} | " + " | ".join(_cell(s[t]) for t in TASKS)
+                     + f" | **{_cell(s['average'])}** | {share} | {len(s['seeds'])} |")
+    return "\n".join(lines)
+
+
+def _comparison_line(name: str, boot: dict | None) -> str:
+    if boot is None:
+        return f"- {LABELS[name]} − cut: not run yet."
+    where = "above zero" if boot["low"] > 0 else "below zero" if boot["high"] < 0 else "includes zero"
+    return (f"- **{LABELS[name]} − cut**, GLUE average: {boot['difference']:+.2f} points, 95 % interval "
+            f"[{boot['low']:+.2f}, {boot['high']:+.2f}] ({boot['seeds']} paired seeds × dev examples, "
+            f"{boot['samples']} resamples): the interval {where}.")
+
+
+def write_pair_report(results: Path, docs: Path, kind: str, samples: int = 2000) -> dict:
+    analysis = analyse(results, kind, samples)
+    latency = analysis["latency"]
+    teacher = analysis["teacher_average"]
+    lines = ["# The showcase's primary pair, second round: searched vs hand-designed students, one recipe", "",
+             "Design and primary comparison written before the runs: "
+             "[search_study/pair_design.md](search_study/pair_design.md). Generated by `python "
+             "bench/student_ladder.py --stages pair_report` from `docs/results/student_recipe/`. GLUE dev × 100 "
+             "(MRPC F1, STS-B Spearman, CoLA MCC, SST-2 accuracy on a model fine-tuned on its first 8,000 "
+             "examples); ± is the standard deviation over fine-tuning seeds; every student distilled and fine-tuned "
+             "with `ladder-v1` (protocol `cutlr`, task-specific KD of logits and hidden states).", "",
+             _table(analysis), "",
+             f"Teacher (all-MiniLM-L6-v2, tuned protocol, seeds {analysis['teacher_seeds']}): "
+             + (f"{teacher:.1f}." if teacher is not None else "not run yet."),
+             f"Latency: batch {latency['batch']}, sequence {latency['seq_len']}, {latency['threads']} threads, "
+             f"medians of {latency['rounds']} interleaved rounds; teacher / cut "
+             f"{latency['ratio_to_cut']['teacher']:.3f}.", ""]
+    lines += [_comparison_line(name, analysis["versus_cut"].get(name)) for name in ("searched", "width_half")
+              if name in analysis["students"]]
+    goal = analysis.get("goal")
+    if goal:
+        lines.append(f"- Goal (interval above zero, latency ≤ {GOAL_LATENCY} × the cut's, ≥ {GOAL_SHARE:g} % of the "
+                     f"teacher): **{'met' if goal['met'] else 'not met'}** (" + ", ".join(
+                         f"{k.replace('_', ' ')}: {'yes' if v else 'no'}" for k, v in goal.items() if k != "met")
+                     + ").")
+    else:
+        lines.append("- Goal: not decided yet (the searched student has not been fine-tuned on every seed).")
+    reading = docs / "search_study" / "pair_interpretation.md"
+    if reading.is_file():
+        lines += ["", reading.read_text()]
+    write_text_atomic(docs / "search_pair.md", "\n".join(lines) + "\n")
+    target = docs / "results" / "student_recipe"
+    target.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(target / "pair_summary.json", {k: v for k, v in analysis.items() if k != "latency"})
+    return {"page": str(docs / "search_pair.md"), "students": list(analysis["students"]),
+            "mean_share": statistics.mean(s["share_of_teacher"] for s in analysis["students"].values())
+            if teacher is not None and analysis["students"] else None}
+
+
+__all__ = ["analyse", "compare", "pair_rows", "write_pair_report"]
