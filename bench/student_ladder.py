@@ -161,17 +161,16 @@ class Plan(StageResults):
         """The pair's students besides the cut (the ``kd_combined`` row): the uniform width cut and, if given, the
         searched arch; each becomes the rows ``arch_<name>``."""
         from magic_bert.compression import bert_layers_arch, hand_designed_archs, space_from_bert
+        from magic_bert.errors import invalid_value
         from magic_bert.search_space import load_arch
 
         own = bert_layers_arch(self.teacher, [0])[:2]  # the teacher's [mha:H, ffn:I]
         archs = {name: arch for name, arch in hand_designed_archs(space_from_bert(self.teacher), own).items()
                  if name == "width_half"}
         if self.args.searched_arch is not None:
-            try:
-                archs["searched"] = load_arch(self.args.searched_arch)
-                space_from_bert(self.teacher).search_space.validate(archs["searched"])
-            except ValueError as error:
-                raise InputError(f"`searched_arch`: {error}") from None
+            with invalid_value("`searched_arch`"):
+                archs["searched"] = space_from_bert(self.teacher).search_space.validate(
+                    load_arch(self.args.searched_arch))
         return archs
 
     def task_teacher(self, task: str) -> Path:

@@ -181,6 +181,13 @@ def at_least(minimum: float, **values: float | None) -> None:
             raise InputError(f"`{name}` must be at least {minimum}, got {value}.")
 
 
+def at_most(maximum: float, **values: float | None) -> None:
+    """Each named value (when given) is at most ``maximum``."""
+    for name, value in values.items():
+        if value is not None and value > maximum:
+            raise InputError(f"`{name}` must be at most {maximum:,}, got {value}.")
+
+
 def check_seed(seed: int) -> None:
     """A seed torch and numpy take: 0 <= seed < 2**32."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
@@ -218,5 +225,5 @@ def check_budget_order(high_name: str, high: float | None, low_name: str, low: f
         raise InputError(f"`{low_name}` {low:,.0f} is larger than `{high_name}` {high:,.0f}.")
 
 
-__all__ = ["ArgumentGroups", "arg", "at_least", "check_budget_order", "command_main", "console_script", "in_range",
-           "parse_args", "parse_one", "positive", "run"]
+__all__ = ["ArgumentGroups", "arg", "at_least", "at_most", "check_budget_order", "command_main", "console_script",
+           "in_range", "parse_args", "parse_one", "positive", "run"]

@@ -40,20 +40,22 @@ from .bert_interop import _SHARED_FIELDS
 from .configuration_magic_bert import MagicBertConfig, MagicBertSupernetConfig
 from .errors import InputError, invalid_value
 from .op_specs import parse_op
+from .optim import check_finite_weights
 
 INHERIT_METHODS = ("importance", "magnitude", "first")
 CONV_KERNELS = (3, 5, 7)
 
 
 # ------------------------------------------------------------------------------------------------------- the space
-def _bert_config(bert) -> BertConfig:
-    """The BERT config of a config, a BERT model, or a path / Hub id (only its config.json is read)."""
+def _bert_config(bert, what: str = "`bert`") -> BertConfig:
+    """The BERT config of a config, a BERT model, or a path / Hub id (only its config.json is read); ``what`` names
+    it in the error."""
     if isinstance(bert, PreTrainedModel):
         bert = bert.config
     elif isinstance(bert, str | Path):
         bert = AutoConfig.from_pretrained(str(bert))
     if not isinstance(bert, BertConfig):
-        raise InputError(f"`bert` must be a BERT (model, config, path or Hub id); got {type(bert).__name__}.")
+        raise InputError(f"{what} must be a BERT (model, config, path or Hub id); got {type(bert).__name__}.")
     return bert
 
 
@@ -69,15 +71,15 @@ def default_bert_ops(bert_config: BertConfig) -> list[str]:
             *(f"conv:{k}" for k in CONV_KERNELS)]
 
 
-def space_from_bert(bert, ops: list[str] | None = None) -> MagicBertSupernetConfig:
+def space_from_bert(bert, ops: list[str] | None = None, what: str = "`bert`") -> MagicBertSupernetConfig:
     """The supernet config of a search space around ``bert`` (a BERT model, its config, or a path / Hub id).
 
     Dimensions, vocabulary, positions, token types and activation are BERT's, and ``attention_head_size`` its head
     size (``heads:<k>`` ops keep ``k`` of its heads); there are ``2 × num_hidden_layers`` sublayers (BERT layer ``j`` is
     sublayers ``2j`` and ``2j+1``); ``ops`` defaults to :func:`default_bert_ops` and must contain BERT's own two ops,
-    so that its own arch is a child.
+    so that its own arch is a child. ``what`` names ``bert`` in errors (e.g. ``"`init_from_bert` 'path'"``).
     """
-    bert_config = _bert_config(bert)
+    bert_config = _bert_config(bert, what)
     ops = default_bert_ops(bert_config) if ops is None else list(ops)
     own = [f"mha:{bert_config.num_attention_heads}", f"ffn:{bert_config.intermediate_size}"]
     with invalid_value("`ops`"):
@@ -432,6 +434,7 @@ def supernet_from_bert(name: str, config: MagicBertConfig, method: str = "import
 
     with _quiet_missing_head():
         bert, info = BertForMaskedLM.from_pretrained(name, output_loading_info=True)
+    check_finite_weights(bert, f"`init_from_bert` {str(name)!r}")  # every op would inherit the NaN
     # A BertModel checkpoint (no MLM head) loads with a fresh head: rank its neurons without the MLM loss.
     has_head = not any(key.startswith("cls.") for key in info.get("missing_keys", ()))
     if not has_head:

@@ -111,12 +111,12 @@ def load_held_out_text(dataset_name: str | None = None, dataset_config_name: str
 
 
 def held_out_blocks(text: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, max_seq_length: int,
-                    mlm_probability: float = 0.15, seed: int = 0,
-                    text_column_name: str | None = None) -> datasets.Dataset:
-    """Held-out text → blocks of ``max_seq_length`` tokens, masked once (what every scorer of children uses)."""
-    blocks = tokenize_and_group(datasets.DatasetDict({"validation": text}), tokenizer, max_seq_length,
-                                text_column_name)
-    return mask_once(blocks["validation"], tokenizer, mlm_probability, seed=seed)
+                    mlm_probability: float = 0.15, seed: int = 0, text_column_name: str | None = None,
+                    source: str = "validation") -> datasets.Dataset:
+    """Held-out text → blocks of ``max_seq_length`` tokens, masked once (what every scorer of children uses);
+    ``source`` names the text in errors (e.g. ``"`validation_file` 'dev.txt'"``)."""
+    blocks = tokenize_and_group(datasets.DatasetDict({source: text}), tokenizer, max_seq_length, text_column_name)
+    return mask_once(blocks[source], tokenizer, mlm_probability, seed=seed)
 
 
 def text_column(dataset: datasets.Dataset, name: str | None) -> str:
@@ -207,8 +207,9 @@ def tokenize_and_group(raw: datasets.DatasetDict, tokenizer: PreTrainedTokenizer
                                        desc=f"Grouping {split} into blocks of {max_seq_length}")
     for split, dataset in grouped.items():
         if len(dataset) == 0:
-            raise InputError(f"The {split} split has fewer than max_seq_length={max_seq_length} tokens: "
-                             "pass more text or a smaller `max_seq_length`.")
+            name = f"The {split} split" if split in ("train", "validation") else split  # else it names its file
+            raise InputError(f"{name} has fewer than max_seq_length={max_seq_length} tokens: pass more text or a "
+                             "smaller `max_seq_length`.")
     return grouped
 
 
@@ -242,14 +243,19 @@ class BatchMasker:
     def reseed(self, *keys) -> None:
         """Seed the generator from ``keys`` (e.g. seed, rank, epoch, batch index): masks then depend on the batch's
         position alone, so a resumed run needs no saved masking state."""
-        digest = hashlib.sha256("-".join(map(str, keys)).encode()).digest()
-        self.generator.manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+        self.generator.manual_seed(seed_from_keys(*keys))
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+def seed_from_keys(*keys) -> int:
+    """A 63-bit seed that depends on ``keys`` alone (e.g. seed, rank, epoch, batch index), the same in every process."""
+    digest = hashlib.sha256("-".join(map(str, keys)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def mask_once(dataset: datasets.Dataset, tokenizer: PreTrainedTokenizerBase, mlm_probability: float = 0.15,
@@ -277,14 +283,15 @@ def eval_batch_size(batch_size: int, examples: int) -> int:
     return min(batch_size, max(examples, 1))
 
 
-def fit_batch_size(batch_size: int, examples: int, what: str, say: Callable[[str], object] = print) -> int:
-    """``batch_size``, or ``examples`` (with a warning through ``say``) when the batch is larger than the data: a batch
-    cannot hold more than every example, and torch's sampler allocates a list of ``batch_size`` up front
-    (``--per_device_train_batch_size 100000000000`` was killed for memory)."""
+def fit_batch_size(batch_size: int, examples: int, what: str, say: Callable[[str], object] = print,
+                   name: str = "per_device_train_batch_size") -> int:
+    """``batch_size``, or ``examples`` (with a warning through ``say`` naming the parameter ``name``) when the batch is
+    larger than the data: a batch cannot hold more than every example, and torch's sampler allocates a list of
+    ``batch_size`` up front (``--per_device_train_batch_size 100000000000`` was killed for memory)."""
     if batch_size <= examples or examples < 1:
         return batch_size
-    say(as_flags(f"warning: `per_device_train_batch_size` {batch_size} is larger than the {examples} {what}; "
-                 f"each batch holds all {examples}."))
+    say(as_flags(f"warning: `{name}` {batch_size} is larger than the {examples} {what}; each batch holds all "
+                 f"{examples}."))
     return examples
 
 
@@ -302,6 +309,7 @@ __all__ = [
     "mask_once",
     "mlm_collator",
     "pick_text_column",
+    "seed_from_keys",
     "synthetic_datasets",
     "synthetic_validation",
     "text_column",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -72,7 +73,8 @@ def _batches_to_score(dataloader, max_batches: int | None) -> int | None:
 
 @torch.no_grad()
 def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: int | None = None,
-                 progress: bool = False, desc: str = "Held-out MLM", keep_examples: bool = False) -> MLMScore:
+                 progress: bool = False, desc: str = "Held-out MLM", keep_examples: bool = False,
+                 example_sums: Callable | None = None) -> MLMScore:
     """Score ``model`` (a child of a supernet when ``arch`` is given) on the batches of ``dataloader``.
 
     ``dataloader`` yields pre-masked batches (``input_ids``, ``attention_mask``, ``labels``); with an ``accelerator``
@@ -84,6 +86,8 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
     ``progress=True`` shows a transient progress bar (``desc``; on stderr, local main process only) for long
     evaluations such as a final held-out score; off by default for the many short ones (search, anchors, analysis).
     ``keep_examples=True`` keeps the per-example sums on the score (``MLMScore.examples``) for paired comparisons.
+    ``example_sums(model, batch, index, extra)`` scores another objective's tokens instead (ELECTRA's detection:
+    ``ElectraObjective.example_sums``), as ``(batch, 3)`` summed loss, correct and scored tokens per example.
     """
     was_training = model.training
     model.eval()
@@ -98,11 +102,14 @@ def evaluate_mlm(model, dataloader, accelerator=None, arch=None, max_batches: in
         for index, batch in enumerate(dataloader):
             if max_batches is not None and index >= max_batches:
                 break
-            if head_on_labels:
-                extra |= {"labels": batch["labels"], "masked_logits_only": True}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                           token_type_ids=batch.get("token_type_ids"), **extra).logits
-            per_example = _example_sums(logits, batch["labels"])
+            if example_sums is not None:
+                per_example = example_sums(model, batch, index, extra)
+            else:
+                if head_on_labels:
+                    extra |= {"labels": batch["labels"], "masked_logits_only": True}
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               token_type_ids=batch.get("token_type_ids"), **extra).logits
+                per_example = _example_sums(logits, batch["labels"])
             if accelerator is not None:
                 per_example = accelerator.gather_for_metrics(per_example)
             per_example = per_example.double().cpu()

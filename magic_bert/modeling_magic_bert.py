@@ -329,15 +329,8 @@ class MagicBertModel(MagicBertPreTrainedModel):
         embedding_output = self.embeddings(
             input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds
         )
-        # Convolutions need the 2-D mask of real tokens (a prepared 4-D mask gives them none: no padding assumed);
-        # a path without them skips building it.
         ops = self.encoder.path(arch)
-        padding_mask = attention_mask.to(embedding_output.dtype) if (
-            attention_mask is not None and attention_mask.dim() == 2 and any(op.uses_padding_mask for op in ops)
-        ) else None
-        mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
-        )
+        mask, padding_mask = encoder_masks(self.config, embedding_output, attention_mask, ops)
         sequence_output, hidden_states, attentions = self.encoder(
             embedding_output, mask, padding_mask, arch=arch, ops=ops,
             output_hidden_states=output_hidden_states, output_attentions=output_attentions,
@@ -347,6 +340,17 @@ class MagicBertModel(MagicBertPreTrainedModel):
             last_hidden_state=sequence_output, pooler_output=pooled_output, hidden_states=hidden_states,
             attentions=attentions,
         )
+
+
+def encoder_masks(config: MagicBertConfig, embedding_output: torch.Tensor, attention_mask: torch.Tensor | None,
+                  ops: list[MagicBertOp]) -> tuple[object, torch.Tensor | None]:
+    """The attention back-end's mask and, for a path with convolutions, the 2-D mask of real tokens (a prepared 4-D
+    mask gives them none: no padding assumed; a path without them skips building it)."""
+    padding_mask = attention_mask.to(embedding_output.dtype) if (
+        attention_mask is not None and attention_mask.dim() == 2 and any(op.uses_padding_mask for op in ops)
+    ) else None
+    return create_bidirectional_mask(config=config, inputs_embeds=embedding_output,
+                                     attention_mask=attention_mask), padding_mask
 
 
 def _supernet_config(config: MagicBertConfig) -> MagicBertSupernetConfig:
@@ -429,7 +433,7 @@ class _MagicBertMaskedLMBase(MagicBertPreTrainedModel):
             sequence_output, labels = sequence_output[labelled], labels[labelled]
         logits = self.cls(sequence_output)
         loss = None
-        if labels is not None:
+        if labels is not None and labels.numel():  # (masked_logits_only with no labelled position: no loss)
             # `num_items_in_batch` (Trainer, accumulation-aware loops) normalises over all accumulated tokens.
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size,
                                       num_items_in_batch=kwargs.get("num_items_in_batch"))

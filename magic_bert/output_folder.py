@@ -11,7 +11,8 @@ result replaced only once the new one exists.
   (without ``overwrite_output_dir``) or is, or holds, one of the run's input paths.
 - :class:`RunFolder` is for runs that fill their folder over time (pre-training, fine-tuning): an old folder is moved
   aside when the run starts and deleted only when it succeeds, so a failed or killed run leaves it as
-  ``.old-<name>-*`` next to the new one.
+  ``.old-<name>-*`` next to the new one. A run refused part-way (a non-finite loss) with nothing worth keeping
+  abandons its folder: what it wrote is deleted and the old folder put back.
 """
 
 from __future__ import annotations
@@ -199,24 +200,46 @@ def locks_output_dir(*input_names: str) -> Callable[[Callable], Callable]:
 
 class RunFolder:
     """A folder that a run fills over time. :meth:`start` moves a non-empty old folder aside (``.old-<name>-*``
-    next to it) and creates a fresh one; :meth:`commit` deletes the old folder once the run has succeeded."""
+    next to it) and creates a fresh one; :meth:`commit` deletes the old folder once the run has succeeded;
+    :meth:`abandon` undoes :meth:`start` for a run refused part-way (a non-finite loss)."""
 
     def __init__(self, output_dir: str | Path):
         self.path = Path(output_dir)
         self.previous: Path | None = None
+        self.started = self._existed = False
+        self._made: Path | None = None  # the first folder start() created (the run folder or a parent of it)
 
     def start(self) -> Path:
+        self._existed = self.path.is_dir()
         if self.path.is_dir() and any(self.path.iterdir()):
             aside = Path(tempfile.mkdtemp(prefix=f".old-{self.path.name}-", dir=self.path.parent))
             self.previous = aside / self.path.name
             os.replace(self.path, self.previous)
+        existing = _first_existing(self.path.absolute())
+        self._made = None if existing == self.path.absolute() else existing / self.path.absolute().relative_to(
+            existing).parts[0]
         self.path.mkdir(parents=True, exist_ok=True)
+        self.started = True
         return self.path
 
     def commit(self) -> None:
         if self.previous is not None:
             shutil.rmtree(self.previous.parent, ignore_errors=True)
             self.previous = None
+
+    def abandon(self) -> None:
+        """Delete what this run wrote (the folder, and the parents ``start`` made) and put the old folder back:
+        the place is as it was before the run."""
+        if not self.started:
+            return
+        shutil.rmtree(self._made or self.path, ignore_errors=True)
+        if self.previous is not None:
+            os.replace(self.previous, self.path)
+            shutil.rmtree(self.previous.parent, ignore_errors=True)
+            self.previous = None
+        elif self._existed:  # it was there, empty
+            self.path.mkdir()
+        self.started = False
 
 
 __all__ = ["OutputLock", "RunFolder", "check_output_dir", "lock_file", "locked_output_dir", "locks_output_dir"]

@@ -14,7 +14,14 @@ import datasets
 
 from .cli import arg, at_least, in_range
 from .configuration_magic_bert import MagicBertSupernetConfig
-from .data import check_data_file, describe_synthetic, held_out_blocks, load_held_out_text
+from .data import (
+    check_data_file,
+    check_has_text,
+    describe_synthetic,
+    held_out_blocks,
+    load_held_out_text,
+    text_column,
+)
 from .errors import InputError, as_flags, check_tokenizer_folder, check_weight_files, invalid_value, load_user_file
 from .held_out_record import CHECKPOINT_SCORING, RESULTS_KEY, describe, is_record, load_recorded
 from .modeling_magic_bert import MagicBertSupernetForMaskedLM
@@ -67,8 +74,12 @@ def held_out(args: HeldOutArguments, tokenizer, seed: int, supernets: Sequence[s
     source = held_out_source(args, seed, supernets)
     if source.note is not None:
         _note(source.note)
-    blocks = held_out_blocks(source.load(), tokenizer, source.max_seq_length, args.mlm_probability, seed,
-                             source.text_column_name)
+    text = source.load()
+    explicit = _explicit_source(args)  # the user's text, named in errors (blank, or shorter than one block)
+    if explicit is not None:
+        check_has_text(text, text_column(text, source.text_column_name), explicit)
+    blocks = held_out_blocks(text, tokenizer, source.max_seq_length, args.mlm_probability, seed,
+                             source.text_column_name, explicit or "validation")
     if skip >= len(blocks):
         raise InputError(f"Skipping {skip} held-out blocks (`skip_held_out_blocks`, by default the supernet's anchor "
                          f"blocks) leaves none of the {len(blocks)} blocks of {source.description}; pass more "

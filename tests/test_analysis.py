@@ -137,13 +137,14 @@ def test_an_op_no_child_shares_is_refused(supernet):
         similarity_vs_m(supernet, masked_batches(1), LAYER, "identity")
     with pytest.raises(ValueError, match="not a candidate"):
         similarity_vs_m(supernet, masked_batches(1), LAYER, "ffn:999")
-    with pytest.raises(ValueError, match=r"Layer 7 is out of range: this supernet has layers 0..3"):
+    with pytest.raises(ValueError, match=r"`layer` 7 is out of range: this supernet has layers 0..3"):
         similarity_vs_m(supernet, masked_batches(1), 7, OP)
 
 
 def test_too_few_children_and_an_empty_budget_are_refused():
     space = MagicBertConfig.from_preset("tiny").search_space
-    with pytest.raises(ValueError, match="at least 3 children, got 2"):
+    with pytest.raises(ValueError, match=r"`num_children` must be at least 3 \(a rank correlation needs 3 children\), "
+                                         "got 2"):
         sample_children(space, 2)
     with pytest.raises(ValueError, match="Infeasible parameter budget"):
         sample_children(space, 16, max_params=1000)

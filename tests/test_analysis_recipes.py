@@ -36,7 +36,7 @@ def test_interference_recipe(tmp_path, trained_supernet_dir, capsys):
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--layer", "1", "--op", "identity"], "has no parameters"),
-    (["--layer", "9", "--op", "mha:2"], "Layer 9 is out of range"),
+    (["--layer", "9", "--op", "mha:2"], "--layer 9 is out of range"),
     (["--num_children", "0"], "--num_children must be at least 1"),
 ])
 def test_interference_recipe_refuses_bad_input_before_writing(tmp_path, trained_supernet_dir, flags, message):
@@ -77,7 +77,7 @@ def test_rank_correlation_recipe_shares_one_standalone_set(tmp_path, trained_sup
 
 
 def test_rank_correlation_recipe_refuses_bad_input(tmp_path, trained_supernet_dir):
-    for flags, message in ((["--num_children", "2"], "at least 3 children, got 2"),
+    for flags, message in ((["--num_children", "2"], "--num_children must be at least 3, got 2"),
                            (["--max_params", "1000"], "Infeasible parameter budget")):
         out = tmp_path / "never"
         with pytest.raises(SystemExit, match=message):

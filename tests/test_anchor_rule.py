@@ -206,7 +206,7 @@ def test_bad_anchor_and_alignment_settings_are_refused_before_anything_is_writte
 
 
 @pytest.mark.parametrize(("words", "message"), [
-    (6, r"`anchor_eval_file` '.*one_block.txt' split has fewer than max_seq_length=64 tokens"),
+    (6, r"`anchor_eval_file` '.*one_block.txt' has fewer than max_seq_length=64 tokens"),
     (70, r"at least 2 held-out blocks with masked tokens; `anchor_eval_file` '.*one_block.txt' gives 1"),
 ])
 def test_an_anchor_file_too_small_for_a_paired_se_is_refused(tmp_path, text_files, word_tokenizer_dir, words,

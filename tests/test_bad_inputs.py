@@ -276,7 +276,7 @@ def test_cola_row_with_a_missing_field(glue_inputs, old_results, tmp_path):
     message = one_line_error(glue_main, ["--model_name_or_path", glue_inputs["bert"], "--task_name", "cola",
                                          "--train_file", train, "--validation_file", dev, "--output_dir", old_results,
                                          "--overwrite_output_dir", "--max_seq_length", 32])
-    assert f"{train}, line 5" in message and "sentence" in message
+    assert f"cola: --train_file {str(train)!r}, line 5" in message and "sentence" in message, message
     assert snapshot(old_results) == before
 
 
@@ -287,7 +287,7 @@ def test_csv_row_with_a_missing_text_field(glue_inputs, tmp_path):
     message = one_line_error(glue_main, ["--model_name_or_path", glue_inputs["bert"], "--task_name", "sst2",
                                          "--train_file", train, "--validation_file", train, "--output_dir",
                                          tmp_path / "out", "--max_seq_length", 32])
-    assert f"{train}, row 7" in message and "'sentence'" in message
+    assert f"sst2: --train_file {str(train)!r}, row 7 has no 'sentence'" in message, message
     assert not (tmp_path / "out").exists()
 
 

@@ -165,3 +165,41 @@ def test_two_processes_distil_hidden_states_identically(tmp_path, word_tokenizer
                       tmp_path / "encoder", port=29536)
     rank0, rank1 = (json.loads((tmp_path / f"kd.rank{r}.json").read_text()) for r in (0, 1))
     assert rank0 == rank1 and len(rank0["archs"]) == 4
+
+
+ELECTRA_WORKER = textwrap.dedent("""
+    import hashlib, json, os, sys
+    from magic_bert.training.recipe import PretrainRecipe
+    from magic_bert.training.arguments import parse_pretrain_args
+
+    out, tokenizer = sys.argv[1], sys.argv[2]
+    recipe = PretrainRecipe(parse_pretrain_args([
+        "--output_dir", out, "--sampler", "magic-at", "--objective", "electra", "--tokenizer_name", tokenizer,
+        "--max_train_steps", "4", "--anchor_eval_steps", "2", "--per_device_train_batch_size", "4",
+        "--synthetic_documents", "200", "--max_seq_length", "64", "--anchor_eval_samples", "16",
+        "--max_eval_samples", "16", "--learning_rate", "2e-3", "--anchor_swap_margin", "0"]))
+    recipe.setup_inputs()
+    recipe.setup_training()
+    recipe.train()
+    result = recipe.finish()
+
+    def digest(module):
+        state = module.state_dict()
+        return hashlib.sha256(b"".join(state[k].contiguous().numpy().tobytes() for k in sorted(state))).hexdigest()
+
+    unwrap = recipe.accelerator.unwrap_model
+    with open(f"{out}.rank{os.environ['RANK']}.json", "w") as f:
+        json.dump({"weights": digest(result.model), "generator": digest(unwrap(recipe.electra.generator)),
+                   "head": digest(unwrap(recipe.electra.head)), "archs": result.archs,
+                   "anchor_history": result.anchor_history, "eval_loss": result.results["eval_loss"]}, f)
+""")
+
+
+@pytest.mark.slow
+def test_two_processes_train_e_magic_at_identically(tmp_path, word_tokenizer_dir):
+    """ELECTRA under two processes: the same children and anchor decisions, and the discriminator, the generator
+    (which shares its token embeddings) and the detection head end the same on both ranks."""
+    run_two_processes(ELECTRA_WORKER, tmp_path / "electra_worker.py", tmp_path / "electra", word_tokenizer_dir,
+                      port=29537)
+    rank0, rank1 = (json.loads((tmp_path / f"electra.rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0 == rank1 and len(rank0["archs"]) == 4 and 0 < rank0["eval_loss"] < 2

@@ -156,13 +156,12 @@ def test_a_non_finite_loss_stops_the_run_and_the_old_folder_survives(tmp_path, s
     _nan_from_step(2, monkeypatch)
     with pytest.raises(pretraining.NonFiniteLossError, match="not finite at step 2"):
         run(*small, "--max_train_steps", 3, "--output_dir", out, "--overwrite_output_dir")
-    (aside,) = tmp_path.glob(".old-run-*/run")
-    assert files(aside) == before
-    assert not (out / "all_results.json").exists() and not (out / "model.safetensors").exists()
+    # Stopped before a checkpoint: what it wrote is gone and the old folder is back in place, nothing left aside.
+    assert files(out) == before and list(tmp_path.glob(".old-run-*")) == []
     monkeypatch.undo()
     run(*small, "--max_train_steps", 2, "--output_dir", out, "--overwrite_output_dir")  # the lock was released
     assert (out / "all_results.json").is_file() and not (out / "README.md").exists()  # a fresh folder
-    assert list(tmp_path.glob(".old-run-*/run")) == [aside]  # the failed run's aside copy stays for the user
+    assert list(tmp_path.glob(".old-run-*")) == []
 
 
 def test_overwrite_never_replaces_a_folder_holding_an_input(tmp_path, supernet, bert_dirs, small):  # noqa: F811

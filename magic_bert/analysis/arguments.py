@@ -80,6 +80,7 @@ class RankCorrelationArguments(ArgumentGroups, HeldOutArguments):
         at_least(1, num_eval_batches=self.num_eval_batches, per_device_eval_batch_size=self.per_device_eval_batch_size,
                  standalone_steps=self.standalone_steps, per_device_train_batch_size=self.per_device_train_batch_size,
                  synthetic_documents=self.synthetic_documents)
+        at_least(3, num_children=self.num_children)  # a rank correlation of fewer means nothing
         at_least(0, num_warmup_steps=self.num_warmup_steps)
         positive(learning_rate=self.learning_rate, max_params=self.max_params)
         check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",

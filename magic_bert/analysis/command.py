@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from transformers import default_data_collator
 
 from ..cli import command_main, console_script, parse_one
+from ..data import fit_batch_size
 from ..errors import InputError, invalid_value, load_user_file
 from ..evaluation import evaluate_mlm
 from ..io_utils import publish_dir
@@ -70,13 +71,15 @@ def analyze(args: InterferenceArguments) -> dict:
     tokenizer = load_tokenizer(args.tokenizer_name or args.supernet)
     blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed, [args.supernet])
     blocks = blocks.select(range(min(len(blocks), args.num_batches * args.per_device_batch_size)))
-    batches = list(DataLoader(blocks, batch_size=args.per_device_batch_size, collate_fn=default_data_collator))
+    batch_size = fit_batch_size(args.per_device_batch_size, len(blocks), "held-out blocks",
+                                name="per_device_batch_size")
+    batches = list(DataLoader(blocks, batch_size=batch_size, collate_fn=default_data_collator))
 
     matrices = similarity_matrix(supernet, children, batches, layer, op)
     curve = similarity_vs_m(supernet, batches, layer, op, args.pairs_per_m, args.seed,
                             *_total_budget(space, args))
     what = {"supernet": str(args.supernet), "layer": layer, "op": op, "num_batches": len(batches),
-            "batch_size": args.per_device_batch_size}
+            "batch_size": batch_size}
 
     def write(staging: Path) -> None:
         (staging / "similarity_matrix.json").write_text(json.dumps({**what, "children": children, **matrices},
@@ -145,7 +148,8 @@ def correlate(args: RankCorrelationArguments) -> dict:
     tokenizer = load_tokenizer(args.tokenizer_name or args.supernet[0])
     blocks = held_out(args.group(HeldOutArguments), tokenizer, args.seed, args.supernet)  # no anchor blocks
     blocks = blocks.select(range(min(len(blocks), args.num_eval_batches * args.per_device_eval_batch_size)))
-    loader = DataLoader(blocks, batch_size=args.per_device_eval_batch_size, collate_fn=default_data_collator)
+    loader = DataLoader(blocks, collate_fn=default_data_collator, batch_size=fit_batch_size(
+        args.per_device_eval_batch_size, len(blocks), "held-out blocks", name="per_device_eval_batch_size"))
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else output.parent / "standalone_cache"
     fingerprint = {"held_out": [args.validation_file, args.dataset_name, args.dataset_config_name,

@@ -41,13 +41,13 @@ def shared_op(supernet, layer: int, op: str) -> nn.Module:
     """The module of op ``op`` at ``layer`` of ``supernet``; a clear error for a bad layer or an op without weights."""
     space: SearchSpace = supernet.config.search_space
     if not isinstance(layer, int) or not 0 <= layer < space.num_layers:
-        raise InputError(f"Layer {layer!r} is out of range: this supernet has layers 0..{space.num_layers - 1}.")
+        raise InputError(f"`layer` {layer!r} is out of range: this supernet has layers 0..{space.num_layers - 1}.")
     names = [spec.name for spec in space.ops]
     spec = parse_op(op)
     if spec not in space.ops:
-        raise InputError(f"Op {op!r} is not a candidate of this supernet; candidates: {names}.")
+        raise InputError(f"`op` {op!r} is not a candidate of this supernet; candidates: {names}.")
     if spec.kind == "identity":
-        raise InputError(f"Op {op!r} has no parameters, so it has no gradient to compare; pick one of "
+        raise InputError(f"`op` {op!r} has no parameters, so it has no gradient to compare; pick one of "
                          f"{[n for n in names if n != 'identity']}.")
     return supernet.bert.encoder.layer[layer].ops[spec.key]
 

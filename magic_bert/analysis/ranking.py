@@ -39,7 +39,8 @@ def sample_children(space: SearchSpace, num_children: int, seed: int = 0, max_pa
                     min_params: float | None = None) -> list[list[str]]:
     """``num_children`` distinct children drawn uniformly inside the budget (seeded)."""
     if not isinstance(num_children, int) or num_children < 3:
-        raise InputError(f"Rank correlation needs at least 3 children, got {num_children!r}.")
+        raise InputError(f"`num_children` must be at least 3 (a rank correlation needs 3 children), got "
+                         f"{num_children!r}.")
     rng = random.Random(seed)
     children: list[list[str]] = []
     for _ in range(100 * num_children):

@@ -97,6 +97,7 @@ class FinetuneArguments(TakesStudentRecipe):
         check_output_dir(self.output_dir, self.overwrite_output_dir, inputs=glue_inputs(self))
         if self.task_name is not None and self.task_name != "all":
             get_task(self.task_name)
+        self._check_init_from_mnli()
         check_seed(self.seed)
         check_report_to(self.report_to)
         at_least(1, max_seq_length=self.max_seq_length, per_device_train_batch_size=self.per_device_train_batch_size,
@@ -113,6 +114,15 @@ class FinetuneArguments(TakesStudentRecipe):
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, closed="[)")
         self.learning_rate_grid()
         self._check_data()
+
+    def _check_init_from_mnli(self) -> None:
+        """``init_from_mnli`` only where a task starts from it (RTE, MRPC, STS-B): elsewhere it would be ignored."""
+        if self.init_from_mnli is None or any(TASKS[name].mnli_transfer for name in self.task_names()):
+            return
+        takers = [name for name, task in TASKS.items() if task.mnli_transfer]
+        data = "your own data (no `task_name`)" if self.is_custom else f"`task_name` {self.task_name}"
+        raise InputError(f"`init_from_mnli` starts {', '.join(takers)} from an MNLI model; {data} is none of them: "
+                         "drop `init_from_mnli`.")
 
     def _check_data(self) -> None:
         if self.is_custom:

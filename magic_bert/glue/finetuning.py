@@ -33,7 +33,7 @@ from transformers import (
     get_scheduler,
 )
 
-from ..data import eval_batch_size, fit_batch_size, fit_tokenizer_to_model
+from ..data import fit_batch_size, fit_tokenizer_to_model
 from ..errors import InputError, check_tokenizer_folder, check_weight_files, load_user_file
 from ..io_utils import publish_dir, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from ..optim import (
@@ -94,35 +94,53 @@ def _model_source(args: FinetuneArguments, task: GlueTask) -> tuple[str, str]:
 
 
 def check_models(args: FinetuneArguments, tasks: list[GlueTask], tokenizer) -> None:
-    """Every model a run will load fits the tokenizer and ``max_seq_length``, has readable weights and loads with
-    only a new pooler and classifier (the teacher: fits the task too), checked before any work and before the
+    """Every model a run will load fits the tokenizer and ``max_seq_length``, has readable, finite weights and loads
+    with only a new pooler and classifier (the teacher: fits the task too), checked before any work and before the
     output folder is touched. Each starting checkpoint is loaded once here, with its first task's head."""
-    first_task, students = {}, []
+    first_task = {}
     for task in tasks:
         first_task.setdefault(_model_source(args, task), task)
-    for (parameter, source), task in first_task.items():
-        config = load_user_file(f"`{parameter}` {source!r}", partial(AutoConfig.from_pretrained, source))
-        if getattr(config, "arch", "") is None:  # a MagicBert supernet: every child at once, no classifier
-            raise InputError(f"`{parameter}` {source!r} is a supernet; export one child first (magic-bert-export "
-                             "--supernet ... --arch ...) and fine-tune that.")
-        students.append(config)
-        if len(tokenizer) > config.vocab_size:
-            raise InputError(f"The tokenizer has {len(tokenizer)} tokens but `{parameter}` {source!r} has embeddings "
-                             f"for {config.vocab_size}: they do not belong together.")
-        _check_positions(args.max_seq_length, config, parameter, source)
-        load_model(args, task, tokenizer)
+    students = [_check_student(args, task, tokenizer, parameter, source)
+                for (parameter, source), task in first_task.items()]
     if args.teacher_name_or_path is not None:
-        name = args.teacher_name_or_path
-        config = load_user_file(f"`teacher_name_or_path` {name!r}", partial(AutoConfig.from_pretrained, name))
-        needed = {t.num_labels for t in tasks}
-        if len(tokenizer) > config.vocab_size or needed != {config.num_labels}:
-            raise InputError(f"`teacher_name_or_path` {name!r} has {config.num_labels} outputs and a vocabulary of "
-                             f"{config.vocab_size}; the task(s) need {sorted(needed)} outputs and the tokenizer has "
-                             f"{len(tokenizer)} tokens.")
-        _check_positions(args.max_seq_length, config, "teacher_name_or_path", name)
-        check_weight_files(name, f"`teacher_name_or_path` {name!r}")
-        for student in students:
-            check_hidden_distillation(args, student, config)
+        _check_teacher(args, tasks, tokenizer, students)
+
+
+MNLI_LABELS = TASKS["mnli"].num_labels
+
+
+def _check_student(args: FinetuneArguments, task: GlueTask, tokenizer, parameter: str, source: str):
+    """The config of a starting checkpoint (``parameter`` ``source``), once the checkpoint has loaded for ``task``."""
+    config = load_user_file(f"`{parameter}` {source!r}", partial(AutoConfig.from_pretrained, source))
+    if getattr(config, "arch", "") is None:  # a MagicBert supernet: every child at once, no classifier
+        raise InputError(f"`{parameter}` {source!r} is a supernet; export one child first (magic-bert-export "
+                         "--supernet ... --arch ...) and fine-tune that.")
+    if parameter == "init_from_mnli" and config.num_labels != MNLI_LABELS:
+        raise InputError(f"`init_from_mnli` {source!r} is not an MNLI classifier: it has {config.num_labels} "
+                         f"label(s), MNLI's has {MNLI_LABELS}; pass a model fine-tuned on mnli.")
+    if len(tokenizer) > config.vocab_size:
+        raise InputError(f"The tokenizer has {len(tokenizer)} tokens but `{parameter}` {source!r} has embeddings "
+                         f"for {config.vocab_size}: they do not belong together.")
+    _check_positions(args.max_seq_length, config, parameter, source)
+    load_model(args, task, tokenizer)
+    return config
+
+
+def _check_teacher(args: FinetuneArguments, tasks: list[GlueTask], tokenizer, students: list) -> None:
+    """The teacher's outputs fit the tasks, its vocabulary the tokenizer; its weights are whole and finite."""
+    name = args.teacher_name_or_path
+    what = f"`teacher_name_or_path` {name!r}"
+    config = load_user_file(what, partial(AutoConfig.from_pretrained, name))
+    needed = {t.num_labels for t in tasks}
+    if len(tokenizer) > config.vocab_size or needed != {config.num_labels}:
+        raise InputError(f"{what} has {config.num_labels} outputs and a vocabulary of {config.vocab_size}; the "
+                         f"task(s) need {sorted(needed)} outputs and the tokenizer has {len(tokenizer)} tokens.")
+    _check_positions(args.max_seq_length, config, "teacher_name_or_path", name)
+    check_weight_files(name, what)
+    check_finite_weights(load_user_file(what, partial(AutoModelForSequenceClassification.from_pretrained, name)),
+                         what)
+    for student in students:
+        check_hidden_distillation(args, student, config)
 
 
 def _check_positions(max_seq_length: int, config, parameter: str, source: str) -> None:
@@ -222,10 +240,10 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
 
     def loader(split: str, shuffle: bool = False) -> DataLoader:
         dataset = data[split].rename_column("label", "labels")
-        # No batch larger than the data (torch allocates a list of the batch size up front); training says so.
-        batch_size = fit_batch_size(args.per_device_train_batch_size, len(dataset), f"{task.name} training examples",
-                                    accelerator.print) if shuffle else eval_batch_size(args.per_device_eval_batch_size,
-                                                                                       len(dataset))
+        # No batch larger than the data (torch allocates a list of the batch size up front), with a warning.
+        name = "per_device_train_batch_size" if shuffle else "per_device_eval_batch_size"
+        what = f"{task.name} {'training' if shuffle else split} examples"
+        batch_size = fit_batch_size(getattr(args, name), len(dataset), what, accelerator.print, name)
         return DataLoader(dataset, shuffle=shuffle, collate_fn=collator, batch_size=batch_size,
                           generator=torch.Generator().manual_seed(args.seed))
 
@@ -371,7 +389,12 @@ def finetune_glue(args: FinetuneArguments) -> dict[str, RunResult]:
         if args.with_tracking:
             accelerator.init_trackers("magic_bert_glue", {k: v for k, v in vars(args).items()
                                                           if isinstance(v, int | float | str | bool)})
-        best, runs = _run_grid(args, tasks, accelerator, tokenizer, data, output)
+        try:
+            best, runs = _run_grid(args, tasks, accelerator, tokenizer, data, output)
+        except InputError:  # a non-finite loss: a folder without a finished run goes, an old one comes back
+            if accelerator.is_main_process and not any(p.is_file() for p in output.rglob("*")):
+                run_folder.abandon()
+            raise
         if accelerator.is_main_process:
             _write_results(args, output, tasks, best, runs)
             run_folder.commit()
@@ -394,12 +417,12 @@ def _run_grid(args: FinetuneArguments, tasks: list[GlueTask], accelerator, token
             try:
                 result = train_one(args, task, rate, tokenizer, data[task.name], accelerator, run_dir)
             except NonFiniteLossError as error:
+                if accelerator.is_main_process:
+                    shutil.rmtree(run_dir, ignore_errors=True)  # an epoch saved before it diverged is not kept either
                 if len(rates) == 1:
                     raise
                 # In a grid a rate that diverges is a result (too high), not the end of the run: recorded, never kept.
                 diverged.append(str(error))
-                if accelerator.is_main_process:
-                    shutil.rmtree(run_dir, ignore_errors=True)  # an epoch saved before it diverged is not kept either
                 runs.append({"task": task.name, "learning_rate": rate, "best_epoch": None, "score": None,
                              "diverged": str(error)})
                 continue

@@ -196,29 +196,29 @@ def table_records(path: Path, what: str) -> list[dict]:
     return [dict(zip(header, row, strict=True)) for row in rest]
 
 
-def read_glue_file(task: GlueTask, path: str | Path, require_labels: bool = True) -> datasets.Dataset:
-    """One split of ``task`` from a local file in the Hub's column names or the original GLUE layout."""
+def read_glue_file(task: GlueTask, path: str | Path, require_labels: bool = True,
+                   what: str | None = None) -> datasets.Dataset:
+    """One split of ``task`` from a local file in the Hub's column names or the original GLUE layout; ``what`` names
+    the file in errors (default ``"<task>: data file '<path>'"``)."""
     path = Path(path)
-    rows = _rows_from_file(path, f"{task.name}: data file {str(path)!r}")
+    what = what or f"{task.name}: data file {str(path)!r}"
+    rows = _rows_from_file(path, what)
     if "__row__" in rows[0]:
-        rows = _tsv_records(task, [r["__row__"] for r in rows], path)
+        rows = _tsv_records(task, [r["__row__"] for r in rows], what)
     columns = set(rows[0])
     if not set(task.keys) <= columns:
         layouts = f" (Hub layout) or {list(task.tsv_keys)} (original GLUE .tsv)" if task.dataset == GLUE_HUB else \
             ", as the training file has"
-        raise InputError(f"{task.name}: {path} has columns {sorted(columns)}; it needs the text columns "
-                         f"{list(task.keys)}{layouts}.")
+        raise InputError(f"{what} has columns {sorted(columns)}; it needs the text columns {list(task.keys)}{layouts}.")
     if require_labels and task.label_column not in columns:
-        raise InputError(f"{task.name}: {path} has no label column ({task.label_column!r}, or {task.tsv_label!r} in "
-                         "the original layout).")
-    missing = next(((i + 1, key) for i, r in enumerate(rows) for key in task.keys if r.get(key) is None), None)
-    if missing is not None:  # a short csv row or a record without the key: not an empty text
-        raise InputError(f"{task.name}: {path}, row {missing[0]} has no {missing[1]!r} (a text column of the task).")
+        raise InputError(f"{what} has no label column ({task.label_column!r}, or {task.tsv_label!r} in the original "
+                         "layout).")
+    _check_texts(task, rows, what)
     data = {key: [str(r[key]) for r in rows] for key in task.keys}
-    data["label"] = [_label_id(task, r.get(task.label_column), f"{path}, row {i + 1}") for i, r in enumerate(rows)]
+    data["label"] = [_label_id(task, r.get(task.label_column), f"{what}, row {i + 1}") for i, r in enumerate(rows)]
     unlabelled = [i + 1 for i, r in enumerate(rows) if _no_label(task, r.get(task.label_column))]
     if require_labels and unlabelled:
-        raise InputError(f"{task.name}: {path} has rows without a label (rows {unlabelled[:5]}).")
+        raise InputError(f"{what} has rows without a label (rows {unlabelled[:5]}).")
     data["idx"] = [int(r["idx"]) if str(r.get("idx", "")).strip().lstrip("-").isdigit() else i
                    for i, r in enumerate(rows)]
     features = datasets.Features({**{k: datasets.Value("string") for k in task.keys},
@@ -227,14 +227,28 @@ def read_glue_file(task: GlueTask, path: str | Path, require_labels: bool = True
     return datasets.Dataset.from_dict(data, features=features)
 
 
-def _tsv_records(task: GlueTask, rows: list[list[str]], path: Path) -> list[dict]:
+def _check_texts(task: GlueTask, rows: list[dict], what: str) -> None:
+    """Every row has each text column; in a user's own file (not GLUE's, whose QQP holds a few empty questions)
+    none is blank, which would train on an input of special tokens alone."""
+    missing = next(((i + 1, key) for i, r in enumerate(rows) for key in task.keys if r.get(key) is None), None)
+    if missing is not None:  # a short csv row or a record without the key: not an empty text
+        raise InputError(f"{what}, row {missing[0]} has no {missing[1]!r} (a text column of the task).")
+    if task.dataset == GLUE_HUB:
+        return
+    blank = [(i + 1, key) for i, r in enumerate(rows) for key in task.keys if not str(r[key]).strip()]
+    if blank:
+        raise InputError(f"{what}, row {blank[0][0]} has an empty {blank[0][1]!r} (a text column; "
+                         f"{len(blank)} empty in all): fill or drop such rows.")
+
+
+def _tsv_records(task: GlueTask, rows: list[list[str]], what: str) -> list[dict]:
     """Original GLUE .tsv rows → records with the Hub's column names (a .tsv in the Hub's layout passes through)."""
     header = rows[0]
     if task.positions is not None and not set(task.tsv_keys) <= set(header):  # CoLA train/dev: no header
         label_at, text_at = task.positions
         short = [i + 1 for i, row in enumerate(rows) if len(row) <= max(label_at, text_at)]
         if short:  # a missing sentence would otherwise become an empty one
-            raise InputError(f"{task.name}: {path}, line {short[0]} has {len(rows[short[0] - 1])} fields; the "
+            raise InputError(f"{what}, line {short[0]} has {len(rows[short[0] - 1])} fields; the "
                              f"original layout has the label in field {label_at + 1} and the "
                              f"{task.keys[0]!r} in field {text_at + 1}.")
         return [{task.keys[0]: row[text_at], task.label_column: row[label_at]} for row in rows]
@@ -242,7 +256,7 @@ def _tsv_records(task: GlueTask, rows: list[list[str]], path: Path) -> list[dict
     records = []
     for i, row in enumerate(rows[1:], start=1):
         if len(row) != len(header):
-            raise InputError(f"{task.name}: {path}, line {i + 1} has {len(row)} fields, the header {len(header)}.")
+            raise InputError(f"{what}, line {i + 1} has {len(row)} fields, the header {len(header)}.")
         record = dict(zip(header, row, strict=True))
         out = {names.get(k, k): v for k, v in record.items() if k in names or k in task.keys}
         label = record.get(task.tsv_label) if task.tsv_label in record else record.get(task.label_column)
@@ -284,8 +298,17 @@ def load_glue(task: GlueTask, train_file=None, validation_files=None, test_files
     out = {}
     for split, path in files.items():
         if path is not None:
-            out[split] = read_glue_file(task, path, require_labels=not split.startswith("test"))
+            out[split] = read_glue_file(task, path, not split.startswith("test"),
+                                        _file_name(task, split, path, data_dir is not None))
     return datasets.DatasetDict(out)
+
+
+def _file_name(task: GlueTask, split: str, path: Path, in_data_dir: bool) -> str:
+    """A split's file as errors name it: the parameter it came from (a GLUE task's name first)."""
+    parameter = "data_dir" if in_data_dir else "train_file" if split == "train" else \
+        "test_file" if split.startswith("test") else "validation_file"
+    prefix = f"{task.name}: " if task.dataset == GLUE_HUB else ""
+    return f"{prefix}`{parameter}` {'file ' if in_data_dir else ''}{str(path)!r}"
 
 
 __all__ = ["FILE_TYPES", "GLUE_HUB", "ORIGINAL_FILES", "PAPER_ORDER", "TASKS", "GlueTask", "get_task", "load_glue",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli import ArgumentGroups, arg, at_least, check_budget_order, in_range, positive
+from ..cli import ArgumentGroups, arg, at_least, at_most, check_budget_order, in_range, positive
 from ..errors import InputError
 from ..supernet_inputs import HeldOutArguments
 from .algorithms import METRICS, STRATEGIES
-from .export import FORMATS, HEADS, INITS
+from .export import FORMATS, HEADS, INITS, LABELLED_HEADS, MAX_NUM_LABELS, check_head_options
 
 SCORING_PRECISIONS = ("fp32", "bf16", "auto")
+# The most children one search scores (a generation's, or random search's): a million take days at the defaults.
+MAX_SEARCH_CHILDREN = 1_000_000
 
 
 @dataclass
@@ -77,6 +79,7 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
         at_least(1, seq_len=self.seq_len, num_eval_batches=self.num_eval_batches, top_k=self.top_k,
                  per_device_eval_batch_size=self.per_device_eval_batch_size, num_evaluations=self.num_evaluations)
         at_least(2, population_size=self.population_size, parents=self.parents)
+        at_most(MAX_SEARCH_CHILDREN, population_size=self.population_size, num_evaluations=self.num_evaluations)
         at_least(0, min_attention_layers=self.min_attention_layers)
         at_least(2, task_train_samples=self.task_train_samples, task_eval_samples=self.task_eval_samples)
         if self.scoring_precision not in SCORING_PRECISIONS:
@@ -94,6 +97,9 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
             raise InputError(f"`task_name` / `task_train_file` are read by `metric` task only; `metric` is "
                              f"{self.metric!r}.")
         at_least(1, generations=self.generations)
+        if self.population_size * self.generations > MAX_SEARCH_CHILDREN:
+            raise InputError(f"`population_size` {self.population_size} x `generations` {self.generations} would score "
+                             f"{self.population_size * self.generations:,} children; at most {MAX_SEARCH_CHILDREN:,}.")
         if self.parents is not None and self.parents > self.population_size:
             raise InputError(f"`parents` {self.parents} exceeds `population_size` {self.population_size}: the parents "
                              "are the best of the population, at most all of it.")
@@ -104,8 +110,14 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
         in_range("crossover", self.crossover, 0, 1)
 
     def check_fits(self, config) -> None:
-        """The held-out blocks, and the sequences timed with `measure_latency`, fit the supernet's positions."""
+        """The held-out blocks, and the sequences timed with `measure_latency`, fit the supernet's positions; a
+        generation fits in the space."""
         HeldOutArguments.check_fits(self, config)
+        space = config.search_space
+        if self.strategy == "evolution" and self.population_size > space.size:
+            raise InputError(f"`population_size` {self.population_size} exceeds the {space.size:,} distinct children "
+                             f"of the supernet's space ({len(space.ops)} ops, {space.num_layers} layers); pass at "
+                             f"most {space.size:,}.")
         if self.measure_latency and self.seq_len > config.max_position_embeddings:
             raise InputError(f"`seq_len` {self.seq_len} exceeds the supernet's max_position_embeddings "
                              f"{config.max_position_embeddings}; `measure_latency` times sequences of that length.")
@@ -118,7 +130,8 @@ class ExportArguments:
     output_dir: str | None = arg(None, "Where the checkpoint goes (required).")
     overwrite_output_dir: bool = arg(False, "Replace a non-empty --output_dir.")
     head: str = arg("masked_lm", "The model head.", choices=list(HEADS))
-    num_labels: int = arg(2, "With --head sequence_classification or token_classification.")
+    num_labels: int | None = arg(None, f"Classes of --head {' or '.join(LABELLED_HEADS)} (default 2; at most "
+                                       f"{MAX_NUM_LABELS:,}).")
     init: str = arg("inherit", "Supernet weights, or fresh ones.", choices=list(INITS))
     format: str = arg("magic_bert", "magic_bert (remote code), a plain BERT (BERT-shaped archs), or "
                                     "sentence-transformers (the encoder with mean pooling; pip install "
@@ -140,7 +153,7 @@ class ExportArguments:
         for name in ("supernet", "arch", "output_dir"):
             if getattr(self, name) is None:
                 raise InputError(f"`{name}` is required.")
-        at_least(1, num_labels=self.num_labels)
+        check_head_options(self.head, self.num_labels, self.license)
         if self.push_to_hub and not self.hub_model_id:
             raise InputError("`push_to_hub` needs `hub_model_id`.")
 

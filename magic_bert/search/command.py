@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from ..cli import command_main, console_script, parse_one
+from ..data import fit_batch_size
 from ..errors import InputError
 from ..io_utils import publish_dir
 from ..output_folder import locks_output_dir
@@ -61,6 +63,9 @@ def search(args: SearchArguments) -> SearchResult:
         _check_tokenizer_fits(tokenizer, args.tokenizer_name, supernet_dir, supernet.config.vocab_size)
 
     blocks = scoring_blocks(args, tokenizer, supernet_dir, accelerator)
+    args = replace(args, per_device_eval_batch_size=fit_batch_size(  # scoring batches no larger than the blocks
+        args.per_device_eval_batch_size, len(blocks), "held-out blocks", accelerator.print,
+        "per_device_eval_batch_size"))
     scorer = CandidateScorer(space, constraints, metric_score_fn(args, supernet, blocks, tokenizer, accelerator))
     result = _run_strategy(args, scorer, random.Random(args.seed), not accelerator.is_local_main_process, seeds)
 

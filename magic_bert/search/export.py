@@ -55,6 +55,25 @@ HEADS = tuple(HEAD_MODELS)
 # Heads whose output size is --num_labels (question answering has two outputs, multiple choice one).
 LABELLED_HEADS = ("sequence_classification", "token_classification")
 INITS = ("inherit", "scratch")
+# The most labels a classifier head is exported with: its weights are num_labels x hidden_size, so 1e11 would need
+# terabytes (and was killed for memory); no task in use has more than a few tens of thousands of classes.
+MAX_NUM_LABELS = 100_000
+DEFAULT_NUM_LABELS = 2
+# The licence ids the Hub's model cards take (https://huggingface.co/docs/hub/repositories-licenses); "other" for any
+# licence not among them.
+HUB_LICENSES = frozenset({
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
+    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1",
+    "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "h-research",
+    "intel-research", "lppl-1.3c", "ms-pl", "apple-ascl", "apple-amlr", "mpl-2.0", "odc-by", "odbl", "openrail++",
+    "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl", "lgpl-lr", "deepfloyd-if-license",
+    "fair-noncommercial-research-license", "llama2", "llama3", "llama3.1", "llama3.2", "llama3.3", "llama4", "gemma",
+    "unknown", "other"
+})
 SENTENCE_FORMAT = "sentence-transformers"
 FORMATS = ("magic_bert", "bert", SENTENCE_FORMAT)
 # Package data (in the wheel): the card every export renders.
@@ -93,13 +112,26 @@ def load_glue_results(path: str | Path) -> dict[str, dict[str, float]]:
     return results
 
 
-def _build_model(supernet: MagicBertSupernetForMaskedLM, arch: list[str], head: str, init: str, num_labels: int,
-                 seed: int):
+def check_head_options(head: str, num_labels: int | None, license: str) -> None:
+    """``num_labels`` only with a head that has labels, and at most :data:`MAX_NUM_LABELS`; ``license`` a Hub licence
+    id (:data:`HUB_LICENSES`)."""
+    if num_labels is not None and head not in LABELLED_HEADS:
+        raise InputError(f"`num_labels` {num_labels} sizes the classifier of `head` {' or '.join(LABELLED_HEADS)}; "
+                         f"`head` {head!r} has none: drop `num_labels`.")
+    if num_labels is not None and not 1 <= num_labels <= MAX_NUM_LABELS:
+        raise InputError(f"`num_labels` must be from 1 to {MAX_NUM_LABELS:,}, got {num_labels}.")
+    if license not in HUB_LICENSES:
+        raise InputError(f"`license` {license!r} is not a Hub licence id (e.g. apache-2.0, mit, cc-by-4.0; 'other' "
+                         "for any other licence; the list: https://huggingface.co/docs/hub/repositories-licenses).")
+
+
+def _build_model(supernet: MagicBertSupernetForMaskedLM, arch: list[str], head: str, init: str,
+                 num_labels: int | None, seed: int):
     config = supernet.config.with_arch(arch)
     if head == "masked_lm" and init == "inherit":
         return supernet.export(arch)
     if head in LABELLED_HEADS:
-        config.num_labels = num_labels
+        config.num_labels = num_labels or DEFAULT_NUM_LABELS
     torch.manual_seed(seed)
     model = HEAD_MODELS[head][0](config)
     if init == "inherit":
@@ -123,10 +155,15 @@ def _card(model, arch, space, *, head: str, init: str, fmt: str, supernet_dir: P
 
     training = _read_json(supernet_dir / "all_results.json")
     sampler = (training or {}).get("sampler")
-    sampler_text = f"supernet trained with {sampler.upper()}" if sampler else "supernet training"
+    electra = (training or {}).get("objective") == "electra"  # E-MAGIC-AT and the like: the MLM head is untrained
+    sampler_text = (f"supernet trained with {'E-' if electra else ''}{sampler.upper()}" if sampler
+                    else "supernet training")
+    score = ("replaced-token detection (ELECTRA: the encoder learned to tell the generator's samples from the "
+             "original tokens; its masked-LM head was not trained, fine-tuning replaces it) loss"
+             if electra else "MLM loss")
     training_text = ("no training record found next to the supernet" if training is None else
                      f"{training.get('sampler') or 'fixed arch'}, {training.get('train_steps')} steps, "
-                     f"{training.get('train_tokens'):,} tokens; held-out MLM loss {training.get('eval_loss'):.4f} "
+                     f"{training.get('train_tokens'):,} tokens; held-out {score} {training.get('eval_loss'):.4f} "
                      f"(accuracy {training.get('eval_accuracy'):.4f}) for arch {training.get('eval_arch')}")
     search_text = ("the arch was given directly" if not search_info else
                    f"{search_info.get('strategy')} search over {search_info.get('num_evaluated')} children scored "
@@ -241,19 +278,20 @@ def _check_sentence_format(head: str) -> None:
 
 
 def export_checkpoint(supernet_dir: str | Path, arch, output_dir: str | Path, head: str = "masked_lm",
-                      init: str = "inherit", format: str = "magic_bert", num_labels: int = 2,
+                      init: str = "inherit", format: str = "magic_bert", num_labels: int | None = None,
                       glue_results: str | Path | None = None, overwrite_output_dir: bool = False,
                       model_name: str | None = None, seed: int = 42, base_model: str | None = None,
                       license: str = "apache-2.0", datasets: list[str] | None = None) -> Path:
     """Write child ``arch`` of the supernet in ``supernet_dir`` as a checkpoint in ``output_dir``; returns it.
 
     ``arch`` is a list of op names, an ``arch.json`` path (from search) or a string of op names. Every input is
-    checked before anything is written. ``base_model`` (default: :func:`default_base_model`), ``license`` and
-    ``datasets`` go into the card's metadata.
+    checked before anything is written. ``num_labels`` (default 2) sizes a labelled head's classifier. ``base_model``
+    (default: :func:`default_base_model`), ``license`` and ``datasets`` go into the card's metadata.
     """
     for name, value, allowed in (("head", head, HEADS), ("init", init, INITS), ("format", format, FORMATS)):
         if value not in allowed:
             raise InputError(f"`{name}` {value!r} is not allowed; choose one of {list(allowed)}.")
+    check_head_options(head, num_labels, license)
     if format == SENTENCE_FORMAT:
         _check_sentence_format(head)
     supernet_dir = check_supernet_dir(supernet_dir)
@@ -321,5 +359,6 @@ def push_to_hub(output_dir: str | Path, hub_model_id: str, hub_token: str | None
                              commit_message="Upload magic_bert export")
 
 
-__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "HEAD_MODELS", "INITS", "LABELLED_HEADS", "SENTENCE_FORMAT",
-           "export_checkpoint", "load_glue_results", "push_to_hub"]
+__all__ = ["FORMATS", "GLUE_TASKS", "HEADS", "HEAD_MODELS", "HUB_LICENSES", "INITS", "LABELLED_HEADS",
+           "MAX_NUM_LABELS", "SENTENCE_FORMAT", "check_head_options", "export_checkpoint", "load_glue_results",
+           "push_to_hub"]

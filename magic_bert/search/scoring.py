@@ -10,6 +10,7 @@ from transformers import default_data_collator
 
 from ..errors import InputError
 from ..evaluation import evaluate_mlm
+from ..training.electra import load_electra
 from ..training.losses import resolve_precision
 from ..training.teacher import check_relation_heads, load_teacher_model
 from .proxies import TeacherReference, distillation_loss, embedding_agreement
@@ -36,7 +37,10 @@ def _metric_fn(args, supernet, blocks, tokenizer, accelerator) -> Callable[[list
         loader = accelerator.prepare(DataLoader(blocks, batch_size=args.per_device_eval_batch_size,
                                                 collate_fn=default_data_collator))
         model = accelerator.prepare_model(supernet, evaluation_mode=True)
-        return lambda arch: evaluate_mlm(model, loader, accelerator, arch=arch)
+        # An ELECTRA-trained supernet is scored on its own objective, replaced-token detection
+        electra = load_electra(args.supernet, accelerator.device)
+        sums = None if electra is None else electra.example_sums
+        return lambda arch: evaluate_mlm(model, loader, accelerator, arch=arch, example_sums=sums)
     supernet = supernet.to(accelerator.device)
     if args.metric == "task":
         columns = [c.strip() for c in args.task_text_columns.split(",")] if args.task_text_columns else None

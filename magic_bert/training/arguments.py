@@ -14,6 +14,7 @@ from ..cli import (
     ArgumentGroups,
     arg,
     at_least,
+    at_most,
     check_budget_order,
     check_report_to,
     check_seed,
@@ -47,7 +48,11 @@ EMBEDDING_LOSSES = {"cosine": "1 - cosine similarity of the pooled embeddings (t
 # these values.
 ADDED_LOSS_DEFAULTS = {"student_recipe": None, "mlm_weight": None, "kd_attention_weight": 0.0,
                        "kd_relation_heads": None, "kd_attention_layer": None, "kd_embedding_weight": 0.0,
-                       "kd_embedding_loss": "cosine"}
+                       "kd_embedding_loss": "cosine", "objective": "mlm", "rtd_weight": 50.0, "generator_arch": None}
+OBJECTIVES = {"mlm": "masked-LM through the model's own head",
+              "electra": "ELECTRA's replaced-token detection: a small generator (sharing the model's embeddings) fills "
+                         "the masked positions with samples, the model predicts for every token whether it was "
+                         "replaced; loss = generator masked-LM + rtd_weight x detection BCE"}
 
 
 def check_precision(value: str, name: str) -> None:
@@ -56,6 +61,10 @@ def check_precision(value: str, name: str) -> None:
         raise InputError(f"`{name}` {value!r} is not a precision; choose one of {list(PRECISIONS)}.")
 
 
+# The largest --vocab_size taken: BERT's is 30,522 and multilingual vocabularies reach 250,000; the embeddings hold
+# vocab_size x hidden_size weights (100000000000 was taken in silence and gave the text's ~600 tokens).
+MAX_VOCAB_SIZE = 1_000_000
+DEFAULT_VALIDATION_SPLIT = 5  # percent
 UNIFORM_MAP = "uniform"  # --kd_layer_map's keyword for TinyBERT's uniform map (teacher.uniform_layer_map)
 
 
@@ -66,8 +75,8 @@ class DataArguments:
     train_file: str | None = arg(None, "Local training text: .txt, .csv, .json/.jsonl or .parquet.")
     validation_file: str | None = arg(None, "Local held-out text (same formats).")
     text_column_name: str | None = arg(None, "Column holding the text (default: 'text', else the first column).")
-    validation_split_percentage: int = arg(5, "Percent of the training data held out when there is no validation "
-                                              "split.")
+    validation_split_percentage: int = arg(DEFAULT_VALIDATION_SPLIT, "Percent of --train_file / --dataset_name held "
+                                                                     "out when there is no validation split.")
     synthetic_documents: int = arg(DEFAULT_DOCUMENTS, "Documents of the embedded synthetic corpus (used when no "
                                                      "data is given).")
     max_seq_length: int | None = arg(None, "Block length after grouping (default: min(128, the model's maximum)).")
@@ -125,6 +134,14 @@ class LossArguments:
                                          "output of each non-empty layer (sublayers 2j, 2j+1, not both identity) <-> "
                                          "teacher layers spread evenly, the last with the last (TinyBERT's uniform "
                                          "map; in a supernet, each sampled child's own).")
+    objective: str = arg("mlm", "Pre-training objective: mlm (masked-LM through the model's head) or electra "
+                                "(ELECTRA's replaced-token detection with a small generator; with --sampler magic-at, "
+                                "E-MAGIC-AT).", choices=list(OBJECTIVES))
+    rtd_weight: float = arg(50.0, "--objective electra: weight of the replaced-token detection loss (ELECTRA's "
+                                  "lambda; the generator's masked-LM loss has weight 1).")
+    generator_arch: str | None = arg(None, "--objective electra: the generator's layers (op names; default: every "
+                                           "layer [heads:<h/4>, ffn:<I/4>], a quarter of the widest attention and "
+                                           "FFN, the model's depth).")
     mlm_weight: float | None = arg(None, "Weight of the masked-LM loss through the student's (fresh) MLM head "
                                          "(default: 1 - kd_weight); 0 drops it: the student learns from the "
                                          "teacher's targets alone.")
@@ -167,8 +184,8 @@ class LossArguments:
                              f"means {ALIGNMENTS[self.alignment]}; drop the weight or choose the other setting.")
         hidden = DEFAULT_ALIGN_WEIGHT if self.align_hidden_weight is None else self.align_hidden_weight
         logits = self.align_logits_weight
-        if logits is None:
-            logits = 0.0 if self.alignment == "paper" else DEFAULT_ALIGN_WEIGHT
+        if logits is None:  # ELECTRA's discriminator has no masked-LM predictions to align
+            logits = 0.0 if self.alignment == "paper" or self.objective == "electra" else DEFAULT_ALIGN_WEIGHT
         return hidden, logits
 
 
@@ -285,9 +302,8 @@ class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, Optimi
                  anchor_eval_steps=self.anchor_eval_steps,
                  logging_steps=self.logging_steps, num_train_epochs=self.num_train_epochs,
                  max_train_steps=self.max_train_steps, max_eval_samples=self.max_eval_samples,
-                 checkpoints_total_limit=self.checkpoints_total_limit,
-                 validation_split_percentage=self.validation_split_percentage,
-                 synthetic_documents=self.synthetic_documents)
+                 checkpoints_total_limit=self.checkpoints_total_limit, synthetic_documents=self.synthetic_documents)
+        self._check_validation_split()
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature,
                  align_temperature=self.align_temperature)
         at_least(8, max_seq_length=self.max_seq_length)
@@ -297,13 +313,12 @@ class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, Optimi
         check_precision(self.teacher_precision, "teacher_precision")
         at_least(2, anchor_eval_samples=self.anchor_eval_samples)  # a paired standard error needs 2 blocks
         at_least(0, anchor_swap_margin=self.anchor_swap_margin)
-        if self.vocab_size is not None and self.vocab_size <= len(SPECIAL_TOKENS):
-            raise InputError(f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens, got "
-                             f"{self.vocab_size}.")
+        self._check_vocab_size()
         in_range("mlm_probability", self.mlm_probability, 0, 1, "()")
         if self.kd_weight is not None:
             in_range("kd_weight", self.kd_weight, 0, 1)
         self._check_distillation()
+        self._check_objective()
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, "[)")
         at_least(0, num_warmup_steps=self.num_warmup_steps, weight_decay=self.weight_decay,
                  max_grad_norm=self.max_grad_norm)
@@ -311,6 +326,50 @@ class PretrainArguments(TakesStudentRecipe, ArgumentGroups, RunArguments, Optimi
                 str(self.checkpointing_steps).isdigit() and int(self.checkpointing_steps) > 0):
             raise InputError(f"`checkpointing_steps` must be a positive integer or 'epoch', got "
                              f"{self.checkpointing_steps!r}.")
+
+    def _check_validation_split(self) -> None:
+        """A percentage in (0, 100), and another than the default only where it holds text out."""
+        in_range("validation_split_percentage", self.validation_split_percentage, 0, 100, "()")
+        if self.validation_split_percentage == DEFAULT_VALIDATION_SPLIT:
+            return
+        if self.validation_file is not None:
+            raise InputError("`validation_split_percentage` holds out part of the training data; `validation_file` "
+                             "is the held-out text here: drop one of them.")
+        if self.train_file is None and self.dataset_name is None:
+            raise InputError("`validation_split_percentage` holds out part of `train_file` / `dataset_name`; the "
+                             "embedded synthetic corpus holds out documents of its own: drop it.")
+
+    def _check_vocab_size(self) -> None:
+        """``vocab_size`` sizes the tokenizer trained here: more than the special tokens, at most
+        :data:`MAX_VOCAB_SIZE`, and not with a tokenizer of its own."""
+        if self.vocab_size is None:
+            return
+        if self.vocab_size <= len(SPECIAL_TOKENS):
+            raise InputError(f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens, got "
+                             f"{self.vocab_size}.")
+        at_most(MAX_VOCAB_SIZE, vocab_size=self.vocab_size)
+        if self.tokenizer_name is not None:
+            raise InputError("`vocab_size` sizes the tokenizer trained on the training text; `tokenizer_name` "
+                             f"{self.tokenizer_name!r} brings its own vocabulary: drop `vocab_size`.")
+
+    def _check_objective(self) -> None:
+        """ELECTRA's discriminator predicts replaced tokens, not masked ones: the terms that read its masked-LM
+        predictions (masked-LM, logits KD, logits alignment) do not apply."""
+        if self.objective not in OBJECTIVES:
+            raise InputError(f"`objective` {self.objective!r} is not an objective; choose one of {list(OBJECTIVES)}.")
+        if self.objective != "electra":
+            given = [name for name, default in (("rtd_weight", 50.0), ("generator_arch", None))
+                     if getattr(self, name) != default]
+            if given:
+                raise InputError(f"{', '.join(f'`{n}`' for n in given)} apply with `objective` electra only.")
+            return
+        positive(rtd_weight=self.rtd_weight)
+        clashes = [f"`{name}` {getattr(self, name)}" for name in ("mlm_weight", "kd_weight", "align_logits_weight")
+                   if getattr(self, name) not in (None, 0)] + (["`alignment` full"] if self.alignment == "full" else [])
+        if clashes:
+            raise InputError(f"`objective` electra trains the model to detect replaced tokens, so it has no masked-LM "
+                             f"predictions for {', '.join(clashes)}; drop them (alignment with an anchor is on "
+                             "hidden states, as the paper's).")
 
     def _check_distillation(self) -> None:
         at_least(0, kd_hidden_weight=self.kd_hidden_weight, kd_attention_weight=self.kd_attention_weight,
@@ -361,6 +420,7 @@ def parse_pretrain_args(argv: list[str] | None = None) -> PretrainArguments:
     return parse_one(PretrainArguments, argv, "Pre-train a MagicBert supernet or a fixed arch.")
 
 
-__all__ = ["ADDED_LOSS_DEFAULTS", "ALIGNMENTS", "EMBEDDING_LOSSES", "GROUPS", "PRECISIONS", "DataArguments",
-           "LossArguments", "ModelArguments", "OptimizationArguments", "PretrainArguments", "RunArguments",
-           "StrategyArguments", "check_precision", "parse_pretrain_args"]
+__all__ = ["ADDED_LOSS_DEFAULTS", "ALIGNMENTS", "EMBEDDING_LOSSES", "GROUPS", "MAX_VOCAB_SIZE", "OBJECTIVES",
+           "PRECISIONS",
+           "DataArguments", "LossArguments", "ModelArguments", "OptimizationArguments", "PretrainArguments",
+           "RunArguments", "StrategyArguments", "check_precision", "parse_pretrain_args"]

@@ -27,7 +27,7 @@ from pathlib import Path
 from accelerate.utils import broadcast_object_list
 from accelerate.utils import load as weights_only_load
 
-from ..errors import InputError, load_user_file
+from ..errors import InputError, invalid_value, load_user_file
 from ..io_utils import replace_dir, staging_dir, write_json_atomic
 
 CHECKPOINT_PATTERN = re.compile(r"^(step|epoch)_(\d+)$")
@@ -172,11 +172,14 @@ def _check_weights_only(checkpoint: Path, file: Path) -> None:
 
 
 def load_checkpoint(accelerator, path: Path, state: TrainingState) -> None:
-    """Model, optimizer, scheduler and RNG states through accelerate; the training state from its JSON, checked
-    first (nothing of the run folder is touched before a checkpoint has loaded whole)."""
+    """Model, optimizer, scheduler and RNG states through accelerate; the training state from its JSON, checked and
+    loaded first (its archs belong to the run's space; nothing of the run folder is touched before a checkpoint has
+    loaded whole)."""
     values = load_user_file(f"`resume_from_checkpoint` {str(path)!r} ({STATE_FILE})",
                             lambda: json.loads((path / STATE_FILE).read_text()))
     _check_state(path, values)
+    with invalid_value(f"`resume_from_checkpoint` {str(path)!r}: {STATE_FILE}"):  # e.g. an arch of another space
+        state.load_state_dict(values)
     try:
         accelerator.load_state(str(path))
     except pickle.UnpicklingError:
@@ -186,7 +189,6 @@ def load_checkpoint(accelerator, path: Path, state: TrainingState) -> None:
     except FileNotFoundError as error:  # a file its manifest no longer lists
         raise InputError(f"`resume_from_checkpoint` {str(path)!r} lacks {Path(error.filename or '?').name}; "
                          "resume from an earlier checkpoint.") from error
-    state.load_state_dict(values)
 
 
 _COUNTS = ("completed_steps", "epoch", "batches_in_epoch", "train_tokens")

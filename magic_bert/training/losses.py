@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ..distillation import embedding_distance, hidden_state_mse, mean_pool, relation_kl, soft_target_kl
 from ..modeling_magic_bert import MagicBertSelfAttention
 from .arguments import LossArguments
+from .electra import ElectraObjective
 from .teacher import Teacher
 
 
@@ -176,7 +177,7 @@ class AnchorAlignment(LossTerm):
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         anchor = self.anchor_arch()
         if ctx.arch == anchor:  # aligning a child with itself is a no-op
-            zero = torch.zeros((), device=ctx.outputs.loss.device)
+            zero = torch.zeros((), device=ctx.batch["input_ids"].device)
             return dict.fromkeys(self.weights, zero)
         model, masked = ctx.model, ctx.masked
         model.eval()
@@ -221,8 +222,8 @@ def cpu_runs_bf16() -> bool:
 class CompositeLoss:
     """The step's loss: every term's components, weighted and summed into ``loss``."""
 
-    def __init__(self, terms: list[LossTerm]):
-        self.terms = terms
+    def __init__(self, terms: list[LossTerm], electra: ElectraObjective | None = None):
+        self.terms, self.electra = terms, electra
 
     @property
     def anchor_precision(self) -> str | None:
@@ -237,10 +238,19 @@ class CompositeLoss:
                 masked_logits_only: bool = True) -> dict[str, torch.Tensor]:
         """One micro-batch as pre-training runs it: the child's forward (``arch`` passed to a supernet) with the
         hidden states a term reads and its MLM head on the masked positions only, then every term.
-        ``masked_logits_only=False`` runs the head over every position (the step before it was cheaper; benches)."""
-        outputs = model(**batch, output_hidden_states=self.needs_hidden_states(arch),
+        ``masked_logits_only=False`` runs the head over every position (the step before it was cheaper; benches).
+        With ELECTRA the generator first fills the masked positions and the child sees that text (its masked-LM head
+        runs nowhere); every term reads the corrupted batch."""
+        electra = self.electra
+        if electra is not None:
+            batch, replaced, generator_loss = electra.corrupt(batch, unwrapped.bert.embeddings)
+        outputs = model(**batch, output_hidden_states=electra is not None or self.needs_hidden_states(arch),
                         masked_logits_only=masked_logits_only, **({"arch": arch} if supernet else {}))
-        return self(StepContext(batch, outputs, unwrapped, arch, autocast))
+        losses = self(StepContext(batch, outputs, unwrapped, arch, autocast))
+        if electra is not None:
+            losses = electra.add_losses(losses, generator_loss, outputs.hidden_states[-1], replaced,
+                                        batch["attention_mask"])
+        return losses
 
     def __call__(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         components: dict[str, torch.Tensor] = {}
@@ -258,12 +268,12 @@ def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | 
                      layer_pairs: list[tuple[int, int]] | None = None,
                      projection: torch.nn.Module | None = None,
                      device: torch.device | str = "cpu", relation_heads: int | None = None,
-                     attention_layer: int | None = None) -> CompositeLoss:
+                     attention_layer: int | None = None, electra: ElectraObjective | None = None) -> CompositeLoss:
     """MLM (weighing ``mlm_weight``, by default ``1 - kd_weight``; none at 0), logits distillation (``kd_weight`` >
     0), hidden-state, attention-relation (``relation_heads`` heads of teacher layer ``attention_layer``) and
     sentence-embedding distillation (their weights > 0), and alignment when the strategy keeps an anchor (its forward
-    in ``anchor_precision``, resolved for ``device``)."""
-    mlm_weight = 1.0 - kd_weight if args.mlm_weight is None else args.mlm_weight
+    in ``anchor_precision``, resolved for ``device``); ``electra``: ELECTRA's objective in place of masked-LM."""
+    mlm_weight = 0.0 if electra is not None else 1.0 - kd_weight if args.mlm_weight is None else args.mlm_weight
     terms: list[LossTerm] = [MaskedLMLoss(mlm_weight)] if mlm_weight > 0 else []
     if teacher is not None and kd_weight > 0:
         terms.append(LogitsDistillation(teacher, kd_weight, args.kd_temperature))
@@ -278,7 +288,7 @@ def build_loss_terms(args: LossArguments, anchor_arch: Callable[[], list[str] | 
         hidden_weight, logits_weight = args.alignment_weights()  # --alignment paper: logits weight 0
         precision = resolve_precision(args.anchor_precision, device)
         terms.append(AnchorAlignment(anchor_arch, hidden_weight, logits_weight, args.align_temperature, precision))
-    return CompositeLoss(terms)
+    return CompositeLoss(terms, electra)
 
 
 def hidden_alignment(child_hidden_states, anchor_hidden_states) -> torch.Tensor:

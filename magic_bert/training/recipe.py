@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers import default_data_collator
 
 from ..data import BatchMasker, eval_batch_size, fit_batch_size, fit_tokenizer_to_model
+from ..errors import InputError
 from ..evaluation import MLMScore, evaluate_mlm, unigram_baseline
 from ..held_out_record import CHECKPOINT_SCORING, record_held_out
 from ..held_out_record import RESULTS_KEY as HELD_OUT_RECORD
@@ -43,6 +44,13 @@ from .arguments import (
     StrategyArguments,
 )
 from .checkpointing import TrainingState, list_checkpoints, load_checkpoint, remove_dead_staging, save_checkpoint
+from .electra import (
+    GENERATOR_FOLDER,
+    DiscriminatorHead,
+    ElectraGenerator,
+    ElectraObjective,
+    electra_generator_config,
+)
 from .losses import build_loss_terms, resolve_precision
 from .setup import (
     OUTPUT_HINT,
@@ -82,6 +90,7 @@ class PretrainRecipe:
     def __init__(self, args: PretrainArguments):
         self.args = args
         self.lock: OutputLock | None = None  # taken once the arguments are checked
+        self.run_folder: RunFolder | None = None  # started by setup_training
 
     # -- setup -------------------------------------------------------------------------------------------------
     def setup_inputs(self) -> None:
@@ -105,6 +114,7 @@ class PretrainRecipe:
         if self.resume is not None:
             check_resume_settings(self.resume, self.settings)
         self.strategy = setup_strategy(args.group(StrategyArguments), self.config, args.seed)
+        self.generator_config = electra_generator_config(args.objective, args.generator_arch, self.config)
         loss = args.group(LossArguments)
         self.teacher = load_teacher(loss, self.tokenizer)
         self.kd_weight = resolve_kd_weight(loss, self.teacher)
@@ -138,9 +148,20 @@ class PretrainRecipe:
         if self.lock is not None:
             self.lock.release()
 
+    def abandon(self) -> None:
+        """After bad input found part-way (a non-finite loss): a fresh run that saved no checkpoint leaves no trace,
+        its folder deleted and an old one (``overwrite_output_dir``) put back; one with checkpoints keeps them and its
+        log to resume from. Nothing that looks finished (model, ``all_results.json``) was written either way."""
+        if self.run_folder is not None and self.accelerator.is_main_process and not list_checkpoints(self.output):
+            self.run_folder.abandon()
+
     def setup_training(self) -> None:
         """Model, loaders, optimizer and schedule, ``prepare``, the resumed state and a clean output folder."""
         args, accelerator = self.args, self.accelerator
+        # Said once; each evaluation loader then takes the smaller of the batch and its blocks.
+        fit_batch_size(args.per_device_eval_batch_size, max(len(self.held_out), len(self.anchor_blocks)),
+                       f"held-out blocks of {self.max_seq_length} tokens", accelerator.print,
+                       "per_device_eval_batch_size")
         # With init_from_bert, FFN neurons are ranked by importance on the held-out blocks (main process, shared).
         model = build_model(args.group(ModelArguments), self.config,
                             None if self.strategy.is_supernet else self.strategy.eval_arch(),
@@ -168,13 +189,19 @@ class PretrainRecipe:
                             generator=torch.Generator().manual_seed(args.seed))
         eval_dataloader = self._eval_loader(self.held_out)
         anchor_dataloader = self._eval_loader(self.anchor_blocks)
-        trained = model if projection is None else torch.nn.ModuleList([model, projection])
+        # ELECTRA's generator and discriminator head: trained with the run and saved in its checkpoints.
+        electra = None if self.generator_config is None else [ElectraGenerator(self.generator_config),
+                                                              DiscriminatorHead(self.config)]
+        extra_modules = [m for m in (projection, *(electra or [])) if m is not None]
+        trained = torch.nn.ModuleList([model, *extra_modules]) if extra_modules else model
         optimizer, scheduler, self.max_train_steps = build_optimizer(
             args.group(OptimizationArguments), trained, 0 if self.streaming else len(self.train_set),
             accelerator.num_processes)
         self.model, self.optimizer, self.eval_dataloader, self.anchor_dataloader, self.lr_scheduler = \
             accelerator.prepare(model, optimizer, eval_dataloader, anchor_dataloader, scheduler)
         self.projection = None if projection is None else accelerator.prepare_model(projection)
+        self.electra = None if electra is None else ElectraObjective(
+            *(accelerator.prepare_model(module) for module in electra), args.rtd_weight)
         # Training batches stay on the CPU for masking; the loop moves them to the device. A stream is already
         # split across ranks (each rank's batches are its own).
         self.train_dataloader = train_dataloader if self.streaming else accelerator.prepare_data_loader(
@@ -183,7 +210,8 @@ class PretrainRecipe:
         self.loss = build_loss_terms(args.group(LossArguments),
                                      (lambda: self.strategy.anchor_arch) if self.strategy.uses_anchor else None,
                                      self.teacher, self.kd_weight, self.layer_pairs, self.projection,
-                                     accelerator.device, self.relation_heads, self.attention_layer)
+                                     accelerator.device, self.relation_heads, self.attention_layer,
+                                     self.electra)
         if self.loss.anchor_precision is not None:
             accelerator.print(f"Anchor forward (alignment targets) in {self.loss.anchor_precision} precision "
                               f"(--anchor_precision {args.anchor_precision})")
@@ -275,7 +303,10 @@ class PretrainRecipe:
     def train_micro_batch(self, batch: dict, arch: list[str]) -> dict[str, torch.Tensor]:
         """Mask, forward the child, compose the loss terms, backward; the optimizer steps at the step's end."""
         accelerator, state = self.accelerator, self.state
-        self.masker.reseed(self.args.seed, accelerator.process_index, state.epoch, state.batches_in_epoch)
+        position = (self.args.seed, accelerator.process_index, state.epoch, state.batches_in_epoch)
+        self.masker.reseed(*position)
+        if self.electra is not None:  # the generator's samples, like the masks, depend on the position alone
+            self.electra.reseed(accelerator.device, *position)
         self.local_tokens += int(batch["attention_mask"].sum())  # on the CPU batch: no device sync
         batch = {key: value.to(accelerator.device, non_blocking=True) for key, value in self.masker(batch).items()}
         with accelerator.accumulate(*self.trained_models):
@@ -323,10 +354,16 @@ class PretrainRecipe:
 
     @property
     def trained_models(self) -> list[torch.nn.Module]:
-        return [self.model] if self.projection is None else [self.model, self.projection]
+        electra = [] if self.electra is None else [self.electra.generator, self.electra.head]
+        return [m for m in (self.model, self.projection, *electra) if m is not None]
+
+    def score(self, dataloader: DataLoader, arch: list[str] | None, **kwargs) -> MLMScore:
+        """Held-out masked-LM loss and accuracy, or with ELECTRA the detection loss and accuracy over real tokens."""
+        return evaluate_mlm(self.unwrapped, dataloader, self.accelerator, arch=arch, **kwargs,
+                            example_sums=None if self.electra is None else self.electra.example_sums)
 
     def score_on_anchor_blocks(self, arch: list[str]) -> MLMScore:
-        return evaluate_mlm(self.unwrapped, self.anchor_dataloader, self.accelerator, arch=arch, keep_examples=True)
+        return self.score(self.anchor_dataloader, arch, keep_examples=True)
 
     def maybe_checkpoint(self, epoch_done: bool) -> None:
         state, every = self.state, self.args.checkpointing_steps
@@ -352,6 +389,8 @@ class PretrainRecipe:
         the tokenizer, the model's config and what the held-out text and the anchor's blocks were."""
         self.tokenizer.save_pretrained(folder)
         self.unwrapped.config.save_pretrained(folder)
+        if self.electra is not None:  # search scores an ELECTRA supernet's children by detection
+            self.electra.save(folder / GENERATOR_FOLDER, self.accelerator.unwrap_model)
         write_json_atomic(folder / CHECKPOINT_SCORING, {"held_out_skipped_blocks": self.skipped_blocks,
                                                         HELD_OUT_RECORD: self.held_out_text})
 
@@ -364,11 +403,13 @@ class PretrainRecipe:
     def _reference_scores(self) -> dict:
         """What the final score is to be read against, on the same masked tokens: a model of token frequencies
         only (the unigram baseline) and, for a supernet, a random child inside the budget."""
-        unigram = unigram_baseline(unigram_sample(self.train_set), self.held_out, len(self.tokenizer))
-        scores = {"unigram_loss": unigram.loss, "unigram_accuracy": unigram.accuracy}
+        scores = {}
+        if self.electra is None:  # (a detection score has no unigram counterpart)
+            unigram = unigram_baseline(unigram_sample(self.train_set), self.held_out, len(self.tokenizer))
+            scores = {"unigram_loss": unigram.loss, "unigram_accuracy": unigram.accuracy}
         child = self.strategy.random_child()
         if child is not None:
-            random_score = evaluate_mlm(self.unwrapped, self.eval_dataloader, self.accelerator, arch=child)
+            random_score = self.score(self.eval_dataloader, child)
             scores |= {"random_child_arch": child, "random_child_loss": random_score.loss,
                        "random_child_accuracy": random_score.accuracy}
         return scores
@@ -376,11 +417,11 @@ class PretrainRecipe:
     def finish(self) -> PretrainResult:
         """Score the strategy's final arch on the held-out set, save the model, write ``all_results.json`` last."""
         accelerator, state, strategy = self.accelerator, self.state, self.strategy
-        score = evaluate_mlm(self.unwrapped, self.eval_dataloader, accelerator,
-                             arch=strategy.eval_arch() if strategy.is_supernet else None, progress=True,
-                             desc="Held-out MLM")
+        score = self.score(self.eval_dataloader, strategy.eval_arch() if strategy.is_supernet else None,
+                           progress=True, desc="Held-out MLM" if self.electra is None else "Held-out detection")
         tokens = state.train_tokens + self._reduce_local_tokens()
-        results = {**score.as_dict(), "eval_arch": strategy.eval_arch(), "train_steps": state.completed_steps,
+        results = {**score.as_dict(), "objective": self.args.objective, "eval_arch": strategy.eval_arch(),
+                   "train_steps": state.completed_steps,
                    "train_tokens": tokens, "train_seconds": state.train_seconds,
                    "train_tokens_per_second": tokens / state.train_seconds if state.train_seconds else None,
                    "num_processes": accelerator.num_processes,
@@ -402,6 +443,8 @@ class PretrainRecipe:
         final = accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)  # no autocast wrapper on the saved
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            if self.electra is not None:
+                self.electra.save(self.output / GENERATOR_FOLDER, accelerator.unwrap_model)
             _save_final(final, self.tokenizer, self.output, results, strategy.history)
             self.run_folder.commit()
         accelerator.wait_for_everyone()
@@ -422,6 +465,9 @@ def run_recipe(recipe: PretrainRecipe) -> PretrainResult:
         recipe.setup_training()
         recipe.train()
         return recipe.finish()
+    except InputError:
+        recipe.abandon()
+        raise
     finally:
         recipe.close()
 
@@ -457,7 +503,7 @@ def _save_final(model, tokenizer, output: Path, results: dict, history: list[dic
 
 def results_table(results: dict) -> str:
     """The first screen: the scored arch against a random child and the unigram baseline on the same tokens."""
-    rows = [("", "MLM loss", "accuracy", "arch")]
+    rows = [("", "RTD loss" if results.get("objective") == "electra" else "MLM loss", "accuracy", "arch")]
 
     def row(name: str, loss: float, accuracy: float, arch) -> None:
         rows.append((name, f"{loss:.4f}", f"{accuracy:.4f}", " ".join(arch or [])))
@@ -467,16 +513,23 @@ def results_table(results: dict) -> str:
     if "random_child_arch" in results:
         row("a random child", results["random_child_loss"], results["random_child_accuracy"],
             results["random_child_arch"])
-    row("unigram baseline", results["unigram_loss"], results["unigram_accuracy"], ["(token frequencies only)"])
+    electra = results.get("objective") == "electra"
+    if not electra:
+        row("unigram baseline", results["unigram_loss"], results["unigram_accuracy"], ["(token frequencies only)"])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip() for r in rows]
-    ratio = results["eval_accuracy"] / results["unigram_accuracy"] if results["unigram_accuracy"] else float("inf")
-    lines.append(f"accuracy {ratio:.2f}x the unigram baseline; perplexity {results['eval_perplexity']:.2f}; "
-                 f"{results['train_steps']} steps, {results['train_tokens_per_second'] or 0:,.0f} train tokens/s"
+    if electra:
+        first = "replaced-token detection over every real token (the generator's samples); "
+    else:
+        ratio = results["eval_accuracy"] / results["unigram_accuracy"] if results["unigram_accuracy"] else float("inf")
+        first = f"accuracy {ratio:.2f}x the unigram baseline; perplexity {results['eval_perplexity']:.2f}; "
+    lines.append(first + f"{results['train_steps']} steps, {results['train_tokens_per_second'] or 0:,.0f} train "
+                 "tokens/s"
                  + (f"; {results['anchor_swaps']} anchor swaps in {results.get('anchor_checks')} checks, anchor "
                     f"forward in {results.get('anchor_precision')}"
                     if results["anchor_swaps"] is not None else ""))
-    return "held-out MLM loss and accuracy\n" + "\n".join(lines)
+    return ("held-out detection loss and accuracy\n" if electra else "held-out MLM loss and accuracy\n") + \
+        "\n".join(lines)
 
 
 __all__ = ["NonFiniteLossError", "PretrainRecipe", "PretrainResult", "pretrain", "results_table", "run_recipe"]

@@ -34,6 +34,7 @@ from ..data import (
 )
 from ..errors import (
     InputError,
+    as_flags,
     check_config_json,
     check_local_path,
     check_tokenizer_folder,
@@ -142,10 +143,10 @@ def base_config(model: ModelArguments, resume: Path | None = None) -> MagicBertC
         return load_user_file(f"`config_name` {model.config_name!r}",
                               lambda: MagicBertConfig.from_pretrained(model.config_name))
     if model.preset is None and model.init_from_bert is not None:
-        with invalid_value(f"`init_from_bert` {model.init_from_bert!r}"):
+        what = f"`init_from_bert` {model.init_from_bert!r}"
+        with invalid_value(what):
             ops = None if resume is None else resumed_space_ops(resume, model.init_from_bert)
-            return load_user_file(f"`init_from_bert` {model.init_from_bert!r}",
-                                  lambda: space_from_bert(model.init_from_bert, ops=ops))
+            return load_user_file(what, lambda: space_from_bert(model.init_from_bert, ops=ops, what=what))
     return MagicBertConfig.from_preset(model.preset or "tiny")
 
 
@@ -157,7 +158,8 @@ def resumed_space_ops(resume: Path, bert: str) -> list[str]:
                               lambda: json.loads(info.read_text())).get("settings", {}) if info.is_file() else {}
     if recorded.get("candidate_ops"):
         return list(recorded["candidate_ops"])
-    return [op for op in space_from_bert(bert).candidate_ops if not op.startswith("heads:")]
+    space = space_from_bert(bert, what=f"`init_from_bert` {bert!r}")
+    return [op for op in space.candidate_ops if not op.startswith("heads:")]
 
 
 def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator: Accelerator, resume: Path | None,
@@ -177,6 +179,9 @@ def build_tokenizer(data: DataArguments, raw: datasets.DatasetDict, accelerator:
         return train_wordpiece_tokenizer(texts, data.vocab_size or default_vocab_size).get_vocab()
 
     vocab = computed_on_main(accelerator, train)  # trained once, on the main process, and sent to every rank
+    if data.vocab_size is not None and len(vocab) < data.vocab_size:  # a clamp, said (the default is said nowhere)
+        accelerator.print(as_flags(f"warning: `vocab_size` {data.vocab_size} is more than the training text gives: its "
+                                   f"characters, words and word pieces make {len(vocab)} tokens, the vocabulary."))
     return BertTokenizer(vocab=dict(sorted(vocab.items(), key=lambda item: item[1])))
 
 

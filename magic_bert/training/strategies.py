@@ -183,7 +183,8 @@ class ArchSampler(SamplerStrategy):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.last_arch = state["last_arch"]
+        last = state.get("last_arch")  # MAGIC-T mutates it: an arch of this space, or None before the first step
+        self.last_arch = None if last is None else self.space.validate(last)
 
 
 @register_strategy
@@ -318,6 +319,7 @@ class AnchoredSampling:
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.anchor.load_state_dict(state["anchor"])
+        self.anchor.arch = self.space.validate(self.anchor.arch)  # children align with it: one of this space
         self.history = self.anchor.history
 
 

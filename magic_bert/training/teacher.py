@@ -13,6 +13,7 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from ..errors import InputError, load_user_file
+from ..optim import check_finite_weights
 from .arguments import UNIFORM_MAP, LossArguments
 
 _HEADED = ("ForMaskedLM", "ForPreTraining")  # architectures whose checkpoints carry BERT's MLM head
@@ -112,6 +113,7 @@ def load_teacher_model(name: str) -> Teacher:
     headed = not architectures or any(a.endswith(_HEADED) for a in architectures)
     auto = AutoModelForMaskedLM if headed else AutoModel
     model = load_user_file(f"`teacher_name_or_path` {name!r}", lambda: auto.from_pretrained(name))
+    check_finite_weights(model, f"`teacher_name_or_path` {name!r}")  # NaN targets would stop the run at step 1
     return Teacher(model.eval().requires_grad_(False), name, headed)
 
 
@@ -119,7 +121,9 @@ def resolve_kd_weight(loss: LossArguments, teacher: Teacher | None) -> float:
     """The logits-KD weight: as given, else 0.5 with an MLM head and 0 without; refused where it cannot work."""
     if teacher is None:
         return 0.0
-    weight = loss.kd_weight if loss.kd_weight is not None else (0.5 if teacher.has_mlm_head else 0.0)
+    # (ELECTRA's discriminator has no masked-LM predictions: no logits KD by default; given, it is refused earlier)
+    default = 0.5 if teacher.has_mlm_head and loss.objective != "electra" else 0.0
+    weight = loss.kd_weight if loss.kd_weight is not None else default
     if weight > 0 and not teacher.has_mlm_head:
         raise InputError(f"`kd_weight` {weight} distils the teacher's MLM predictions, but `teacher_name_or_path` "
                          f"{teacher.name!r} is an encoder without an MLM head; use `kd_hidden_weight` (hidden-state "
