@@ -223,7 +223,7 @@ def reference_stage(index: int, plan: Plan) -> dict:
     model = plan.out / "references" / name
     if not (model / "all_results.json").is_file():
         run(pretrain_main, [*_distil_flags(plan, model, plan.steps("reference")), "--arch", json.dumps(arch)])
-    tasks = {task: plan.task_result(f"reference_{name}", task, lambda t=task: _finetune(plan, model, t))
+    tasks = {task: plan.task_result(f"reference_{name}", task, lambda t=task: finetune_on_held_out(plan, model, t))
              for task in TASKS}  # cached by arch name: a regenerated arch list never reuses another arch's runs
     return {"arch_name": name, "arch": arch, "tasks": tasks,
             "reference": sum(tasks[t]["score"] for t in TASKS) / len(TASKS)}
@@ -232,8 +232,9 @@ def reference_stage(index: int, plan: Plan) -> dict:
 EPOCHS = {"stsb": 3, "sst2": 2}
 
 
-def _finetune(plan: Plan, model: Path, task: str) -> dict:
-    """lr 1e-4, batch 32, warm-up 10 %, no task KD; the held-out slice is the run's validation file (× 100)."""
+def finetune_on_held_out(plan, model: Path, task: str, seed: int | None = None) -> dict:
+    """lr 1e-4, batch 32, warm-up 10 %, no task KD; the held-out slice (``plan.data(task)``) is the run's validation
+    file (× 100); ``seed`` defaults to the plan's."""
     from magic_bert.glue.command import main as glue_main
 
     folder = model.parent / f"{model.name}-{task}"
@@ -241,7 +242,8 @@ def _finetune(plan: Plan, model: Path, task: str) -> dict:
                     str(plan.data(task) / "train.jsonl"), "--validation_file", str(plan.data(task) / "held_out.jsonl"),
                     "--max_seq_length", "32" if plan.args.quick else ("128" if task == "stsb" else "64"),
                     "--num_train_epochs", "1" if plan.args.quick else str(EPOCHS[task]), "--learning_rates", "1e-4",
-                    "--warmup_ratio", "0.1", "--per_device_train_batch_size", "32", "--seed", str(plan.args.seed),
+                    "--warmup_ratio", "0.1", "--per_device_train_batch_size", "32",
+                    "--seed", str(plan.args.seed if seed is None else seed),
                     "--output_dir", str(folder), "--overwrite_output_dir"])
     results = json.loads((folder / "all_results.json").read_text())
     return {"score": 100 * results["scores"][task], "epoch": results["eval_results"][task]["epoch"]}

@@ -62,4 +62,32 @@ class StageResults:
         return result
 
 
-__all__ = ["MINILM_HUB_ID", "SHARED", "StageResults", "minilm_dir", "run_stage"]
+def run_selected(plan, stages: list, selection: str, always: tuple[str, ...] = ("report",)) -> dict[str, float]:
+    """Run the ``stages`` (objects with ``name``, ``run(plan)``, ``needs``) that ``selection`` names, in order: each
+    writes ``results/<name>.json``; one done before is skipped (those in ``always``, the reports, never are). Every
+    stage's needs are checked, as done or selected earlier, before the first one runs."""
+    from compression_showcase import select
+
+    chosen = select(stages, selection)
+    ready = {s.name for s in stages if plan.done(s.name)}
+    for stage in chosen:
+        missing = [n for n in stage.needs if n not in ready]
+        if missing:
+            raise InputError(f"`stages`: {stage.name} needs {missing} first.")
+        ready.add(stage.name)
+    ran = {}
+    for stage in chosen:
+        if plan.done(stage.name) and stage.name not in always:
+            print(f"{stage.name}: done, skipped")
+            continue
+        print(f"{stage.name}: running", flush=True)
+        start = time.perf_counter()
+        result = stage.run(plan)
+        seconds = round(time.perf_counter() - start, 1)
+        write_json_atomic(plan.results / f"{stage.name}.json", {"stage": stage.name, "seconds": seconds, **result})
+        print(f"{stage.name}: done in {seconds / 60:.1f} min", flush=True)
+        ran[stage.name] = seconds
+    return ran
+
+
+__all__ = ["MINILM_HUB_ID", "SHARED", "StageResults", "minilm_dir", "run_selected", "run_stage"]

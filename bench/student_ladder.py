@@ -32,19 +32,16 @@ import json
 import math
 import random
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from compression_showcase import select  # noqa: E402  (the same stage selection: names or prefixes)
-from stages import SHARED, StageResults, minilm_dir  # noqa: E402
+from stages import SHARED, StageResults, minilm_dir, run_selected  # noqa: E402
 
 from magic_bert.cli import arg, at_least, parse_one, positive, run  # noqa: E402
 from magic_bert.errors import InputError  # noqa: E402
-from magic_bert.io_utils import write_json_atomic  # noqa: E402
 
 TASKS = ("mrpc", "stsb", "cola", "sst2")
 SST2_TRAIN = 8000  # SST-2-8k: the first 8,000 training examples, as the showcase
@@ -463,26 +460,7 @@ def make_plan(args: LadderArguments) -> Plan:
 
 def run_ladder(args: LadderArguments) -> dict[str, float]:
     plan = make_plan(args)
-    chosen = select(all_stages(plan), args.stages)
-    ready = {s.name for s in all_stages(plan) if plan.done(s.name)}
-    for stage in chosen:  # every need is done or runs earlier in this call
-        missing = [n for n in stage.needs if n not in ready]
-        if missing:
-            raise InputError(f"`stages`: {stage.name} needs {missing} first.")
-        ready.add(stage.name)
-    ran = {}
-    for stage in chosen:
-        if plan.done(stage.name) and stage.name not in REPORTS:
-            print(f"{stage.name}: done, skipped")
-            continue
-        print(f"{stage.name}: running", flush=True)
-        start = time.perf_counter()
-        result = stage.run(plan)
-        seconds = round(time.perf_counter() - start, 1)
-        write_json_atomic(plan.results / f"{stage.name}.json", {"stage": stage.name, "seconds": seconds, **result})
-        print(f"{stage.name}: done in {seconds / 60:.1f} min", flush=True)
-        ran[stage.name] = seconds
-    return ran
+    return run_selected(plan, all_stages(plan), args.stages, always=REPORTS)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

@@ -323,6 +323,7 @@ def test_init_from_bert_puts_bert_in_its_own_arch(tmp_path, word_tokenizer_dir):
     (["--sampler", "magic-t"], "sampler: checkpoint 'spos', now 'magic-t'"),
     (["--per_device_train_batch_size", 8], "per_device_train_batch_size: checkpoint 4, now 8"),
     (["--arch", " ".join(FIXED_ARCH)], "arch: checkpoint None"),
+    (["--objective", "electra"], "objective: checkpoint 'mlm', now 'electra'"),
 ])
 def test_resume_with_other_settings_is_refused_before_writing(tmp_path, small, change, message):
     out = tmp_path / "out"

@@ -66,7 +66,7 @@ RESUME_SETTINGS = ("arch", "preset", "config_name", "init_from_bert", "sampler",
                    "max_encoder_params", "min_encoder_params", "teacher_name_or_path", "kd_hidden_weight",
                    "kd_embedding_weight",
                    "num_processes", "streaming", "shuffle_buffer_size", "held_out_documents", "anchor_eval_file",
-                   "anchor_eval_samples", "anchor_swap_margin")
+                   "anchor_eval_samples", "anchor_swap_margin", "objective", "generator_arch", "rtd_weight")
 
 
 def check_inputs(args: PretrainArguments) -> Path | None:

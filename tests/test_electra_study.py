@@ -1,0 +1,57 @@
+"""bench/electra_study.py --quick: both objectives pre-trained for the same training FLOPs (ELECTRA's steps from the
+FLOPs ratio), fine-tuned and scored on held-out slices with the dev files gone, a rerun that only reports."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import electra_study as study  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("electra_study")
+    study.make_plan(study.ElectraStudyArguments(quick=True, output_dir=str(out)))  # the quick inputs
+    for dev in (out / "quick_inputs" / "glue").glob("*/dev.tsv"):  # the study must never need dev
+        dev.unlink()
+    argv = ["--quick", "--output_dir", str(out)]
+    return out, study.main(argv), study.main(argv)
+
+
+def _result(out: Path, stage: str) -> dict:
+    return json.loads((out / "results" / f"{stage}.json").read_text())
+
+
+@pytest.mark.slow
+def test_each_objective_gets_the_same_training_flops(quick):
+    out, first, second = quick
+    assert list(second) == ["report"] and "pretrain_electra_s2" in first
+    model = study.QUICK_MODEL
+    ratio = study.training_flops(model, "mlm") / study.training_flops(model, "electra")
+    assert ratio < 1  # ELECTRA's step also runs the generator and the detection head
+    for seed in (1, 2):
+        mlm, electra = (_result(out, f"pretrain_{o}_s{seed}") for o in study.OBJECTIVES)
+        assert mlm["steps"] == 4 and electra["steps"] == round(4 * ratio)
+        assert mlm["results"]["train_steps"] == 4 and electra["results"]["train_steps"] == electra["steps"]
+        assert mlm["results"]["objective"] == "mlm" and electra["results"]["objective"] == "electra"
+        assert mlm["results"]["eval_arch"] == electra["results"]["eval_arch"] == model.arch
+
+
+@pytest.mark.slow
+def test_fine_tuning_scores_held_out_slices_and_the_report_reads_the_results(quick):
+    out, _, _ = quick
+    for objective in study.OBJECTIVES:
+        record = _result(out, f"finetune_{objective}_s1")
+        for task in study.TASKS:
+            flags = json.loads((out / "encoders" / f"{objective}_s1-{task}" / "all_results.json").read_text())
+            assert set(flags["eval_results"]) == {task}
+        assert record["score"] == pytest.approx(sum(record["tasks"][t]["score"] for t in study.TASKS) / 2)
+    summary = json.loads((out / "docs" / "results" / "electra_study" / "summary.json").read_text())
+    scores = {o: [_result(out, f"finetune_{o}_s{s}")["score"] for s in (1, 2)] for o in study.OBJECTIVES}
+    assert summary["electra_minus_mlm"] == pytest.approx(sum(scores["electra"]) / 2 - sum(scores["mlm"]) / 2)
+    assert "ELECTRA − masked-LM" in (out / "docs" / "electra_study.md").read_text()
