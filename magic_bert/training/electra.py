@@ -26,7 +26,7 @@ from transformers.models.electra.modeling_electra import ElectraDiscriminatorPre
 
 from ..configuration_magic_bert import MagicBertConfig
 from ..data import seed_from_keys
-from ..errors import invalid_value
+from ..errors import invalid_value, load_user_file
 from ..io_utils import publish_dir
 from ..modeling_magic_bert import MagicBertEncoder, MagicBertPreTrainedModel, encoder_masks
 from ..op_specs import parse_op
@@ -78,16 +78,20 @@ def electra_generator_config(objective: str, generator_arch: str | None,
 
 def load_electra(supernet_dir: str | Path, device: torch.device | str = "cpu") -> ElectraObjective | None:
     """The generator and detection head a supernet was trained with (``electra_generator/`` in its folder, written
-    by ``--objective electra`` at the end and in every checkpoint), or None for a masked-LM supernet. Search and
-    analysis score such a supernet's children by detection: its masked-LM head was never trained."""
+    by ``--objective electra`` at the end and in every checkpoint), or None for a masked-LM supernet. Search scores
+    such a supernet's children by detection: its masked-LM head was never trained."""
     folder = Path(supernet_dir) / GENERATOR_FOLDER
     if not (folder / "generator.safetensors").is_file():
         return None
-    generator = ElectraGenerator(MagicBertConfig.from_pretrained(folder))
-    generator.load_state_dict(load_file(folder / "generator.safetensors"))
-    head = DiscriminatorHead(generator.config)
-    head.load_state_dict(load_file(folder / "discriminator_head.safetensors"))
-    return ElectraObjective(generator.to(device).eval(), head.to(device).eval(), rtd_weight=1.0)
+
+    def load() -> ElectraObjective:
+        generator = ElectraGenerator(MagicBertConfig.from_pretrained(folder))
+        generator.load_state_dict(load_file(folder / "generator.safetensors"))
+        head = DiscriminatorHead(generator.config)
+        head.load_state_dict(load_file(folder / "discriminator_head.safetensors"))
+        return ElectraObjective(generator.to(device).eval(), head.to(device).eval(), rtd_weight=1.0)
+
+    return load_user_file(f"`supernet` {str(supernet_dir)!r}: {GENERATOR_FOLDER}/", load)
 
 
 class ElectraGenerator(MagicBertPreTrainedModel):

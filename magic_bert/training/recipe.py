@@ -420,7 +420,10 @@ class PretrainRecipe:
         score = self.score(self.eval_dataloader, strategy.eval_arch() if strategy.is_supernet else None,
                            progress=True, desc="Held-out MLM" if self.electra is None else "Held-out detection")
         tokens = state.train_tokens + self._reduce_local_tokens()
-        results = {**score.as_dict(), "objective": self.args.objective, "eval_arch": strategy.eval_arch(),
+        scores = score.as_dict()
+        if self.electra is not None:  # a detection loss has no perplexity
+            scores.pop("eval_perplexity")
+        results = {**scores, "objective": self.args.objective, "eval_arch": strategy.eval_arch(),
                    "train_steps": state.completed_steps,
                    "train_tokens": tokens, "train_seconds": state.train_seconds,
                    "train_tokens_per_second": tokens / state.train_seconds if state.train_seconds else None,
