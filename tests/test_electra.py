@@ -209,3 +209,36 @@ def test_an_electra_trained_child_exports_for_fine_tuning_and_its_card_says_how_
     assert "E-MAGIC-AT" in card and "replaced-token detection" in card
     model = AutoModelForSequenceClassification.from_pretrained(child, trust_remote_code=True, num_labels=3)
     assert model(torch.tensor([[2, 10, 11, 3]])).logits.shape == (1, 3)
+
+
+def test_rank_correlation_scores_an_electra_supernet_by_detection_against_the_masked_lm_reference(tmp_path, small):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "recipes"))
+    import rank_correlation as rank_recipe
+
+    from magic_bert.evaluation import evaluate_mlm
+    from magic_bert.training.electra import load_electra
+
+    supernet_dir = tmp_path / "supernet"
+    run(*small, "--max_train_steps", 2, "--output_dir", supernet_dir)
+    report = rank_recipe.correlate(rank_recipe.parse_args([
+        "--supernet", str(supernet_dir), "--output_dir", str(tmp_path / "rank"), "--num_children", "3",
+        "--standalone_steps", "2", "--num_warmup_steps", "0", "--per_device_train_batch_size", "4",
+        "--max_seq_length", "64", "--synthetic_documents", "200", "--num_eval_batches", "1",
+        "--per_device_eval_batch_size", "8", "--cache_dir", str(tmp_path / "cache")]))
+    (scored,) = report["supernets"]
+    assert scored["inherited_score"] == "replaced-token detection"
+    assert all(entry["eval_loss"] > 2 for entry in report["standalone"])  # the masked-LM reference, ~log(vocab)
+    from torch.utils.data import DataLoader
+    from transformers import AutoTokenizer, default_data_collator
+
+    from magic_bert.data import held_out_blocks, load_held_out_text
+
+    tokenizer = AutoTokenizer.from_pretrained(supernet_dir)
+    blocks = held_out_blocks(load_held_out_text(synthetic_documents=200, seed=42), tokenizer, 64, 0.15, seed=42)
+    loader = DataLoader(blocks.select(range(8)), batch_size=8, collate_fn=default_data_collator)
+    supernet = MagicBertSupernetForMaskedLM.from_pretrained(supernet_dir)
+    by_hand = [evaluate_mlm(supernet, loader, arch=arch, example_sums=load_electra(supernet_dir).example_sums).loss
+               for arch in report["children"]]
+    assert scored["inherited_losses"] == pytest.approx(by_hand, abs=1e-6)

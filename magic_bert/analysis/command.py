@@ -29,6 +29,7 @@ from ..supernet_inputs import (
     load_tokenizer,
 )
 from ..training.arguments import PretrainArguments
+from ..training.electra import load_electra
 from .arguments import InterferenceArguments, RankCorrelationArguments
 from .interference import check_shared, sample_sharing_children, shared_op, similarity_matrix, similarity_vs_m
 from .plots import plot_rank_scatter, plot_similarity_matrix, plot_similarity_vs_m, short_arch
@@ -169,8 +170,13 @@ def correlate(args: RankCorrelationArguments) -> dict:
 
     results = []
     for folder, net in zip(args.supernet, supernets, strict=True):
-        inherited = [evaluate_mlm(net, loader, arch=arch).loss for arch in children]
-        results.append({"supernet": str(folder), "inherited_losses": inherited,
+        # An ELECTRA-trained supernet (E-MAGIC-AT) is scored on its own objective, replaced-token detection, against
+        # the same masked-LM standalone reference
+        electra = load_electra(folder)
+        inherited = [evaluate_mlm(net, loader, arch=arch, example_sums=electra and electra.example_sums).loss
+                     for arch in children]
+        results.append({"supernet": str(folder), "inherited_score": "masked-LM" if electra is None else
+                        "replaced-token detection", "inherited_losses": inherited,
                         **rank_correlation(inherited, standalone_losses)})
     report = {"children": children, "standalone": standalone, "trained_now": cache.trained,
               "cache_dir": str(cache_dir), "schedule": {"steps": args.standalone_steps, "lr": args.learning_rate,
