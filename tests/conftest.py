@@ -129,3 +129,13 @@ def run_two_processes(worker_source: str, worker: "os.PathLike | str", *args: st
                                 "--master_port", str(port), str(worker), *map(str, args)],
                                capture_output=True, text=True, cwd=repo, env=environment, timeout=600)
     assert completed.returncode == 0, completed.stderr[-4000:]
+
+
+def run_quick_study(study, arguments, out) -> tuple[dict, dict]:
+    """A staged bench's ``--quick`` run twice in ``out`` (the second only reports), its generated GLUE dev files
+    deleted first: a study that reads held-out slices of the training files must never need dev."""
+    study.make_plan(arguments(quick=True, output_dir=str(out)))  # the quick inputs
+    for dev in (out / "quick_inputs" / "glue").glob("*/dev.tsv"):
+        dev.unlink()
+    argv = ["--quick", "--output_dir", str(out)]
+    return study.main(argv), study.main(argv)

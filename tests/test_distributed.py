@@ -126,17 +126,16 @@ def test_two_process_resume_equals_an_uninterrupted_run(tmp_path, word_tokenizer
     assert ranks[0]["resumed"] == ranks[1]["resumed"]
 
 
-KD_WORKER = textwrap.dedent("""
-    import hashlib, json, os, sys
+RECIPE_WORKER = textwrap.dedent("""
+    import hashlib, json, operator, os, sys
     from magic_bert.training.recipe import PretrainRecipe
     from magic_bert.training.arguments import parse_pretrain_args
 
-    out, tokenizer, teacher = sys.argv[1], sys.argv[2], sys.argv[3]
+    out, flags, modules = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
     recipe = PretrainRecipe(parse_pretrain_args([
-        "--output_dir", out, "--sampler", "magic-at", "--tokenizer_name", tokenizer, "--teacher_name_or_path", teacher,
-        "--kd_hidden_weight", "1", "--max_train_steps", "4", "--anchor_eval_steps", "2",
+        "--output_dir", out, "--sampler", "magic-at", "--max_train_steps", "4", "--anchor_eval_steps", "2",
         "--per_device_train_batch_size", "4", "--synthetic_documents", "200", "--max_seq_length", "64",
-        "--anchor_eval_samples", "16", "--max_eval_samples", "16", "--learning_rate", "2e-3"]))
+        "--anchor_eval_samples", "16", "--max_eval_samples", "16", "--learning_rate", "2e-3", *flags]))
     recipe.setup_inputs()
     recipe.setup_training()
     recipe.train()
@@ -146,10 +145,20 @@ KD_WORKER = textwrap.dedent("""
         state = module.state_dict()
         return hashlib.sha256(b"".join(state[k].contiguous().numpy().tobytes() for k in sorted(state))).hexdigest()
 
-    projection = recipe.accelerator.unwrap_model(recipe.projection)
+    report = {"weights": digest(result.model), "archs": result.archs, "anchor_history": result.anchor_history,
+              "eval_loss": result.results["eval_loss"]}
+    for name in modules:  # the run's other trained modules (a KD projection, ELECTRA's generator and head)
+        report[name] = digest(recipe.accelerator.unwrap_model(operator.attrgetter(name)(recipe)))
     with open(f"{out}.rank{os.environ['RANK']}.json", "w") as f:
-        json.dump({"weights": digest(result.model), "projection": digest(projection), "archs": result.archs}, f)
+        json.dump(report, f)
 """)
+
+
+def _two_recipe_runs(tmp_path, name: str, flags: list[str], modules: list[str], port: int) -> tuple[dict, dict]:
+    """The same magic-at run (4 steps, ``flags`` added) on two gloo processes: each rank's report."""
+    run_two_processes(RECIPE_WORKER, tmp_path / f"{name}_worker.py", tmp_path / name, json.dumps(flags),
+                      json.dumps(modules), port=port)
+    return tuple(json.loads((tmp_path / f"{name}.rank{r}.json").read_text()) for r in (0, 1))
 
 
 @pytest.mark.slow
@@ -161,45 +170,17 @@ def test_two_processes_distil_hidden_states_identically(tmp_path, word_tokenizer
     BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(tmp_path / "encoder")
     tokenizer.save_pretrained(tmp_path / "encoder")
-    run_two_processes(KD_WORKER, tmp_path / "kd_worker.py", tmp_path / "kd", word_tokenizer_dir,
-                      tmp_path / "encoder", port=29536)
-    rank0, rank1 = (json.loads((tmp_path / f"kd.rank{r}.json").read_text()) for r in (0, 1))
+    rank0, rank1 = _two_recipe_runs(tmp_path, "kd", ["--tokenizer_name", word_tokenizer_dir, "--teacher_name_or_path",
+                                                     str(tmp_path / "encoder"), "--kd_hidden_weight", "1"],
+                                    ["projection"], port=29536)
     assert rank0 == rank1 and len(rank0["archs"]) == 4
-
-
-ELECTRA_WORKER = textwrap.dedent("""
-    import hashlib, json, os, sys
-    from magic_bert.training.recipe import PretrainRecipe
-    from magic_bert.training.arguments import parse_pretrain_args
-
-    out, tokenizer = sys.argv[1], sys.argv[2]
-    recipe = PretrainRecipe(parse_pretrain_args([
-        "--output_dir", out, "--sampler", "magic-at", "--objective", "electra", "--tokenizer_name", tokenizer,
-        "--max_train_steps", "4", "--anchor_eval_steps", "2", "--per_device_train_batch_size", "4",
-        "--synthetic_documents", "200", "--max_seq_length", "64", "--anchor_eval_samples", "16",
-        "--max_eval_samples", "16", "--learning_rate", "2e-3", "--anchor_swap_margin", "0"]))
-    recipe.setup_inputs()
-    recipe.setup_training()
-    recipe.train()
-    result = recipe.finish()
-
-    def digest(module):
-        state = module.state_dict()
-        return hashlib.sha256(b"".join(state[k].contiguous().numpy().tobytes() for k in sorted(state))).hexdigest()
-
-    unwrap = recipe.accelerator.unwrap_model
-    with open(f"{out}.rank{os.environ['RANK']}.json", "w") as f:
-        json.dump({"weights": digest(result.model), "generator": digest(unwrap(recipe.electra.generator)),
-                   "head": digest(unwrap(recipe.electra.head)), "archs": result.archs,
-                   "anchor_history": result.anchor_history, "eval_loss": result.results["eval_loss"]}, f)
-""")
 
 
 @pytest.mark.slow
 def test_two_processes_train_e_magic_at_identically(tmp_path, word_tokenizer_dir):
     """ELECTRA under two processes: the same children and anchor decisions, and the discriminator, the generator
     (which shares its token embeddings) and the detection head end the same on both ranks."""
-    run_two_processes(ELECTRA_WORKER, tmp_path / "electra_worker.py", tmp_path / "electra", word_tokenizer_dir,
-                      port=29537)
-    rank0, rank1 = (json.loads((tmp_path / f"electra.rank{r}.json").read_text()) for r in (0, 1))
+    rank0, rank1 = _two_recipe_runs(tmp_path, "electra", ["--tokenizer_name", word_tokenizer_dir, "--objective",
+                                                          "electra", "--anchor_swap_margin", "0"],
+                                    ["electra.generator", "electra.head"], port=29537)
     assert rank0 == rank1 and len(rank0["archs"]) == 4 and 0 < rank0["eval_loss"] < 2

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import run_quick_study
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -16,11 +18,7 @@ import electra_study as study  # noqa: E402
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("electra_study")
-    study.make_plan(study.ElectraStudyArguments(quick=True, output_dir=str(out)))  # the quick inputs
-    for dev in (out / "quick_inputs" / "glue").glob("*/dev.tsv"):  # the study must never need dev
-        dev.unlink()
-    argv = ["--quick", "--output_dir", str(out)]
-    return out, study.main(argv), study.main(argv)
+    return out, *run_quick_study(study, study.ElectraStudyArguments, out)
 
 
 def _result(out: Path, stage: str) -> dict:

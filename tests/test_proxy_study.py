@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
+from .conftest import run_quick_study
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
@@ -21,11 +23,7 @@ import proxy_study_report as report  # noqa: E402
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
-    study.make_plan(study.StudyArguments(quick=True, output_dir=str(out)))  # the quick inputs
-    for dev in (out / "quick_inputs" / "glue").glob("*/dev.tsv"):  # the study must never need dev
-        dev.unlink()
-    argv = ["--quick", "--output_dir", str(out)]
-    return out, study.main(argv), study.main(argv)
+    return out, *run_quick_study(study, study.StudyArguments, out)
 
 
 def _result(out: Path, stage: str) -> dict:
