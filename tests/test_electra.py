@@ -242,3 +242,38 @@ def test_rank_correlation_scores_an_electra_supernet_by_detection_against_the_ma
     by_hand = [evaluate_mlm(supernet, loader, arch=arch, example_sums=load_electra(supernet_dir).example_sums).loss
                for arch in report["children"]]
     assert scored["inherited_losses"] == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_interference_differentiates_an_electra_supernets_detection_loss(tmp_path, small):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "recipes"))
+    import analyze_interference
+
+    from magic_bert.analysis.interference import probe_child, shared_op
+    from magic_bert.training.electra import load_electra
+
+    supernet_dir = tmp_path / "supernet"
+    run(*small, "--max_train_steps", 2, "--output_dir", supernet_dir)
+    out = tmp_path / "interference"
+    analyze_interference.main(["--supernet", str(supernet_dir), "--output_dir", str(out), "--layer", "2", "--op",
+                               "mha:2", "--num_children", "3", "--pairs_per_m", "1", "--num_batches", "1",
+                               "--per_device_batch_size", "4", "--max_seq_length", "64"])
+    matrix = json.loads((out / "similarity_matrix.json").read_text())
+    assert matrix["loss"] == "replaced-token detection"
+    assert [row[i] for i, row in enumerate(matrix["gradient"])] == pytest.approx([1.0] * 3, abs=1e-9)
+    # The probe's gradient is the detection loss's (by hand with autograd), not the masked-LM loss's
+    supernet = MagicBertSupernetForMaskedLM.from_pretrained(supernet_dir)
+    electra = load_electra(supernet_dir)
+    ids = torch.randint(5, supernet.config.vocab_size, (2, 16))
+    labels = torch.full_like(ids, -100)
+    labels[:, 3] = ids[:, 3]
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    arch = matrix["children"][0]
+    probe = probe_child(supernet, arch, [batch], 2, "mha:2", electra)
+    params = list(shared_op(supernet, 2, "mha:2").parameters())
+    supernet.eval()
+    by_hand = torch.autograd.grad(electra.held_out_loss(supernet, batch, 0, {"arch": arch}), params)
+    assert torch.allclose(probe.gradients[0], torch.cat([g.reshape(-1) for g in by_hand]).double(), atol=1e-9)
+    mlm = torch.autograd.grad(supernet(**batch, arch=arch, masked_logits_only=True).loss, params)
+    assert not torch.allclose(probe.gradients[0], torch.cat([g.reshape(-1) for g in mlm]).double(), atol=1e-6)

@@ -76,11 +76,12 @@ def analyze(args: InterferenceArguments) -> dict:
                                 name="per_device_batch_size")
     batches = list(DataLoader(blocks, batch_size=batch_size, collate_fn=default_data_collator))
 
-    matrices = similarity_matrix(supernet, children, batches, layer, op)
+    electra = load_electra(args.supernet)  # an ELECTRA supernet: gradients of its own objective, detection
+    matrices = similarity_matrix(supernet, children, batches, layer, op, electra)
     curve = similarity_vs_m(supernet, batches, layer, op, args.pairs_per_m, args.seed,
-                            *_total_budget(space, args))
+                            *_total_budget(space, args), electra=electra)
     what = {"supernet": str(args.supernet), "layer": layer, "op": op, "num_batches": len(batches),
-            "batch_size": batch_size}
+            "batch_size": batch_size, "loss": "masked-LM" if electra is None else "replaced-token detection"}
 
     def write(staging: Path) -> None:
         (staging / "similarity_matrix.json").write_text(json.dumps({**what, "children": children, **matrices},

@@ -23,6 +23,7 @@ from torch import nn
 from ..errors import InputError
 from ..op_specs import parse_op
 from ..search_space import SearchSpace
+from ..training.electra import ElectraObjective
 
 KINDS = ("gradient", "input", "output")
 
@@ -64,8 +65,10 @@ def check_shared(children: list[list[str]], space: SearchSpace, layer: int, op: 
     return archs
 
 
-def probe_child(supernet, arch: list[str], batches: list[dict], layer: int, op: str) -> ChildProbe:
-    """Run child ``arch`` on every batch; record the shared op's gradient, input and output (see module doc)."""
+def probe_child(supernet, arch: list[str], batches: list[dict], layer: int, op: str,
+                electra: ElectraObjective | None = None) -> ChildProbe:
+    """Run child ``arch`` on every batch; record the shared op's gradient, input and output (see module doc). The
+    gradient is of the held-out masked-LM loss, or for an ELECTRA supernet (``electra``) of the detection loss."""
     module = shared_op(supernet, layer, op)
     params = [p for p in module.parameters()]
     probe = ChildProbe(list(arch))
@@ -78,9 +81,10 @@ def probe_child(supernet, arch: list[str], batches: list[dict], layer: int, op: 
     supernet.eval()
     handle = module.register_forward_hook(hook)
     try:
-        for batch in batches:
+        for index, batch in enumerate(batches):
             loss = supernet(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                            labels=batch["labels"], arch=arch, masked_logits_only=True).loss
+                            labels=batch["labels"], arch=arch, masked_logits_only=True).loss if electra is None \
+                else electra.held_out_loss(supernet, batch, index, {"arch": arch})
             grads = torch.autograd.grad(loss, params)
             probe.gradients.append(torch.cat([g.reshape(-1) for g in grads]).double())
             real = batch["attention_mask"].bool()
@@ -105,13 +109,13 @@ def pair_similarity(a: ChildProbe, b: ChildProbe) -> dict[str, float]:
 
 
 def similarity_matrix(supernet, children: list[list[str]], batches: list[dict], layer: int,
-                      op: str) -> dict[str, list[list[float]]]:
+                      op: str, electra: ElectraObjective | None = None) -> dict[str, list[list[float]]]:
     """Pairwise similarities (``gradient``, ``input``, ``output``: n x n lists) of children sharing ``op`` at
     ``layer``, on the same batches."""
     if not batches:
         raise InputError("No batches to compare gradients on; pass held-out text with at least one block.")
     archs = check_shared(children, supernet.config.search_space, layer, op)
-    probes = [probe_child(supernet, arch, batches, layer, op) for arch in archs]
+    probes = [probe_child(supernet, arch, batches, layer, op, electra) for arch in archs]
     n = len(probes)
     matrices = {kind: [[math.nan] * n for _ in range(n)] for kind in KINDS}
     for i in range(n):
@@ -163,7 +167,8 @@ def pairs_at_distance(space: SearchSpace, layer: int, op: str, m: int, count: in
 
 
 def similarity_vs_m(supernet, batches: list[dict], layer: int, op: str, pairs_per_m: int = 8, seed: int = 0,
-                    max_params: float | None = None, min_params: float | None = None) -> list[dict]:
+                    max_params: float | None = None, min_params: float | None = None,
+                    electra: ElectraObjective | None = None) -> list[dict]:
     """For m = 1..L-1: the similarities of ``pairs_per_m`` random child pairs that share ``op`` at ``layer`` and
     differ in m layers. One row per m with every pair's values and their mean / std (pairs are the same for every
     supernet given the same seed and budget, so supernets are compared on identical pairs)."""
@@ -178,7 +183,7 @@ def similarity_vs_m(supernet, batches: list[dict], layer: int, op: str, pairs_pe
 
     def probe(arch):
         if tuple(arch) not in probes:
-            probes[tuple(arch)] = probe_child(supernet, arch, batches, layer, op)
+            probes[tuple(arch)] = probe_child(supernet, arch, batches, layer, op, electra)
         return probes[tuple(arch)]
 
     rows = []

@@ -207,19 +207,31 @@ class ElectraObjective:
         """(batch, 3) for :func:`~magic_bert.evaluation.evaluate_mlm`: each example's summed detection loss,
         correctly detected tokens and real tokens, on held-out ``batch`` corrupted by the current generator (sampled
         from ``index`` alone: every child scored in one evaluation sees the same corrupted text)."""
+        logits, replaced = self.detect(model, batch, index, extra)
+        real = batch["attention_mask"].bool()
+        token_loss = F.binary_cross_entropy_with_logits(logits, replaced.float(), reduction="none")
+        correct = ((logits > 0) == replaced).float()
+        return torch.stack([(token_loss * real).sum(1), (correct * real).sum(1), real.sum(1).float()], dim=1)
+
+    def held_out_loss(self, model, batch: dict[str, torch.Tensor], index: int, extra: dict) -> torch.Tensor:
+        """The detection loss of ``model`` on held-out ``batch`` (corrupted as :meth:`example_sums` does), with its
+        gradient: what the interference analysis differentiates for an ELECTRA supernet."""
+        logits, replaced = self.detect(model, batch, index, extra)
+        return detection_loss(logits, replaced, batch["attention_mask"])
+
+    def detect(self, model, batch: dict[str, torch.Tensor], index: int, extra: dict
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's detection logits on ``batch`` corrupted by the generator (in eval mode, no gradient through
+        it, seeded by ``index``) and which tokens were replaced."""
         self.reseed(batch["input_ids"].device, "held-out", index)
         unwrapped = getattr(model, "module", model)
         generator_was_training = self.generator.training
         self.generator.eval()
-        corrupted, replaced, _ = self.corrupt(batch, unwrapped.bert.embeddings)
+        with torch.no_grad():
+            corrupted, replaced, _ = self.corrupt(batch, unwrapped.bert.embeddings)
         self.generator.train(generator_was_training)
         outputs = model(**corrupted, output_hidden_states=True, masked_logits_only=True, **extra)
-        logits = self.head(outputs.hidden_states[-1]).float()
-        real = batch["attention_mask"].bool()
-        token_loss = F.binary_cross_entropy_with_logits(logits, replaced.float(), reduction="none")
-        correct = ((logits > 0) == replaced).float()
-        sums = torch.stack([(token_loss * real).sum(1), (correct * real).sum(1), real.sum(1).float()], dim=1)
-        return sums
+        return self.head(outputs.hidden_states[-1]).float(), replaced
 
 
 __all__ = ["GENERATOR_FOLDER", "DiscriminatorHead", "ElectraGenerator", "ElectraObjective", "default_generator_arch",
