@@ -12,6 +12,7 @@ from transformers import AutoTokenizer, default_data_collator
 
 from magic_bert import MagicBertConfig, MagicBertSupernetForMaskedLM
 from magic_bert.data import held_out_blocks, load_held_out_text
+from magic_bert.errors import InputError
 from magic_bert.evaluation import MLMScore, evaluate_mlm
 from magic_bert.search.algorithms import (
     Candidate,
@@ -284,3 +285,61 @@ def test_search_scores_match_within_one_process_run(trained_supernet_dir):
         a = evaluate_mlm(supernet, loader, arch=arch)
         b = evaluate_mlm(supernet.export(arch), loader)
     assert a.loss == pytest.approx(b.loss, abs=1e-6) and a.accuracy == b.accuracy
+
+
+def test_racing_scores_in_full_only_children_whose_screen_ranks_among_the_best_so_far():
+    """``screen_fn`` (racing): a child is scored in full only if its screened score ranks among the best ``keep``
+    screened scores of the children scored in full before it; the others stay screened and are never parents or
+    the best. With a screen equal to the full score the best found is the best of every child seen."""
+    space = MagicBertConfig.from_preset("60m").search_space
+    weights = {op.name: (3.0 if op.name == "ffn:2048" else 2.0 if op.kind == "mha" else 0.0) for op in space.ops}
+    full, screens = [], []
+
+    def counted(log, fn):
+        def score(arch):
+            log.append(tuple(arch))
+            return fn(arch)
+        return score
+
+    scorer = CandidateScorer(space, Constraints(max_params=60e6), counted(full, additive_score(weights)),
+                             counted(screens, additive_score(weights)), keep=4)
+    result = evolution_search(scorer, random.Random(0), population_size=16, generations=8, parents=4)
+    assert len(scorer.history) == 128 and 0 < sum(c.screened for c in scorer.history) < 128
+    kept: list[float] = []
+    for candidate in scorer.history:  # the rule, replayed
+        value = -candidate.loss
+        promising = len(kept) < 4 or value >= sorted(kept, reverse=True)[3]
+        assert candidate.screened == (not promising)
+        if promising:
+            kept.append(value)
+    assert len(full) == len(scorer.scored) and len(screens) == len(scorer.history)
+    assert result.best.loss == min(c.loss for c in scorer.history) and not result.best.screened
+    assert all(not c.screened for c in result.top(10))
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--screen_batches", "4"], "`screen_batches` 4 screens on fewer batches"),
+    (["--screen_batches", "1", "--metric", "distill"], "with `metric` loss or accuracy"),
+])
+def test_racing_settings_are_checked(trained_supernet_dir, tmp_path, flags, message):
+    with pytest.raises(InputError, match=message):
+        search_recipe.search(search_recipe.parse_args(["--supernet", str(trained_supernet_dir), "--output_dir",
+                                                       str(tmp_path / "out"), *flags]))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_raced_search_records_screened_children_on_their_screening_batches(trained_supernet_dir, tmp_path):
+    out = tmp_path / "raced"
+    search_recipe.search(search_recipe.parse_args([
+        "--supernet", str(trained_supernet_dir), "--output_dir", str(out), "--population_size", "6", "--generations",
+        "3", "--num_eval_batches", "2", "--per_device_eval_batch_size", "4", "--screen_batches", "1",
+        "--max_seq_length", "64", "--seed_archs", "none"]))
+    lines = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+    screened = [x for x in lines if x["screened"]]
+    full = [x for x in lines if not x["screened"]]
+    assert screened and full and len(lines) == 18
+    best = json.loads((out / "arch.json").read_text())
+    assert best["eval_loss"] == min(x["loss"] for x in full)
+    for record, batches in ((screened[0], 1), (full[-1], 2)):  # each on the batches it was scored on
+        assert _scores_on_held_out(trained_supernet_dir, record["arch"], batches, batch_size=4).loss == \
+            pytest.approx(record["loss"], abs=1e-6)

@@ -202,6 +202,7 @@ class Candidate:
     encoder_params: int | None = None  # params of the layers alone
     seed: str | None = None  # the name of a seed arch (e.g. a hand-designed student) that started the search
     proxies: dict[str, float] = field(default_factory=dict)  # the proxy scores computed for it
+    screened: bool = False  # scored on the screening batches only (``screen_fn``): never a parent or the best
 
     def value(self, metric: str) -> float:
         """The metric as measured (a loss, an accuracy, a proxy)."""
@@ -213,12 +214,25 @@ class Candidate:
 
 
 class CandidateScorer:
-    """Scores archs with ``score_fn(arch) -> MLMScore`` once each; ``history`` keeps every evaluation in order."""
+    """Scores archs with ``score_fn(arch) -> MLMScore`` once each; ``history`` keeps every evaluation in order.
 
-    def __init__(self, space: SearchSpace, constraints: Constraints, score_fn):
+    With ``screen_fn`` (the same score on the first few held-out batches: racing), a new child is screened first and
+    scored in full only if its screened ``metric`` ranks among the best ``keep`` screened scores of the children
+    scored in full so far (seeds and the first ``keep`` always are); the others stay ``screened``, at a fraction of
+    the cost, and never become parents or the best."""
+
+    def __init__(self, space: SearchSpace, constraints: Constraints, score_fn, screen_fn=None, keep: int = 0,
+                 metric: str = "loss"):
         self.space, self.constraints, self.score_fn = space, constraints, score_fn
+        self.screen_fn, self.keep, self.metric = screen_fn, keep, metric
         self.cache: dict[tuple[str, ...], Candidate] = {}
         self.history: list[Candidate] = []
+        self.screen_scores: list[float] = []  # the screened score of every child scored in full
+
+    @property
+    def scored(self) -> list[Candidate]:
+        """The children scored in full, in order."""
+        return [c for c in self.history if not c.screened]
 
     def __contains__(self, arch) -> bool:
         return tuple(arch) in self.cache
@@ -226,13 +240,28 @@ class CandidateScorer:
     def __call__(self, arch, generation: int = 0, seed: str | None = None) -> Candidate:
         key = tuple(arch)
         if key not in self.cache:
-            result = self.score_fn(list(arch))
-            candidate = Candidate(list(arch), result.loss, result.accuracy, generation=generation,
-                                  order=len(self.history), seed=seed, proxies=dict(getattr(result, "proxies", {})),
-                                  **self.constraints.measure(self.space, arch))
-            self.cache[key] = candidate
-            self.history.append(candidate)
+            screen = None
+            if self.screen_fn is not None and seed is None:
+                screen = self.screen_fn(list(arch))
+                if not self._promising(_higher_is_better(screen, self.metric)):
+                    return self._record(arch, screen, generation, seed, screened=True)
+            candidate = self._record(arch, self.score_fn(list(arch)), generation, seed)
+            if self.screen_fn is not None:
+                self.screen_scores.append(_higher_is_better(screen or self.screen_fn(list(arch)), self.metric))
+            return candidate
         return self.cache[key]
+
+    def _promising(self, value: float) -> bool:
+        best = sorted(self.screen_scores, reverse=True)[:self.keep]
+        return len(best) < self.keep or value >= best[-1]
+
+    def _record(self, arch, result, generation: int, seed: str | None, screened: bool = False) -> Candidate:
+        candidate = Candidate(list(arch), result.loss, result.accuracy, generation=generation,
+                              order=len(self.history), seed=seed, proxies=dict(getattr(result, "proxies", {})),
+                              screened=screened, **self.constraints.measure(self.space, arch))
+        self.cache[tuple(arch)] = candidate
+        self.history.append(candidate)
+        return candidate
 
     def score_seeds(self, seeds: dict[str, list[str]] | None) -> int:
         """Score the seed archs first (generation 0); returns how many were new."""
@@ -249,10 +278,17 @@ class SearchResult:
     metric: str = "loss"
 
     def top(self, k: int = 10) -> list[Candidate]:
-        return sorted(self.candidates, key=lambda c: c.score(self.metric), reverse=True)[:k]
+        """The best ``k`` of the children scored in full."""
+        scored = [c for c in self.candidates if not c.screened]
+        return sorted(scored, key=lambda c: c.score(self.metric), reverse=True)[:k]
 
 
 # ------------------------------------------------------------------------------------------------------ strategies
+def _higher_is_better(result, metric: str) -> float:
+    value = {"loss": result.loss, "accuracy": result.accuracy}[metric]
+    return -value if metric in LOWER_IS_BETTER else value
+
+
 def _new_feasible(propose: Callable[[], list[str]], scorer: CandidateScorer, tries: int = 200) -> list[str] | None:
     """A proposal that meets the constraints and has not been scored yet (None when the neighbourhood is used up)."""
     for _ in range(tries):
@@ -324,7 +360,7 @@ def evolution_search(scorer: CandidateScorer, rng: random.Random, population_siz
     if progress is not None:
         progress(0, population)
     for generation in range(1, generations):
-        elite = sorted(scorer.history, key=lambda c: c.score(metric), reverse=True)[:parents]
+        elite = sorted(scorer.scored, key=lambda c: c.score(metric), reverse=True)[:parents]
 
         def propose(elite=elite) -> list[str]:
             if len(elite) > 1 and rng.random() < crossover_prob:
@@ -345,11 +381,12 @@ def evolution_search(scorer: CandidateScorer, rng: random.Random, population_siz
 
 
 def _result(scorer: CandidateScorer, metric: str) -> SearchResult:
-    if not scorer.history:
+    scored = scorer.scored
+    if not scored:
         raise InputError("No architecture could be evaluated under these constraints.")
-    best = max(scorer.history, key=lambda c: c.score(metric))
-    if len(scorer.history) > 1 and len({c.score(metric) for c in scorer.history}) == 1:
-        warnings.warn(f"All {len(scorer.history)} children scored the same held-out {metric} "
+    best = max(scored, key=lambda c: c.score(metric))
+    if len(scored) > 1 and len({c.score(metric) for c in scored}) == 1:
+        warnings.warn(f"All {len(scored)} children scored the same held-out {metric} "
                       f"({abs(best.score(metric)):.4f}): the supernet does not tell them apart (it has learned too "
                       "little; train it longer), so the chosen arch is arbitrary.", stacklevel=3)
     return SearchResult(best=best, candidates=list(scorer.history), metric=metric)

@@ -66,6 +66,9 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
     num_evaluations: int | None = arg(None, "Random search: archs to score (default: population_size * "
                                             "generations, the evolution's budget).")
     num_eval_batches: int = arg(4, "Held-out batches per process per arch.")
+    screen_batches: int = arg(0, "Racing: score each new child on this many of those batches first, and on all of "
+                                 "them only if that ranks it among the best --parents children so far (0: off; "
+                                 "--metric loss or accuracy). The others are recorded as screened, never parents.")
     per_device_eval_batch_size: int = arg(32, "Batch size per device for scoring.")
     top_k: int = arg(10, "Rows of the printed table.")
     seed: int = arg(42, "Seed of the search and of the held-out masks.")
@@ -80,7 +83,12 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
                  per_device_eval_batch_size=self.per_device_eval_batch_size, num_evaluations=self.num_evaluations)
         at_least(2, population_size=self.population_size, parents=self.parents)
         at_most(MAX_SEARCH_CHILDREN, population_size=self.population_size, num_evaluations=self.num_evaluations)
-        at_least(0, min_attention_layers=self.min_attention_layers)
+        at_least(0, min_attention_layers=self.min_attention_layers, screen_batches=self.screen_batches)
+        if self.screen_batches and (self.screen_batches >= self.num_eval_batches
+                                    or self.metric not in ("loss", "accuracy")):
+            raise InputError(f"`screen_batches` {self.screen_batches} screens on fewer batches than "
+                             f"`num_eval_batches` ({self.num_eval_batches}) with `metric` loss or accuracy (got "
+                             f"{self.metric!r}).")
         at_least(2, task_train_samples=self.task_train_samples, task_eval_samples=self.task_eval_samples)
         if self.scoring_precision not in SCORING_PRECISIONS:
             raise InputError(f"`scoring_precision` {self.scoring_precision!r} is not a precision; choose one of "

@@ -66,7 +66,12 @@ def search(args: SearchArguments) -> SearchResult:
     args = replace(args, per_device_eval_batch_size=fit_batch_size(  # scoring batches no larger than the blocks
         args.per_device_eval_batch_size, len(blocks), "held-out blocks", accelerator.print,
         "per_device_eval_batch_size"))
-    scorer = CandidateScorer(space, constraints, metric_score_fn(args, supernet, blocks, tokenizer, accelerator))
+    screen_fn = None
+    if args.screen_batches:  # racing: the same score on the first batches of every process
+        screen_fn = metric_score_fn(args, supernet, blocks.select(range(min(len(blocks), args.screen_batches * (
+            args.per_device_eval_batch_size * accelerator.num_processes)))), tokenizer, accelerator)
+    scorer = CandidateScorer(space, constraints, metric_score_fn(args, supernet, blocks, tokenizer, accelerator),
+                             screen_fn, keep=args.parents or max(2, args.population_size // 2), metric=args.metric)
     result = _run_strategy(args, scorer, random.Random(args.seed), not accelerator.is_local_main_process, seeds)
 
     if accelerator.is_main_process:
@@ -101,7 +106,7 @@ def scoring_blocks(args: SearchArguments, tokenizer, supernet_dir: Path, acceler
 
 def seed_ranks(result: SearchResult) -> list[str]:
     """Where each seed arch ranked among every evaluated arch, by the search's metric."""
-    ranked = sorted(result.candidates, key=lambda c: c.score(result.metric), reverse=True)
+    ranked = result.top(len(result.candidates))
     return [f"seed {c.seed}: rank {rank} of {len(ranked)} (held-out {result.metric} {c.value(result.metric):.4f})"
             for rank, c in enumerate(ranked, start=1) if c.seed is not None]
 
