@@ -33,7 +33,8 @@ STUDENT_RECIPES = {
         finetune={"learning_rate": 5e-5, "warmup_ratio": 0.1}),
     "ladder-v1": StudentRecipe(
         "The ablation ladder's best row by held-out score (its row over three seeds: 94.8 % of the teacher's GLUE "
-        "average; the single objectives are not all run, docs/student_recipe.md): distillation by the teacher's hidden states on TinyBERT's uniform layer map + "
+        "average; the single objectives are not all run, docs/student_recipe.md): distillation by the teacher's "
+        "hidden states on TinyBERT's uniform layer map + "
         "MiniLMv2 self-attention relations + the mean-pooled sentence embedding (cosine), no masked-LM, lr 1e-4; "
         "fine-tuning over the grid 5e-5, 1e-4, 2e-4 with 10 % warm-up, batch 32, the rate and epoch chosen on the "
         "validation file (pass a held-out slice of your training data, not the dev set you report); the ladder's "
