@@ -132,6 +132,16 @@ def _standalone_template(args: RankCorrelationArguments, first: str, max_seq_len
         synthetic_documents=args.synthetic_documents)
 
 
+def _check_standalone_text(args: RankCorrelationArguments, record: dict) -> None:
+    """The embedded corpus's held-out documents of seed s open its training text of seed s + 1: standalone children
+    trained on the embedded corpus at that seed would train on the very text they are scored on."""
+    if args.train_file is None and record.get("synthetic_documents") is not None and args.seed == record["seed"] + 1:
+        raise InputError(f"`seed` {args.seed}: the standalone children would train on the embedded corpus of seed "
+                         f"{args.seed}, which begins with the documents the supernet held out (seed {record['seed']}) "
+                         f"and that they are scored on; pass another `seed` (e.g. {record['seed']}) or a "
+                         "`train_file`.")
+
+
 def _total_budget(space, args) -> tuple[float | None, float | None]:
     """``(max_params, min_params)`` meaning the parameter and the encoder budgets together."""
     with invalid_value("`max_encoder_params` / `min_encoder_params`"):
@@ -160,6 +170,7 @@ def correlate(args: RankCorrelationArguments) -> dict:
     if skipped:  # only then, so that caches of runs that skipped nothing stay valid
         fingerprint["skipped_blocks"] = skipped
     source = held_out_source(args.group(HeldOutArguments), args.seed, args.supernet)
+    _check_standalone_text(args, source.recorded or {})
     if args.validation_file is None and args.dataset_name is None:  # the supernet's recorded text (or the default)
         fingerprint["held_out_text"] = source.description
     cache = StandaloneCache(cache_dir, _standalone_template(args, str(args.supernet[0]), source.max_seq_length),
