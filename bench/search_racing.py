@@ -69,7 +69,8 @@ def compare(args: RacingArguments) -> dict:
     full, raced = _search(args, "full", 0), _search(args, "raced", args.screen_batches)
     ranked = sorted(full["full_losses"].values())
     raced_best_in_full = full["full_losses"].get(" ".join(raced["best_arch"]))
-    summary = {"settings": vars(args), "full": full, "raced": raced,
+    settings = {k: v for k, v in vars(args).items() if k not in ("output_dir", "results")}  # paths: not evidence
+    summary = {"settings": settings, "full": full, "raced": raced,
                "same_best": raced["best_arch"] == full["best_arch"],
                "raced_best_rank_in_full_search": None if raced_best_in_full is None
                else ranked.index(raced_best_in_full) + 1,

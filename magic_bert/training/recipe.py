@@ -216,21 +216,7 @@ class PretrainRecipe:
             accelerator.print(f"Anchor forward (alignment targets) in {self.loss.anchor_precision} precision "
                               f"(--anchor_precision {args.anchor_precision})")
 
-        self.state = TrainingState(strategy=self.strategy)
-        if self.resume is not None:
-            accelerator.print(f"Resuming from {self.resume}")
-            load_checkpoint(accelerator, self.resume, self.state)
-            if self.streaming:  # this rank continues with the next unseen batch of its share
-                rank = accelerator.process_index
-                self.train_dataloader.resume_at(self.state.stream_passes[rank], self.state.stream_batches[rank])
-        self.output = Path(args.output_dir)
-        self.run_folder = RunFolder(self.output)
-        if accelerator.is_main_process:
-            if self.resume is None:
-                self.run_folder.start()  # an old folder is moved aside, deleted once this run succeeds
-            _prepare_output_dir(self.output, self.resume, self.state.completed_steps)
-            write_jsonl_atomic(self.output / ANCHOR_LOG, self.strategy.history)
-        accelerator.wait_for_everyone()
+        self._restore_state_and_output_dir()
         if args.with_tracking:
             accelerator.init_trackers("magic_bert_pretrain", {k: v for k, v in asdict(args).items()
                                                               if isinstance(v, int | float | str | bool)})
@@ -240,6 +226,26 @@ class PretrainRecipe:
         self.probe = None if self.probe_batch is None else InterferenceProbe(
             args.probe_interference_steps, self.unwrapped,
             {k: v.to(accelerator.device) for k, v in self.probe_batch.items()})
+
+    def _restore_state_and_output_dir(self) -> None:
+        """The training state (a resumed checkpoint's, streams moved on to their next batch) and a clean output folder
+        (an old one moved aside until this run succeeds)."""
+        accelerator = self.accelerator
+        self.state = TrainingState(strategy=self.strategy)
+        if self.resume is not None:
+            accelerator.print(f"Resuming from {self.resume}")
+            load_checkpoint(accelerator, self.resume, self.state)
+            if self.streaming:  # this rank continues with the next unseen batch of its share
+                rank = accelerator.process_index
+                self.train_dataloader.resume_at(self.state.stream_passes[rank], self.state.stream_batches[rank])
+        self.output = Path(self.args.output_dir)
+        self.run_folder = RunFolder(self.output)
+        if accelerator.is_main_process:
+            if self.resume is None:
+                self.run_folder.start()  # an old folder is moved aside, deleted once this run succeeds
+            _prepare_output_dir(self.output, self.resume, self.state.completed_steps)
+            write_jsonl_atomic(self.output / ANCHOR_LOG, self.strategy.history)
+        accelerator.wait_for_everyone()
 
     def _eval_loader(self, dataset) -> DataLoader:
         return DataLoader(dataset, collate_fn=default_data_collator, generator=torch.Generator(),
