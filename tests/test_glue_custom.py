@@ -219,3 +219,22 @@ def test_the_recipe_is_the_command():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main is command.main and module.__doc__.startswith("Fine-tune on GLUE")
+
+
+def test_a_regression_model_fine_tunes_as_a_classifier(tiny_model, tmp_path):
+    """Intermediate-task transfer (STS-B's regression model as MRPC's start): the saved ``problem_type`` of the
+    regression head must not carry over, or the classifier trains with a mean-squared error on class ids."""
+    rng = random.Random(2)
+    scores = [[s, f"{rng.uniform(0, 1):.3f}"] for s in SENTENCES[:24]]
+    regression = tmp_path / "regression"
+    main(argv(tiny_model, regression, write_csv(tmp_path / "scores.csv", ["text", "score"], scores[:16]),
+              write_csv(tmp_path / "scores_dev.csv", ["text", "score"], scores[16:]), "--label_column", "score",
+              "--num_train_epochs", "1"))
+    start = regression / "scores" / "best_model"
+    assert AutoConfig.from_pretrained(start).problem_type == "regression"
+    out = tmp_path / "classifier"
+    main(argv(start, out, write_csv(tmp_path / "reviews.csv", ["review", "label"], review_rows(32, 0)),
+              write_csv(tmp_path / "reviews_dev.csv", ["review", "label"], review_rows(16, 1)),
+              "--num_train_epochs", "1"))
+    config = AutoConfig.from_pretrained(out / "reviews" / "best_model")
+    assert (config.num_labels, config.problem_type) == (2, "single_label_classification")

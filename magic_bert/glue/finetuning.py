@@ -158,7 +158,10 @@ def load_model(args: FinetuneArguments, task: GlueTask, tokenizer):
     parameter, source = _model_source(args, task)
     what = f"`{parameter}` {source!r}"
     check_weight_files(source, what)
-    labels = {"num_labels": task.num_labels}
+    # problem_type too: a start saved by another task (STS-B's regression model as MRPC's) keeps its own otherwise,
+    # and transformers would then train the classifier with a mean-squared error on class ids.
+    labels = {"num_labels": task.num_labels,
+              "problem_type": "regression" if task.is_regression else "single_label_classification"}
     if not task.is_regression:  # the names are saved in the model's config
         labels |= {"id2label": dict(enumerate(task.labels)), "label2id": {n: i for i, n in enumerate(task.labels)}}
     model, info = load_user_file(what, partial(AutoModelForSequenceClassification.from_pretrained, source,
