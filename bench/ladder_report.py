@@ -30,8 +30,14 @@ TASK_KD_LABELS = {"_taskkd": " + task-specific KD", "_taskkdh": " + task-specifi
 PROTOCOL_NOTES = {"showcase": "showcase protocol (lr 5e-5, whole training file, best dev epoch)",
                   "tuned": "tuned protocol (lr grid and epoch chosen on held-out slices of the training files)",
                   "cutlr": "the tuned protocol at the learning rates the cut's grid chose (epoch still chosen on the "
-                           "held-out slices)"}
-TEACHER_OF = {"cutlr": "tuned"}  # the teacher row a protocol's students are measured against
+                           "held-out slices)",
+                  "cutlr_stilts": "`cutlr`, but MRPC starts from the row's STS-B model of the same seed, trained on "
+                                  "STS-B less the pairs that share a sentence with MRPC's scored ones (intermediate-"
+                                  "task transfer, design amendment 5); the other tasks are `cutlr`'s runs",
+                  "tuned_stilts": "`tuned` with MRPC from the row's STS-B model, as `cutlr_stilts` (at the rates "
+                                  "`tuned` chose)"}
+# The teacher row a protocol's students are measured against
+TEACHER_OF = {"cutlr": "tuned", "cutlr_stilts": "tuned_stilts"}
 # The compression showcase's committed runs that are rows here (same models, same protocol): (row, protocol).
 SHOWCASE_ROWS = {"teacher": ("teacher", "showcase"), "distil": ("kd_showcase", "showcase")}
 # (from row, from protocol, to row, to protocol, what the step changes)
@@ -48,11 +54,15 @@ RUNGS = [("teacher", "showcase", "cut", "showcase", "cutting to layers 0, 2, 4 (
            for protocol in ("tuned", "cutlr") for row in ("cut", "kd_showcase", "kd_combined")],
          *[(f"{row}_taskkd", protocol, f"{row}_taskkdh", protocol, "task-specific KD of the hidden states too, on "
                                                                    f"{ROWS[row].removeprefix('cut + ')} ({protocol})")
-           for protocol in ("tuned", "cutlr") for row in ("cut", "kd_showcase", "kd_combined")]]
+           for protocol in ("tuned", "cutlr") for row in ("cut", "kd_showcase", "kd_combined")],
+         *[(row, protocol, row, f"{protocol}_stilts", f"MRPC from the row's STS-B model ({row_name})")
+           for row, protocol, row_name in (("kd_combined_taskkdh", "cutlr", "the recipe's row"),
+                                           ("teacher", "tuned", "the teacher"))]]
 # Indices into RUNGS with a paired bootstrap: the distillation and the protocol (the two first suspects), the cut under
 # the tuned protocol and task-specific KD.
 BOOTSTRAP_RUNGS = {1, 2} | {i for i, rung in enumerate(RUNGS)
-                            if rung[2].endswith(tuple(TASK_KD_LABELS)) or rung[:2] == ("teacher", "tuned")}
+                            if rung[2].endswith(tuple(TASK_KD_LABELS)) or rung[:2] == ("teacher", "tuned")
+                            or rung[3].endswith("_stilts")}
 
 
 def collect(results: Path, showcase_results: Path | None) -> dict[tuple[str, str], dict[int, dict]]:

@@ -140,6 +140,8 @@ class Plan(StageResults):
             return False
         if stage == "splits":
             return all((self.data(task) / "held_out.jsonl").is_file() for task in TASKS)
+        if stage == "stilts_data":
+            return (self.data(STILTS_DATA) / "train.jsonl").is_file()
         if stage == "cut" or stage.startswith(("kd_", "arch_")):
             return (Path(self.model(stage)) / "config.json").is_file()
         if stage == f"glue_teacher_tuned_s{self.seeds[0]}":  # its models teach the task-specific KD rows
@@ -295,25 +297,86 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
     for task in TASKS:
         rates = protocol.learning_rates if chosen is None else (chosen[task]["learning_rate"],)
         folder = plan.out / "glue" / row / protocol_name / f"seed_{seed}" / task
-        flags = ["--model_name_or_path", plan.model(row), "--task_name", task,
-                 "--max_seq_length", str(protocol.lengths[task]), "--num_train_epochs", str(protocol.epochs[task]),
-                 "--per_device_train_batch_size", str(protocol.batch_size), "--warmup_ratio",
-                 str(protocol.warmup_ratio), "--seed", str(seed), "--output_dir", str(folder),
-                 "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in rates)]
-        if task_kd_base(row) != row:
-            flags += ["--teacher_name_or_path", str(plan.task_teacher(task)), *task_kd_flags(row)]
-        if protocol.held_out:
-            flags += ["--train_file", str(plan.data(task) / "train.jsonl"),
-                      "--validation_file", str(plan.data(task) / "held_out.jsonl")]
-        else:
-            flags += ["--data_dir", str(plan.glue)] + (["--max_train_samples", str(SST2_TRAIN)] if task == "sst2"
-                                                       else [])
+        flags = _task_flags(row, protocol, seed, task, rates, folder, plan)
         # The teacher's first tuned models teach the task-specific KD rows.
         keep = row == "teacher" and protocol_name == "tuned" and seed == plan.seeds[0]
         tasks[task] = plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", task,
                                        partial(_finetune, flags, folder, keep, plan))
         if keep and not (plan.task_teacher(task) / "config.json").is_file():  # results restored, models not
             _rebuild_chosen_model(tasks[task], flags, folder, plan)
+    return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
+
+
+def _task_flags(row: str, protocol: Protocol, seed: int, task: str, rates, folder: Path, plan: Plan,
+                model: str | None = None, train: Path | None = None) -> list[str]:
+    """``magic-bert-glue``'s flags for one task of one row: from ``model`` (default: the row's), on ``train``
+    (default: the task's training part) with a held-out protocol."""
+    flags = ["--model_name_or_path", model or plan.model(row), "--task_name", task,
+             "--max_seq_length", str(protocol.lengths[task]), "--num_train_epochs", str(protocol.epochs[task]),
+             "--per_device_train_batch_size", str(protocol.batch_size), "--warmup_ratio",
+             str(protocol.warmup_ratio), "--seed", str(seed), "--output_dir", str(folder),
+             "--overwrite_output_dir", "--learning_rates", ",".join(f"{r:g}" for r in rates)]
+    if task_kd_base(row) != row:
+        flags += ["--teacher_name_or_path", str(plan.task_teacher(task)), *task_kd_flags(row)]
+    if protocol.held_out:
+        flags += ["--train_file", str((train or plan.data(task)) / "train.jsonl"),
+                  "--validation_file", str(plan.data(task) / "held_out.jsonl")]
+    else:
+        flags += ["--data_dir", str(plan.glue)] + (["--max_train_samples", str(SST2_TRAIN)] if task == "sst2"
+                                                   else [])
+    return flags
+
+
+# Intermediate-task transfer (design amendment 5): MRPC starts from the same row's STS-B model. Protocol -> the
+# protocol whose rates and other tasks it takes; the rows it runs on.
+STILTS = {"cutlr_stilts": "cutlr", "tuned_stilts": "tuned"}
+STILTS_ROWS = {"kd_combined_taskkdh": "cutlr_stilts", "teacher": "tuned_stilts"}
+STILTS_DATA = "stsb_stilts"  # STS-B's training part less the pairs that share a sentence with MRPC's scored ones
+
+
+def stilts_data_stage(plan: Plan) -> dict:
+    """STS-B's training part less every pair sharing a sentence (case and spacing folded) with MRPC dev or MRPC's
+    held-out slice: STS-B's MSRpar part comes from MRPC's corpus, and its scores would leak into MRPC's."""
+    from magic_bert.glue.tasks import ORIGINAL_FILES, read_glue_file
+    from magic_bert.glue.tasks import TASKS as GLUE
+
+    def fold(text: str) -> str:
+        return " ".join(text.lower().split())
+
+    mrpc, stsb = GLUE["mrpc"], GLUE["stsb"]
+    scored = [read_glue_file(mrpc, plan.glue / mrpc.folder / ORIGINAL_FILES["validation"]),
+              read_glue_file(mrpc, plan.data("mrpc") / "held_out.jsonl")]
+    banned = {fold(text) for data in scored for key in mrpc.keys for text in data[key]}
+    train = read_glue_file(stsb, plan.data("stsb") / "train.jsonl")
+    keep = [i for i, example in enumerate(train) if not {fold(example[key]) for key in stsb.keys} & banned]
+    folder = plan.data(STILTS_DATA)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".train.jsonl.tmp"
+    train.select(keep).to_json(tmp, lines=True)
+    tmp.replace(folder / "train.jsonl")
+    return {"stsb_train": len(train), "kept": len(keep), "dropped": len(train) - len(keep)}
+
+
+def stilts_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
+    """The base protocol's results but MRPC's, which starts from an STS-B model of this row and seed trained on the
+    decontaminated part, both at the rates the base protocol chose."""
+    base_name = f"glue_{row}_{STILTS[protocol_name]}_s{seed}"
+    base, protocol = plan.result(base_name)["tasks"], plan.protocols[STILTS[protocol_name]]
+    folder = plan.out / "glue" / row / protocol_name / f"seed_{seed}"
+
+    def transfer() -> dict:
+        start = folder / "stsb_intermediate"
+        flags = _task_flags(row, protocol, seed, "stsb", (base["stsb"]["learning_rate"],), start, plan,
+                            train=plan.data(STILTS_DATA))
+        intermediate = _finetune(flags, start, True, plan)
+        flags = _task_flags(row, protocol, seed, "mrpc", (base["mrpc"]["learning_rate"],), folder / "mrpc", plan,
+                            model=str(start / "stsb" / "best_model"))
+        return {**_finetune(flags, folder / "mrpc", False, plan),
+                "intermediate": {key: intermediate[key] for key in ("metrics", "score", "reported_score",
+                                                                    "learning_rate", "epoch", "flags")}}
+
+    tasks = {task: {**base[task], "from": base_name} for task in TASKS if task != "mrpc"}
+    tasks = {"mrpc": plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", "mrpc", transfer), **tasks}
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
 
 
@@ -428,6 +491,12 @@ def all_stages(plan: Plan) -> list[Stage]:
                                 partial(glue_stage, f"arch_{name}_{PAIR_ROW_KIND}", "cutlr", seed),
                                 (f"arch_{name}", "splits", f"glue_teacher_tuned_s{seeds[0]}",
                                  f"glue_cut_tuned_s{seeds[0]}")))
+    stages.append(Stage("stilts_data", stilts_data_stage, ("splits",)))
+    for row, protocol in STILTS_ROWS.items():  # design amendment 5
+        for seed in seeds:
+            base = f"glue_{row}_{STILTS[protocol]}_s{seed}"
+            stages.append(Stage(f"glue_{row}_{protocol}_s{seed}", partial(stilts_stage, row, protocol, seed),
+                                (*rows[row], base, "stilts_data")))
     return [*stages, Stage("pair_latency", pair_latency_stage), Stage("report", report_stage),
             Stage("pair_report", pair_report_stage, ("pair_latency",))]
 

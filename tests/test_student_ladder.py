@@ -20,7 +20,8 @@ import student_ladder as ladder  # noqa: E402
 
 STAGES = ("splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,"
           "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,arch_,"
-          "glue_arch_width_half_taskkdh_cutlr_s1,glue_arch_searched_taskkdh_cutlr_s1,pair_latency,report,pair_report")
+          "glue_arch_width_half_taskkdh_cutlr_s1,glue_arch_searched_taskkdh_cutlr_s1,stilts_data,"
+          "glue_kd_combined_taskkdh_cutlr_stilts_s1,glue_teacher_tuned_stilts_s1,pair_latency,report,pair_report")
 SEARCHED = ["heads:1", "ffn:64", "mha:4", "identity", "heads:2", "ffn:32", "identity", "ffn:128"]
 
 
@@ -49,7 +50,9 @@ def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
                            "glue_kd_combined_cutlr_s1", "glue_kd_combined_taskkd_cutlr_s1",
                            "glue_kd_combined_taskkdh_cutlr_s1", "arch_width_half",
                            "glue_arch_width_half_taskkdh_cutlr_s1", "arch_searched",
-                           "glue_arch_searched_taskkdh_cutlr_s1", "pair_latency", "report", "pair_report"]
+                           "glue_arch_searched_taskkdh_cutlr_s1", "stilts_data",
+                           "glue_kd_combined_taskkdh_cutlr_stilts_s1", "glue_teacher_tuned_stilts_s1",
+                           "pair_latency", "report", "pair_report"]
     assert list(second) == ["report", "pair_report"]
 
 
@@ -108,7 +111,8 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
         _result(out, "glue_cut_tuned_s1")["tasks"]["cola"]  # each task's part too, for a later session to resume
     assert set(summary["summaries"]) == {"teacher/tuned", "cut/tuned", "kd_combined/tuned", "kd_combined/cutlr",
                                          "kd_combined_taskkd/cutlr", "kd_combined_taskkdh/cutlr",
-                                         "arch_width_half_taskkdh/cutlr", "arch_searched_taskkdh/cutlr"}
+                                         "arch_width_half_taskkdh/cutlr", "arch_searched_taskkdh/cutlr",
+                                         "kd_combined_taskkdh/cutlr_stilts", "teacher/tuned_stilts"}
 
 
 def _without_output_dir(flags: list[str]) -> list[str]:
@@ -232,3 +236,65 @@ def test_the_report_names_every_task_kd_kind_of_the_ladder():
 
     assert set(ladder_report.TASK_KD_LABELS) == set(ladder.TASK_KD_KINDS)
 
+
+
+def _folded_sentences(path: Path) -> list[set[str]]:
+    return [{" ".join(row[key].lower().split()) for key in ("sentence1", "sentence2")} for row in _rows(path)]
+
+
+@pytest.mark.slow
+def test_stilts_trains_mrpc_from_the_rows_own_decontaminated_sts_b_model(quick):
+    """Design amendment 5: MRPC starts from an STS-B model of the same row and seed, trained on STS-B's training part
+    less every pair that shares a sentence with MRPC's dev or held-out pairs, both at the base protocol's rates; the
+    other tasks are the base protocol's results."""
+    from magic_bert.glue.tasks import TASKS as GLUE
+    from magic_bert.glue.tasks import read_glue_file
+
+    out = quick[0]
+    dev = read_glue_file(GLUE["mrpc"], out / "quick_inputs" / "glue" / "MRPC" / "dev.tsv")
+    scored = {" ".join(text.lower().split()) for key in ("sentence1", "sentence2") for text in dev[key]}
+    scored |= set().union(*_folded_sentences(out / "data" / "mrpc" / "held_out.jsonl"))
+    everything = _folded_sentences(out / "data" / "stsb" / "train.jsonl")
+    kept = _folded_sentences(out / "data" / ladder.STILTS_DATA / "train.jsonl")
+    dropped = [pair for pair in everything if pair & scored]  # none here: the toy tasks' slices coincide
+    data = _result(out, "stilts_data")
+    assert not any(pair & scored for pair in kept)
+    assert (data["kept"], data["dropped"]) == (len(kept), len(dropped)) and len(kept) + len(dropped) == len(everything)
+    for row, protocol in ladder.STILTS_ROWS.items():
+        base = _result(out, f"glue_{row}_{ladder.STILTS[protocol]}_s1")["tasks"]
+        tasks = _result(out, f"glue_{row}_{protocol}_s1")["tasks"]
+        for task in ("stsb", "cola", "sst2"):
+            assert {k: v for k, v in tasks[task].items() if k != "from"} == base[task]
+        start, flags = tasks["mrpc"]["intermediate"]["flags"], tasks["mrpc"]["flags"]
+        assert start[start.index("--train_file") + 1] == str(out / "data" / ladder.STILTS_DATA / "train.jsonl")
+        assert start[start.index("--task_name") + 1] == "stsb"
+        model = Path(flags[flags.index("--model_name_or_path") + 1])
+        assert model == Path(start[start.index("--output_dir") + 1]) / "stsb" / "best_model"
+        for task, run in (("stsb", start), ("mrpc", flags)):
+            assert run[run.index("--learning_rates") + 1] == f"{base[task]['learning_rate']:g}"
+        assert ("--teacher_name_or_path" in flags) == row.endswith("_taskkdh")
+    page = (out / "docs" / "student_recipe.md").read_text()
+    assert "| teacher (all-MiniLM-L6-v2) | tuned_stilts |" in page and "MRPC from the row's STS-B model" in page
+
+
+def test_stilts_data_drops_every_sts_b_pair_that_shares_a_sentence_with_mrpcs_scored_pairs(tmp_path):
+    """Case and spacing are folded; a pair is dropped for one shared sentence, from MRPC dev or its held-out slice."""
+    from types import SimpleNamespace
+
+    def jsonl(path: Path, rows: list[dict]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    (tmp_path / "glue" / "MRPC").mkdir(parents=True)
+    (tmp_path / "glue" / "MRPC" / "dev.tsv").write_text("Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+                                                        "1\t1\t2\tA dog runs.\tThe dog runs.\n")
+    jsonl(tmp_path / "data" / "mrpc" / "held_out.jsonl",
+          [{"sentence1": "Rain fell.", "sentence2": "It rained.", "label": 1, "idx": 0}])
+    stsb = [("a  DOG runs.", "Cats sleep."), ("Birds sing.", "Fish swim."), ("Snow.", "it RAINED."),
+            ("Trees grow.", "Leaves fall.")]
+    jsonl(tmp_path / "data" / "stsb" / "train.jsonl",
+          [{"sentence1": a, "sentence2": b, "label": 1.0, "idx": i} for i, (a, b) in enumerate(stsb)])
+    plan = SimpleNamespace(glue=tmp_path / "glue", data=lambda task: tmp_path / "data" / task)
+    assert ladder.stilts_data_stage(plan) == {"stsb_train": 4, "kept": 2, "dropped": 2}
+    kept = _rows(tmp_path / "data" / ladder.STILTS_DATA / "train.jsonl")
+    assert [(row["sentence1"], row["idx"]) for row in kept] == [("Birds sing.", 1), ("Trees grow.", 3)]
