@@ -15,6 +15,9 @@ from magic_bert.io_utils import save_figure, write_json_atomic, write_text_atomi
 from magic_bert.search.algorithms import LOWER_IS_BETTER
 
 PRIMARY = ("distill", "loss")  # the pre-registered contrast, on the MAGIC-AT supernet
+# Supernet pairs compared per proxy (secondary; E-MAGIC-AT vs MAGIC-AT is issue 32's exploratory comparison).
+COMPARED = (("magic", "spos"), ("emagic", "magic"))
+NAMES = {"spos": "SPOS", "magic": "MAGIC-AT", "emagic": "E-MAGIC-AT"}
 SAMPLES, LEVEL = 2000, 0.95
 
 
@@ -100,16 +103,21 @@ def _secondary(names: list[str], proxies: dict, reference: np.ndarray, taus: dic
         reference_ranks = _ranks(reference)
         out["hand_designed_ranks"] = {names[i]: {"reference": int(reference_ranks[i]),
                                                  **{p: int(r[i]) for p, r in ranks.items()}} for i in hand}
-    if {"spos", "magic"} <= set(proxies):
-        common = [p for p in proxies["magic"]["scores"][names[0]] if p in proxies["spos"]["scores"][names[0]]]
-        runs = np.stack([oriented(p, [proxies[s]["scores"][n][p] for n in names]) for s in ("magic", "spos")
-                         for p in common])
-        point, samples = tau_with_interval(runs, reference)
-        k = len(common)
-        out["magic_minus_spos"] = {p: {"difference": float(point[i] - point[k + i]),
-                                       "interval": _interval(samples[:, i] - samples[:, k + i])}
-                                   for i, p in enumerate(common)}
+    for first, second in COMPARED:
+        if {first, second} <= set(proxies):
+            out[f"{first}_minus_{second}"] = _tau_difference(names, proxies[first], proxies[second], reference)
     return out
+
+
+def _tau_difference(names: list[str], first: dict, second: dict, reference: np.ndarray) -> dict:
+    """tau on ``first``'s supernet minus on ``second``'s, per proxy both have, paired over the same arch resamples."""
+    common = [p for p in first["scores"][names[0]] if p in second["scores"][names[0]]]
+    runs = np.stack([oriented(p, [record["scores"][n][p] for n in names]) for record in (first, second)
+                     for p in common])
+    point, samples = tau_with_interval(runs, reference)
+    k = len(common)
+    return {p: {"difference": float(point[i] - point[k + i]), "interval": _interval(samples[:, i] - samples[:, k + i])}
+            for i, p in enumerate(common)}
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -180,9 +188,10 @@ def write_report(results: Path, docs: Path) -> dict:
                       f"{decision['interval'][1]:+.2f}])" if "interval" in decision else "")
             lines.append(f"- Highest τ on the MAGIC-AT supernet: `{decision['best']}`{detail}; by the design's rule "
                          f"the default `--metric` is `{decision['default']}`.")
-        for proxy, gap in analysis.get("magic_minus_spos", {}).items():
-            lines.append(f"- `{proxy}`: τ on MAGIC-AT minus SPOS {gap['difference']:+.2f} "
-                         f"[{gap['interval'][0]:+.2f}, {gap['interval'][1]:+.2f}].")
+        for first, second in COMPARED:
+            for proxy, gap in analysis.get(f"{first}_minus_{second}", {}).items():
+                lines.append(f"- `{proxy}`: τ on {NAMES[first]} minus {NAMES[second]} {gap['difference']:+.2f} "
+                             f"[{gap['interval'][0]:+.2f}, {gap['interval'][1]:+.2f}].")
         for name, ranks in analysis.get("hand_designed_ranks", {}).items():
             lines.append(f"- `{name}` ranks {ranks['reference']} of {analysis['archs_with_reference']} by the "
                          "reference; by the proxies: " + ", ".join(f"{p} {r}" for p, r in ranks.items()

@@ -101,7 +101,27 @@ def test_the_report_taus_are_scipys_and_it_needs_only_the_results(quick, tmp_pat
         assert summary["taus"]["magic"][proxy]["tau"] == pytest.approx(expected, nan_ok=True)
     assert summary["primary"]["magic"]["difference"] == pytest.approx(
         summary["taus"]["magic"]["distill"]["tau"] - summary["taus"]["magic"]["loss"]["tau"])
-    assert "Primary contrast on magic" in (tmp_path / "docs" / "search_study.md").read_text()
+    page = (tmp_path / "docs" / "search_study.md").read_text()
+    assert "Primary contrast on magic" in page
+    # E-MAGIC-AT (issue 32, exploratory): ranked against the same reference, paired with MAGIC-AT's taus
+    for proxy, gap in summary["emagic_minus_magic"].items():
+        assert gap["difference"] == pytest.approx(summary["taus"]["emagic"][proxy]["tau"] -
+                                                  summary["taus"]["magic"][proxy]["tau"], nan_ok=True)
+        assert f"`{proxy}`: τ on E-MAGIC-AT minus MAGIC-AT" in page
+
+
+@pytest.mark.slow
+def test_the_emagic_supernet_is_magic_at_trained_with_electra(quick):
+    out, _, _ = quick
+    magic, emagic = _result(out, "supernet_magic"), _result(out, "supernet_emagic")
+    assert (magic["sampler"], magic["objective"]) == ("magic-at", "mlm")
+    assert (emagic["sampler"], emagic["objective"]) == ("magic-at", "electra")
+    assert (out / "supernet_emagic" / "electra_generator").is_dir()
+    assert not (out / "supernet_magic" / "electra_generator").exists()
+    # its loss proxy is the detection loss: a binary cross-entropy, far below a masked-LM loss over the vocabulary
+    loss = [values["loss"] for values in _result(out, "proxies_emagic")["scores"].values()]
+    mlm = [values["loss"] for values in _result(out, "proxies_magic")["scores"].values()]
+    assert max(loss) < 1.0 < min(mlm)
 
 
 @pytest.mark.slow
