@@ -311,7 +311,8 @@ def all_stages(plan: Plan) -> list[Stage]:
     return [Stage("splits", splits_stage),
             *(Stage(f"supernet_{s}", lambda p, s=s: supernet_stage(s, p)) for s in SUPERNETS),
             Stage("archs", archs_stage, ("splits", *(f"supernet_{s}" for s in SEARCHED_SUPERNETS))),
-            *(Stage(f"proxies_{s}", lambda p, s=s: proxies_stage(s, p), ("splits", "archs")) for s in SUPERNETS),
+            *(Stage(f"proxies_{s}", lambda p, s=s: proxies_stage(s, p), ("splits", "archs", f"supernet_{s}"))
+              for s in SUPERNETS),
             *references,
             Stage("report", report_stage, tuple(f"proxies_{s}" for s in SEARCHED_SUPERNETS)),
             Stage("pair_search", pair_search_stage, ("proxies_magic", *(r.name for r in references)) if count

@@ -509,3 +509,20 @@ def test_analysis_messages_name_the_flag(run_dir, tmp_path, main, extra, expecte
     message = one_line_error(main, ["--supernet", run_dir, "--output_dir", tmp_path / "out", *extra])
     assert message.startswith(expected), message
     assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("seed", [-1, 10**20])
+@pytest.mark.parametrize(("main", "extra", "flag"), [
+    (main_search, SEARCH, "--seed"),
+    (main_export, ["--arch", "mha:2 ffn:256 mha:2 ffn:256", "--init", "scratch"], "--seed"),
+    (main_interference, [], "--seed"),
+    (main_rank_correlation, ["--cache_dir", "CACHE"], "--seed"),
+    (main_rank_correlation, ["--cache_dir", "CACHE"], "--children_seed"),
+])
+def test_every_command_takes_the_seeds_pretraining_takes(run_dir, tmp_path, main, extra, flag, seed):  # noqa: F811
+    # Round 3 of issue 31: 10**20 was a torch "Overflow when unpacking long long" traceback in search, export and
+    # interference; -1 was refused by rank correlation only after it had made its cache folder.
+    argv = ["--supernet", run_dir, *[tmp_path / "cache" if a == "CACHE" else a for a in extra], flag, seed,
+            "--output_dir", tmp_path / "out"]
+    assert one_line_error(main, argv) == f"error: {flag} must be an integer from 0 to 2**32 - 1, got {seed}."
+    assert listing(tmp_path) == []
