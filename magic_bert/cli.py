@@ -188,10 +188,10 @@ def at_most(maximum: float, **values: float | None) -> None:
             raise InputError(f"`{name}` must be at most {maximum:,}, got {value}.")
 
 
-def check_seed(seed: int) -> None:
+def check_seed(seed: int, name: str = "seed") -> None:
     """A seed torch and numpy take: 0 <= seed < 2**32."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise InputError(f"`seed` must be an integer from 0 to 2**32 - 1, got {seed!r}.")
+        raise InputError(f"`{name}` must be an integer from 0 to 2**32 - 1, got {seed!r}.")
 
 
 def check_report_to(value: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..cli import ArgumentGroups, arg, at_least, check_budget_order, positive
+from ..cli import ArgumentGroups, arg, at_least, check_budget_order, check_seed, positive
 from ..data import check_data_file
 from ..errors import InputError, invalid_value
 from ..op_specs import parse_op
@@ -44,6 +44,7 @@ class InterferenceArguments(ArgumentGroups, HeldOutArguments):
         if self.op is not None:  # its spelling now; whether the supernet has it, once it is loaded
             with invalid_value(f"`op` {self.op!r}"):
                 parse_op(self.op)
+        check_seed(self.seed)
 
 
 @dataclass
@@ -85,6 +86,8 @@ class RankCorrelationArguments(ArgumentGroups, HeldOutArguments):
         positive(learning_rate=self.learning_rate, max_params=self.max_params)
         check_budget_order("max_encoder_params", self.max_encoder_params, "min_encoder_params",
                            self.min_encoder_params)
+        check_seed(self.seed)
+        check_seed(self.children_seed, "children_seed")
 
 
 __all__ = ["InterferenceArguments", "RankCorrelationArguments"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cli import ArgumentGroups, arg, at_least, at_most, check_budget_order, in_range, positive
+from ..cli import ArgumentGroups, arg, at_least, at_most, check_budget_order, check_seed, in_range, positive
 from ..errors import InputError
 from ..supernet_inputs import HeldOutArguments
 from .algorithms import METRICS, STRATEGIES
@@ -116,6 +116,7 @@ class SearchArguments(ArgumentGroups, HeldOutArguments):
                            self.min_encoder_params)
         in_range("mutation_prob", self.mutation_prob, 0, 1, "(]")
         in_range("crossover", self.crossover, 0, 1)
+        check_seed(self.seed)
 
     def check_fits(self, config) -> None:
         """The held-out blocks, and the sequences timed with `measure_latency`, fit the supernet's positions; a
@@ -164,6 +165,7 @@ class ExportArguments:
         check_head_options(self.head, self.num_labels, self.license)
         if self.push_to_hub and not self.hub_model_id:
             raise InputError("`push_to_hub` needs `hub_model_id`.")
+        check_seed(self.seed)
 
 
 __all__ = ["ExportArguments", "SearchArguments"]
