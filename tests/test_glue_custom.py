@@ -124,6 +124,22 @@ def test_unknown_validation_label_is_an_error(tiny_model, tmp_path):
     assert not out.exists()
 
 
+def test_a_bad_data_file_is_refused_before_any_model_loads(tiny_model, tmp_path, monkeypatch):
+    """The files are read first: a bad row is one line, not one after transformers' load report of the model."""
+    from magic_bert.glue import finetuning
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the data files were checked")
+
+    monkeypatch.setattr(finetuning.AutoModelForSequenceClassification, "from_pretrained", no_model)
+    monkeypatch.setattr(finetuning.AutoConfig, "from_pretrained", no_model)
+    train = write_csv(tmp_path / "reviews.csv", ["review", "label"], review_rows(8, 4))
+    dev = write_csv(tmp_path / "dev.csv", ["review", "label"], [["a cat runs.", "pos"], ["a dog runs.", "meh"]])
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv(tiny_model, tmp_path / "out", train, dev))
+    assert "'meh'" in str(exit_info.value.code) and not (tmp_path / "out").exists()
+
+
 def test_missing_files_without_a_task_name(tiny_model, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["--model_name_or_path", str(tiny_model), "--output_dir", str(tmp_path / "out")])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
@@ -71,13 +72,21 @@ def resolve_tasks(args: FinetuneArguments) -> list[GlueTask]:
 
 
 def prepare_data(args: FinetuneArguments, task: GlueTask, tokenizer):
+    return tokenize_data(args, task, tokenizer, load_raw_data(args, task))
+
+
+def load_raw_data(args: FinetuneArguments, task: GlueTask) -> datasets.DatasetDict:
+    """The task's splits as read (every row and label checked), cut to ``max_*_samples``."""
     raw = load_glue(task, args.train_file, args.validation_file, args.test_file, args.data_dir)
     if args.max_train_samples is not None:
         raw["train"] = raw["train"].select(range(min(args.max_train_samples, len(raw["train"]))))
     if args.max_eval_samples is not None:
         for split in task.dev_splits:
             raw[split] = raw[split].select(range(min(args.max_eval_samples, len(raw[split]))))
+    return raw
 
+
+def tokenize_data(args: FinetuneArguments, task: GlueTask, tokenizer, raw: datasets.DatasetDict):
     def tokenize(examples):
         texts = [examples[key] for key in task.keys]
         return tokenizer(*texts, truncation=True, max_length=args.max_seq_length,
@@ -361,12 +370,15 @@ def _start(args: FinetuneArguments) -> tuple[list[GlueTask], Accelerator, object
     accelerator = Accelerator(log_with=(args.report_to if args.report_to == "all" else args.report_to.split(","))
                               if args.with_tracking else None, project_dir=args.output_dir,
                               gradient_accumulation_steps=args.gradient_accumulation_steps)
+    # The files first (a bad row is one line, not one after a model's load report), then the tokenizer and the
+    # models (cheaper than tokenising every task, and max_seq_length is checked there), then the tokenising.
+    raw = {task.name: load_raw_data(args, task) for task in tasks}
     name = args.model_name_or_path
     check_tokenizer_folder(name, f"`model_name_or_path` {name!r}")
     tokenizer = load_user_file(f"`model_name_or_path` {name!r} (its tokenizer)",
                                partial(AutoTokenizer.from_pretrained, name))
-    check_models(args, tasks, tokenizer)  # cheaper than tokenising every task, and max_seq_length is checked first
-    data = {task.name: prepare_data(args, task, tokenizer) for task in tasks}
+    check_models(args, tasks, tokenizer)
+    data = {task.name: tokenize_data(args, task, tokenizer, raw[task.name]) for task in tasks}
     return tasks, accelerator, tokenizer, data
 
 
