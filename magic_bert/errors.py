@@ -119,10 +119,12 @@ def check_config_json(name: str | Path | None, what: str) -> None:
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
         return
-    values = load_user_file(f"{what}: {str(file)!r}", lambda: json.loads(file.read_text()))
+    # ``what`` names the path given; the file is named again only when it is that folder's config.json
+    where = f"{what}: its config.json" if file != path else what
+    values = load_user_file(where, lambda: json.loads(file.read_text()))
     if not isinstance(values, dict):
-        raise InputError(f"{what}: {str(file)!r} holds a JSON {_JSON_TYPES.get(type(values), 'value')}; a config "
-                         "must be a JSON object of settings ({...}).")
+        raise InputError(f"{where} holds a JSON {_JSON_TYPES.get(type(values), 'value')}; a config must be a JSON "
+                         "object of settings ({...}).")
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")

@@ -234,14 +234,14 @@ def parse_arch(arch, candidate_ops, num_layers: int) -> list[OpSpec]:
         arch = [part for part in arch.replace(",", " ").split() if part]
     if not isinstance(arch, (list, tuple)):
         raise ValueError(f"An arch is a list of op names, one per layer; got {arch!r}.")
+    parsed = [parse_op(op) for op in arch]  # a misspelt op first: the more specific mistake than the layer count
     if len(arch) != num_layers:
         raise ValueError(
             f"Arch has {len(arch)} layers but the search space has num_hidden_layers={num_layers}: {list(arch)}."
         )
     allowed = {parse_op(op) for op in candidate_ops}
     specs = []
-    for index, op in enumerate(arch):
-        spec = parse_op(op)
+    for index, spec in enumerate(parsed):
         if spec not in allowed:
             raise ValueError(
                 f"Layer {index}: op {spec.name!r} is not in candidate_ops; allowed: {list(candidate_ops)}."

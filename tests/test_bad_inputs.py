@@ -147,6 +147,25 @@ def test_search_and_export_of_an_unreadable_supernet(run_dir, tmp_path, command,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("as_folder", [False, True])
+def test_a_config_that_is_a_json_list_is_named_once(tmp_path, word_tokenizer_dir, as_folder):
+    config = tmp_path / ("folder" if as_folder else "") / "config.json"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text("[1, 2]")
+    given = config.parent if as_folder else config
+    message = one_line_error(pretrain_main, ["--tokenizer_name", word_tokenizer_dir, *SMALL, "--config_name", given,
+                                             "--output_dir", tmp_path / "out"])
+    where = f"--config_name '{given}'" + (": its config.json" if as_folder else "")
+    assert message == f"error: {where} holds a JSON array; a config must be a JSON object of settings ({{...}})."
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_op_is_named_before_the_layer_count(run_dir, tmp_path):
+    message = one_line_error(main_export, ["--supernet", run_dir, "--arch", "lstm:3", "--output_dir", tmp_path / "out"])
+    assert "Unknown op 'lstm:3'" in message and "layers" not in message
+    assert not (tmp_path / "out").exists()
+
+
 def test_search_longer_than_the_position_embeddings(run_dir, tmp_path):
     positions = json.loads((run_dir / "config.json").read_text())["max_position_embeddings"]
     message = one_line_error(main_search, ["--supernet", run_dir, "--output_dir", tmp_path / "out", *SEARCH,
