@@ -20,9 +20,9 @@ from transformers import AutoTokenizer, default_data_collator
 
 from magic_bert import MagicBertSupernetForMaskedLM
 from magic_bert.cli import arg, parse_one
-from magic_bert.data import held_out_blocks, load_held_out_text
 from magic_bert.evaluation import evaluate_mlm
 from magic_bert.search.algorithms import CandidateScorer, Constraints, evolution_search, random_search
+from magic_bert.supernet_inputs import HeldOutArguments, held_out
 
 sys.path.insert(0, str(Path(__file__).parent))
 from timing import print_table  # noqa: E402
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     space = supernet.config.search_space
     budget = args.max_params or (space.min_params + space.max_params) / 2
     tokenizer = AutoTokenizer.from_pretrained(args.supernet)
-    blocks = held_out_blocks(load_held_out_text(synthetic_documents=2000, seed=0), tokenizer, args.max_seq_length)
+    # The supernet's own held-out text, as search scores it (its recorded corpus and seed, its anchor blocks skipped):
+    # a fixed synthetic corpus would be another run's text, for a supernet trained with another seed its training text
+    blocks = held_out(HeldOutArguments(max_seq_length=args.max_seq_length), tokenizer, 0, [args.supernet])
     loader = DataLoader(blocks.select(range(min(len(blocks), args.eval_blocks))), batch_size=32,
                         collate_fn=default_data_collator)
     cache: dict[tuple, object] = {}  # scores do not depend on the strategy: share them across runs
