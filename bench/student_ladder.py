@@ -14,6 +14,7 @@ Protocols (how a row is fine-tuned, the same for every row):
             and only the chosen model is scored on dev. GLUE dev never chooses anything.
   cutlr     tuned, at the learning rate the cut's grid chose per task (a third of the cost; for distilled cuts)
   cutlr_stilts  cutlr, but MRPC starts from the row's STS-B model (intermediate-task transfer, design amendment 5)
+  cutlr_swap    cutlr, but MRPC also trains on its pairs swapped (--swap_pairs, design amendment 6)
 Stages (each writes <output_dir>/results/<stage>.json, and a GLUE stage each task's part as it finishes under
 results/tasks/<stage>/; a rerun skips what is done; to go on from the committed results on a new machine, copy
 docs/results/student_recipe/ to <output_dir>/results/ first: the held-out files and models are made again):
@@ -329,11 +330,13 @@ def _task_flags(row: str, protocol: Protocol, seed: int, task: str, rates, folde
     return flags
 
 
-# Intermediate-task transfer (design amendment 5): MRPC starts from the same row's STS-B model. Protocol -> the
-# protocol whose rates and other tasks it takes; the rows it runs on. Only the recipe's row at the first seed: its
-# held-out MRPC F1 did not rise, so by the amendment's rule the teacher and the further seeds are not run.
+# MRPC variants of a protocol, on the recipe's row at the first seed (MRPC is the goal's failing task): protocol ->
+# the protocol whose rates and other tasks it takes. Design amendment 5, intermediate-task transfer (MRPC starts from
+# the same row's STS-B model; its held-out F1 did not rise, so the teacher and further seeds are not run), and
+# amendment 6, swapped-pair augmentation (`--swap_pairs`).
 STILTS = {"cutlr_stilts": "cutlr"}
-STILTS_ROWS = {"kd_combined_taskkdh": "cutlr_stilts"}
+SWAP = {"cutlr_swap": "cutlr"}
+VARIANT_ROW = "kd_combined_taskkdh"
 STILTS_DATA = "stsb_stilts"  # STS-B's training part less the pairs that share a sentence with MRPC's scored ones
 
 
@@ -383,8 +386,24 @@ def stilts_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
                 "intermediate": {key: intermediate[key] for key in ("metrics", "score", "reported_score",
                                                                     "learning_rate", "epoch", "flags")}}
 
-    tasks = {task: {**base[task], "from": base_name} for task in TASKS if task != "mrpc"}
-    tasks = {"mrpc": plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", "mrpc", transfer), **tasks}
+    return _mrpc_variant(row, protocol_name, seed, base_name, transfer, plan)
+
+
+def swap_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
+    """The base protocol's results but MRPC's, fine-tuned at the base's rate on its pairs and their swaps."""
+    base_name = f"glue_{row}_{SWAP[protocol_name]}_s{seed}"
+    base, protocol = plan.result(base_name)["tasks"], plan.protocols[SWAP[protocol_name]]
+    folder = plan.out / "glue" / row / protocol_name / f"seed_{seed}" / "mrpc"
+    flags = [*_task_flags(row, protocol, seed, "mrpc", (base["mrpc"]["learning_rate"],), folder, plan),
+             "--swap_pairs"]
+    return _mrpc_variant(row, protocol_name, seed, base_name, partial(_finetune, flags, folder, False, plan), plan)
+
+
+def _mrpc_variant(row: str, protocol_name: str, seed: int, base_name: str, run_mrpc: Callable[[], dict],
+                  plan: Plan) -> dict:
+    """A GLUE stage's result whose MRPC is ``run_mrpc()`` (recorded as it finishes) and the rest ``base_name``'s."""
+    tasks = {task: {**plan.result(base_name)["tasks"][task], "from": base_name} for task in TASKS if task != "mrpc"}
+    tasks = {"mrpc": plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", "mrpc", run_mrpc), **tasks}
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
 
 
@@ -500,10 +519,11 @@ def all_stages(plan: Plan) -> list[Stage]:
                                 (f"arch_{name}", "splits", f"glue_teacher_tuned_s{seeds[0]}",
                                  f"glue_cut_tuned_s{seeds[0]}")))
     stages.append(Stage("stilts_data", stilts_data_stage, ("splits",)))
-    for row, protocol in STILTS_ROWS.items():  # design amendment 5: the first seed decides
-        base = f"glue_{row}_{STILTS[protocol]}_s{seeds[0]}"
-        stages.append(Stage(f"glue_{row}_{protocol}_s{seeds[0]}", partial(stilts_stage, row, protocol, seeds[0]),
-                            (*rows[row], "splits", base, "stilts_data")))
+    for protocol, base, stage, extra in (("cutlr_stilts", STILTS["cutlr_stilts"], stilts_stage, ("stilts_data",)),
+                                         ("cutlr_swap", SWAP["cutlr_swap"], swap_stage, ())):  # the first seed decides
+        needs = (*rows[VARIANT_ROW], "splits", f"glue_{VARIANT_ROW}_{base}_s{seeds[0]}", *extra)
+        stages.append(Stage(f"glue_{VARIANT_ROW}_{protocol}_s{seeds[0]}",
+                            partial(stage, VARIANT_ROW, protocol, seeds[0]), needs))
     return [*stages, Stage("pair_latency", pair_latency_stage), Stage("report", report_stage),
             Stage("pair_report", pair_report_stage, ("pair_latency",))]
 

@@ -258,3 +258,37 @@ def test_dev_progress_and_epoch_lines_and_a_bounded_tokenizer(bert_dirs, glue_di
     assert stdout_records == records
     saved = json.loads((out / "mrpc" / "best_model" / "tokenizer_config.json").read_text())
     assert saved["model_max_length"] == 128 and saved["tokenizer_class"].startswith("BertTokenizer")
+
+
+def test_swap_pairs_adds_every_training_pair_swapped_with_its_label(bert_dirs, glue_dir, tmp_path):
+    from magic_bert.glue.finetuning import load_raw_data
+
+    args = args_for(bert_dirs[0], tmp_path / "out", task_name="mrpc", data_dir=str(glue_dir), max_train_samples=10)
+    plain = load_raw_data(args, TASKS["mrpc"])["train"]
+    swapped = load_raw_data(args_for(bert_dirs[0], tmp_path / "out", task_name="mrpc", data_dir=str(glue_dir),
+                                     max_train_samples=10, swap_pairs=True), TASKS["mrpc"])
+    assert len(plain) == 10 and len(swapped["train"]) == 20
+    assert swapped["train"].select(range(10)).to_list() == plain.to_list()
+    assert swapped["train"].select(range(10, 20)).to_list() == [
+        {**row, "sentence1": row["sentence2"], "sentence2": row["sentence1"]} for row in plain.to_list()]
+    assert len(swapped["validation"]) == len(load_raw_data(args, TASKS["mrpc"])["validation"])  # dev untouched
+    out = tmp_path / "run"
+    finetune_glue(args_for(bert_dirs[0], out, task_name="mrpc", data_dir=str(glue_dir), num_train_epochs=1,
+                           swap_pairs=True))
+    assert log(out)[0]["step"] == 6  # 2 x 24 training pairs, batch 8
+
+
+@pytest.mark.parametrize("overrides", [dict(task_name="rte"), dict(task_name="all"),
+                                       dict(train_file="TRAIN", validation_file=["TRAIN"])])
+def test_swap_pairs_is_refused_where_the_order_matters(bert_dirs, glue_dir, tmp_path, overrides):
+    if "train_file" in overrides:
+        train = tmp_path / "pairs.csv"
+        train.write_text("a,b,label\nx y,z w,1\n")
+        overrides = {"train_file": str(train), "validation_file": [str(train)]}
+    else:
+        overrides = {**overrides, "data_dir": str(glue_dir)}
+    args = args_for(bert_dirs[0], tmp_path / "out", swap_pairs=True, **overrides)
+    message = r"`swap_pairs` swaps the two texts .*\(qqp, stsb, mrpc\); not .*: drop `swap_pairs`"
+    with pytest.raises(InputError, match=message):
+        args.check()
+    assert not (tmp_path / "out").exists()

@@ -21,7 +21,8 @@ import student_ladder as ladder  # noqa: E402
 STAGES = ("splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,"
           "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,arch_,"
           "glue_arch_width_half_taskkdh_cutlr_s1,glue_arch_searched_taskkdh_cutlr_s1,stilts_data,"
-          "glue_kd_combined_taskkdh_cutlr_stilts_s1,pair_latency,report,pair_report")
+          "glue_kd_combined_taskkdh_cutlr_stilts_s1,glue_kd_combined_taskkdh_cutlr_swap_s1,pair_latency,report,"
+          "pair_report")
 SEARCHED = ["heads:1", "ffn:64", "mha:4", "identity", "heads:2", "ffn:32", "identity", "ffn:128"]
 
 
@@ -51,7 +52,8 @@ def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
                            "glue_kd_combined_taskkdh_cutlr_s1", "arch_width_half",
                            "glue_arch_width_half_taskkdh_cutlr_s1", "arch_searched",
                            "glue_arch_searched_taskkdh_cutlr_s1", "stilts_data",
-                           "glue_kd_combined_taskkdh_cutlr_stilts_s1", "pair_latency", "report", "pair_report"]
+                           "glue_kd_combined_taskkdh_cutlr_stilts_s1", "glue_kd_combined_taskkdh_cutlr_swap_s1",
+                           "pair_latency", "report", "pair_report"]
     assert list(second) == ["report", "pair_report"]
 
 
@@ -111,7 +113,7 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
     assert set(summary["summaries"]) == {"teacher/tuned", "cut/tuned", "kd_combined/tuned", "kd_combined/cutlr",
                                          "kd_combined_taskkd/cutlr", "kd_combined_taskkdh/cutlr",
                                          "arch_width_half_taskkdh/cutlr", "arch_searched_taskkdh/cutlr",
-                                         "kd_combined_taskkdh/cutlr_stilts"}
+                                         "kd_combined_taskkdh/cutlr_stilts", "kd_combined_taskkdh/cutlr_swap"}
 
 
 def _without_output_dir(flags: list[str]) -> list[str]:
@@ -258,7 +260,7 @@ def test_stilts_trains_mrpc_from_the_rows_own_decontaminated_sts_b_model(quick):
     data = _result(out, "stilts_data")
     assert not any(pair & scored for pair in kept)
     assert (data["kept"], data["dropped"]) == (len(kept), len(dropped)) and len(kept) + len(dropped) == len(everything)
-    for row, protocol in ladder.STILTS_ROWS.items():
+    for row, protocol in ((ladder.VARIANT_ROW, "cutlr_stilts"),):
         base = _result(out, f"glue_{row}_{ladder.STILTS[protocol]}_s1")["tasks"]
         tasks = _result(out, f"glue_{row}_{protocol}_s1")["tasks"]
         for task in ("stsb", "cola", "sst2"):
@@ -273,6 +275,23 @@ def test_stilts_trains_mrpc_from_the_rows_own_decontaminated_sts_b_model(quick):
         assert "--teacher_name_or_path" in flags
     page = (out / "docs" / "student_recipe.md").read_text()
     assert "| cutlr_stilts |" in page and "MRPC from the row's STS-B model" in page
+
+
+@pytest.mark.slow
+def test_swap_runs_mrpc_on_the_pairs_and_their_swaps_and_keeps_the_base_rows_other_tasks(quick):
+    """Design amendment 6: the recipe's row, MRPC with --swap_pairs at the base protocol's rate; the rest is cutlr's."""
+    out = quick[0]
+    base = _result(out, f"glue_{ladder.VARIANT_ROW}_cutlr_s1")["tasks"]
+    tasks = _result(out, f"glue_{ladder.VARIANT_ROW}_cutlr_swap_s1")["tasks"]
+    for task in ("stsb", "cola", "sst2"):
+        assert {k: v for k, v in tasks[task].items() if k != "from"} == base[task]
+    flags = tasks["mrpc"]["flags"]
+    assert flags[-1] == "--swap_pairs" and _without_output_dir(flags[:-1]) == _without_output_dir(base["mrpc"]["flags"])
+    steps = [_rows(out / "glue" / ladder.VARIANT_ROW / protocol / "seed_1" / "mrpc" / "train_log.jsonl")[0]["step"]
+             for protocol in ("cutlr", "cutlr_swap")]
+    assert steps[1] == 2 * steps[0]  # twice the pairs (the quick files' 28 training pairs: batch 32, one step each)
+    page = (out / "docs" / "student_recipe.md").read_text()
+    assert "| cutlr_swap |" in page and "MRPC trained on its pairs swapped too" in page
 
 
 def test_stilts_data_drops_every_sts_b_pair_that_shares_a_sentence_with_mrpcs_scored_pairs(tmp_path):

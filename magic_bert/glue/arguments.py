@@ -56,6 +56,9 @@ class FinetuneArguments(TakesStudentRecipe):
                                        "matched with teacher layers spread evenly, the last with the last.")
     init_from_mnli: str | None = arg(None, "An MNLI fine-tuned checkpoint to start RTE, MRPC and STS-B from.")
     max_train_samples: int | None = arg(None, "Use the first N training examples.")
+    swap_pairs: bool = arg(False, "Also train on every pair with its two texts swapped (after --max_train_samples): "
+                                  "twice the training examples, labels unchanged; for the tasks whose label does "
+                                  "not depend on the order (MRPC, STS-B, QQP).")
     max_eval_samples: int | None = arg(None, "Use the first N examples of each dev set.")
     student_recipe: str | None = arg(None, RECIPE_HELP, choices=list(STUDENT_RECIPES))
     seed: int = arg(42, "Seed of the head's initialisation, data order and dropout.")
@@ -98,6 +101,7 @@ class FinetuneArguments(TakesStudentRecipe):
         if self.task_name is not None and self.task_name != "all":
             get_task(self.task_name)
         self._check_init_from_mnli()
+        self._check_swap_pairs()
         check_seed(self.seed)
         check_report_to(self.report_to)
         at_least(1, max_seq_length=self.max_seq_length, per_device_train_batch_size=self.per_device_train_batch_size,
@@ -123,6 +127,17 @@ class FinetuneArguments(TakesStudentRecipe):
         data = "your own data (no `task_name`)" if self.is_custom else f"`task_name` {self.task_name}"
         raise InputError(f"`init_from_mnli` starts {', '.join(takers)} from an MNLI model; {data} is none of them: "
                          "drop `init_from_mnli`.")
+
+    def _check_swap_pairs(self) -> None:
+        """``swap_pairs`` only where swapping keeps the label: a symmetric GLUE pair task, never a user's data."""
+        if not self.swap_pairs:
+            return
+        symmetric = [name for name, task in TASKS.items() if task.symmetric]
+        others = ["your own data (no `task_name`)"] if self.is_custom else \
+            [name for name in self.task_names() if not TASKS[name].symmetric]
+        if others:
+            raise InputError(f"`swap_pairs` swaps the two texts of a pair whose label does not depend on their order "
+                             f"({', '.join(symmetric)}); not {', '.join(others)}: drop `swap_pairs`.")
 
     def _check_data(self) -> None:
         if self.is_custom:

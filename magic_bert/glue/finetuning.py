@@ -83,6 +83,11 @@ def load_raw_data(args: FinetuneArguments, task: GlueTask) -> datasets.DatasetDi
     if args.max_eval_samples is not None:
         for split in task.dev_splits:
             raw[split] = raw[split].select(range(min(args.max_eval_samples, len(raw[split]))))
+    if args.swap_pairs:  # checked: a symmetric pair task
+        first, second = task.keys
+        swapped = raw["train"].map(lambda example: {first: example[second], second: example[first]},
+                                   desc=f"Swapping {task.name}'s pairs")
+        raw["train"] = datasets.concatenate_datasets([raw["train"], swapped])
     return raw
 
 

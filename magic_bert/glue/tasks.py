@@ -48,6 +48,7 @@ class GlueTask:
     submit_label_names: bool = False  # submission files hold label names (else ids)
     score_range: tuple[float, float] | None = None  # regression predictions are clipped to it in submissions
     mnli_transfer: bool = False  # `init_from_mnli` starts this task from an MNLI checkpoint (the paper's practice)
+    symmetric: bool = False  # a pair task whose label does not depend on the pair's order (`swap_pairs` applies)
     dataset: str = GLUE_HUB  # the model card's dataset
 
     def __post_init__(self) -> None:
@@ -86,7 +87,7 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in (
              submit_label_names=True),
     GlueTask("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), "QQP", ("QQP.tsv",), "QQP",
              metrics=("f1", "accuracy"), main_metric="f1", tsv_keys=("question1", "question2"),
-             tsv_label="is_duplicate"),
+             tsv_label="is_duplicate", symmetric=True),
     GlueTask("qnli", ("question", "sentence"), ("entailment", "not_entailment"), "QNLI", ("QNLI.tsv",), "QNLI",
              tsv_keys=("question", "sentence"), submit_label_names=True),
     GlueTask("cola", ("sentence",), ("unacceptable", "acceptable"), "CoLA", ("CoLA.tsv",), "CoLA",
@@ -95,12 +96,13 @@ TASKS: dict[str, GlueTask] = {t.name: t for t in (
     GlueTask("sst2", ("sentence",), ("negative", "positive"), "SST-2", ("SST-2.tsv",), "SST-2",
              tsv_keys=("sentence",)),
     GlueTask("stsb", _PAIR, (), "STS-B", ("STS-B.tsv",), "STS-B", metrics=("pearson", "spearmanr"),
-             main_metric="spearmanr", tsv_keys=_PAIR, tsv_label="score", score_range=(0.0, 5.0), mnli_transfer=True),
+             main_metric="spearmanr", tsv_keys=_PAIR, tsv_label="score", score_range=(0.0, 5.0), mnli_transfer=True,
+             symmetric=True),
     GlueTask("rte", _PAIR, ("entailment", "not_entailment"), "RTE", ("RTE.tsv",), "RTE", tsv_keys=_PAIR,
              submit_label_names=True, mnli_transfer=True),
     GlueTask("mrpc", _PAIR, ("not_equivalent", "equivalent"), "MRPC", ("MRPC.tsv",), "MRPC",
              metrics=("f1", "accuracy"), main_metric="f1", tsv_keys=("#1 String", "#2 String"), tsv_label="Quality",
-             mnli_transfer=True),
+             mnli_transfer=True, symmetric=True),
 )}
 PAPER_ORDER = tuple(TASKS)
 # Original GLUE file names of each split.
