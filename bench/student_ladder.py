@@ -386,7 +386,7 @@ def stilts_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
                 "intermediate": {key: intermediate[key] for key in ("metrics", "score", "reported_score",
                                                                     "learning_rate", "epoch", "flags")}}
 
-    return _mrpc_variant(row, protocol_name, seed, base_name, transfer, plan)
+    return _mrpc_variant(row, protocol_name, seed, base_name, base, transfer, plan)
 
 
 def swap_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
@@ -396,13 +396,15 @@ def swap_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
     folder = plan.out / "glue" / row / protocol_name / f"seed_{seed}" / "mrpc"
     flags = [*_task_flags(row, protocol, seed, "mrpc", (base["mrpc"]["learning_rate"],), folder, plan),
              "--swap_pairs"]
-    return _mrpc_variant(row, protocol_name, seed, base_name, partial(_finetune, flags, folder, False, plan), plan)
+    return _mrpc_variant(row, protocol_name, seed, base_name, base, partial(_finetune, flags, folder, False, plan),
+                         plan)
 
 
-def _mrpc_variant(row: str, protocol_name: str, seed: int, base_name: str, run_mrpc: Callable[[], dict],
+def _mrpc_variant(row: str, protocol_name: str, seed: int, base_name: str, base: dict, run_mrpc: Callable[[], dict],
                   plan: Plan) -> dict:
-    """A GLUE stage's result whose MRPC is ``run_mrpc()`` (recorded as it finishes) and the rest ``base_name``'s."""
-    tasks = {task: {**plan.result(base_name)["tasks"][task], "from": base_name} for task in TASKS if task != "mrpc"}
+    """A GLUE stage's result whose MRPC is ``run_mrpc()`` (recorded as it finishes) and the rest ``base``'s (the
+    tasks of stage ``base_name``)."""
+    tasks = {task: {**base[task], "from": base_name} for task in TASKS if task != "mrpc"}
     tasks = {"mrpc": plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", "mrpc", run_mrpc), **tasks}
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
 
