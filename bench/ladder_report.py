@@ -35,10 +35,13 @@ PROTOCOL_NOTES = {"showcase": "showcase protocol (lr 5e-5, whole training file, 
                                   "STS-B less the pairs that share a sentence with MRPC's scored ones (intermediate-"
                                   "task transfer, design amendment 5); the other tasks are `cutlr`'s runs",
                   "cutlr_swap": "`cutlr`, but MRPC also trains on every pair with its sentences swapped "
-                                "(`--swap_pairs`, design amendment 6); the other tasks are `cutlr`'s runs"}
+                                "(`--swap_pairs`, design amendment 6); the other tasks are `cutlr`'s runs",
+                  "cutlr_aug": "`cutlr`, but MRPC also trains on 4 copies of every pair whose words are replaced by "
+                               "embedding neighbours, with the teacher's KD only (`--augment_copies 4`, design "
+                               "amendment 7); the other tasks are `cutlr`'s runs"}
 # The teacher row a protocol's students are measured against (amendment 5's rule stopped before the teacher's
 # intermediate-task run: the STILTs row is measured against the tuned teacher, which favours the row)
-TEACHER_OF = {"cutlr": "tuned", "cutlr_stilts": "tuned", "cutlr_swap": "tuned"}
+TEACHER_OF = {"cutlr": "tuned", "cutlr_stilts": "tuned", "cutlr_swap": "tuned", "cutlr_aug": "tuned"}
 # The compression showcase's committed runs that are rows here (same models, same protocol): (row, protocol).
 SHOWCASE_ROWS = {"teacher": ("teacher", "showcase"), "distil": ("kd_showcase", "showcase")}
 # (from row, from protocol, to row, to protocol, what the step changes)
@@ -59,12 +62,14 @@ RUNGS = [("teacher", "showcase", "cut", "showcase", "cutting to layers 0, 2, 4 (
          ("kd_combined_taskkdh", "cutlr", "kd_combined_taskkdh", "cutlr_stilts",
           "MRPC from the row's STS-B model (the recipe's row)"),
          ("kd_combined_taskkdh", "cutlr", "kd_combined_taskkdh", "cutlr_swap",
-          "MRPC trained on its pairs swapped too (the recipe's row)")]
+          "MRPC trained on its pairs swapped too (the recipe's row)"),
+         ("kd_combined_taskkdh", "cutlr", "kd_combined_taskkdh", "cutlr_aug",
+          "MRPC trained on augmented copies too, distilled only (the recipe's row)")]
 # Indices into RUNGS with a paired bootstrap: the distillation and the protocol (the two first suspects), the cut under
 # the tuned protocol and task-specific KD.
 BOOTSTRAP_RUNGS = {1, 2} | {i for i, rung in enumerate(RUNGS)
                             if rung[2].endswith(tuple(TASK_KD_LABELS)) or rung[:2] == ("teacher", "tuned")
-                            or rung[3].endswith(("_stilts", "_swap"))}
+                            or rung[3].endswith(("_stilts", "_swap", "_aug"))}
 
 
 def collect(results: Path, showcase_results: Path | None) -> dict[tuple[str, str], dict[int, dict]]:

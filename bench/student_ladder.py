@@ -15,6 +15,8 @@ Protocols (how a row is fine-tuned, the same for every row):
   cutlr     tuned, at the learning rate the cut's grid chose per task (a third of the cost; for distilled cuts)
   cutlr_stilts  cutlr, but MRPC starts from the row's STS-B model (intermediate-task transfer, design amendment 5)
   cutlr_swap    cutlr, but MRPC also trains on its pairs swapped (--swap_pairs, design amendment 6)
+  cutlr_aug     cutlr, but MRPC also trains on 4 augmented copies of each pair, distilled only (--augment_copies 4,
+                design amendment 7)
 Stages (each writes <output_dir>/results/<stage>.json, and a GLUE stage each task's part as it finishes under
 results/tasks/<stage>/; a rerun skips what is done; to go on from the committed results on a new machine, copy
 docs/results/student_recipe/ to <output_dir>/results/ first: the held-out files and models are made again):
@@ -333,9 +335,10 @@ def _task_flags(row: str, protocol: Protocol, seed: int, task: str, rates, folde
 # MRPC variants of a protocol, on the recipe's row at the first seed (MRPC is the goal's failing task): protocol ->
 # the protocol whose rates and other tasks it takes. Design amendment 5, intermediate-task transfer (MRPC starts from
 # the same row's STS-B model; its held-out F1 did not rise, so the teacher and further seeds are not run), and
-# amendment 6, swapped-pair augmentation (`--swap_pairs`).
+# amendment 6, swapped-pair augmentation (`--swap_pairs`), and amendment 7, task KD on augmented pairs (TinyBERT's
+# augmentation by embedding neighbours, 4 copies of each pair): the flag variants, protocol -> (base, extra flags).
 STILTS = {"cutlr_stilts": "cutlr"}
-SWAP = {"cutlr_swap": "cutlr"}
+FLAG_VARIANTS = {"cutlr_swap": ("cutlr", ["--swap_pairs"]), "cutlr_aug": ("cutlr", ["--augment_copies", "4"])}
 VARIANT_ROW = "kd_combined_taskkdh"
 STILTS_DATA = "stsb_stilts"  # STS-B's training part less the pairs that share a sentence with MRPC's scored ones
 
@@ -389,13 +392,13 @@ def stilts_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
     return _mrpc_variant(row, protocol_name, seed, base_name, base, transfer, plan)
 
 
-def swap_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
-    """The base protocol's results but MRPC's, fine-tuned at the base's rate on its pairs and their swaps."""
-    base_name = f"glue_{row}_{SWAP[protocol_name]}_s{seed}"
-    base, protocol = plan.result(base_name)["tasks"], plan.protocols[SWAP[protocol_name]]
+def flag_variant_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
+    """The base protocol's results but MRPC's, fine-tuned at the base's rate with the variant's extra flags."""
+    base_protocol, extra = FLAG_VARIANTS[protocol_name]
+    base_name = f"glue_{row}_{base_protocol}_s{seed}"
+    base, protocol = plan.result(base_name)["tasks"], plan.protocols[base_protocol]
     folder = plan.out / "glue" / row / protocol_name / f"seed_{seed}" / "mrpc"
-    flags = [*_task_flags(row, protocol, seed, "mrpc", (base["mrpc"]["learning_rate"],), folder, plan),
-             "--swap_pairs"]
+    flags = [*_task_flags(row, protocol, seed, "mrpc", (base["mrpc"]["learning_rate"],), folder, plan), *extra]
     return _mrpc_variant(row, protocol_name, seed, base_name, base, partial(_finetune, flags, folder, False, plan),
                          plan)
 
@@ -521,8 +524,9 @@ def all_stages(plan: Plan) -> list[Stage]:
                                 (f"arch_{name}", "splits", f"glue_teacher_tuned_s{seeds[0]}",
                                  f"glue_cut_tuned_s{seeds[0]}")))
     stages.append(Stage("stilts_data", stilts_data_stage, ("splits",)))
-    for protocol, base, stage, extra in (("cutlr_stilts", STILTS["cutlr_stilts"], stilts_stage, ("stilts_data",)),
-                                         ("cutlr_swap", SWAP["cutlr_swap"], swap_stage, ())):  # the first seed decides
+    variants = [("cutlr_stilts", STILTS["cutlr_stilts"], stilts_stage, ("stilts_data",)),
+                *[(name, base, flag_variant_stage, ()) for name, (base, _) in FLAG_VARIANTS.items()]]
+    for protocol, base, stage, extra in variants:  # the first seed decides
         needs = (*rows[VARIANT_ROW], "splits", f"glue_{VARIANT_ROW}_{base}_s{seeds[0]}", *extra)
         stages.append(Stage(f"glue_{VARIANT_ROW}_{protocol}_s{seeds[0]}",
                             partial(stage, VARIANT_ROW, protocol, seeds[0]), needs))

@@ -21,7 +21,8 @@ import student_ladder as ladder  # noqa: E402
 STAGES = ("splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,"
           "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,arch_,"
           "glue_arch_width_half_taskkdh_cutlr_s1,glue_arch_searched_taskkdh_cutlr_s1,stilts_data,"
-          "glue_kd_combined_taskkdh_cutlr_stilts_s1,glue_kd_combined_taskkdh_cutlr_swap_s1,pair_latency,report,"
+          "glue_kd_combined_taskkdh_cutlr_stilts_s1,glue_kd_combined_taskkdh_cutlr_swap_s1,"
+          "glue_kd_combined_taskkdh_cutlr_aug_s1,pair_latency,report,"
           "pair_report")
 SEARCHED = ["heads:1", "ffn:64", "mha:4", "identity", "heads:2", "ffn:32", "identity", "ffn:128"]
 
@@ -53,7 +54,7 @@ def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
                            "glue_arch_width_half_taskkdh_cutlr_s1", "arch_searched",
                            "glue_arch_searched_taskkdh_cutlr_s1", "stilts_data",
                            "glue_kd_combined_taskkdh_cutlr_stilts_s1", "glue_kd_combined_taskkdh_cutlr_swap_s1",
-                           "pair_latency", "report", "pair_report"]
+                           "glue_kd_combined_taskkdh_cutlr_aug_s1", "pair_latency", "report", "pair_report"]
     assert list(second) == ["report", "pair_report"]
 
 
@@ -113,7 +114,8 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
     assert set(summary["summaries"]) == {"teacher/tuned", "cut/tuned", "kd_combined/tuned", "kd_combined/cutlr",
                                          "kd_combined_taskkd/cutlr", "kd_combined_taskkdh/cutlr",
                                          "arch_width_half_taskkdh/cutlr", "arch_searched_taskkdh/cutlr",
-                                         "kd_combined_taskkdh/cutlr_stilts", "kd_combined_taskkdh/cutlr_swap"}
+                                         "kd_combined_taskkdh/cutlr_stilts", "kd_combined_taskkdh/cutlr_swap",
+                                         "kd_combined_taskkdh/cutlr_aug"}
 
 
 def _without_output_dir(flags: list[str]) -> list[str]:
@@ -278,20 +280,27 @@ def test_stilts_trains_mrpc_from_the_rows_own_decontaminated_sts_b_model(quick):
 
 
 @pytest.mark.slow
-def test_swap_runs_mrpc_on_the_pairs_and_their_swaps_and_keeps_the_base_rows_other_tasks(quick):
-    """Design amendment 6: the recipe's row, MRPC with --swap_pairs at the base protocol's rate; the rest is cutlr's."""
+@pytest.mark.parametrize(("protocol", "extra", "factor", "rung"), [
+    ("cutlr_swap", ["--swap_pairs"], 2, "MRPC trained on its pairs swapped too"),  # design amendment 6
+    ("cutlr_aug", ["--augment_copies", "4"], 5, "MRPC trained on augmented copies too"),  # design amendment 7
+])
+def test_a_flag_variant_runs_mrpc_with_its_flags_and_keeps_the_base_rows_other_tasks(quick, protocol, extra, factor,
+                                                                                    rung):
+    """The recipe's row, MRPC with the variant's flags at the base protocol's rate; the rest is cutlr's."""
     out = quick[0]
     base = _result(out, f"glue_{ladder.VARIANT_ROW}_cutlr_s1")["tasks"]
-    tasks = _result(out, f"glue_{ladder.VARIANT_ROW}_cutlr_swap_s1")["tasks"]
+    tasks = _result(out, f"glue_{ladder.VARIANT_ROW}_{protocol}_s1")["tasks"]
     for task in ("stsb", "cola", "sst2"):
         assert {k: v for k, v in tasks[task].items() if k != "from"} == base[task]
     flags = tasks["mrpc"]["flags"]
-    assert flags[-1] == "--swap_pairs" and _without_output_dir(flags[:-1]) == _without_output_dir(base["mrpc"]["flags"])
-    steps = [_rows(out / "glue" / ladder.VARIANT_ROW / protocol / "seed_1" / "mrpc" / "train_log.jsonl")[0]["step"]
-             for protocol in ("cutlr", "cutlr_swap")]
-    assert steps[1] == 2 * steps[0]  # twice the pairs (the quick files' 28 training pairs: batch 32, one step each)
+    assert flags[-len(extra):] == extra and "--teacher_name_or_path" in flags
+    assert _without_output_dir(flags[:-len(extra)]) == _without_output_dir(base["mrpc"]["flags"])
+    steps = [_rows(out / "glue" / ladder.VARIANT_ROW / name / "seed_1" / "mrpc" / "train_log.jsonl")[0]["step"]
+             for name in ("cutlr", protocol)]
+    # The quick files' 28 training pairs: one step of 32 each; swapped, twice the pairs; augmented, 4 copies each.
+    assert steps[1] == factor * steps[0]
     page = (out / "docs" / "student_recipe.md").read_text()
-    assert "| cutlr_swap |" in page and "MRPC trained on its pairs swapped too" in page
+    assert f"| {protocol} |" in page and rung in page
 
 
 def test_stilts_data_drops_every_sts_b_pair_that_shares_a_sentence_with_mrpcs_scored_pairs(tmp_path):

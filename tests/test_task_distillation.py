@@ -133,11 +133,12 @@ from magic_bert.glue import finetuning
 from magic_bert.glue.arguments import FinetuneArguments
 
 out, model, teacher, glue = sys.argv[1:5]
-runs = []
+runs, trained_on = [], []
 prepare = finetuning._prepare_run
-finetuning._prepare_run = lambda *args: runs.append(prepare(*args)) or runs[-1]
+finetuning._prepare_run = lambda *args: trained_on.append(args[4]["train"]) or runs.append(prepare(*args)) or runs[-1]
 finetuning.finetune_glue(FinetuneArguments(
-    model_name_or_path=model, teacher_name_or_path=teacher, kd_hidden_weight=1.0, task_name="mrpc", data_dir=glue,
+    model_name_or_path=model, teacher_name_or_path=teacher, kd_hidden_weight=1.0, augment_copies=1, task_name="mrpc",
+    data_dir=glue,
     output_dir=f"{out}/run", per_device_train_batch_size=4, gradient_accumulation_steps=2, num_train_epochs=1,
     max_seq_length=32, learning_rate=1e-3))
 
@@ -149,17 +150,20 @@ def digest(module):
 
 (run,) = runs
 with open(f"{out}.rank{os.environ['RANK']}.json", "w") as f:
-    json.dump({"student": digest(run.model), "projection": digest(run.distillation.projection)}, f)
+    json.dump({"student": digest(run.model), "projection": digest(run.distillation.projection),
+               "data": hashlib.sha256(json.dumps(trained_on[0].to_list()).encode()).hexdigest(),
+               "copies": sum(trained_on[0]["distill_only"])}, f)
 """
 
 
 @pytest.mark.slow
-def test_two_processes_fine_tune_with_hidden_kd_identically(bert_dirs, glue_dir, wide_teacher,  # noqa: F811
-                                                            tmp_path):
-    """The projection to a wider teacher is synchronised like the student (accumulated and clipped with it)."""
+def test_two_processes_fine_tune_with_hidden_kd_and_augmentation_identically(bert_dirs, glue_dir,  # noqa: F811
+                                                                             wide_teacher, tmp_path):
+    """The projection to a wider teacher is synchronised like the student (accumulated and clipped with it); both
+    ranks augment the training data identically (before each takes its shard)."""
     _, magic_dir = bert_dirs
     run_two_processes(TWO_PROCESS_WORKER, tmp_path / "worker.py", tmp_path / "kd", magic_dir, wide_teacher, glue_dir,
                       port=29543)
     rank0, rank1 = (json.loads((tmp_path / f"kd.rank{r}.json").read_text()) for r in (0, 1))
-    assert rank0 == rank1
+    assert rank0 == rank1 and rank0["copies"] == 24
 

@@ -59,6 +59,12 @@ class FinetuneArguments(TakesStudentRecipe):
     swap_pairs: bool = arg(False, "Also train on every pair with its two texts swapped (after --max_train_samples): "
                                   "twice the training examples, labels unchanged; for the tasks whose label does "
                                   "not depend on the order (MRPC, STS-B, QQP).")
+    augment_copies: int = arg(0, "Task-specific data augmentation (TinyBERT): every training example also as N copies "
+                                 "whose words are replaced by --augment_probability with one of their "
+                                 "--augment_neighbours nearest words (the teacher's input embeddings); the copies "
+                                 "get the distillation terms only. Needs --teacher_name_or_path.")
+    augment_probability: float = arg(0.4, "Probability of replacing each replaceable word of a copy (TinyBERT's).")
+    augment_neighbours: int = arg(15, "How many nearest words a word is replaced by one of (TinyBERT's K).")
     max_eval_samples: int | None = arg(None, "Use the first N examples of each dev set.")
     student_recipe: str | None = arg(None, RECIPE_HELP, choices=list(STUDENT_RECIPES))
     seed: int = arg(42, "Seed of the head's initialisation, data order and dropout.")
@@ -107,14 +113,20 @@ class FinetuneArguments(TakesStudentRecipe):
         at_least(1, max_seq_length=self.max_seq_length, per_device_train_batch_size=self.per_device_train_batch_size,
                  per_device_eval_batch_size=self.per_device_eval_batch_size, num_train_epochs=self.num_train_epochs,
                  gradient_accumulation_steps=self.gradient_accumulation_steps, max_train_steps=self.max_train_steps,
-                 max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples)
+                 max_train_samples=self.max_train_samples, max_eval_samples=self.max_eval_samples,
+                 augment_neighbours=self.augment_neighbours)
         at_least(0, num_warmup_steps=self.num_warmup_steps, weight_decay=self.weight_decay,
-                 max_grad_norm=self.max_grad_norm, kd_hidden_weight=self.kd_hidden_weight)
+                 max_grad_norm=self.max_grad_norm, kd_hidden_weight=self.kd_hidden_weight,
+                 augment_copies=self.augment_copies)
         positive(learning_rate=self.learning_rate, kd_temperature=self.kd_temperature)
         in_range("kd_alpha", self.kd_alpha, 0, 1)
         if self.kd_hidden_weight > 0 and self.teacher_name_or_path is None:
             raise InputError(f"`kd_hidden_weight` {self.kd_hidden_weight} distils the hidden states of a fine-tuned "
                              "teacher: give `teacher_name_or_path` too.")
+        in_range("augment_probability", self.augment_probability, 0, 1, closed="(]")
+        if self.augment_copies > 0 and self.teacher_name_or_path is None:
+            raise InputError(f"`augment_copies` {self.augment_copies} adds copies without labels of their own, which "
+                             "learn from a fine-tuned teacher only: give `teacher_name_or_path` too.")
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, closed="[)")
         self.learning_rate_grid()
         self._check_data()

@@ -46,10 +46,17 @@ from ..optim import (
 )
 from ..output_folder import RunFolder, locked_output_dir
 from .arguments import FinetuneArguments, glue_inputs, writes_into_model
+from .augmentation import DISTILL_ONLY, augment, build_augmenter
 from .custom import task_from_files
 from .metrics import glue_average, load_glue_metric, score_note, task_score
 from .report import results_table, update_model_card, write_submission
-from .task_distillation import TaskDistillation, check_hidden_distillation, distillation_loss, load_task_distillation
+from .task_distillation import (
+    TaskDistillation,
+    check_hidden_distillation,
+    distillation_loss,
+    labelled_task_loss,
+    load_task_distillation,
+)
 from .tasks import TASKS, GlueTask, get_task, load_glue
 
 
@@ -89,6 +96,24 @@ def load_raw_data(args: FinetuneArguments, task: GlueTask) -> datasets.DatasetDi
                                    desc=f"Swapping {task.name}'s pairs")
         raw["train"] = datasets.concatenate_datasets([raw["train"], swapped])
     return raw
+
+
+def augment_training_data(args: FinetuneArguments, tasks: list[GlueTask], tokenizer, raw: dict, log) -> None:
+    """``--augment_copies``: each task's training split followed by its augmented copies (in place in ``raw``), the
+    replacement words chosen by the fine-tuned teacher's input embeddings (checked before: same vocabulary)."""
+    name = args.teacher_name_or_path
+    teacher = load_user_file(f"`teacher_name_or_path` {name!r}",
+                             partial(AutoModelForSequenceClassification.from_pretrained, name))
+    embeddings = teacher.get_input_embeddings().weight
+    for task in tasks:
+        train = raw[task.name]["train"]
+        augmenter = build_augmenter(tokenizer, embeddings, (text for key in task.keys for text in train[key]),
+                                    args.augment_neighbours, args.augment_probability)
+        raw[task.name]["train"], counts = augment(train, task.keys, args.augment_copies, augmenter, args.seed)
+        share = counts["replaced_words"] / max(counts["replaceable_words"], 1)
+        log(f"{task.name}: {counts['examples']:,} training examples and {counts['copies']:,} augmented copies "
+            f"(distillation only); {len(augmenter.neighbours):,} distinct words have neighbours, {share:.0%} of "
+            "their occurrences in the copies were replaced.")
 
 
 def tokenize_data(args: FinetuneArguments, task: GlueTask, tokenizer, raw: datasets.DatasetDict):
@@ -289,13 +314,16 @@ def _prepare_run(args: FinetuneArguments, task: GlueTask, learning_rate: float, 
 
 
 def _train_step(args: FinetuneArguments, task: GlueTask, run: _Run, batch, accelerator) -> torch.Tensor:
-    inputs = {k: v for k, v in batch.items() if k != "idx"}
+    inputs = {k: v for k, v in batch.items() if k not in ("idx", DISTILL_ONLY)}
     kd = run.distillation
     # The hidden-state KD's projection trains with the student: accumulated and clipped with it (as pre-training).
     trained = [run.model, *([kd.projection] if kd is not None and kd.projection is not None else [])]
     with accelerator.accumulate(*trained):
         outputs = run.model(**inputs, output_hidden_states=kd is not None and kd.wants_hidden_states)
-        loss = outputs.loss if kd is None else kd.loss(task, inputs, outputs, outputs.loss)
+        task_loss = outputs.loss
+        if DISTILL_ONLY in batch:  # augmented copies have no label of their own: the originals' task loss only
+            task_loss = labelled_task_loss(outputs.logits, inputs["labels"], batch[DISTILL_ONLY] == 0, task)
+        loss = outputs.loss if kd is None else kd.loss(task, inputs, outputs, task_loss)
         accelerator.backward(loss)
         if accelerator.sync_gradients and args.max_grad_norm > 0:
             accelerator.clip_grad_norm_([p for m in trained for p in m.parameters()], args.max_grad_norm)
@@ -383,6 +411,8 @@ def _start(args: FinetuneArguments) -> tuple[list[GlueTask], Accelerator, object
     tokenizer = load_user_file(f"`model_name_or_path` {name!r} (its tokenizer)",
                                partial(AutoTokenizer.from_pretrained, name))
     check_models(args, tasks, tokenizer)
+    if args.augment_copies:
+        augment_training_data(args, tasks, tokenizer, raw, accelerator.print)
     data = {task.name: tokenize_data(args, task, tokenizer, raw[task.name]) for task in tasks}
     return tasks, accelerator, tokenizer, data
 

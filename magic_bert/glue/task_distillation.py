@@ -31,6 +31,17 @@ def distillation_loss(student_logits, teacher_logits, task: GlueTask, temperatur
     return soft_target_kl(student_logits, teacher_logits, temperature)
 
 
+def labelled_task_loss(logits, labels, labelled: torch.Tensor, task: GlueTask) -> torch.Tensor:
+    """The task loss (as transformers' heads compute it) over the examples that have a label of their own
+    (``labelled``: not an augmented copy): their mean, or a zero that keeps the graph when there is none."""
+    if not labelled.any():
+        return logits.sum() * 0
+    logits, labels = logits[labelled], labels[labelled]
+    if task.is_regression:
+        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1))
+
+
 def task_layer_map(text: str, student_config, teacher_layers: int) -> list[tuple[int, int]]:
     """``(student, teacher)`` indices into ``hidden_states`` (0 = the embeddings). ``"uniform"``: the student's
     layers matched with teacher layers spread evenly, the last with the last (a MagicBert child: its non-empty
@@ -98,5 +109,5 @@ def load_task_distillation(args: FinetuneArguments, student_config, seed: int) -
     return TaskDistillation(teacher, args.kd_alpha, args.kd_temperature, args.kd_hidden_weight, pairs, projection)
 
 
-__all__ = ["TaskDistillation", "check_hidden_distillation", "distillation_loss", "load_task_distillation",
-           "task_layer_map"]
+__all__ = ["TaskDistillation", "check_hidden_distillation", "distillation_loss", "labelled_task_loss",
+           "load_task_distillation", "task_layer_map"]
