@@ -26,7 +26,8 @@ ROWS = {"teacher": "teacher (all-MiniLM-L6-v2)", "cut": "cut: layers 0, 2, 4, no
         "arch_searched": "searched arch + hidden + relations + embedding",
         "majority": "majority class / mean score"}
 # Task-specific KD kinds (row suffixes, as bench/student_ladder.py's TASK_KD_KINDS) and how the table names them.
-TASK_KD_LABELS = {"_taskkd": " + task-specific KD", "_taskkdh": " + task-specific KD of logits and hidden states"}
+TASK_KD_LABELS = {"_taskkd": " + task-specific KD", "_taskkdh": " + task-specific KD of logits and hidden states",
+                  "_taskkdha": " + task-specific KD of logits and hidden states, on augmented copies too"}
 PROTOCOL_NOTES = {"showcase": "showcase protocol (lr 5e-5, whole training file, best dev epoch)",
                   "tuned": "tuned protocol (lr grid and epoch chosen on held-out slices of the training files)",
                   "cutlr": "the tuned protocol at the learning rates the cut's grid chose (epoch still chosen on the "
@@ -64,7 +65,9 @@ RUNGS = [("teacher", "showcase", "cut", "showcase", "cutting to layers 0, 2, 4 (
          ("kd_combined_taskkdh", "cutlr", "kd_combined_taskkdh", "cutlr_swap",
           "MRPC trained on its pairs swapped too (the recipe's row)"),
          ("kd_combined_taskkdh", "cutlr", "kd_combined_taskkdh", "cutlr_aug",
-          "MRPC trained on augmented copies too, distilled only (the recipe's row)")]
+          "MRPC trained on augmented copies too, distilled only (the recipe's row)"),
+         ("kd_combined_taskkdh", "cutlr", "kd_combined_taskkdha", "cutlr",
+          "every task trained on augmented copies too, distilled only (the recipe's row)")]
 # Indices into RUNGS with a paired bootstrap: the distillation and the protocol (the two first suspects), the cut under
 # the tuned protocol and task-specific KD.
 BOOTSTRAP_RUNGS = {1, 2} | {i for i, rung in enumerate(RUNGS)

@@ -305,11 +305,31 @@ def glue_stage(row: str, protocol_name: str, seed: int, plan: Plan) -> dict:
         flags = _task_flags(row, protocol, seed, task, rates, folder, plan)
         # The teacher's first tuned models teach the task-specific KD rows.
         keep = row == "teacher" and protocol_name == "tuned" and seed == plan.seeds[0]
+        run = partial(_finetune, flags, folder, keep, plan)
         tasks[task] = plan.task_result(f"glue_{row}_{protocol_name}_s{seed}", task,
-                                       partial(_finetune, flags, folder, keep, plan))
+                                       run if keep else partial(_made_before_or, run, flags, plan))
         if keep and not (plan.task_teacher(task) / "config.json").is_file():  # results restored, models not
             _rebuild_chosen_model(tasks[task], flags, folder, plan)
     return {"row": row, "protocol": protocol_name, "seed": seed, "model": plan.model(row), "tasks": tasks}
+
+
+def _made_before_or(run: Callable[[], dict], flags: list[str], plan: Plan) -> dict:
+    """The task result of another stage fine-tuned with exactly these flags (in any order, but the output folder):
+    the same run, fine-tuning being deterministic, so it is not made again (the result names the stage it is
+    from); else ``run()``."""
+    wanted = _flag_items(flags)
+    for path in sorted((plan.results / "tasks").glob("*/*.json")):
+        result = json.loads(path.read_text())
+        if "flags" in result and _flag_items(result["flags"]) == wanted:
+            return {**result, "same_run_as": path.parent.name}
+    return run()
+
+
+def _flag_items(flags: list[str]) -> frozenset:
+    """``--name value`` pairs (a bare ``--name``: True) but ``--output_dir``."""
+    items = {(name, flags[i + 1] if i + 1 < len(flags) and not flags[i + 1].startswith("--") else True)
+             for i, name in enumerate(flags) if name.startswith("--")}
+    return frozenset(item for item in items if item[0] != "--output_dir")
 
 
 def _task_flags(row: str, protocol: Protocol, seed: int, task: str, rates, folder: Path, plan: Plan,
@@ -486,8 +506,10 @@ def report_stage(plan: Plan) -> dict:
 # "<row>_taskkdh" adds TinyBERT's intermediate-layer KD (hidden states on the uniform map, weight 1).
 GLUE_ROWS = {"teacher": (), "cut": ("cut",), **{f"kd_{name}": (f"kd_{name}",) for name in OBJECTIVES}}
 TASK_KD_FLAGS = ["--kd_alpha", "0.5", "--kd_temperature", "1"]
-TASK_KD_KINDS = {"_taskkd": TASK_KD_FLAGS, "_taskkdh": [*TASK_KD_FLAGS, "--kd_hidden_weight", "1", "--kd_layer_map",
-                                                        "uniform"]}
+TASK_KD_HIDDEN_FLAGS = [*TASK_KD_FLAGS, "--kd_hidden_weight", "1", "--kd_layer_map", "uniform"]
+# "<row>_taskkdha" = "_taskkdh" on 4 augmented copies of every training example (design amendment 7)
+TASK_KD_KINDS = {"_taskkd": TASK_KD_FLAGS, "_taskkdh": TASK_KD_HIDDEN_FLAGS,
+                 "_taskkdha": [*TASK_KD_HIDDEN_FLAGS, "--augment_copies", "4"]}
 TASK_KD = {row + kind: row for kind in TASK_KD_KINDS for row in GLUE_ROWS if row != "teacher"}
 
 

@@ -19,7 +19,8 @@ sys.path.insert(0, str(REPO / "bench"))
 import student_ladder as ladder  # noqa: E402
 
 STAGES = ("splits,cut,kd_combined,glue_cut_tuned,glue_kd_combined_tuned,glue_kd_combined_cutlr_s1,"
-          "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,arch_,"
+          "glue_teacher_tuned_s1,glue_kd_combined_taskkd_cutlr_s1,glue_kd_combined_taskkdh_cutlr_s1,"
+          "glue_kd_combined_taskkdha_cutlr_s1,arch_,"
           "glue_arch_width_half_taskkdh_cutlr_s1,glue_arch_searched_taskkdh_cutlr_s1,stilts_data,"
           "glue_kd_combined_taskkdh_cutlr_stilts_s1,glue_kd_combined_taskkdh_cutlr_swap_s1,"
           "glue_kd_combined_taskkdh_cutlr_aug_s1,pair_latency,report,"
@@ -50,7 +51,8 @@ def test_every_selected_stage_runs_once_and_a_rerun_only_reports(quick):
     assert list(first) == ["splits", "cut", "kd_combined", "glue_teacher_tuned_s1", "glue_cut_tuned_s1",
                            "glue_cut_tuned_s2", "glue_kd_combined_tuned_s1", "glue_kd_combined_tuned_s2",
                            "glue_kd_combined_cutlr_s1", "glue_kd_combined_taskkd_cutlr_s1",
-                           "glue_kd_combined_taskkdh_cutlr_s1", "arch_width_half",
+                           "glue_kd_combined_taskkdh_cutlr_s1", "glue_kd_combined_taskkdha_cutlr_s1",
+                           "arch_width_half",
                            "glue_arch_width_half_taskkdh_cutlr_s1", "arch_searched",
                            "glue_arch_searched_taskkdh_cutlr_s1", "stilts_data",
                            "glue_kd_combined_taskkdh_cutlr_stilts_s1", "glue_kd_combined_taskkdh_cutlr_swap_s1",
@@ -115,7 +117,7 @@ def test_the_distilled_row_used_its_objectives_and_the_report_shows_both_rows(qu
                                          "kd_combined_taskkd/cutlr", "kd_combined_taskkdh/cutlr",
                                          "arch_width_half_taskkdh/cutlr", "arch_searched_taskkdh/cutlr",
                                          "kd_combined_taskkdh/cutlr_stilts", "kd_combined_taskkdh/cutlr_swap",
-                                         "kd_combined_taskkdh/cutlr_aug"}
+                                         "kd_combined_taskkdh/cutlr_aug", "kd_combined_taskkdha/cutlr"}
 
 
 def _without_output_dir(flags: list[str]) -> list[str]:
@@ -301,6 +303,45 @@ def test_a_flag_variant_runs_mrpc_with_its_flags_and_keeps_the_base_rows_other_t
     assert steps[1] == factor * steps[0]
     page = (out / "docs" / "student_recipe.md").read_text()
     assert f"| {protocol} |" in page and rung in page
+
+
+@pytest.mark.slow
+def test_the_augmented_row_is_the_hidden_kd_row_with_four_copies_and_its_mrpc_the_aug_variants_run(quick):
+    """Design amendment 7's whole row: every task with --augment_copies 4; its MRPC has the cutlr_aug variant's flags
+    (in another order), and fine-tuning being deterministic, the two runs predict the same."""
+    out = quick[0]
+    rows = {name: _result(out, f"glue_{name}_s1")["tasks"] for name in
+            ("kd_combined_taskkdh_cutlr", "kd_combined_taskkdha_cutlr", "kd_combined_taskkdh_cutlr_aug")}
+    for task in ladder.TASKS:
+        flags = rows["kd_combined_taskkdha_cutlr"][task]["flags"]
+        hidden = rows["kd_combined_taskkdh_cutlr"][task]["flags"]
+        at = flags.index("--augment_copies")
+        assert flags[at + 1] == "4" and _without_output_dir(flags[:at] + flags[at + 2:]) == _without_output_dir(hidden)
+    augmented, variant = rows["kd_combined_taskkdha_cutlr"]["mrpc"], rows["kd_combined_taskkdh_cutlr_aug"]["mrpc"]
+    assert ladder._flag_items(augmented["flags"]) == ladder._flag_items(variant["flags"])
+    assert augmented["predictions"] == variant["predictions"]
+
+
+def test_a_run_made_before_with_the_same_flags_is_not_made_again(tmp_path):
+    from types import SimpleNamespace
+
+    made = {"flags": ["--task_name", "mrpc", "--output_dir", "a", "--overwrite_output_dir", "--augment_copies", "4"],
+            "score": 0.8}
+    (tmp_path / "tasks" / "glue_x_s1").mkdir(parents=True)
+    (tmp_path / "tasks" / "glue_x_s1" / "mrpc.json").write_text(json.dumps(made))
+    plan = SimpleNamespace(results=tmp_path)
+    calls = []
+
+    def run():
+        calls.append(1)
+        return {"score": 0.5}
+
+    same = ["--augment_copies", "4", "--overwrite_output_dir", "--output_dir", "b", "--task_name", "mrpc"]
+    assert ladder._made_before_or(run, same, plan) == {**made, "same_run_as": "glue_x_s1"} and not calls
+    for other in (["--augment_copies", "2", "--overwrite_output_dir", "--task_name", "mrpc"],
+                  ["--augment_copies", "4", "--task_name", "mrpc"]):
+        assert ladder._made_before_or(run, other, plan) == {"score": 0.5}
+    assert len(calls) == 2
 
 
 def test_stilts_data_drops_every_sts_b_pair_that_shares_a_sentence_with_mrpcs_scored_pairs(tmp_path):
