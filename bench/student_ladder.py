@@ -326,9 +326,13 @@ def _made_before_or(run: Callable[[], dict], flags: list[str], plan: Plan) -> di
 
 
 def _flag_items(flags: list[str]) -> frozenset:
-    """``--name value`` pairs (a bare ``--name``: True) but ``--output_dir``."""
-    items = {(name, flags[i + 1] if i + 1 < len(flags) and not flags[i + 1].startswith("--") else True)
-             for i, name in enumerate(flags) if name.startswith("--")}
+    """``(--name, its values)`` pairs (every value up to the next ``--name``; a bare ``--name`` has none) but
+    ``--output_dir``; a name given twice is refused (argparse would take the last)."""
+    starts = [i for i, token in enumerate(flags) if token.startswith("--")]
+    items = [(flags[i], tuple(flags[i + 1:end])) for i, end in zip(starts, [*starts[1:], len(flags)], strict=True)]
+    names = [name for name, _ in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a flag is given twice in {flags}")
     return frozenset(item for item in items if item[0] != "--output_dir")
 
 

@@ -120,6 +120,9 @@ def test_a_run_trains_on_the_copies_with_the_teacher_only(bert_dirs, glue_dir, t
     ({"augment_copies": 2, "augment_probability": 1.5, "teacher": True},
      r"`augment_probability` must be in \(0, 1\], got 1.5"),
     ({"augment_copies": 2, "augment_neighbours": 0, "teacher": True}, r"`augment_neighbours` must be at least 1"),
+    ({"augment_copies": 2, "kd_alpha": 0.0, "teacher": True},
+     r"`augment_copies` 2 adds copies that learn from the teacher's distillation terms only, and `kd_alpha` and "
+     r"`kd_hidden_weight` are both 0"),
 ])
 def test_bad_augmentation_values_are_refused_before_anything_is_written(bert_dirs, glue_dir, tmp_path,  # noqa: F811
                                                                         overrides, message):
@@ -130,4 +133,18 @@ def test_bad_augmentation_values_are_refused_before_anything_is_written(bert_dir
     out = tmp_path / "out"
     with pytest.raises(InputError, match=message):
         finetune_glue(args_for(magic_dir, out, task_name="mrpc", data_dir=str(glue_dir), **overrides))
+    assert not out.exists()
+
+
+def test_a_vocabulary_without_a_replaceable_word_is_refused_before_anything_is_written(bert_dirs, glue_dir,  # noqa: F811
+                                                                                      tmp_path, monkeypatch):
+    from magic_bert.glue import augmentation
+
+    bert_dir, magic_dir = bert_dirs
+    monkeypatch.setattr(augmentation, "whole_word_ids", lambda tokenizer: [])  # as a SentencePiece vocabulary
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"`augment_copies` 2: no word of mrpc's training texts is a whole word of "
+                                         r"`model_name_or_path` .* augmentation needs a WordPiece vocabulary"):
+        finetune_glue(args_for(magic_dir, out, task_name="mrpc", data_dir=str(glue_dir), augment_copies=2,
+                               teacher_name_or_path=str(bert_dir)))
     assert not out.exists()

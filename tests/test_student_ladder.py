@@ -342,6 +342,10 @@ def test_a_run_made_before_with_the_same_flags_is_not_made_again(tmp_path):
                   ["--augment_copies", "4", "--task_name", "mrpc"]):
         assert ladder._made_before_or(run, other, plan) == {"score": 0.5}
     assert len(calls) == 2
+    # Every value of a flag counts; a flag given twice is refused.
+    assert ladder._flag_items(["--validation_file", "a", "b"]) != ladder._flag_items(["--validation_file", "a", "c"])
+    with pytest.raises(ValueError, match="a flag is given twice"):
+        ladder._flag_items(["--seed", "1", "--seed", "2"])
 
 
 def test_stilts_data_drops_every_sts_b_pair_that_shares_a_sentence_with_mrpcs_scored_pairs(tmp_path):

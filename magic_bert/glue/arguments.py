@@ -127,6 +127,9 @@ class FinetuneArguments(TakesStudentRecipe):
         if self.augment_copies > 0 and self.teacher_name_or_path is None:
             raise InputError(f"`augment_copies` {self.augment_copies} adds copies without labels of their own, which "
                              "learn from a fine-tuned teacher only: give `teacher_name_or_path` too.")
+        if self.augment_copies > 0 and self.kd_alpha == 0 and self.kd_hidden_weight == 0:
+            raise InputError(f"`augment_copies` {self.augment_copies} adds copies that learn from the teacher's "
+                             "distillation terms only, and `kd_alpha` and `kd_hidden_weight` are both 0: raise one.")
         in_range("warmup_ratio", self.warmup_ratio, 0, 1, closed="[)")
         self.learning_rate_grid()
         self._check_data()

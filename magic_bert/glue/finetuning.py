@@ -100,7 +100,8 @@ def load_raw_data(args: FinetuneArguments, task: GlueTask) -> datasets.DatasetDi
 
 def augment_training_data(args: FinetuneArguments, tasks: list[GlueTask], tokenizer, raw: dict, log) -> None:
     """``--augment_copies``: each task's training split followed by its augmented copies (in place in ``raw``), the
-    replacement words chosen by the fine-tuned teacher's input embeddings (checked before: same vocabulary)."""
+    replacement words chosen by the fine-tuned teacher's input embeddings (indexed by the student's tokenizer: the
+    teacher's vocabulary size was checked to fit it, as task KD needs)."""
     name = args.teacher_name_or_path
     teacher = load_user_file(f"`teacher_name_or_path` {name!r}",
                              partial(AutoModelForSequenceClassification.from_pretrained, name))
@@ -109,6 +110,11 @@ def augment_training_data(args: FinetuneArguments, tasks: list[GlueTask], tokeni
         train = raw[task.name]["train"]
         augmenter = build_augmenter(tokenizer, embeddings, (text for key in task.keys for text in train[key]),
                                     args.augment_neighbours, args.augment_probability)
+        if not augmenter.neighbours:  # e.g. a SentencePiece or byte-level vocabulary: the copies would be duplicates
+            raise InputError(f"`augment_copies` {args.augment_copies}: no word of {task.name}'s training texts is a "
+                             f"whole word of `model_name_or_path` {args.model_name_or_path!r}'s vocabulary "
+                             "(alphabetic, not a '##' piece), so none could be replaced: augmentation needs a "
+                             "WordPiece vocabulary.")
         raw[task.name]["train"], counts = augment(train, task.keys, args.augment_copies, augmenter, args.seed)
         share = counts["replaced_words"] / max(counts["replaceable_words"], 1)
         log(f"{task.name}: {counts['examples']:,} training examples and {counts['copies']:,} augmented copies "
