@@ -77,7 +77,16 @@ class Plan(StageResults):
     seeds: list[int]
 
     def done(self, stage: str) -> bool:
-        return (self.results / f"{stage}.json").is_file()
+        """Its result is there and so is what later stages read from it (results committed from another machine
+        come without the slices or the encoders: those stages run again)."""
+        if not self.has_result(stage):
+            return False
+        if stage == "splits":
+            return all((self.data(task) / "held_out.jsonl").is_file() for task in TASKS)
+        if stage.startswith("pretrain_"):
+            objective, _, seed = stage.removeprefix("pretrain_").rpartition("_s")
+            return (self.encoder(objective, int(seed)) / "config.json").is_file()
+        return True
 
     def data(self, task: str) -> Path:
         return self.out / "data" / task
@@ -171,9 +180,9 @@ def finetune_stage(objective: str, seed: int, plan: Plan) -> dict:
 
 def report_stage(plan: Plan) -> dict:
     docs = Path(plan.args.docs_dir or (plan.out / "docs" if plan.args.quick else "docs"))
-    rows = {o: [plan.result(f"finetune_{o}_s{s}") for s in plan.seeds if plan.done(f"finetune_{o}_s{s}")]
+    rows = {o: [plan.result(f"finetune_{o}_s{s}") for s in plan.seeds if plan.has_result(f"finetune_{o}_s{s}")]
             for o in OBJECTIVES}
-    pretrained = {o: [plan.result(f"pretrain_{o}_s{s}") for s in plan.seeds if plan.done(f"pretrain_{o}_s{s}")]
+    pretrained = {o: [plan.result(f"pretrain_{o}_s{s}") for s in plan.seeds if plan.has_result(f"pretrain_{o}_s{s}")]
                   for o in OBJECTIVES}
     summary = {o: _summary(rows[o], pretrained[o]) for o in OBJECTIVES}
     both = all(summary[o]["score"] for o in OBJECTIVES)

@@ -70,7 +70,16 @@ class Plan(StageResults):
     corpus: Path
 
     def done(self, stage: str) -> bool:
-        return (self.results / f"{stage}.json").is_file()
+        """Its result is there and so is what later stages read from it (results committed from another machine
+        come without the slices or the supernets: those stages run again, to the same bits)."""
+        if not self.has_result(stage):
+            return False
+        if stage == "splits":
+            return all((self.data(task) / f"{part}.jsonl").is_file() for task in TASKS
+                       for part in ("train", "held_out"))
+        if stage.startswith("supernet_"):
+            return (self.supernet(stage.removeprefix("supernet_")) / "config.json").is_file()
+        return True
 
     def data(self, task: str) -> Path:
         return self.out / "data" / task
@@ -305,7 +314,7 @@ def report_stage(plan: Plan) -> dict:
 
 # ------------------------------------------------------------------------------------------------------- runner
 def all_stages(plan: Plan) -> list[Stage]:
-    count = len(plan.result("archs")["archs"]) if plan.done("archs") else 0  # one reference per fixed arch
+    count = len(plan.result("archs")["archs"]) if plan.has_result("archs") else 0  # one reference per fixed arch
     references = [Stage(f"reference_{i:02d}", lambda p, i=i: reference_stage(i, p), ("splits", "archs"))
                   for i in range(count)]
     return [Stage("splits", splits_stage),
@@ -315,8 +324,8 @@ def all_stages(plan: Plan) -> list[Stage]:
               for s in SUPERNETS),
             *references,
             Stage("report", report_stage, tuple(f"proxies_{s}" for s in SEARCHED_SUPERNETS)),
-            Stage("pair_search", pair_search_stage, ("proxies_magic", *(r.name for r in references)) if count
-                  else ("archs",))]
+            Stage("pair_search", pair_search_stage, ("supernet_magic", "proxies_magic",
+                                                     *(r.name for r in references)) if count else ("archs",))]
 
 
 def run_study(args: StudyArguments) -> dict[str, float]:

@@ -49,6 +49,9 @@ class StageResults:
     def results(self) -> Path:
         return self.out / "results"
 
+    def has_result(self, stage: str) -> bool:
+        return (self.results / f"{stage}.json").is_file()
+
     def result(self, stage: str) -> dict:
         return json.loads((self.results / f"{stage}.json").read_text())
 

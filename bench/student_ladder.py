@@ -141,7 +141,7 @@ class Plan(StageResults):
     def done(self, stage: str) -> bool:
         """Its result is there and so is what later stages read from it (results committed from another machine
         come without the held-out files or the models: those stages run again, to the same bits)."""
-        if not (self.results / f"{stage}.json").is_file():
+        if not self.has_result(stage):
             return False
         if stage == "splits":
             return all((self.data(task) / "held_out.jsonl").is_file() for task in TASKS)

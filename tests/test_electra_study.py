@@ -53,3 +53,15 @@ def test_fine_tuning_scores_held_out_slices_and_the_report_reads_the_results(qui
     scores = {o: [_result(out, f"finetune_{o}_s{s}")["score"] for s in (1, 2)] for o in study.OBJECTIVES}
     assert summary["electra_minus_mlm"] == pytest.approx(sum(scores["electra"]) / 2 - sum(scores["mlm"]) / 2)
     assert "ELECTRA − masked-LM" in (out / "docs" / "electra_study.md").read_text()
+
+
+def test_restored_results_without_an_encoder_are_pretrained_again_but_still_reported(tmp_path):
+    """Results committed from another machine come without the encoders: pre-training is not done (fine-tuning
+    reads the encoder), yet the report still finds its recorded result."""
+    plan = study.make_plan(study.ElectraStudyArguments(output_dir=str(tmp_path), seeds="42"))
+    plan.results.mkdir(parents=True)
+    (plan.results / "pretrain_electra_s42.json").write_text("{}")
+    assert plan.has_result("pretrain_electra_s42") and not plan.done("pretrain_electra_s42")
+    plan.encoder("electra", 42).mkdir(parents=True)
+    (plan.encoder("electra", 42) / "config.json").write_text("{}")
+    assert plan.done("pretrain_electra_s42") and not plan.done("pretrain_mlm_s42")

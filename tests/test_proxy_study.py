@@ -143,3 +143,25 @@ def test_the_pair_search_takes_the_studys_metric_seeds_the_hand_designs_and_caps
     cut = bert_layers_arch(out / "quick_inputs" / "teacher", [0, 2])
     assert record["max_latency"] == pytest.approx(study.PAIR_LATENCY * table.latency(cut))
     assert table.latency(best["arch"]) <= record["max_latency"]
+
+
+def test_restored_results_without_the_slices_or_a_supernet_are_not_done(tmp_path):
+    """Results committed from another machine come without outputs/: the stages whose files later stages read run
+    again, and a reference or the pair search asks for them by name before anything runs."""
+    plan = study.Plan(study.StudyArguments(output_dir=str(tmp_path)), tmp_path, "teacher", tmp_path, tmp_path)
+    plan.results.mkdir(parents=True)
+    for stage in ("splits", "supernet_magic", "archs"):
+        (plan.results / f"{stage}.json").write_text(json.dumps({"stage": stage, "archs": {"a": ["identity"]}}))
+    assert [plan.done(s) for s in ("splits", "supernet_magic", "archs")] == [False, False, True]
+    for task in study.TASKS:
+        plan.data(task).mkdir(parents=True)
+        (plan.data(task) / "train.jsonl").write_text("{}\n")
+    assert not plan.done("splits")  # a held-out slice still missing
+    for task in study.TASKS:
+        (plan.data(task) / "held_out.jsonl").write_text("{}\n")
+    (plan.supernet("magic")).mkdir()
+    (plan.supernet("magic") / "config.json").write_text("{}")
+    assert plan.done("splits") and plan.done("supernet_magic") and not plan.done("supernet_spos")
+    shutil.rmtree(plan.supernet("magic"))
+    with pytest.raises(study.InputError, match=r"pair_search needs \['supernet_magic', 'proxies_magic'"):
+        study.run_study(study.StudyArguments(output_dir=str(tmp_path), stages="pair_search"))
