@@ -140,7 +140,8 @@ class Plan(StageResults):
 
     def done(self, stage: str) -> bool:
         """Its result is there and so is what later stages read from it (results committed from another machine
-        come without the held-out files or the models: those stages run again, to the same bits)."""
+        come without the held-out files or the models: those stages run again; the same bits on one machine,
+        another's kernels may round the last digits differently)."""
         if not self.has_result(stage):
             return False
         if stage == "splits":

@@ -369,3 +369,23 @@ def test_stilts_data_drops_every_sts_b_pair_that_shares_a_sentence_with_mrpcs_sc
     assert ladder.stilts_data_stage(plan) == {"stsb_train": 4, "kept": 2, "dropped": 2}
     kept = _rows(tmp_path / "data" / ladder.STILTS_DATA / "train.jsonl")
     assert [(row["sentence1"], row["idx"]) for row in kept] == [("Birds sing.", 1), ("Trees grow.", 3)]
+
+
+def test_a_task_result_records_how_long_its_run_took_or_keeps_a_taken_runs_time(tmp_path, monkeypatch):
+    """``seconds`` is the compute's own wall time (the clock read after it), and a result taken from an identical
+    earlier run keeps that run's; a cached part is read back, not computed again."""
+    import stages
+
+    now = [10.0]
+    monkeypatch.setattr(stages.time, "perf_counter", lambda: now[0])
+
+    def run(result: dict) -> dict:
+        now[0] += 2.5  # the run takes 2.5 s
+        return result
+
+    plan = ladder.Plan.__new__(ladder.Plan)
+    plan.out = tmp_path
+    assert plan.task_result("stage", "mrpc", lambda: run({"score": 1.0})) == {"seconds": 2.5, "score": 1.0}
+    assert plan.task_result("stage", "stsb", lambda: run({"score": 2.0, "seconds": 99.0}))["seconds"] == 99.0
+    assert plan.task_result("stage", "mrpc", lambda: pytest.fail("computed again")) == {"seconds": 2.5,
+                                                                                           "score": 1.0}
