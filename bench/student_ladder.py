@@ -445,14 +445,26 @@ def _finetune(flags: list[str], folder: Path, keep_model: bool, plan: Plan) -> d
 
 def _rebuild_chosen_model(result: dict, flags: list[str], folder: Path, plan: Plan) -> None:
     """Fine-tune again at the rate the grid chose (every rate of a grid starts from the same seed, so this is the
-    grid's run) and keep its model; refuse it unless its dev predictions are the recorded ones (to 1e-4: another
-    machine's kernels may round differently)."""
+    grid's run) and keep its model; refuse it, and delete it, unless its dev predictions are the recorded ones."""
+    import shutil
+
     flags = list(flags)  # this plan's paths (the recorded flags may name another machine's)
     flags[flags.index("--learning_rates") + 1] = f"{result['learning_rate']:g}"
     rebuilt = _finetune(flags, folder, True, plan)["predictions"]
-    if len(rebuilt) != len(result["predictions"]) or not all(
-            math.isclose(a, b, abs_tol=1e-4) for a, b in zip(rebuilt, result["predictions"], strict=True)):
+    if not same_predictions(rebuilt, result["predictions"]):
+        shutil.rmtree(folder)  # a rerun must not take a model that failed this check
         raise RuntimeError(f"{folder}: the model fine-tuned again does not predict as the recorded one.")
+
+
+# Another machine's kernels round differently, and over hundreds of steps that grows: the teacher's STS-B model made
+# again here differs from the recorded one by up to 9.0e-4 on the 0-5 scale (mean 4.5e-5; held-out Spearman 0.876618
+# vs 0.876626). Class predictions must be equal.
+REBUILD_TOLERANCE = 5e-3
+
+
+def same_predictions(rebuilt: list[float], recorded: list[float]) -> bool:
+    return len(rebuilt) == len(recorded) and all(
+        math.isclose(a, b, abs_tol=REBUILD_TOLERANCE) for a, b in zip(rebuilt, recorded, strict=True))
 
 
 def _rate_source(row: str, protocol_name: str, seed: int, plan: Plan) -> str | None:

@@ -389,3 +389,29 @@ def test_a_task_result_records_how_long_its_run_took_or_keeps_a_taken_runs_time(
     assert plan.task_result("stage", "stsb", lambda: run({"score": 2.0, "seconds": 99.0}))["seconds"] == 99.0
     assert plan.task_result("stage", "mrpc", lambda: pytest.fail("computed again")) == {"seconds": 2.5,
                                                                                            "score": 1.0}
+
+
+@pytest.mark.parametrize("offset, kept", [(0.004, True), (0.006, False)])
+def test_a_rebuilt_teacher_is_kept_only_if_it_predicts_as_the_recorded_one(tmp_path, monkeypatch, offset, kept):
+    """Results restored without models: the chosen teacher is fine-tuned again at the recorded rate; predictions
+    within another machine's rounding (5e-3) keep it, further off it is deleted (a rerun must not take it) and the
+    run stops."""
+    folder = tmp_path / "stsb"
+    calls = []
+
+    def finetune(flags, where, keep_model, plan):
+        calls.append((flags, keep_model))
+        (where / "stsb" / "best_model").mkdir(parents=True)
+        return {"predictions": [1.0 + offset, 2.5]}
+
+    monkeypatch.setattr(ladder, "_finetune", finetune)
+    recorded = {"learning_rate": 1e-4, "predictions": [1.0, 2.5]}
+    flags = ["--task_name", "stsb", "--learning_rates", "5e-05,0.0001,0.0002"]
+    if kept:
+        ladder._rebuild_chosen_model(recorded, flags, folder, None)
+    else:
+        with pytest.raises(RuntimeError, match="does not predict as the recorded one"):
+            ladder._rebuild_chosen_model(recorded, flags, folder, None)
+    assert calls == [(["--task_name", "stsb", "--learning_rates", "0.0001"], True)]
+    assert (folder / "stsb" / "best_model").is_dir() == kept
+    assert flags[-1] == "5e-05,0.0001,0.0002"  # the caller's flags untouched
