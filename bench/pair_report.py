@@ -107,8 +107,9 @@ def write_pair_report(results: Path, docs: Path, kind: str, samples: int = 2000)
              f"Teacher (all-MiniLM-L6-v2, tuned protocol, seeds {analysis['teacher_seeds']}): "
              + (f"{teacher:.1f}." if teacher is not None else "not run yet."),
              f"Latency: batch {latency['batch']}, sequence {latency['seq_len']}, {latency['threads']} threads, "
-             f"medians of {latency['rounds']} interleaved rounds; teacher / cut "
-             f"{latency['ratio_to_cut']['teacher']:.3f}.", ""]
+             f"medians of {latency['rounds']} interleaved rounds; over the cut's: " + ", ".join(
+                 f"{name} {ratio:.3f}" for name, ratio in latency["ratio_to_cut"].items() if name != "cut")
+             + f" (the goal's cap {GOAL_LATENCY}).", ""]
     lines += [_comparison_line(name, analysis["versus_cut"].get(name)) for name in ("searched", "width_half")
               if name in analysis["students"]]
     goal = analysis.get("goal")
