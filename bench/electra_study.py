@@ -6,6 +6,10 @@ STS-B and SST-2 and scored on held-out slices of their training files (dev is ne
     python bench/electra_study.py                                     # every stage not done yet, then the report
     python bench/electra_study.py --quick --output_dir /tmp/electra   # a tiny arch and generated data (a minute)
 
+On a new machine, copy the committed docs/results/electra_study/ into <output_dir>/results/: a stage counts as done
+when its result is there and so are the files later stages read (the held-out slices and the encoders are not
+committed); name the stages you need, since 'all' would also remake files no pending stage reads.
+
 Stages: splits; pretrain_<objective>_s<seed> (checkpoints every 250 steps: an interrupted stage resumes);
 finetune_<objective>_s<seed> (each task recorded as it finishes); report (docs/electra_study.md and
 docs/results/electra_study/).

@@ -10,6 +10,10 @@ against that reference, with bootstrap intervals over archs.
     python bench/proxy_study.py                                    # every stage not done yet, then the report
     python bench/proxy_study.py --quick --output_dir /tmp/study    # a tiny BERT and generated data (minutes)
 
+On a new machine, copy the committed docs/results/search_study/ into <output_dir>/results/: a stage counts as done
+when its result is there and so are the files later stages read (the held-out slices and the supernets are not
+committed); name the stages you need, since 'all' would also remake files no pending stage reads.
+
 Stages: splits; supernet_spos, supernet_magic, supernet_emagic (800 steps each; E-MAGIC-AT is exploratory, issue
 32); archs (hand-designed, random, 5 searches); proxies_spos, proxies_magic, proxies_emagic; reference_NN (one per
 arch: 300 distillation steps, STS-B and SST-2, each task recorded as it finishes); report (docs/search_study.md and
@@ -326,7 +330,8 @@ def all_stages(plan: Plan) -> list[Stage]:
             *references,
             Stage("report", report_stage, tuple(f"proxies_{s}" for s in SEARCHED_SUPERNETS)),
             Stage("pair_search", pair_search_stage, ("supernet_magic", "proxies_magic",
-                                                     *(r.name for r in references)) if count else ("archs",))]
+                                                     *(r.name for r in references), "splits") if count
+                  else ("archs",))]
 
 
 def run_study(args: StudyArguments) -> dict[str, float]:

@@ -57,7 +57,7 @@ def test_fine_tuning_scores_held_out_slices_and_the_report_reads_the_results(qui
 
 def test_restored_results_without_an_encoder_are_pretrained_again_but_still_reported(tmp_path):
     """Results committed from another machine come without the encoders: pre-training is not done (fine-tuning
-    reads the encoder), yet the report still finds its recorded result."""
+    reads the encoder), yet its recorded result is there (``has_result``, what the report reads)."""
     plan = study.make_plan(study.ElectraStudyArguments(output_dir=str(tmp_path), seeds="42"))
     plan.results.mkdir(parents=True)
     (plan.results / "pretrain_electra_s42.json").write_text("{}")

@@ -164,4 +164,4 @@ def test_restored_results_without_the_slices_or_a_supernet_are_not_done(tmp_path
     assert plan.done("splits") and plan.done("supernet_magic") and not plan.done("supernet_spos")
     shutil.rmtree(plan.supernet("magic"))
     with pytest.raises(study.InputError, match=r"pair_search needs \['supernet_magic', 'proxies_magic'"):
-        study.run_study(study.StudyArguments(output_dir=str(tmp_path), stages="pair_search"))
+        study.run_study(study.StudyArguments(output_dir=str(tmp_path), teacher=str(tmp_path), stages="pair_search"))

@@ -213,6 +213,9 @@ def test_the_pair_report_compares_each_student_with_the_cut(quick):
         assert summary["versus_cut"][name]["difference"] == pytest.approx(own - cut)
     page = (out / "docs" / "search_pair.md").read_text()
     assert "- **searched − cut**, GLUE average:" in page and "- Goal (interval above zero" in page
+    ratios = latency["ratio_to_cut"]
+    assert (f"over the cut's: teacher {ratios['teacher']:.3f}, width_half {ratios['width_half']:.3f}, searched "
+            f"{ratios['searched']:.3f} (the goal's cap 1.03)") in page
     assert set(summary["goal"]) == {"interval_above_zero", "latency_within", "share_at_least", "met"}
 
 
@@ -391,21 +394,25 @@ def test_a_task_result_records_how_long_its_run_took_or_keeps_a_taken_runs_time(
                                                                                            "score": 1.0}
 
 
-@pytest.mark.parametrize("offset, kept", [(0.004, True), (0.006, False)])
-def test_a_rebuilt_teacher_is_kept_only_if_it_predicts_as_the_recorded_one(tmp_path, monkeypatch, offset, kept):
+@pytest.mark.parametrize("offsets, kept", [
+    ({i: 0.004 for i in range(400)}, True),  # every prediction within 5e-3
+    ({0: 1.0, 7: 0.006}, True),  # 2 of 400 further off: 0.5 %, a flipped class on a near tie
+    ({0: 1.0, 7: 0.006, 9: -0.01}, False),
+])
+def test_a_rebuilt_teacher_is_kept_only_if_it_predicts_as_the_recorded_one(tmp_path, monkeypatch, offsets, kept):
     """Results restored without models: the chosen teacher is fine-tuned again at the recorded rate; predictions
-    within another machine's rounding (5e-3) keep it, further off it is deleted (a rerun must not take it) and the
-    run stops."""
+    within another machine's rounding keep it, further off it is deleted (a rerun must not take it) and the run
+    stops."""
     folder = tmp_path / "stsb"
+    recorded = {"learning_rate": 1e-4, "predictions": [i / 100 for i in range(400)]}
     calls = []
 
     def finetune(flags, where, keep_model, plan):
         calls.append((flags, keep_model))
         (where / "stsb" / "best_model").mkdir(parents=True)
-        return {"predictions": [1.0 + offset, 2.5]}
+        return {"predictions": [p + offsets.get(i, 0.0) for i, p in enumerate(recorded["predictions"])]}
 
     monkeypatch.setattr(ladder, "_finetune", finetune)
-    recorded = {"learning_rate": 1e-4, "predictions": [1.0, 2.5]}
     flags = ["--task_name", "stsb", "--learning_rates", "5e-05,0.0001,0.0002"]
     if kept:
         ladder._rebuild_chosen_model(recorded, flags, folder, None)
@@ -415,3 +422,4 @@ def test_a_rebuilt_teacher_is_kept_only_if_it_predicts_as_the_recorded_one(tmp_p
     assert calls == [(["--task_name", "stsb", "--learning_rates", "0.0001"], True)]
     assert (folder / "stsb" / "best_model").is_dir() == kept
     assert flags[-1] == "5e-05,0.0001,0.0002"  # the caller's flags untouched
+    assert not ladder.same_predictions(recorded["predictions"][:-1], recorded["predictions"])

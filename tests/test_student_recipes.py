@@ -59,26 +59,28 @@ def test_from_recipe_refuses_an_unknown_name():
         FinetuneArguments.from_recipe("x")
 
 
-def test_the_ladders_recipe_is_what_the_ladder_measured(monkeypatch):
+@pytest.mark.parametrize(("recipe", "kind"), [("ladder-v1", "_taskkdh"), ("ladder-v2", "_taskkdha")])
+def test_the_ladders_recipe_is_what_the_ladder_measured(monkeypatch, recipe, kind):
     """ladder-v1 = the ladder's `combined` objectives at its distillation rate, fine-tuned with its tuned protocol's
-    grid, warm-up and batch (not its per-task epochs), with the task-KD settings of its task-KD rows."""
+    grid, warm-up and batch (not its per-task epochs), with the task-KD settings of its task-KD rows; ladder-v2 the
+    same with the augmented rows' task KD."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "bench"))
     import student_ladder as ladder
 
-    ours = recipe_options("ladder-v1", "pretrain")
+    ours = recipe_options(recipe, "pretrain")
     measured = parse_pretrain_args([*ladder.OBJECTIVES["combined"], "--teacher_name_or_path", "t", "--arch",
                                     "mha:2 ffn:8", "--output_dir", "o", "--learning_rate",
                                     str(ladder.LadderArguments().distil_learning_rate)])
     assert ours == {name: getattr(measured, name) for name in ours}
     tuned = ladder.PROTOCOLS["tuned"]
-    glue = FinetuneArguments.from_recipe("ladder-v1", model_name_or_path="m")
+    glue = FinetuneArguments.from_recipe(recipe, model_name_or_path="m")
     assert glue.learning_rate_grid() == list(tuned.learning_rates)
     assert (glue.warmup_ratio, glue.per_device_train_batch_size) == (tuned.warmup_ratio, tuned.batch_size)
-    # With a fine-tuned teacher: the task KD of the ladder's best task-KD row (logits and hidden states).
-    measured = parse_one(FinetuneArguments, [*ladder.TASK_KD_KINDS["_taskkdh"], "--model_name_or_path", "m"])
-    task_kd = STUDENT_RECIPES["ladder-v1"].task_kd
+    # With a fine-tuned teacher: the task KD of the ladder's rows of that kind (logits and hidden states; copies).
+    measured = parse_one(FinetuneArguments, [*ladder.TASK_KD_KINDS[kind], "--model_name_or_path", "m"])
+    task_kd = STUDENT_RECIPES[recipe].task_kd
     assert task_kd == {name: getattr(measured, name) for name in task_kd}
-    with_teacher = FinetuneArguments.from_recipe("ladder-v1", model_name_or_path="m", teacher_name_or_path="t")
+    with_teacher = FinetuneArguments.from_recipe(recipe, model_name_or_path="m", teacher_name_or_path="t")
     assert {name: getattr(with_teacher, name) for name in task_kd} == task_kd
 
 
@@ -96,3 +98,10 @@ def test_a_recipes_task_kd_applies_only_with_a_fine_tuned_teacher(tmp_path, give
     parsed = parse_one(FinetuneArguments, argv)
     assert parsed.kd_hidden_weight == hidden_weight
     assert parsed.learning_rates == "5e-5,1e-4,2e-4"
+
+
+def test_ladder_v2_augments_only_with_a_fine_tuned_teacher():
+    """The copies have no labels: without a teacher to distil from they would teach nothing (and are refused)."""
+    argv = ["--student_recipe", "ladder-v2", "--model_name_or_path", "m"]
+    assert parse_one(FinetuneArguments, argv).augment_copies == 0
+    assert parse_one(FinetuneArguments, [*argv, "--teacher_name_or_path", "t"]).augment_copies == 4
