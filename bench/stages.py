@@ -49,11 +49,14 @@ class StageResults:
     def results(self) -> Path:
         return self.out / "results"
 
+    def result_path(self, stage: str) -> Path:
+        return self.results / f"{stage}.json"
+
     def has_result(self, stage: str) -> bool:
-        return (self.results / f"{stage}.json").is_file()
+        return self.result_path(stage).is_file()
 
     def result(self, stage: str) -> dict:
-        return json.loads((self.results / f"{stage}.json").read_text())
+        return json.loads(self.result_path(stage).read_text())
 
     def task_result(self, stage: str, task: str, compute: Callable[[], dict]) -> dict:
         path = self.results / "tasks" / stage / f"{task}.json"
