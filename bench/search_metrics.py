@@ -1,5 +1,5 @@
 """What each search metric costs per child: seconds to score one child of the space around all-MiniLM-L6-v2 by
-held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on SST-2's training file), each in fp32 and
+held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on a GLUE training file, SST-2 by default), each in fp32 and
 under ``--scoring_precision bf16``, on the same children and blocks, interleaved child by child (this machine is
 noisy); the probe also with its slices batched in the drawn order (before they were batched by length); plus each
 metric's one-time setup (the teacher's targets, the probe's tokenized slices) and Kendall's tau between the fp32 and
