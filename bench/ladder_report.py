@@ -24,6 +24,7 @@ ROWS = {"teacher": "teacher (all-MiniLM-L6-v2)", "cut": "cut: layers 0, 2, 4, no
         "kd_embedding": "cut + sentence embedding", "kd_combined": "cut + hidden + relations + embedding",
         "arch_width_half": "width cut [heads:H/2, ffn:I/2] × L + hidden + relations + embedding",
         "arch_searched": "searched arch + hidden + relations + embedding",
+        "arch_searched_task": "arch searched by the task probe + hidden + relations + embedding",
         "majority": "majority class / mean score"}
 # Task-specific KD kinds (row suffixes, as bench/student_ladder.py's TASK_KD_KINDS) and how the table names them.
 TASK_KD_LABELS = {"_taskkd": " + task-specific KD", "_taskkdh": " + task-specific KD of logits and hidden states",

@@ -17,13 +17,14 @@ from magic_bert.io_utils import write_json_atomic, write_text_atomic
 
 GOAL_SHARE = 92.0  # % of the tuned teacher's GLUE average (issue 29)
 LABELS = {"cut": "DistilBERT-style cut, layers 0, 2, 4", "width_half": "uniform width cut, half the heads and neurons",
-          "searched": "searched"}
+          "searched": "searched", "searched_task": "searched by the task probe (exploratory, amendment 1)"}
+OTHERS = ("searched", "width_half", "searched_task")  # each compared with the cut; the goal is the first's
 
 
 def pair_rows(kind: str) -> dict[str, tuple[str, str]]:
     """Student name -> its (row, protocol) in the ladder."""
-    return {"cut": (f"kd_combined_{kind}", "cutlr"), "width_half": (f"arch_width_half_{kind}", "cutlr"),
-            "searched": (f"arch_searched_{kind}", "cutlr")}
+    return {"cut": (f"kd_combined_{kind}", "cutlr"),
+            **{name: (f"arch_{name}_{kind}", "cutlr") for name in ("width_half", "searched", "searched_task")}}
 
 
 def compare(runs: dict, a: tuple[str, str], b: tuple[str, str], samples: int) -> dict | None:
@@ -55,7 +56,7 @@ def analyse(results: Path, kind: str, samples: int = 2000) -> dict:
     rows = pair_rows(kind)
     out = {"students": students, "teacher_average": teacher_average,
            "teacher_seeds": sorted(teacher) if teacher else [], "latency": latency,
-           "versus_cut": {name: compare(runs, rows[name], rows["cut"], samples) for name in ("searched", "width_half")
+           "versus_cut": {name: compare(runs, rows[name], rows["cut"], samples) for name in OTHERS
                           if name in students and "cut" in students}}
     searched, primary = students.get("searched"), out["versus_cut"].get("searched")
     if searched and primary:
@@ -110,7 +111,7 @@ def write_pair_report(results: Path, docs: Path, kind: str, samples: int = 2000)
              f"medians of {latency['rounds']} interleaved rounds; over the cut's: " + ", ".join(
                  f"{name} {ratio:.3f}" for name, ratio in latency["ratio_to_cut"].items() if name != "cut")
              + f" (the goal's cap {GOAL_LATENCY}).", ""]
-    lines += [_comparison_line(name, analysis["versus_cut"].get(name)) for name in ("searched", "width_half")
+    lines += [_comparison_line(name, analysis["versus_cut"].get(name)) for name in OTHERS
               if name in analysis["students"]]
     goal = analysis.get("goal")
     if goal:

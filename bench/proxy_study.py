@@ -17,7 +17,8 @@ committed); name the stages you need, since 'all' would also remake files no pen
 Stages: splits; supernet_spos, supernet_magic, supernet_emagic (800 steps each; E-MAGIC-AT is exploratory, issue
 32); archs (hand-designed, random, 5 searches); proxies_spos, proxies_magic, proxies_emagic; reference_NN (one per
 arch: 300 distillation steps, STS-B and SST-2, each task recorded as it finishes); report (docs/search_study.md and
-docs/results/search_study/).
+docs/results/search_study/); pair_search (the showcase pair's searched student, docs/search_study/pair_design.md)
+and pair_search_task (its amendment 1: the same search by the task probe, exploratory).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -84,6 +86,8 @@ class Plan(StageResults):
                        for part in ("train", "held_out"))
         if stage.startswith("supernet_"):
             return (self.supernet(stage.removeprefix("supernet_")) / "config.json").is_file()
+        if stage == "pair_search":  # its latency table, which the exploratory searches share
+            return (self.out / "pair_latency_table.json").is_file()
         return True
 
     def data(self, task: str) -> Path:
@@ -271,12 +275,15 @@ def finetune_on_held_out(plan, model: Path, task: str, seed: int | None = None) 
 
 
 PAIR_LATENCY = 1.03  # the pair's cap: the cut's estimated latency × this (issue 29's goal)
+PAIR_EXPLORATORY = ("task",)  # pair_design.md amendment 1: the same search by another metric, deciding nothing
 
 
-def pair_search_stage(plan: Plan) -> dict:
+def pair_search_stage(plan: Plan, metric: str | None = None) -> dict:
     """The showcase pair's searched student (docs/search_study/pair_design.md): the MAGIC-AT supernet searched by the
     metric the study's decision rule chose, the hand-designed students scored first, inside the budget and at most
-    1.03 × the cut's latency (a per-op table measured here first; --quick: a FLOPs table, deterministic)."""
+    1.03 × the cut's latency (a per-op table measured here first; --quick: a FLOPs table, deterministic). With
+    ``metric`` (amendment 1's exploratory row ``pair_search_<metric>``): that metric instead, on ``pair_search``'s
+    table and cap, so that only the score differs."""
     import dataclasses
 
     import torch
@@ -286,22 +293,25 @@ def pair_search_stage(plan: Plan) -> dict:
 
     from magic_bert import MagicBertSupernetForMaskedLM
     from magic_bert.compression import bert_layers_arch, space_from_bert
-    from magic_bert.search.algorithms import measure_latency
+    from magic_bert.search.algorithms import LatencyTable, measure_latency
     from magic_bert.search.command import main_search
 
     decision = analyse(*load_results(plan.results))["decision"]
-    metric = decision["default"].partition("_")[0]  # task_stsb, task_sst2, task: the probe on STS-B (the design)
-    config = space_from_bert(plan.teacher)
-    if plan.args.quick:
-        table = _flops_table(config.search_space, 128)
+    table_path, name = plan.out / "pair_latency_table.json", "pair" if metric is None else f"pair_{metric}"
+    if metric is None:
+        metric = decision["default"].partition("_")[0]  # task_stsb, task_sst2, task: the probe on STS-B (the design)
+        config = space_from_bert(plan.teacher)
+        if plan.args.quick:
+            table = _flops_table(config.search_space, 128)
+        else:
+            torch.manual_seed(0)  # op timings do not depend on the weights
+            table = measure_latency(MagicBertSupernetForMaskedLM(config), seq_len=128, repeats=30)
+        write_json_atomic(table_path, dataclasses.asdict(table))
     else:
-        torch.manual_seed(0)  # op timings do not depend on the weights
-        table = measure_latency(MagicBertSupernetForMaskedLM(config), seq_len=128, repeats=30)
+        table = LatencyTable(**json.loads(table_path.read_text()))
     depth = json.loads((Path(plan.teacher) / "config.json").read_text())["num_hidden_layers"]
     cap = PAIR_LATENCY * table.latency(bert_layers_arch(plan.teacher, cut_layers(depth)))
-    table_path = plan.out / "pair_latency_table.json"
-    write_json_atomic(table_path, dataclasses.asdict(table))
-    output = plan.out / "searches" / "pair"
+    output = plan.out / "searches" / name
     flags = _search_flags(plan, "magic", metric, output)
     flags[flags.index("--seed_archs") + 1] = "auto"
     run(main_search, [*flags, "--latency_table", str(table_path), "--max_latency", repr(cap)])
@@ -331,7 +341,9 @@ def all_stages(plan: Plan) -> list[Stage]:
             Stage("report", report_stage, tuple(f"proxies_{s}" for s in SEARCHED_SUPERNETS)),
             Stage("pair_search", pair_search_stage, ("supernet_magic", "proxies_magic",
                                                      *(r.name for r in references), "splits") if count
-                  else ("archs",))]
+                  else ("archs",)),
+            *(Stage(f"pair_search_{metric}", partial(pair_search_stage, metric=metric), ("pair_search",))
+              for metric in PAIR_EXPLORATORY)]
 
 
 def run_study(args: StudyArguments) -> dict[str, float]:

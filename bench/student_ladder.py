@@ -116,6 +116,9 @@ class LadderArguments:
     searched_arch: str | None = arg(None, "The searched student of the showcase's pair (docs/search_study/"
                                           "pair_design.md): an arch, a JSON file with one, or the proxy study's "
                                           "pair_search result; adds the rows arch_searched*.")
+    searched_task_arch: str | None = arg(None, "The pair's exploratory searched student, by the task probe (pair_design"
+                                               ".md amendment 1; as --searched_arch): adds the rows "
+                                               "arch_searched_task*.")
 
 
 # What --quick changes: the protocols' epochs and lengths, the grid, the steps and the seeds.
@@ -152,6 +155,8 @@ class Plan(StageResults):
             return (Path(self.model(stage)) / "config.json").is_file()
         if stage == f"glue_teacher_tuned_s{self.seeds[0]}":  # its models teach the task-specific KD rows
             return all((self.task_teacher(task) / "config.json").is_file() for task in TASKS)
+        if stage == "pair_latency":  # every student of the pair timed in the same rounds
+            return set(self.pair_archs) <= set(self.result(stage)["archs"])
         return True
 
     def data(self, task: str) -> Path:
@@ -164,7 +169,7 @@ class Plan(StageResults):
     @property
     def pair_archs(self) -> dict[str, list[str]]:
         """The pair's students besides the cut (the ``kd_combined`` row): the uniform width cut and, if given, the
-        searched arch; each becomes the rows ``arch_<name>``."""
+        searched archs; each becomes the rows ``arch_<name>``."""
         from magic_bert.compression import bert_layers_arch, hand_designed_archs, space_from_bert
         from magic_bert.errors import invalid_value
         from magic_bert.search_space import load_arch
@@ -172,10 +177,11 @@ class Plan(StageResults):
         own = bert_layers_arch(self.teacher, [0])[:2]  # the teacher's [mha:H, ffn:I]
         archs = {name: arch for name, arch in hand_designed_archs(space_from_bert(self.teacher), own).items()
                  if name == "width_half"}
-        if self.args.searched_arch is not None:
-            with invalid_value("`searched_arch`"):
-                archs["searched"] = space_from_bert(self.teacher).search_space.validate(
-                    load_arch(self.args.searched_arch))
+        for name in ("searched", "searched_task"):
+            given = getattr(self.args, f"{name}_arch")
+            if given is not None:
+                with invalid_value(f"`{name}_arch`"):
+                    archs[name] = space_from_bert(self.teacher).search_space.validate(load_arch(given))
         return archs
 
     def task_teacher(self, task: str) -> Path:

@@ -145,6 +145,22 @@ def test_the_pair_search_takes_the_studys_metric_seeds_the_hand_designs_and_caps
     assert table.latency(best["arch"]) <= record["max_latency"]
 
 
+@pytest.mark.slow
+def test_the_exploratory_pair_search_differs_from_the_pair_search_only_by_its_metric(quick):
+    """pair_design.md amendment 1: the task probe's search on pair_search's latency table and cap, seeds included."""
+    from magic_bert.search.algorithms import LatencyTable
+
+    out, first, _ = quick
+    primary, record = _result(out, "pair_search"), _result(out, "pair_search_task")
+    assert list(first).index("pair_search") < list(first).index("pair_search_task")
+    assert record["metric"] == "task" and record["max_latency"] == primary["max_latency"]
+    best = json.loads((out / "searches" / "pair_task" / "arch.json").read_text())
+    assert record["arch"] == best["arch"] and best["metric"] == "task" and best["seed_archs"]
+    assert best["constraints"] == primary["search"]["constraints"]
+    table = LatencyTable(**json.loads((out / "pair_latency_table.json").read_text()))
+    assert table.latency(best["arch"]) <= record["max_latency"]
+
+
 def test_restored_results_without_the_slices_or_a_supernet_are_not_done(tmp_path):
     """Results committed from another machine come without outputs/: the stages whose files later stages read run
     again, and a reference or the pair search asks for them by name before anything runs."""
@@ -162,6 +178,11 @@ def test_restored_results_without_the_slices_or_a_supernet_are_not_done(tmp_path
     (plan.supernet("magic")).mkdir()
     (plan.supernet("magic") / "config.json").write_text("{}")
     assert plan.done("splits") and plan.done("supernet_magic") and not plan.done("supernet_spos")
+    (plan.results / "pair_search.json").write_text(json.dumps({"stage": "pair_search"}))
+    assert not plan.done("pair_search")  # its latency table, which pair_search_task reads, is not committed
+    (tmp_path / "pair_latency_table.json").write_text("{}")
+    assert plan.done("pair_search")
+    (plan.results / "pair_search.json").unlink()
     shutil.rmtree(plan.supernet("magic"))
     with pytest.raises(study.InputError, match=r"pair_search needs \['supernet_magic', 'proxies_magic'"):
         study.run_study(study.StudyArguments(output_dir=str(tmp_path), teacher=str(tmp_path), stages="pair_search"))

@@ -232,6 +232,8 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
                           (["--searched_arch", "mha:2 ffn:64"],
                            "`searched_arch`: Arch has 2 layers but the search space has num_hidden_layers=4"),
                           (["--searched_arch", "mha:2 ffn:7 identity identity"], "`searched_arch`: .*ffn:7"),
+                          (["--searched_task_arch", "mha:2 ffn:64"],
+                           "`searched_task_arch`: Arch has 2 layers but the search space has num_hidden_layers=4"),
                           (["--teacher", str(tmp_path / "o")], "`teacher` .* is not a BERT folder")):
         with pytest.raises(InputError, match=message):
             ladder.run_ladder(ladder.parse_one(ladder.LadderArguments, ["--teacher", str(teacher), *argv,
@@ -423,3 +425,29 @@ def test_a_rebuilt_teacher_is_kept_only_if_it_predicts_as_the_recorded_one(tmp_p
     assert (folder / "stsb" / "best_model").is_dir() == kept
     assert flags[-1] == "5e-05,0.0001,0.0002"  # the caller's flags untouched
     assert not ladder.same_predictions(recorded["predictions"][:-1], recorded["predictions"])
+
+
+def test_the_exploratory_searched_student_gets_the_pairs_rows_and_a_new_timing(tmp_path):
+    """pair_design.md amendment 1: --searched_task_arch adds the rows arch_searched_task*, and the pair's latency is
+    measured again until it has timed every student in the same rounds."""
+    from transformers import BertConfig
+
+    teacher = tmp_path / "teacher"
+    BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+               intermediate_size=64).save_pretrained(teacher)
+    arch = ["heads:1", "ffn:32", "identity", "ffn:64"]
+    args = ladder.parse_one(ladder.LadderArguments, ["--teacher", str(teacher), "--output_dir", str(tmp_path / "o"),
+                                                     "--seeds", "1,2", "--searched_task_arch", " ".join(arch)])
+    plan = ladder.make_plan(args)
+    assert plan.pair_archs["searched_task"] == arch and "searched" not in plan.pair_archs
+    names = [stage.name for stage in ladder.all_stages(plan)]
+    assert {"arch_searched_task", "glue_arch_searched_task_taskkdh_cutlr_s1",
+            "glue_arch_searched_task_taskkdh_cutlr_s2"} <= set(names)
+    assert ladder.task_kd_base("arch_searched_task_taskkdh") == "arch_searched_task"
+    plan.results.mkdir(parents=True)
+    timed = {"teacher": [], "cut": [], "width_half": []}
+    (plan.results / "pair_latency.json").write_text(json.dumps({"stage": "pair_latency", "archs": timed}))
+    assert not plan.done("pair_latency")
+    timed["searched_task"] = arch
+    (plan.results / "pair_latency.json").write_text(json.dumps({"stage": "pair_latency", "archs": timed}))
+    assert plan.done("pair_latency")
