@@ -1,13 +1,15 @@
-"""The report of the showcase's primary pair, second round (docs/search_study/pair_design.md), from the ablation
-ladder's stage JSONs alone: the DistilBERT-style cut (the recipe's row), the uniform width cut and the searched
-student, each fine-tuned with the same recipe; the primary comparison (searched − cut, paired bootstrap over seeds ×
-dev examples), latency, and the goal check. Writes <docs>/search_pair.md and
+"""The showcase's primary pair, second round (docs/search_study/pair_design.md): its latency stage (the teacher and
+the pair's students timed in the same rounds) and its report from the ablation ladder's stage JSONs alone: the
+DistilBERT-style cut (the recipe's row), the uniform width cut and the searched students, each fine-tuned with the
+same recipe; the primary comparison (searched − cut, paired bootstrap over seeds × dev examples), latency, and the
+goal check. Writes <docs>/search_pair.md and
 <docs>/results/student_recipe/pair_summary.json."""
 
 from __future__ import annotations
 
 import json
 import statistics
+from functools import partial
 from pathlib import Path
 
 from ladder_report import COLUMNS, TASKS, collect, summarise
@@ -93,6 +95,31 @@ def _comparison_line(name: str, boot: dict | None) -> str:
             f"{boot['samples']} resamples): the interval {where}.")
 
 
+def pair_latency_stage(plan) -> dict:
+    """Forward time at batch 1, sequence 128 of the teacher and the pair's students (the cut and ``pair_archs``) as
+    the package builds them (a head-pruned layer's projections really smaller), interleaved in one process."""
+    import torch
+    from student_ladder import cut_layers  # imported here: the ladder imports this module
+
+    from magic_bert import MagicBertModel
+    from magic_bert.compression import bert_layers_arch, space_from_bert
+    from magic_bert.timing import interleaved_medians
+
+    config, seq = space_from_bert(plan.teacher), 32 if plan.args.quick else 128
+    archs = {"teacher": bert_layers_arch(plan.teacher, range(plan.teacher_layers)),
+             "cut": bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers)), **plan.pair_archs}
+    torch.manual_seed(0)
+    models = {name: MagicBertModel(config.with_arch(arch)).eval() for name, arch in archs.items()}
+    ids = torch.randint(5, config.vocab_size, (1, seq))
+    rounds = 3 if plan.args.quick else 50
+    with torch.inference_mode():
+        medians = interleaved_medians({name: partial(model, ids, attention_mask=torch.ones_like(ids))
+                                       for name, model in models.items()}, rounds=rounds)
+    return {"batch": 1, "seq_len": seq, "threads": torch.get_num_threads(), "rounds": rounds, "archs": archs,
+            "encoder_params": {name: config.search_space.encoder_params(arch) for name, arch in archs.items()},
+            "median_seconds": medians, "ratio_to_cut": {name: t / medians["cut"] for name, t in medians.items()}}
+
+
 def write_pair_report(results: Path, docs: Path, kind: str, samples: int = 2000) -> dict:
     analysis = analyse(results, kind, samples)
     latency = analysis["latency"]
@@ -133,4 +160,4 @@ def write_pair_report(results: Path, docs: Path, kind: str, samples: int = 2000)
             if teacher is not None and analysis["students"] else None}
 
 
-__all__ = ["analyse", "compare", "pair_rows", "write_pair_report"]
+__all__ = ["analyse", "compare", "pair_latency_stage", "pair_rows", "write_pair_report"]

@@ -487,30 +487,6 @@ REPORTS = ("report", "pair_report")  # made again on every run that selects them
 PAIR_ROW_KIND = "taskkdh"  # the recipe's row: kd_combined fine-tuned with task KD of logits and hidden states
 
 
-def pair_latency_stage(plan: Plan) -> dict:
-    """Forward time at batch 1, sequence 128 of the teacher and the pair's students (the cut and ``pair_archs``) as
-    the package builds them (a head-pruned layer's projections really smaller), interleaved in one process."""
-    import torch
-
-    from magic_bert import MagicBertModel
-    from magic_bert.compression import bert_layers_arch, space_from_bert
-    from magic_bert.timing import interleaved_medians
-
-    config, seq = space_from_bert(plan.teacher), 32 if plan.args.quick else 128
-    archs = {"teacher": bert_layers_arch(plan.teacher, range(plan.teacher_layers)),
-             "cut": bert_layers_arch(plan.teacher, cut_layers(plan.teacher_layers)), **plan.pair_archs}
-    torch.manual_seed(0)
-    models = {name: MagicBertModel(config.with_arch(arch)).eval() for name, arch in archs.items()}
-    ids = torch.randint(5, config.vocab_size, (1, seq))
-    rounds = 3 if plan.args.quick else 50
-    with torch.inference_mode():
-        medians = interleaved_medians({name: partial(model, ids, attention_mask=torch.ones_like(ids))
-                                       for name, model in models.items()}, rounds=rounds)
-    return {"batch": 1, "seq_len": seq, "threads": torch.get_num_threads(), "rounds": rounds, "archs": archs,
-            "encoder_params": {name: config.search_space.encoder_params(arch) for name, arch in archs.items()},
-            "median_seconds": medians, "ratio_to_cut": {name: t / medians["cut"] for name, t in medians.items()}}
-
-
 def pair_report_stage(plan: Plan) -> dict:
     from pair_report import write_pair_report
 
@@ -577,6 +553,8 @@ def all_stages(plan: Plan) -> list[Stage]:
         needs = (*rows[VARIANT_ROW], "splits", f"glue_{VARIANT_ROW}_{base}_s{seeds[0]}", *extra)
         stages.append(Stage(f"glue_{VARIANT_ROW}_{protocol}_s{seeds[0]}",
                             partial(stage, VARIANT_ROW, protocol, seeds[0]), needs))
+    from pair_report import pair_latency_stage
+
     return [*stages, Stage("pair_latency", pair_latency_stage), Stage("report", report_stage),
             Stage("pair_report", pair_report_stage, ("pair_latency",))]
 
