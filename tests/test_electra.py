@@ -20,6 +20,8 @@ from magic_bert.training.electra import (
     GENERATOR_FOLDER,
     DiscriminatorHead,
     ElectraGenerator,
+    ElectraObjective,
+    base_rate_loss,
     default_generator_arch,
     detection_loss,
     generator_config,
@@ -90,6 +92,31 @@ def test_the_generator_is_narrower_and_decodes_with_the_discriminators_embedding
     assert DiscriminatorHead(config)(torch.zeros(2, 12, config.hidden_size)).shape == (2, 12)
 
 
+def test_the_base_rate_is_the_constant_answer_kept_on_the_same_corrupted_tokens():
+    assert base_rate_loss(0.2) == pytest.approx(-(0.2 * math.log(0.2) + 0.8 * math.log(0.8)), rel=1e-12)
+    assert base_rate_loss(0.0) == 0.0 and base_rate_loss(1.0) == 0.0
+    config, supernet = _tiny()
+    head = DiscriminatorHead(config)
+    torch.nn.init.zeros_(head.predictions.dense_prediction.weight)
+    torch.nn.init.constant_(head.predictions.dense_prediction.bias, -3.0)  # "kept" everywhere, logit -3
+    electra = ElectraObjective(ElectraGenerator(generator_config(config, default_generator_arch(config))), head, 50.0)
+    torch.manual_seed(1)
+    ids = torch.randint(5, config.vocab_size, (3, 16))
+    attention_mask = torch.ones_like(ids)
+    attention_mask[1, 12:] = 0  # padding is never scored
+    labels = torch.where(torch.rand(ids.shape) < 0.4, ids, -100)
+    batch = {"input_ids": torch.where(labels != -100, 4, ids), "attention_mask": attention_mask, "labels": labels}
+    extra = {"arch": ["mha:2", "ffn:256"] * 2}
+    scored = electra.example_sums(supernet, batch, 7, extra)
+    base = electra.base_rate_sums(supernet, batch, 7, extra)
+    assert base[:, 0].sum() > 0  # some tokens were replaced
+    assert base[:, 2].tolist() == scored[:, 2].tolist() == [16.0, 12.0, 16.0]
+    assert base[:, 1].tolist() == scored[:, 1].tolist()  # the same corruption: its correct answers are the kept ones
+    softplus = torch.nn.functional.softplus
+    by_hand = base[:, 0] * softplus(torch.tensor(3.0)) + base[:, 1] * softplus(torch.tensor(-3.0))
+    assert torch.allclose(scored[:, 0].double(), by_hand.double(), rtol=1e-5)
+
+
 def test_the_loss_is_the_generators_plus_lambda_times_the_detection_loss(tmp_path, small):
     out = tmp_path / "run"
     result = run(*small, "--max_train_steps", 3, "--rtd_weight", 20, "--output_dir", out)
@@ -101,6 +128,11 @@ def test_the_loss_is_the_generators_plus_lambda_times_the_detection_loss(tmp_pat
     results = json.loads((out / "all_results.json").read_text())
     assert results["objective"] == "electra" and "unigram_loss" not in results
     assert 0 < results["eval_loss"] < 2 and 0.5 < results["eval_accuracy"] <= 1  # detection, per real token
+    share = results["replaced_share"]  # the base rate on the same held-out corruption: "kept" everywhere
+    assert 0 < share < 0.2 and results["base_rate_accuracy"] == pytest.approx(1 - share, rel=1e-12)
+    assert results["base_rate_loss"] == pytest.approx(base_rate_loss(share), rel=1e-12)
+    assert "base rate" in pretraining.results_table(results) and f"{share:.1%} replaced" in \
+        pretraining.results_table(results)
     saved = out / GENERATOR_FOLDER
     generator = ElectraGenerator(MagicBertConfig.from_pretrained(saved))
     generator.load_state_dict(load_file(saved / "generator.safetensors"))

@@ -14,6 +14,7 @@ equals the original token counts as not replaced. The discriminator's masked-LM 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,6 +149,13 @@ def replace_masked(input_ids: torch.Tensor, labels: torch.Tensor, generator_logi
     return corrupted, replaced
 
 
+def base_rate_loss(replaced_share: float) -> float:
+    """The detection loss of the best constant answer, the binary entropy of the replaced share (nats): what a
+    discriminator that learned nothing from the text scores (the counterpart of masked-LM's unigram baseline)."""
+    p = min(max(replaced_share, 0.0), 1.0)
+    return -sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0)
+
+
 def detection_loss(logits: torch.Tensor, replaced: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of the discriminator's logits over the real (non-padding) tokens."""
     real = attention_mask.bool()
@@ -213,6 +221,16 @@ class ElectraObjective:
         correct = ((logits > 0) == replaced).float()
         return torch.stack([(token_loss * real).sum(1), (correct * real).sum(1), real.sum(1).float()], dim=1)
 
+    @torch.no_grad()
+    def base_rate_sums(self, model, batch: dict[str, torch.Tensor], index: int, extra: dict) -> torch.Tensor:
+        """(batch, 3) for :func:`~magic_bert.evaluation.evaluate_mlm`, as :meth:`example_sums` corrupts: each
+        example's replaced tokens, kept tokens and real tokens. Its "loss" is the held-out replaced share, its
+        "accuracy" that of answering "kept" everywhere (the model is not run)."""
+        _, replaced = self.corrupt_held_out(model, batch, index)
+        real = batch["attention_mask"].bool()
+        replaced = (replaced & real).sum(1).double()
+        return torch.stack([replaced, real.sum(1) - replaced, real.sum(1).double()], dim=1)
+
     def held_out_loss(self, model, batch: dict[str, torch.Tensor], index: int, extra: dict) -> torch.Tensor:
         """The detection loss of ``model`` on held-out ``batch`` (corrupted as :meth:`example_sums` does), with its
         gradient: what the interference analysis differentiates for an ELECTRA supernet."""
@@ -223,16 +241,24 @@ class ElectraObjective:
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's detection logits on ``batch`` corrupted by the generator (in eval mode, no gradient through
         it, seeded by ``index``) and which tokens were replaced."""
+        with torch.no_grad():
+            corrupted, replaced = self.corrupt_held_out(model, batch, index)
+        outputs = model(**corrupted, output_hidden_states=True, masked_logits_only=True, **extra)
+        return self.head(outputs.hidden_states[-1]).float(), replaced
+
+    def corrupt_held_out(self, model, batch: dict[str, torch.Tensor], index: int
+                         ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``batch`` corrupted by the generator in eval mode, sampled from ``index`` alone, and which tokens were
+        replaced."""
         self.reseed(batch["input_ids"].device, "held-out", index)
         unwrapped = getattr(model, "module", model)
         generator_was_training = self.generator.training
         self.generator.eval()
-        with torch.no_grad():
-            corrupted, replaced, _ = self.corrupt(batch, unwrapped.bert.embeddings)
+        corrupted, replaced, _ = self.corrupt(batch, unwrapped.bert.embeddings)
         self.generator.train(generator_was_training)
-        outputs = model(**corrupted, output_hidden_states=True, masked_logits_only=True, **extra)
-        return self.head(outputs.hidden_states[-1]).float(), replaced
+        return corrupted, replaced
 
 
-__all__ = ["GENERATOR_FOLDER", "DiscriminatorHead", "ElectraGenerator", "ElectraObjective", "default_generator_arch",
-           "detection_loss", "electra_generator_config", "generator_config", "load_electra", "replace_masked"]
+__all__ = ["GENERATOR_FOLDER", "DiscriminatorHead", "ElectraGenerator", "ElectraObjective", "base_rate_loss",
+           "default_generator_arch", "detection_loss", "electra_generator_config", "generator_config", "load_electra",
+           "replace_masked"]

@@ -49,6 +49,7 @@ from .electra import (
     DiscriminatorHead,
     ElectraGenerator,
     ElectraObjective,
+    base_rate_loss,
     electra_generator_config,
 )
 from .losses import build_loss_terms, resolve_precision
@@ -408,11 +409,16 @@ class PretrainRecipe:
     # -- finish ------------------------------------------------------------------------------------------------
     def _reference_scores(self) -> dict:
         """What the final score is to be read against, on the same masked tokens: a model of token frequencies
-        only (the unigram baseline) and, for a supernet, a random child inside the budget."""
-        scores = {}
-        if self.electra is None:  # (a detection score has no unigram counterpart)
+        only (the unigram baseline; with ELECTRA the constant answer "kept", the base rate) and, for a supernet, a
+        random child inside the budget."""
+        if self.electra is None:
             unigram = unigram_baseline(unigram_sample(self.train_set), self.held_out, len(self.tokenizer))
             scores = {"unigram_loss": unigram.loss, "unigram_accuracy": unigram.accuracy}
+        else:  # detection's counterpart: the constant answer "kept" on the same corrupted tokens
+            share = evaluate_mlm(self.unwrapped, self.eval_dataloader, self.accelerator,
+                                 example_sums=self.electra.base_rate_sums)
+            scores = {"replaced_share": share.loss, "base_rate_loss": base_rate_loss(share.loss),
+                      "base_rate_accuracy": share.accuracy}
         child = self.strategy.random_child()
         if child is not None:
             random_score = self.score(self.eval_dataloader, child)
@@ -525,10 +531,14 @@ def results_table(results: dict) -> str:
     electra = results.get("objective") == "electra"
     if not electra:
         row("unigram baseline", results["unigram_loss"], results["unigram_accuracy"], ["(token frequencies only)"])
+    elif "base_rate_loss" in results:
+        row("base rate", results["base_rate_loss"], results["base_rate_accuracy"], ['("kept" for every token)'])
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip() for r in rows]
     if electra:
-        first = "replaced-token detection over every real token (the generator's samples); "
+        share = results.get("replaced_share")
+        first = "replaced-token detection over every real token" + \
+            (f" ({share:.1%} replaced by the generator's samples); " if share is not None else "; ")
     else:
         ratio = results["eval_accuracy"] / results["unigram_accuracy"] if results["unigram_accuracy"] else float("inf")
         first = f"accuracy {ratio:.2f}x the unigram baseline; perplexity {results['eval_perplexity']:.2f}; "
