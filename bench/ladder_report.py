@@ -17,6 +17,9 @@ from showcase_report import paired_bootstrap
 from magic_bert.io_utils import write_json_atomic, write_text_atomic
 
 TASKS = ("mrpc", "stsb", "cola", "sst2")
+# Fine-tuning seeds kept apart for the pair's confirmatory round (docs/search_study/pair_design.md, amendment 2):
+# reported by the pair report's own section, never pooled into the ladder's rows or the primary pair.
+CONFIRMATORY_SEEDS = frozenset({45, 46, 47})
 COLUMNS = ("MRPC F1", "STS-B Spearman", "CoLA MCC", "SST-2 acc")
 ROWS = {"teacher": "teacher (all-MiniLM-L6-v2)", "cut": "cut: layers 0, 2, 4, no distillation",
         "kd_showcase": "cut + today's distillation (masked-LM + hidden MSE)",
@@ -76,12 +79,17 @@ BOOTSTRAP_RUNGS = {1, 2} | {i for i, rung in enumerate(RUNGS)
                             or rung[3].endswith(("_stilts", "_swap", "_aug"))}
 
 
-def collect(results: Path, showcase_results: Path | None) -> dict[tuple[str, str], dict[int, dict]]:
-    """``{(row, protocol): {seed: tasks}}`` from the ladder's glue stages and the showcase's committed ones."""
+def collect(results: Path, showcase_results: Path | None, confirmatory: bool = False
+            ) -> dict[tuple[str, str], dict[int, dict]]:
+    """``{(row, protocol): {seed: tasks}}`` from the ladder's glue stages and the showcase's committed ones; the
+    pair's confirmatory seeds (:data:`CONFIRMATORY_SEEDS`) are left out, or with ``confirmatory`` they alone kept."""
     runs: dict[tuple[str, str], dict[int, dict]] = {}
     for path in sorted(results.glob("glue_*.json")):
         result = json.loads(path.read_text())
-        runs.setdefault((result["row"], result["protocol"]), {})[result["seed"]] = result["tasks"]
+        if (result["seed"] in CONFIRMATORY_SEEDS) == confirmatory:
+            runs.setdefault((result["row"], result["protocol"]), {})[result["seed"]] = result["tasks"]
+    if confirmatory:
+        return runs
     if showcase_results is not None:
         for path in sorted(showcase_results.glob("glue_*_s*.json")):
             match = re.fullmatch(r"glue_(.+)_s(\d+)", path.stem)
