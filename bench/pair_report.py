@@ -9,6 +9,7 @@ goal check; then amendment 2's confirmatory round (the task-searched student aga
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from functools import partial
 from pathlib import Path
@@ -117,10 +118,12 @@ def pair_latency_stage(plan) -> dict:
     models = {name: MagicBertModel(config.with_arch(arch)).eval() for name, arch in archs.items()}
     ids = torch.randint(5, config.vocab_size, (1, seq))
     rounds = 3 if plan.args.quick else 50
+    load = os.getloadavg()[0]  # other work on the machine: interleaving evens it out, but a ratio still moves
     with torch.inference_mode():
         medians = interleaved_medians({name: partial(model, ids, attention_mask=torch.ones_like(ids))
                                        for name, model in models.items()}, rounds=rounds)
-    return {"batch": 1, "seq_len": seq, "threads": torch.get_num_threads(), "rounds": rounds, "archs": archs,
+    return {"batch": 1, "seq_len": seq, "threads": torch.get_num_threads(), "rounds": rounds, "load_average": load,
+            "archs": archs,
             "encoder_params": {name: config.search_space.encoder_params(arch) for name, arch in archs.items()},
             "median_seconds": medians, "ratio_to_cut": {name: t / medians["cut"] for name, t in medians.items()}}
 
@@ -157,7 +160,9 @@ def write_pair_report(results: Path, docs: Path, kind: str, samples: int = 2000)
              f"Teacher (all-MiniLM-L6-v2, tuned protocol, seeds {analysis['teacher_seeds']}): "
              + (f"{teacher:.1f}." if teacher is not None else "not run yet."),
              f"Latency: batch {latency['batch']}, sequence {latency['seq_len']}, {latency['threads']} threads, "
-             f"medians of {latency['rounds']} interleaved rounds; over the cut's: " + ", ".join(
+             f"medians of {latency['rounds']} interleaved rounds"
+             + (f", the machine's 1-minute load average {latency['load_average']:.1f} before timing"
+                if "load_average" in latency else "") + "; over the cut's: " + ", ".join(
                  f"{name} {ratio:.3f}" for name, ratio in latency["ratio_to_cut"].items() if name != "cut")
              + f" (the goal's cap {GOAL_LATENCY}).", "",
              "## Amendment 2: the confirmatory round (fine-tuning seeds "

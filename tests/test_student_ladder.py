@@ -217,6 +217,7 @@ def test_the_pair_report_compares_each_student_with_the_cut(quick):
     assert (f"over the cut's: teacher {ratios['teacher']:.3f}, width_half {ratios['width_half']:.3f}, searched "
             f"{ratios['searched']:.3f} (the goal's cap 1.03)") in page
     assert set(summary["goal"]) == {"interval_above_zero", "latency_within", "share_at_least", "met"}
+    assert f"the machine's 1-minute load average {latency['load_average']:.1f} before timing" in page
 
 
 def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
