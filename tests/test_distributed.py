@@ -146,7 +146,7 @@ RECIPE_WORKER = textwrap.dedent("""
         return hashlib.sha256(b"".join(state[k].contiguous().numpy().tobytes() for k in sorted(state))).hexdigest()
 
     report = {"weights": digest(result.model), "archs": result.archs, "anchor_history": result.anchor_history,
-              "eval_loss": result.results["eval_loss"]}
+              "eval_loss": result.results["eval_loss"], "replaced_share": result.results.get("replaced_share")}
     for name in modules:  # the run's other trained modules (a KD projection, ELECTRA's generator and head)
         report[name] = digest(recipe.accelerator.unwrap_model(operator.attrgetter(name)(recipe)))
     with open(f"{out}.rank{os.environ['RANK']}.json", "w") as f:
@@ -184,3 +184,4 @@ def test_two_processes_train_e_magic_at_identically(tmp_path, word_tokenizer_dir
                                                           "electra", "--anchor_swap_margin", "0"],
                                     ["electra.generator", "electra.head"], port=29537)
     assert rank0 == rank1 and len(rank0["archs"]) == 4 and 0 < rank0["eval_loss"] < 2
+    assert 0 < rank0["replaced_share"] < 0.3  # the base rate, gathered over both ranks' held-out batches
