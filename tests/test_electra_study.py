@@ -52,7 +52,14 @@ def test_fine_tuning_scores_held_out_slices_and_the_report_reads_the_results(qui
     summary = json.loads((out / "docs" / "results" / "electra_study" / "summary.json").read_text())
     scores = {o: [_result(out, f"finetune_{o}_s{s}")["score"] for s in (1, 2)] for o in study.OBJECTIVES}
     assert summary["electra_minus_mlm"] == pytest.approx(sum(scores["electra"]) / 2 - sum(scores["mlm"]) / 2)
-    assert "ELECTRA − masked-LM" in (out / "docs" / "electra_study.md").read_text()
+    page = (out / "docs" / "electra_study.md").read_text()
+    assert "ELECTRA − masked-LM" in page
+    for objective, baseline in (("mlm", "unigram_loss"), ("electra", "base_rate_loss")):
+        runs = [_result(out, f"pretrain_{objective}_s{s}")["results"] for s in (1, 2)]
+        loss, base = (sum(r[key] for r in runs) / 2 for key in ("eval_loss", baseline))
+        assert f"| {objective} | {runs[0]['train_steps']} | " in page and f" | {loss:.3f} ({base:.3f}) | " in page
+        minutes = sum(r["train_seconds"] for r in runs) / 60
+        assert summary["summary"][objective]["wall_minutes"] == pytest.approx(minutes)
 
 
 def test_restored_results_without_an_encoder_are_pretrained_again_but_still_reported(tmp_path):
