@@ -46,9 +46,10 @@ def analyse(results: Path, kind: str, samples: int = 2000, confirmatory: bool = 
     """The pair's students against the cut and the goal check: the primary round (the searched student, every seed
     but the confirmatory ones) or, with ``confirmatory``, amendment 2's round (``searched_task`` on
     :data:`CONFIRMATORY_SEEDS` alone). The teacher's average is the primary seeds' in both."""
-    runs = collect(results, None, confirmatory)
+    primary = collect(results, None)
+    runs = collect(results, None, confirmatory=True) if confirmatory else primary
     latency = json.loads((results / "pair_latency.json").read_text())
-    teacher = collect(results, None).get(("teacher", "tuned"))
+    teacher = primary.get(("teacher", "tuned"))
     teacher_average = summarise(teacher, held_out=True)["average"]["mean"] if teacher else None
     rows = pair_rows(kind)
     names, judged = (("cut", "searched_task"), "searched_task") if confirmatory else (tuple(rows), "searched")
