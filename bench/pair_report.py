@@ -68,7 +68,10 @@ def analyse(results: Path, kind: str, samples: int = 2000, confirmatory: bool = 
            "versus_cut": {name: compare(runs, rows[name], rows["cut"], samples) for name in OTHERS
                           if name in students and "cut" in students}}
     student, comparison = students.get(judged), out["versus_cut"].get(judged)
-    if student and comparison:
+    # The confirmatory round is read once, when both rows have every one of its seeds (amendment 2).
+    complete = not confirmatory or all(name in students and set(students[name]["summary"]["seeds"])
+                                       >= CONFIRMATORY_SEEDS for name in names)
+    if student and comparison and complete:
         out["goal"] = {"interval_above_zero": comparison["low"] > 0,
                        "latency_within": student["latency_to_cut"] <= GOAL_LATENCY,
                        "share_at_least": student["share_of_teacher"] is not None

@@ -71,16 +71,14 @@ def test_the_confirmatory_seeds_are_compared_alone_and_pooled_nowhere_else(resul
     difference = statistics.mean(_average(fresh[ROWS["searched_task"]][s]) - _average(fresh[ROWS["cut"]][s])
                                  for s in (45, 46))
     assert boot["difference"] == pytest.approx(difference)
-    share = confirmatory["students"]["searched_task"]["share_of_teacher"]
-    assert confirmatory["goal"] == {"interval_above_zero": boot["low"] > 0, "latency_within": True,
-                                    "share_at_least": share >= pair_report.GOAL_SHARE,
-                                    "met": boot["low"] > 0 and share >= pair_report.GOAL_SHARE}
+    # Two of the round's three seeds: compared, but the goal is not read before the round is complete.
+    assert "goal" not in confirmatory
     docs = tmp_path / "docs"
     pair_report.write_pair_report(results, docs, "taskkdh", samples=200)
     page = (docs / "search_pair.md").read_text()
     primary_part, round_part = page.split("## Amendment 2: the confirmatory round (fine-tuning seeds 45, 46, 47)")
     assert "- Goal: not decided yet (the searched student" in primary_part
-    assert f"[{boot['low']:+.2f}, {boot['high']:+.2f}] (2 paired seeds" in round_part and "- Goal (interval" in \
-        round_part
+    assert f"[{boot['low']:+.2f}, {boot['high']:+.2f}] (2 paired seeds" in round_part
+    assert "- Goal: not decided yet (the task-searched student" in round_part and "- Goal (interval" not in round_part
     summary = json.loads((docs / "results" / "student_recipe" / "pair_summary.json").read_text())
     assert summary["confirmatory"]["versus_cut"]["searched_task"] == boot
